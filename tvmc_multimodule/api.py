@@ -1,0 +1,112 @@
+"""The Python API, as TVM users knew it: compile_model, export/load_model_library_format.
+
+compile_model runs the stages in order:
+frontends (file -> Relax) -> pipeline (passes, lowering, static program, memory plan)
+-> codegen (C sources, header) -> CompiledModule.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from . import codegen, frontends, pipeline
+from .errors import InternalError, TvmcError, UsageError
+from .model import CompiledModule, ImportedModel, OperatorInfo, TensorInfo
+from .names import check_module_name
+from .target import parse_target
+
+log = logging.getLogger(__name__)
+
+
+def _resolve_tensors(declared: tuple[TensorInfo, ...], compiled: list[tuple[tuple[int, ...], str]],
+                     what: str) -> list[TensorInfo]:
+    """The model's own names and shapes, checked against what the compiled program uses."""
+    if len(declared) != len(compiled):
+        raise InternalError(f"the model declares {len(declared)} {what}s, the compiled "
+                            f"program has {len(compiled)}")
+    result = []
+    for info, (shape, dtype) in zip(declared, compiled):
+        same_size = (-1 not in info.shape
+                     and int(np.prod(info.shape, dtype=np.int64)) == int(np.prod(shape, dtype=np.int64)))
+        # keep the declared shape ([1,N] vs the [1,1,1,N] TVM may produce) when sizes agree
+        keep = info.shape if same_size else shape
+        result.append(TensorInfo(info.name, info.c_name, tuple(keep), dtype, info.quant))
+    return result
+
+
+def _compile_imported(imported: ImportedModel, target_text: str, opt_level: int,
+                      pass_config: dict[str, Any] | None) -> CompiledModule:
+    import tvm
+
+    name = imported.name
+    target = tvm.target.Target("c")
+    lowered = pipeline.lower_relax(imported.relax_module, opt_level)
+    program = pipeline.build_program(lowered)
+    operators = pipeline.lower_operators(lowered, f"tvmgen_{name}_", target, pass_config)
+    scratch = max((s.scratch_bytes for s in operators.signatures.values()), default=0)
+    plan = pipeline.plan_memory(program, scratch)
+    inputs = _resolve_tensors(imported.inputs, program.input_types, "input")
+    outputs = _resolve_tensors(imported.outputs, program.output_types, "output")
+    sources = {
+        f"{name}_lib0.c": codegen.operators_source(operators.host_module, target, name),
+        f"{name}_lib1.c": codegen.runner_source(name, program, plan, operators.signatures,
+                                                inputs, outputs),
+        f"{name}_lib2.c": codegen.static_workspace_source(name, plan.workspace_bytes),
+    }
+    return CompiledModule(
+        name=name, model_path=imported.path, model_format=imported.model_format,
+        target=target_text, inputs=inputs, outputs=outputs, sources=sources,
+        header=codegen.module_header(name, inputs, outputs, plan.workspace_bytes),
+        relax_text=imported.relax_module.script(show_meta=False),
+        params={f"const_{i}": array for i, array in enumerate(program.constants)},
+        operators=[OperatorInfo(s.c_name, s.scratch_bytes)
+                   for s in sorted(operators.signatures.values(), key=lambda s: s.c_name)],
+        workspace_bytes=plan.workspace_bytes,
+        constants_bytes=int(sum(a.nbytes for a in program.constants)),
+        options={"opt_level": opt_level, "pass_config": dict(pass_config or {}),
+                 "executor": "aot", "runtime": "crt", "interface_api": "c",
+                 "unpacked_api": True},
+    )
+
+
+def compile_model(path: str, module_name: str = "default", target: str = "c",
+                  input_shapes: dict[str, list[int]] | None = None,
+                  model_format: str | None = None, opt_level: int = 3,
+                  pass_config: dict[str, Any] | None = None) -> CompiledModule:
+    """Compile one TFLite or ONNX model to plain C (symbols prefixed `tvmgen_<module_name>_`)."""
+    bad_name = check_module_name(module_name)
+    if bad_name:
+        raise bad_name.located(path=path)
+    if not 0 <= opt_level <= 3:
+        raise UsageError(f"opt level {opt_level} is not in 0..3")
+    spec = parse_target(target)
+    start = time.perf_counter()
+    imported = frontends.import_model(path, module_name, model_format, input_shapes)
+    try:
+        compiled = _compile_imported(imported, spec.canonical, opt_level, pass_config)
+    except TvmcError as err:
+        raise err.located(module=module_name, path=path)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        raise InternalError(f"compilation failed: {type(exc).__name__}: {first[:300]}",
+                            module=module_name, path=path) from exc
+    compiled.compile_seconds = time.perf_counter() - start
+    log.info("compiled %s (%s) in %.2f s", module_name, path, compiled.compile_seconds)
+    return compiled
+
+
+def export_model_library_format(modules: CompiledModule | list[CompiledModule], path: str) -> str:
+    """Write one MLF v7 archive holding every module; returns `path`."""
+    from .mlf import export_model_library_format as export
+
+    return export(modules, path)
+
+
+def load_model_library_format(path: str) -> Any:
+    """Read an MLF archive (v7 with any number of modules, or single-module v5/v6)."""
+    from .mlf import load_model_library_format as load
+
+    return load(path)

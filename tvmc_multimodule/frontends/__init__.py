@@ -1,0 +1,30 @@
+"""Stage 1: a model file -> ImportedModel (Relax IRModule + the tensors it declares)."""
+from __future__ import annotations
+
+from ..errors import TvmcError, UnsupportedError
+from ..model import ImportedModel
+from .detect import FORMATS, check_readable, detect_format
+
+
+def import_model(path: str, name: str, model_format: str | None = None,
+                 input_shapes: dict[str, list[int]] | None = None) -> ImportedModel:
+    """Read `path` with the frontend for its format."""
+    fmt = detect_format(path, model_format)
+    try:
+        if fmt == "tflite":
+            from .tflite import import_tflite
+
+            return import_tflite(path, name, input_shapes)
+        from .onnx import import_onnx
+
+        return import_onnx(path, name, input_shapes)
+    except TvmcError as err:
+        raise err.located(module=name, path=path)
+    except Exception as exc:  # the TVM frontends raise anything from ValueError to TVMError
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        raise UnsupportedError(f"the {fmt} frontend failed: {first[:300]}", module=name,
+                               path=path, hint="the model uses a feature TVM's Relax frontend "
+                               "cannot convert") from exc
+
+
+__all__ = ["import_model", "detect_format", "check_readable", "FORMATS"]

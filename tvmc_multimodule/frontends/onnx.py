@@ -1,0 +1,171 @@
+"""ONNX file -> Relax IRModule, with every unsupported feature named up front."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError, UnsupportedError
+from ..model import ImportedModel, TensorInfo
+from ..names import unique_c_names
+
+_CONTROL_FLOW = {"If", "Loop", "Scan"}
+_STANDARD_DOMAINS = {"", "ai.onnx"}
+_SPARSE_TYPE = "sparse_tensor_type"
+
+
+def _load(path: str) -> Any:
+    import onnx
+
+    try:
+        model = onnx.load(path)
+    except Exception as exc:  # protobuf raises DecodeError, but also ValueError, RuntimeError...
+        raise ModelError(f"not a valid ONNX file ({type(exc).__name__})", path=path,
+                         hint="re-export or re-download the model") from None
+    if not model.HasField("graph") or not model.graph.node:
+        raise ModelError("ONNX file holds no graph", path=path,
+                         hint="re-export or re-download the model")
+    return model
+
+
+def _supported_ops() -> set[str]:
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    return set(onnx_frontend._get_convert_map())
+
+
+def unsupported_features(model: Any) -> list[str]:
+    """Every reason the Relax ONNX frontend + our C path cannot take this model."""
+    supported = _supported_ops()
+    counts: Counter[str] = Counter()
+    custom: Counter[str] = Counter()
+    control: Counter[str] = Counter()
+    for node in model.graph.node:
+        if node.domain not in _STANDARD_DOMAINS:
+            custom[f"{node.domain}::{node.op_type}"] += 1
+        elif node.op_type in _CONTROL_FLOW:
+            control[node.op_type] += 1
+        elif node.op_type not in supported:
+            counts[node.op_type] += 1
+    problems = []
+    if counts:
+        problems.append("unsupported operators: " + _counted(counts))
+    if custom:
+        problems.append("custom operators: " + _counted(custom))
+    if control:
+        problems.append("control flow is not supported: " + _counted(control))
+    if model.graph.sparse_initializer:
+        problems.append(f"{len(model.graph.sparse_initializer)} sparse initializer(s)")
+    for value in list(model.graph.input) + list(model.graph.output):
+        if value.type.WhichOneof("value") == _SPARSE_TYPE:
+            problems.append(f"sparse tensor '{value.name}'")
+    return problems
+
+
+def _counted(counts: Counter[str]) -> str:
+    return ", ".join(f"{name} (x{n})" if n > 1 else name for name, n in sorted(counts.items()))
+
+
+def _check_wiring(model: Any, path: str) -> None:
+    """Every node input must come from somewhere: catches missing initializers."""
+    known = {v.name for v in model.graph.input} | {t.name for t in model.graph.initializer}
+    missing = []
+    for node in model.graph.node:
+        for name in node.input:
+            if name and name not in known and name not in missing:
+                missing.append(name)
+        known.update(node.output)
+    if missing:
+        raise ModelError("tensors used but never defined (missing initializer?): "
+                         + ", ".join(missing[:10]), path=path,
+                         hint="the file is incomplete; re-export the model")
+
+
+def _dims(value: Any) -> list[int | str | None]:
+    out: list[int | str | None] = []
+    for d in value.type.tensor_type.shape.dim:
+        if d.HasField("dim_value") and d.dim_value > 0:
+            out.append(int(d.dim_value))
+        else:
+            out.append(d.dim_param or None)
+    return out
+
+
+def _dtype(value: Any) -> str:
+    from onnx import helper
+
+    return np.dtype(helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)).name
+
+
+def graph_inputs(model: Any) -> list[tuple[str, list[int | str | None], str]]:
+    """(name, dims, dtype) of the real inputs (initializers listed as inputs excluded)."""
+    inits = {t.name for t in model.graph.initializer}
+    return [(v.name, _dims(v), _dtype(v)) for v in model.graph.input if v.name not in inits]
+
+
+def _static_shapes(model: Any, path: str, shapes: dict[str, list[int]]) -> dict[str, list[int]]:
+    result, problems = {}, []
+    known = {name for name, _, _ in graph_inputs(model)}
+    for name in shapes:
+        if name not in known:
+            problems.append(f"--input-shapes names '{name}', which is not an input "
+                            f"(inputs: {', '.join(sorted(known))})")
+    for name, dims, _ in graph_inputs(model):
+        if name in shapes:
+            result[name] = [int(d) for d in shapes[name]]
+            continue
+        dynamic = [f"dim {i} ('{d}')" if d else f"dim {i}" for i, d in enumerate(dims)
+                   if not isinstance(d, int)]
+        if dynamic:
+            problems.append(f"input '{name}' has dynamic {', '.join(dynamic)}")
+        result[name] = [d for d in dims if isinstance(d, int)]
+    if problems:
+        raise ModelError("; ".join(problems), path=path,
+                         hint="give static shapes with --input-shapes NAME:[d0,d1,...]")
+    return result
+
+
+def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None = None
+                ) -> ImportedModel:
+    model = _load(path)
+    problems = unsupported_features(model)
+    if problems:
+        raise UnsupportedError("; ".join(problems), module=name, path=path,
+                               hint="remove or replace these before compiling")
+    _check_wiring(model, path)
+    shapes = _static_shapes(model, path, input_shapes or {})
+    inputs = graph_inputs(model)
+    dtypes = {n: dt for n, _, dt in inputs}
+    from tvm.relax.frontend.onnx import from_onnx
+
+    model = _fold_shapes(model, shapes)
+    relax_mod = from_onnx(model, shape_dict=shapes, dtype_dict=dtypes, keep_params_in_input=False)
+    in_names = [n for n, _, _ in inputs]
+    in_infos = tuple(TensorInfo(n, c, tuple(shapes[n]), dtypes[n])
+                     for n, c in zip(in_names, unique_c_names(in_names, "input")))
+    outs = list(model.graph.output)
+    out_names = [v.name for v in outs]
+    out_infos = tuple(TensorInfo(v.name, c, tuple(d if isinstance(d, int) else -1 for d in _dims(v)),
+                                 _dtype(v))
+                      for v, c in zip(outs, unique_c_names(out_names, "output")))
+    return ImportedModel(name, path, "onnx", relax_mod, in_infos, out_infos)
+
+
+def _fold_shapes(model: Any, shapes: dict[str, list[int]]) -> Any:
+    """Fix the input shapes in the graph and infer the rest, so shape arithmetic of older
+    exporters (Shape -> Gather -> Reshape) sees static values."""
+    import onnx
+
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    for value in fixed.graph.input:
+        if value.name in shapes:
+            dims = value.type.tensor_type.shape.dim
+            for d, size in zip(dims, shapes[value.name]):
+                d.Clear()
+                d.dim_value = int(size)
+    try:
+        return onnx.shape_inference.infer_shapes(fixed)
+    except Exception:  # inference is only a help; the frontend decides
+        return fixed

@@ -1,0 +1,212 @@
+"""TFLite flatbuffer -> Relax IRModule, with every unsupported feature named up front."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError, UnsupportedError
+from ..model import ImportedModel, QuantParams, TensorInfo
+from ..names import unique_c_names
+
+_STATEFUL = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
+_CONTROL_FLOW = {"WHILE", "IF", "CALL", "STABLEHLO_WHILE", "STABLEHLO_CASE"}
+_TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool",
+               7: "int16", 9: "int8", 10: "float64", 15: "uint32", 16: "uint16"}
+_UNSUPPORTED_TYPES = {1: "float16", 5: "string", 8: "complex64", 11: "complex128",
+                      14: "resource", 16: "uint16", 17: "int4", 18: "bfloat16"}
+
+
+def _load(path: str) -> Any:
+    import tflite
+
+    with open(path, "rb") as fh:
+        buf = fh.read()
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise ModelError("not a TFLite flatbuffer (no 'TFL3' identifier)", path=path,
+                         hint="re-export or re-download the model")
+    try:
+        model = tflite.Model.GetRootAsModel(buf, 0)
+        _touch_everything(model)
+    except ModelError:
+        raise
+    except Exception as exc:  # a truncated buffer fails inside flatbuffers' accessors
+        raise ModelError(f"corrupt or truncated TFLite file ({type(exc).__name__})", path=path,
+                         hint="re-download or re-export the model") from None
+    return model
+
+
+def _touch_everything(model: Any) -> None:
+    """Read every table the frontend will read, so corruption shows here and not deep
+    inside TVM. Offsets that point outside the buffer raise in flatbuffers."""
+    if model.SubgraphsLength() < 1:
+        raise ModelError("TFLite file holds no subgraph")
+    for op_code in range(model.OperatorCodesLength()):
+        model.OperatorCodes(op_code).BuiltinCode()
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for t in range(graph.TensorsLength()):
+            tensor = graph.Tensors(t)
+            tensor.ShapeAsNumpy()
+            tensor.Type()
+            buffer_index = tensor.Buffer()
+            if buffer_index >= model.BuffersLength():
+                raise ModelError(f"tensor {t} points at buffer {buffer_index}, "
+                                 f"beyond the {model.BuffersLength()} buffers")
+            model.Buffers(buffer_index).DataLength()
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+            if op.OpcodeIndex() >= model.OperatorCodesLength():
+                raise ModelError(f"operator {o} uses opcode {op.OpcodeIndex()}, beyond the table")
+            for t in list(op.InputsAsNumpy()) + list(op.OutputsAsNumpy()):
+                if t >= graph.TensorsLength():
+                    raise ModelError(f"operator {o} uses tensor {t}, beyond the table")
+
+
+def _op_name(model: Any, op: Any) -> tuple[str, str | None]:
+    from tflite.BuiltinOperator import BuiltinOperator
+
+    code = model.OperatorCodes(op.OpcodeIndex())
+    builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+    names = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
+    name = names.get(builtin, f"BUILTIN_{builtin}")
+    custom = code.CustomCode().decode(errors="replace") if name == "CUSTOM" else None
+    return name, custom
+
+
+def _supported_ops(model: Any) -> set[str]:
+    from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter
+
+    return set(OperatorConverter(model, model.Subgraphs(0), None, None).convert_map)
+
+
+def unsupported_features(model: Any) -> list[str]:
+    """Every reason the Relax TFLite frontend + our C path cannot take this model."""
+    supported = _supported_ops(model)
+    graph = model.Subgraphs(0)
+    unknown: Counter[str] = Counter()
+    custom: Counter[str] = Counter()
+    control: Counter[str] = Counter()
+    stateful: Counter[str] = Counter()
+    dynamic_range: Counter[str] = Counter()
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        name, custom_code = _op_name(model, op)
+        if custom_code is not None:
+            custom[custom_code] += 1
+        elif name in _STATEFUL:
+            stateful[name] += 1
+        elif name in _CONTROL_FLOW:
+            control[name] += 1
+        elif name not in supported:
+            unknown[name] += 1
+        elif _is_dynamic_range(graph, op):
+            dynamic_range[name] += 1
+    problems = []
+    if unknown:
+        problems.append("unsupported operators: " + _counted(unknown))
+    if custom:
+        problems.append("custom operators: " + _counted(custom))
+    if control or model.SubgraphsLength() > 1:
+        what = _counted(control) if control else f"{model.SubgraphsLength()} subgraphs"
+        problems.append("control flow is not supported: " + what)
+    if stateful:
+        problems.append("stateful variables are not supported: " + _counted(stateful))
+    if dynamic_range:
+        problems.append("dynamic-range quantisation (float activations, int8 weights) is not "
+                        "supported: " + _counted(dynamic_range)
+                        + "; convert the model with full-integer quantisation")
+    bad_types = _unsupported_tensor_types(graph)
+    if bad_types:
+        problems.append("unsupported tensor types: " + ", ".join(bad_types))
+    if any(graph.Tensors(t).Sparsity() is not None for t in range(graph.TensorsLength())):
+        problems.append("sparse tensors are not supported")
+    return problems
+
+
+def _unsupported_tensor_types(graph: Any) -> list[str]:
+    found = {_UNSUPPORTED_TYPES[graph.Tensors(t).Type()] for t in range(graph.TensorsLength())
+             if graph.Tensors(t).Type() in _UNSUPPORTED_TYPES}
+    return sorted(found)
+
+
+def _is_dynamic_range(graph: Any, op: Any) -> bool:
+    ins = [graph.Tensors(int(t)) for t in op.InputsAsNumpy() if t >= 0]
+    if not ins or ins[0].Type() != 0:
+        return False
+    return any(t.Type() in (9, 3) and t.Buffer() > 0 for t in ins[1:])
+
+
+def _counted(counts: Counter[str]) -> str:
+    return ", ".join(f"{name} (x{n})" if n > 1 else name for name, n in sorted(counts.items()))
+
+
+def _quant(tensor: Any) -> QuantParams | None:
+    q = tensor.Quantization()
+    if q is None or q.ScaleLength() == 0:
+        return None
+    scales = tuple(float(s) for s in q.ScaleAsNumpy())
+    zps = tuple(int(z) for z in q.ZeroPointAsNumpy()) if q.ZeroPointLength() else (0,) * len(scales)
+    axis = int(q.QuantizedDimension()) if len(scales) > 1 else None
+    return QuantParams(scales, zps, axis)
+
+
+def _tensor_infos(graph: Any, indices: list[int], fallback: str,
+                  shapes: dict[str, list[int]]) -> tuple[TensorInfo, ...]:
+    tensors = [graph.Tensors(int(i)) for i in indices]
+    names = [t.Name().decode(errors="replace") for t in tensors]
+    infos = []
+    for t, name, c_name in zip(tensors, names, unique_c_names(names, fallback)):
+        shape = tuple(shapes.get(name) or [int(d) for d in t.ShapeAsNumpy()] or [])
+        dtype = _TYPE_NAMES.get(t.Type(), "float32")
+        infos.append(TensorInfo(name, c_name, shape, dtype, _quant(t)))
+    return tuple(infos)
+
+
+def _check_static(graph: Any, path: str, shapes: dict[str, list[int]]) -> None:
+    problems = []
+    names = []
+    for i in graph.InputsAsNumpy():
+        t = graph.Tensors(int(i))
+        name = t.Name().decode(errors="replace")
+        names.append(name)
+        if name in shapes:
+            continue
+        sig = t.ShapeSignatureAsNumpy() if t.ShapeSignatureLength() else []
+        dyn = [f"dim {k}" for k, d in enumerate(sig) if d < 0]
+        if dyn:
+            problems.append(f"input '{name}' has dynamic {', '.join(dyn)}")
+    for name in shapes:
+        if name not in names:
+            problems.append(f"--input-shapes names '{name}', which is not an input "
+                            f"(inputs: {', '.join(names)})")
+    if problems:
+        raise ModelError("; ".join(problems), path=path,
+                         hint="give static shapes with --input-shapes NAME:[d0,d1,...]")
+
+
+def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | None = None
+                  ) -> ImportedModel:
+    model = _load(path)
+    problems = unsupported_features(model)
+    if problems:
+        raise UnsupportedError("; ".join(problems), module=name, path=path,
+                               hint="remove or replace these before compiling")
+    graph = model.Subgraphs(0)
+    shapes = dict(input_shapes or {})
+    _check_static(graph, path, shapes)
+    inputs = _tensor_infos(graph, list(graph.InputsAsNumpy()), "input", shapes)
+    outputs = _tensor_infos(graph, list(graph.OutputsAsNumpy()), "output", {})
+    from tvm.relax.frontend.tflite import from_tflite
+
+    relax_mod = from_tflite(model, shape_dict={t.name: list(t.shape) for t in inputs},
+                            dtype_dict={t.name: t.dtype for t in inputs})
+    return ImportedModel(name, path, "tflite", relax_mod, inputs, outputs)
+
+
+def tensor_dtype_name(type_code: int) -> str:
+    return _TYPE_NAMES.get(type_code, "unknown")
+
+
+

@@ -1,0 +1,98 @@
+"""The small typed objects that flow between the stages.
+
+frontends -> ImportedModel -> pipeline -> (codegen) -> CompiledModule -> mlf -> archive
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """Affine quantisation of an integer tensor: real = scale * (q - zero_point)."""
+
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int | None = None  # per-channel axis; None for per-tensor
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"scale": list(self.scale), "zero_point": list(self.zero_point)}
+        if self.axis is not None:
+            out["axis"] = self.axis
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "QuantParams":
+        return cls(tuple(float(s) for s in data["scale"]),
+                   tuple(int(z) for z in data["zero_point"]), data.get("axis"))
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One model input or output as the application sees it."""
+
+    name: str                    # name in the model file
+    c_name: str                  # sanitised, unique C identifier (struct member, macro part)
+    shape: tuple[int, ...]       # the shape the model declares
+    dtype: str                   # numpy dtype name: float32, int8, ...
+    quant: QuantParams | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+@dataclass(frozen=True)
+class OperatorInfo:
+    """One generated operator function and the scratch it needs inside the workspace."""
+
+    function_name: str
+    workspace_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class ImportedModel:
+    """A model file turned into a Relax IRModule (frontends -> pipeline)."""
+
+    name: str                    # module name: tvmgen_<name>_
+    path: str
+    model_format: str            # "tflite" | "onnx"
+    relax_module: Any            # tvm.IRModule with a "main" function
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+
+
+@dataclass
+class CompiledModule:
+    """Everything the archive writer needs for one module (codegen -> mlf).
+
+    `sources` maps file names (``<name>_lib0.c``...) to C text; `header` is the text of
+    ``tvmgen_<name>.h``; `params` are the module's constants by name.
+    """
+
+    name: str
+    model_path: str
+    model_format: str
+    target: str                  # full target string, e.g. "c -mcpu=cortex-m4"
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    sources: dict[str, str]
+    header: str
+    relax_text: str
+    params: dict[str, np.ndarray]
+    operators: list[OperatorInfo]
+    workspace_bytes: int
+    constants_bytes: int
+    compile_seconds: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def io_bytes(self) -> int:
+        return sum(t.nbytes for t in self.inputs) + sum(t.nbytes for t in self.outputs)
+
+    def replace(self, **changes: Any) -> "CompiledModule":
+        return dataclasses.replace(self, **changes)

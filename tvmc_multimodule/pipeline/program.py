@@ -1,0 +1,176 @@
+"""Walk the statically planned Relax `main` into a flat program the C runner can execute.
+
+After `lower_relax`, `main` is a list of storage allocations, tensors placed in them,
+destination-passing calls of operators, pure reshapes (aliases) and fresh allocations for the
+returned tensors. Each value gets a Location; the program is a list of Call/Copy steps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+from tvm import ir  # noqa: F401  (IRModule, Var, Call...)
+
+from ..errors import UnsupportedError
+
+
+@dataclass(frozen=True)
+class Input:
+    index: int
+
+
+@dataclass(frozen=True)
+class Output:
+    index: int
+
+
+@dataclass(frozen=True)
+class Constant:
+    index: int
+
+
+@dataclass(frozen=True)
+class Storage:
+    """`offset` bytes into the planned storage block `storage`."""
+
+    storage: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """A tensor allocated on its own (a returned tensor, unless it becomes an output)."""
+
+    index: int
+
+
+Location = Union[Input, Output, Constant, Storage, Fresh]
+
+
+@dataclass(frozen=True)
+class Call:
+    relax_name: str
+    args: tuple[Location, ...]
+
+
+@dataclass(frozen=True)
+class Copy:
+    dst: Location
+    src: Location
+    nbytes: int
+
+
+@dataclass
+class Program:
+    """The static call sequence of one module."""
+
+    input_types: list[tuple[tuple[int, ...], str]]      # (shape, dtype) of main's params
+    output_types: list[tuple[tuple[int, ...], str]]
+    storages: list[int] = field(default_factory=list)   # bytes of each planned block
+    fresh: list[int] = field(default_factory=list)      # bytes of each fresh tensor
+    fresh_outputs: dict[int, int] = field(default_factory=dict)  # fresh index -> output index
+    constants: list[np.ndarray] = field(default_factory=list)
+    steps: list[Union[Call, Copy]] = field(default_factory=list)
+
+
+def nbytes(shape: tuple[int, ...], dtype: str) -> int:
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def _static_shape(ty: object) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in ty.shape.values)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise UnsupportedError(f"tensor with a symbolic shape ({ty})",
+                               hint="give static shapes with --input-shapes") from exc
+
+
+def _int(value: object) -> int:
+    return int(value.value) if hasattr(value, "value") else int(value)  # type: ignore[attr-defined]
+
+
+class _Walker:
+    """Assigns a Location to every Relax variable of `main`, in order."""
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.where: dict[object, object] = {}
+        self.const_index: dict[object, int] = {}
+
+    def resolve(self, expr: object) -> object:
+        if isinstance(expr, ir.Var):
+            return self.where[expr]
+        if isinstance(expr, ir.GenericConst):
+            return self._constant(expr)
+        raise UnsupportedError(f"unsupported value in main: {type(expr).__name__}")
+
+    def _constant(self, const: object) -> Constant:
+        for known, index in self.const_index.items():
+            if known.same_as(const):  # type: ignore[attr-defined]
+                return Constant(index)
+        index = len(self.program.constants)
+        self.program.constants.append(const.value.numpy())  # type: ignore[attr-defined]
+        self.const_index[const] = index
+        return Constant(index)
+
+    def bind(self, var: object, value: object) -> None:
+        if isinstance(value, (ir.Var, ir.GenericConst)):
+            self.where[var] = self.resolve(value)
+        elif isinstance(value, ir.Tuple):
+            self.where[var] = tuple(self.resolve(f) for f in value.fields)
+        elif isinstance(value, ir.TupleGetItem):
+            self.where[var] = self.resolve(value.tuple_value)[value.index]  # type: ignore[index]
+        elif isinstance(value, ir.Call):
+            self._call(var, value)
+        else:
+            raise UnsupportedError(f"unsupported binding in main: {type(value).__name__}")
+
+    def _call(self, var: object, call: ir.Call) -> None:
+        op = call.op
+        if isinstance(op, ir.GlobalVar):
+            self.program.steps.append(Call(op.name_hint, tuple(self.resolve(a) for a in call.args)))
+            return
+        name = getattr(op, "name", str(op))
+        if name == "relax.memory.alloc_storage":
+            self.where[var] = len(self.program.storages)
+            self.program.storages.append(_int(call.args[0].values[0]))
+        elif name == "relax.memory.alloc_tensor":
+            self.where[var] = Storage(self.where[call.args[0]], _int(call.args[1]))  # type: ignore[arg-type]
+        elif name == "relax.builtin.alloc_tensor":
+            shape = tuple(_int(s) for s in call.args[0].values)
+            self.where[var] = Fresh(len(self.program.fresh))
+            self.program.fresh.append(nbytes(shape, str(call.args[1].value)))
+        elif name in ("relax.reshape", "relax.memory.view"):
+            self.where[var] = self.resolve(call.args[0])
+        elif name.startswith("relax.memory.kill") or name == "relax.null_value":
+            return
+        else:
+            raise UnsupportedError(f"operation '{name}' is left after lowering "
+                                   "(an extern or packed call)")
+
+
+def build_program(lowered: ir.IRModule) -> Program:
+    """The static program of `lowered["main"]`."""
+    main = lowered["main"]
+    program = Program(
+        input_types=[(_static_shape(p.ty), str(p.ty.dtype)) for p in main.params],
+        output_types=[])
+    walker = _Walker(program)
+    for i, param in enumerate(main.params):
+        walker.where[param] = Input(i)
+    for block in main.body.blocks:
+        for binding in block.bindings:
+            walker.bind(binding.var, binding.value)
+    result = main.body.body
+    located = walker.resolve(result)
+    infos = list(result.ty.fields) if isinstance(located, tuple) else [result.ty]
+    locations = list(located) if isinstance(located, tuple) else [located]
+    for i, (loc, info) in enumerate(zip(locations, infos)):
+        shape, dtype = _static_shape(info), str(info.dtype)
+        program.output_types.append((shape, dtype))
+        if isinstance(loc, Fresh) and loc.index not in program.fresh_outputs:
+            program.fresh_outputs[loc.index] = i  # the operator writes into the caller's buffer
+        else:  # the output aliases an input, a constant, a planned tensor or another output
+            program.steps.append(Copy(Output(i), loc, nbytes(shape, dtype)))  # type: ignore[arg-type]
+    return program

@@ -1,0 +1,37 @@
+"""Relax passes that turn an imported model into a static call sequence.
+
+The default Relax build pipeline neither fuses for target "c" nor stops before the VM, so the
+list is explicit (measured on apache-tvm 0.27, see docs/architecture.md).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import tvm
+from tvm import relax
+
+# FoldConstant can broadcast a small constant to full activation size (a PReLU alpha grew a
+# model's constants 15x): constants above this are left unfolded.
+MAX_FOLDED_CONSTANT_GROWTH = 4
+
+
+def _passes(opt_level: int) -> list[Any]:
+    fusion = [relax.transform.FuseOps(), relax.transform.FuseTIR()] if opt_level >= 1 else []
+    return [
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        *fusion,
+        relax.transform.RewriteDataflowReshape(),
+        relax.transform.ToNonDataflow(),
+        relax.transform.RemovePurityChecking(),
+        relax.transform.CallTIRRewrite(),
+        relax.transform.StaticPlanBlockMemory(),
+        relax.transform.DeadCodeElimination(["main"]),
+    ]
+
+
+def lower_relax(mod: tvm.IRModule, opt_level: int = 3) -> tvm.IRModule:
+    """Legalise, fuse and statically plan `main`; stops before the VM-specific passes."""
+    with tvm.target.Target("c"):
+        return tvm.transform.Sequential(_passes(opt_level))(mod)
