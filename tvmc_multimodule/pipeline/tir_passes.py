@@ -13,6 +13,9 @@ import numpy as np
 import tvm
 from tvm import tirx
 
+from ..errors import UnsupportedError
+from ..names import unique_c_names
+
 # smaller temporaries stay on the C stack (TVM's kMaxStackAlloca)
 MAX_STACK_ALLOCA = 1024
 SCRATCH_ALIGN = 16
@@ -36,11 +39,13 @@ class LoweredOperators:
 
 def _to_pointer_params(func: tirx.PrimFunc) -> tirx.PrimFunc:
     pointers, decls = [], []
-    for param in func.params:
+    # tensor names are not C names (`gpu_0/data_0`), and one tensor may be passed twice
+    c_names = unique_c_names([p.name + "_data" for p in func.params], "arg")
+    for param, c_name in zip(func.params, c_names):
         buf_type = param.ty
         if not isinstance(buf_type, tirx.BufferType):
-            raise NotImplementedError(f"scalar operator parameter '{param}' (symbolic shape)")
-        ptr = tirx.Var(param.name + "_data", tvm.ir.PointerType(buf_type.dtype))
+            raise UnsupportedError(f"operator parameter '{param}' has a symbolic shape")
+        ptr = tirx.Var(c_name, tvm.ir.PointerType(buf_type.dtype))
         pointers.append(ptr)
         decls.append(tirx.DeclBuffer(param, data=ptr))
     lowered = tirx.PrimFunc(pointers, tirx.SeqStmt(decls + [func.body]),
