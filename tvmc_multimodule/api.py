@@ -16,7 +16,7 @@ from . import codegen, frontends, pipeline
 from .errors import InternalError, TvmcError, UsageError
 from .model import CompiledModule, ImportedModel, OperatorInfo, TensorInfo
 from .names import check_module_name
-from .target import parse_target
+from .target import TargetSpec, parse_target
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +37,15 @@ def _resolve_tensors(declared: tuple[TensorInfo, ...], compiled: list[tuple[tupl
     return result
 
 
-def _compile_imported(imported: ImportedModel, target_text: str, opt_level: int,
-                      pass_config: dict[str, Any] | None) -> CompiledModule:
+def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
+                      pass_config: dict[str, Any] | None,
+                      schedule: pipeline.ScheduleOptions) -> CompiledModule:
     import tvm
 
     name = imported.name
     target = tvm.target.Target("c")
     lowered = pipeline.lower_relax(imported.relax_module, opt_level)
+    lowered = pipeline.schedule_operators(lowered, schedule)
     program = pipeline.build_program(lowered)
     operators = pipeline.lower_operators(lowered, f"tvmgen_{name}_", target, pass_config)
     scratch = max((s.scratch_bytes for s in operators.signatures.values()), default=0)
@@ -58,7 +60,7 @@ def _compile_imported(imported: ImportedModel, target_text: str, opt_level: int,
     }
     return CompiledModule(
         name=name, model_path=imported.path, model_format=imported.model_format,
-        target=target_text, inputs=inputs, outputs=outputs, sources=sources,
+        target=spec.canonical, inputs=inputs, outputs=outputs, sources=sources,
         header=codegen.module_header(name, inputs, outputs, plan.workspace_bytes),
         relax_text=imported.relax_module.script(show_meta=False),
         params={f"const_{i}": array for i, array in enumerate(program.constants)},
@@ -68,25 +70,35 @@ def _compile_imported(imported: ImportedModel, target_text: str, opt_level: int,
         constants_bytes=int(sum(a.nbytes for a in program.constants)),
         options={"opt_level": opt_level, "pass_config": dict(pass_config or {}),
                  "executor": "aot", "runtime": "crt", "interface_api": "c",
-                 "unpacked_api": True},
+                 "unpacked_api": True, "schedule": schedule.variant},
     )
 
 
 def compile_model(path: str, module_name: str = "default", target: str = "c",
                   input_shapes: dict[str, list[int]] | None = None,
                   model_format: str | None = None, opt_level: int = 3,
-                  pass_config: dict[str, Any] | None = None) -> CompiledModule:
-    """Compile one TFLite or ONNX model to plain C (symbols prefixed `tvmgen_<module_name>_`)."""
+                  pass_config: dict[str, Any] | None = None,
+                  schedule: str | None = None) -> CompiledModule:
+    """Compile one TFLite or ONNX model to plain C (symbols prefixed `tvmgen_<module_name>_`).
+
+    `schedule` picks the operator schedules: "vector" (hosts, SIMD cores), "scalar"
+    (register-blocked, for Cortex-M), "none" (TVM's unscheduled loops); by default it follows
+    the target's -mcpu.
+    """
     bad_name = check_module_name(module_name)
     if bad_name:
         raise bad_name.located(path=path)
     if not 0 <= opt_level <= 3:
         raise UsageError(f"opt level {opt_level} is not in 0..3")
     spec = parse_target(target)
+    if schedule is not None and schedule not in pipeline.SCHEDULE_VARIANTS:
+        raise UsageError(f"unknown schedule '{schedule}'",
+                         hint=f"use one of: {', '.join(pipeline.SCHEDULE_VARIANTS)}")
+    schedule_options = pipeline.options_for_target(spec.options.get("mcpu"), schedule)
     start = time.perf_counter()
     imported = frontends.import_model(path, module_name, model_format, input_shapes)
     try:
-        compiled = _compile_imported(imported, spec.canonical, opt_level, pass_config)
+        compiled = _compile_imported(imported, spec, opt_level, pass_config, schedule_options)
     except TvmcError as err:
         raise err.located(module=module_name, path=path)
     except Exception as exc:

@@ -1,0 +1,134 @@
+"""Rule-based schedules for the fused operators (no search, a few ms per operator).
+
+Per reduction block (conv, depthwise conv, dense, pooling):
+- the padding producer is computed inside the reduction's read (no padded copy in scratch);
+- the output-channel axis (innermost spatial axis: NHWC channels, dense columns) goes
+  innermost, the reductions outside it, so the inner loop is `acc[c] += x * w[..][c]`, which C
+  compilers vectorise; the reduction's init is split off (`decompose_reduction`);
+- the elementwise epilogue (bias, residual, activation, requantise) is inlined into one block
+  and moved under the producer's pixel loop, so the intermediate shrinks to one pixel's channels.
+The `scalar` variant also splits the channel axis by a block of 8 and unrolls it (register
+blocking for cores without float SIMD such as Cortex-M0/M4/M7). Any rule that does not apply
+leaves the operator unscheduled: never wrong code, at worst slower code.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import tvm
+from tvm import s_tir, tirx
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("vector", "scalar", "none")
+SCALAR_CORES = ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m23", "cortex-m33")
+MIN_INNER_EXTENT = 4
+MAX_EPILOGUE_BLOCKS = 8
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+    variant: str = "vector"
+    inline_padding: bool = True
+    channel_block: int = 8          # scalar variant: channels computed per unrolled block
+
+
+def options_for_target(mcpu: str | None, variant: str | None = None) -> ScheduleOptions:
+    """`vector` for hosts and SIMD cores, `scalar` for -mcpu=cortex-m*; `variant` overrides."""
+    if variant is None:
+        variant = "scalar" if mcpu and mcpu.lower().startswith(SCALAR_CORES) else "vector"
+    return ScheduleOptions(variant=variant)
+
+
+class _NotApplicable(Exception):
+    """A rule does not fit this operator; it stays unscheduled."""
+
+
+def _kinds(sch: s_tir.Schedule, block: object) -> list[str]:
+    return ["R" if int(iv.iter_type) == 2 else "S" for iv in sch.get(block).iter_vars]
+
+
+def _is_reduction(sch: s_tir.Schedule, block: object) -> bool:
+    return "R" in _kinds(sch, block)
+
+
+def _extent(sch: s_tir.Schedule, loop: object) -> int:
+    return int(sch.get(loop).extent)
+
+
+def _inline_padding(sch: s_tir.Schedule, block: object) -> None:
+    for producer in sch.get_producers(block):
+        if not _is_reduction(sch, producer) and sch.get(producer).name_hint.startswith("pad"):
+            sch.compute_inline(producer)
+
+
+def _fuse_epilogue(sch: s_tir.Schedule, block: object) -> object | None:
+    """Inline the elementwise chain after `block` into its first consumer; return that block."""
+    consumers = sch.get_consumers(block)
+    if len(consumers) != 1 or _is_reduction(sch, consumers[0]):
+        return None
+    epilogue = consumers[0]
+    for _ in range(MAX_EPILOGUE_BLOCKS):
+        following = sch.get_consumers(epilogue)
+        if len(following) != 1 or _is_reduction(sch, following[0]):
+            break
+        sch.reverse_compute_inline(following[0])
+    return epilogue
+
+
+def _schedule_reduction(sch: s_tir.Schedule, block: object, options: ScheduleOptions) -> None:
+    kinds = _kinds(sch, block)
+    loops = sch.get_loops(block)
+    if len(loops) != len(kinds) or "S" not in kinds:
+        raise _NotApplicable("loops do not match the block's iterators")
+    spatial = [lp for lp, k in zip(loops, kinds) if k == "S"]
+    reduce = [lp for lp, k in zip(loops, kinds) if k == "R"]
+    inner = spatial[-1]
+    if _extent(sch, inner) < MIN_INNER_EXTENT:
+        raise _NotApplicable("innermost axis too short to vectorise")
+    if options.inline_padding:
+        _inline_padding(sch, block)
+    anchor = spatial[-2] if len(spatial) > 1 else None
+    block_inner = None
+    factor = options.channel_block
+    if options.variant == "scalar" and _extent(sch, inner) > factor and _extent(sch, inner) % factor == 0:
+        outer, block_inner = sch.split(inner, [None, factor])
+        sch.reorder(*spatial[:-1], outer, *reduce, block_inner)
+        anchor = outer
+    else:
+        sch.reorder(*spatial[:-1], *reduce, inner)
+    epilogue = _fuse_epilogue(sch, block)
+    if epilogue is not None and anchor is not None:
+        sch.reverse_compute_at(epilogue, anchor)
+    sch.decompose_reduction(block, reduce[0])
+    if block_inner is not None:
+        sch.unroll(block_inner)
+
+
+def schedule_function(func: tirx.PrimFunc, options: ScheduleOptions) -> tirx.PrimFunc:
+    """The scheduled function, or `func` itself when no rule applies cleanly."""
+    if options.variant == "none":
+        return func
+    sch = s_tir.Schedule(tvm.IRModule({"main": func}))
+    try:
+        root = sch.get_sblock("root")
+        reductions = [b for b in sch.get_child_blocks(root) if _is_reduction(sch, b)]
+        if not reductions:
+            return func
+        for block in reductions:
+            _schedule_reduction(sch, block, options)
+    except Exception as exc:  # noqa: BLE001 - any failed rule means: keep the unscheduled form
+        log.debug("operator left unscheduled: %s", str(exc).strip().splitlines()[-1:] or exc)
+        return func
+    return sch.mod["main"]
+
+
+def schedule_operators(relax_mod: tvm.IRModule, options: ScheduleOptions) -> tvm.IRModule:
+    """Apply the rules to every PrimFunc of a lowered Relax module."""
+    if options.variant == "none":
+        return relax_mod
+    functions = {gvar: schedule_function(func, options) if isinstance(func, tirx.PrimFunc) else func
+                 for gvar, func in relax_mod.functions.items()}
+    # the same GlobalVars, so `main`'s calls still refer to them
+    return tvm.IRModule(functions, attrs=relax_mod.attrs)
