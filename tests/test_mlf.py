@@ -148,7 +148,7 @@ def test_metadata_keys_match_tvm_0_18(tmp_path):
     main = mod["memory"]["functions"]["main"]
     assert main == [{
         "constants_size_bytes": 26, "device": 1, "io_size_bytes": 32,
-        "workspace_size_bytes": 64,
+        "workspace_size_bytes": 64, "liveness_bound_bytes": 0,
         "inputs": {"x": {"c_name": "x", "dtype": "float32", "shape": [1, 4], "size": 16}},
         "outputs": {"y": {"c_name": "y", "dtype": "float32", "shape": [1, 4], "size": 16}},
     }]

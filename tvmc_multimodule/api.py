@@ -48,8 +48,7 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
     lowered = pipeline.schedule_operators(lowered, schedule)
     program = pipeline.build_program(lowered)
     operators = pipeline.lower_operators(lowered, f"tvmgen_{name}_", target, pass_config)
-    scratch = max((s.scratch_bytes for s in operators.signatures.values()), default=0)
-    plan = pipeline.plan_memory(program, scratch)
+    plan = pipeline.plan_memory(program, operators.signatures)
     inputs = _resolve_tensors(imported.inputs, program.input_types, "input")
     outputs = _resolve_tensors(imported.outputs, program.output_types, "output")
     sources = {
@@ -67,10 +66,12 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
         operators=[OperatorInfo(s.c_name, s.scratch_bytes)
                    for s in sorted(operators.signatures.values(), key=lambda s: s.c_name)],
         workspace_bytes=plan.workspace_bytes,
+        liveness_bound_bytes=plan.liveness_bound_bytes,
         constants_bytes=int(sum(a.nbytes for a in program.constants)),
         options={"opt_level": opt_level, "pass_config": dict(pass_config or {}),
                  "executor": "aot", "runtime": "crt", "interface_api": "c",
-                 "unpacked_api": True, "schedule": schedule.variant},
+                 "unpacked_api": True, "schedule": schedule.variant,
+                 "memory_planner": plan.strategy, "inplace_reuses": plan.inplace_reuses},
     )
 
 

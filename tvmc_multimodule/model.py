@@ -87,6 +87,7 @@ class CompiledModule:
     operators: list[OperatorInfo]
     workspace_bytes: int
     constants_bytes: int
+    liveness_bound_bytes: int = 0   # lower bound of workspace_bytes for these lifetimes
     compile_seconds: float = 0.0
     options: dict[str, Any] = field(default_factory=dict)
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from ..model import TensorInfo
-from ..pipeline import (Call, Constant, Copy, Fresh, Input, MemoryPlan, OperatorSignature, Output,
-                        Program, Storage)
+from ..pipeline import (Buffer, Call, Constant, Copy, Input, MemoryPlan, OperatorSignature,
+                        Output, Program)
 from .constants import ENDIAN_GUARD, constant_definition
 from .ctypes import c_type
 
@@ -29,16 +29,14 @@ class _Locations:
             return f"outputs->{self.outputs[loc.index].c_name}"
         if isinstance(loc, Constant):
             return f"(void*){self.prefix}const_{loc.index}.data"
-        if isinstance(loc, Storage):
-            return f"(void*)(ws + {self.plan.storage_offsets[loc.storage] + loc.offset})"
-        if isinstance(loc, Fresh):
-            if loc.index in self.program.fresh_outputs:
-                return self.expr(Output(self.program.fresh_outputs[loc.index]))
-            return f"(void*)(ws + {self.plan.fresh_offsets[loc.index]})"
+        if isinstance(loc, Buffer):
+            if loc.index in self.program.buffer_outputs:
+                return self.expr(Output(self.program.buffer_outputs[loc.index]))
+            return f"(void*)(ws + {self.plan.buffer_offsets[loc.index]})"
         raise TypeError(loc)
 
-    def scratch(self) -> str:
-        return f"(uint8_t*)(ws + {self.plan.scratch_offset})"
+    def scratch(self, step_index: int) -> str:
+        return f"(uint8_t*)(ws + {self.plan.scratch_offsets[step_index]})"
 
 
 def _prototype(sig: OperatorSignature) -> str:
@@ -48,10 +46,10 @@ def _prototype(sig: OperatorSignature) -> str:
     return f"int32_t {sig.c_name}({', '.join(params)});"
 
 
-def _call_line(step: Call, sig: OperatorSignature, where: _Locations) -> str:
+def _call_line(step_index: int, step: Call, sig: OperatorSignature, where: _Locations) -> str:
     args = [f"({c_type(dtype)}*){where.expr(loc)}" for loc, (_, dtype) in zip(step.args, sig.params)]
     if sig.scratch_bytes:
-        args.append(where.scratch())
+        args.append(where.scratch(step_index))
     return f"  if ({sig.c_name}({', '.join(args)}) != 0) return -1;"
 
 
@@ -66,9 +64,9 @@ def runner_source(name: str, program: Program, plan: MemoryPlan,
         if isinstance(step, Call) and signatures[step.relax_name] not in used:
             used.append(signatures[step.relax_name])
     body = []
-    for step in program.steps:
+    for step_index, step in enumerate(program.steps):
         if isinstance(step, Call):
-            body.append(_call_line(step, signatures[step.relax_name], where))
+            body.append(_call_line(step_index, step, signatures[step.relax_name], where))
         elif isinstance(step, Copy):
             body.append(f"  memcpy({where.expr(step.dst)}, {where.expr(step.src)}, {step.nbytes});")
     lines = [

@@ -36,6 +36,7 @@ class LoadedModule:
     constants_size_bytes: int
     io_size_bytes: int
     operator_functions: list[OperatorInfo]
+    liveness_bound_bytes: int | None  # our extension; None in archives of other writers
     sources: dict[str, str]          # file name in codegen/host/src -> C text
     header: str | None               # codegen/host/include/tvmgen_<name>.h
     params_bytes: bytes | None       # parameters/<name>.params as stored
@@ -247,6 +248,7 @@ def module_from(root: str, origin: str, name: str, raw: dict[str, Any], ir_files
         constants_size_bytes=int(main.get("constants_size_bytes", 0)),
         io_size_bytes=int(main.get("io_size_bytes", 0)),
         operator_functions=operators_from(raw),
+        liveness_bound_bytes=main.get("liveness_bound_bytes"),
         sources=module_sources(root, origin, name, single=single),
         header=first_text(root, origin, [f"codegen/host/include/tvmgen_{name}.h",
                                          f"codegen/host/include/tvmgen_{name.lower()}.h"]),

@@ -177,6 +177,7 @@ def memory_entry(mod: CompiledModule) -> dict[str, Any]:
         "device": DEVICE_CPU,
         "inputs": tensor_map(mod.inputs),
         "io_size_bytes": int(mod.io_bytes),
+        "liveness_bound_bytes": int(mod.liveness_bound_bytes),
         "outputs": tensor_map(mod.outputs),
         "workspace_size_bytes": int(mod.workspace_bytes),
     }

@@ -2,7 +2,8 @@
 
 After `lower_relax`, `main` is a list of storage allocations, tensors placed in them,
 destination-passing calls of operators, pure reshapes (aliases) and fresh allocations for the
-returned tensors. Each value gets a Location; the program is a list of Call/Copy steps.
+returned tensors. Each value gets a Location (every tensor its own Buffer); the program is a
+list of Call/Copy steps.
 """
 from __future__ import annotations
 
@@ -31,21 +32,14 @@ class Constant:
 
 
 @dataclass(frozen=True)
-class Storage:
-    """`offset` bytes into the planned storage block `storage`."""
-
-    storage: int
-    offset: int
-
-
-@dataclass(frozen=True)
-class Fresh:
-    """A tensor allocated on its own (a returned tensor, unless it becomes an output)."""
+class Buffer:
+    """An intermediate tensor; the memory planner gives it an offset in the workspace (or it
+    is a returned tensor written straight into the caller's output buffer)."""
 
     index: int
 
 
-Location = Union[Input, Output, Constant, Storage, Fresh]
+Location = Union[Input, Output, Constant, Buffer]
 
 
 @dataclass(frozen=True)
@@ -67,9 +61,8 @@ class Program:
 
     input_types: list[tuple[tuple[int, ...], str]]      # (shape, dtype) of main's params
     output_types: list[tuple[tuple[int, ...], str]]
-    storages: list[int] = field(default_factory=list)   # bytes of each planned block
-    fresh: list[int] = field(default_factory=list)      # bytes of each fresh tensor
-    fresh_outputs: dict[int, int] = field(default_factory=dict)  # fresh index -> output index
+    buffers: list[int] = field(default_factory=list)    # bytes of each intermediate tensor
+    buffer_outputs: dict[int, int] = field(default_factory=dict)  # buffer index -> output index
     constants: list[np.ndarray] = field(default_factory=list)
     steps: list[Union[Call, Copy]] = field(default_factory=list)
 
@@ -126,6 +119,11 @@ class _Walker:
         else:
             raise UnsupportedError(f"unsupported binding in main: {type(value).__name__}")
 
+    def _new_buffer(self, var: object, shape: object, dtype: object) -> None:
+        dims = tuple(_int(d) for d in shape.values)  # type: ignore[attr-defined]
+        self.where[var] = Buffer(len(self.program.buffers))
+        self.program.buffers.append(nbytes(dims, str(dtype.value)))  # type: ignore[attr-defined]
+
     def _call(self, var: object, call: ir.Call) -> None:
         op = call.op
         if isinstance(op, ir.GlobalVar):
@@ -133,14 +131,13 @@ class _Walker:
             return
         name = getattr(op, "name", str(op))
         if name == "relax.memory.alloc_storage":
-            self.where[var] = len(self.program.storages)
-            self.program.storages.append(_int(call.args[0].values[0]))
+            # Relax's own storage sharing is ignored: every tensor gets its own buffer with an
+            # exact lifetime, and plan_memory() places them all in one arena
+            self.where[var] = None
         elif name == "relax.memory.alloc_tensor":
-            self.where[var] = Storage(self.where[call.args[0]], _int(call.args[1]))  # type: ignore[arg-type]
+            self._new_buffer(var, call.args[2], call.args[3])
         elif name == "relax.builtin.alloc_tensor":
-            shape = tuple(_int(s) for s in call.args[0].values)
-            self.where[var] = Fresh(len(self.program.fresh))
-            self.program.fresh.append(nbytes(shape, str(call.args[1].value)))
+            self._new_buffer(var, call.args[0], call.args[1])
         elif name in ("relax.reshape", "relax.memory.view"):
             self.where[var] = self.resolve(call.args[0])
         elif name.startswith("relax.memory.kill") or name == "relax.null_value":
@@ -169,8 +166,8 @@ def build_program(lowered: ir.IRModule) -> Program:
     for i, (loc, info) in enumerate(zip(locations, infos)):
         shape, dtype = _static_shape(info), str(info.dtype)
         program.output_types.append((shape, dtype))
-        if isinstance(loc, Fresh) and loc.index not in program.fresh_outputs:
-            program.fresh_outputs[loc.index] = i  # the operator writes into the caller's buffer
+        if isinstance(loc, Buffer) and loc.index not in program.buffer_outputs:
+            program.buffer_outputs[loc.index] = i  # the operator writes into the caller's buffer
         else:  # the output aliases an input, a constant, a planned tensor or another output
             program.steps.append(Copy(Output(i), loc, nbytes(shape, dtype)))  # type: ignore[arg-type]
     return program

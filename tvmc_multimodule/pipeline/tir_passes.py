@@ -15,6 +15,7 @@ from tvm import tirx
 
 from ..errors import UnsupportedError
 from ..names import unique_c_names
+from .inplace import inplace_pairs
 
 # smaller temporaries stay on the C stack (TVM's kMaxStackAlloca)
 MAX_STACK_ALLOCA = 1024
@@ -29,6 +30,7 @@ class OperatorSignature:
     c_name: str
     params: tuple[tuple[str, str], ...]   # (parameter name, dtype) of the tensor arguments
     scratch_bytes: int                    # >0: an extra trailing scratch pointer argument
+    inplace: tuple[tuple[int, int], ...] = ()   # (input, output) params that may share memory
 
 
 @dataclass(frozen=True)
@@ -107,11 +109,12 @@ def lower_operators(relax_mod: tvm.IRModule, prefix: str, target: tvm.target.Tar
     from tvm.s_tir.pipeline import default_s_tir_pipeline, finalize_host_passes
     from tvm.tirx.build import split_host_device_mods
 
-    funcs, renamed = {}, {}
+    funcs, renamed, inplace = {}, {}, {}
     for gvar, func in relax_mod.functions.items():
         if isinstance(func, tirx.PrimFunc):
             c_name = prefix + gvar.name_hint
             renamed[gvar.name_hint] = (c_name, tuple((p.name, str(p.ty.dtype)) for p in func.params))
+            inplace[gvar.name_hint] = inplace_pairs(func)
             funcs[c_name] = _to_pointer_params(func)
     tir_mod = tvm.IRModule(funcs)
     config = {"tirx.disable_vectorize": True, **(pass_config or {})}
@@ -127,6 +130,7 @@ def lower_operators(relax_mod: tvm.IRModule, prefix: str, target: tvm.target.Tar
         tir_mod = tvm.IRModule(finished, attrs=tir_mod.attrs)
         host_mod, _ = split_host_device_mods(tir_mod)
         host_mod = finalize_host_passes()(host_mod)
-    signatures = {relax_name: OperatorSignature(c_name, params, scratch.get(c_name, 0))
+    signatures = {relax_name: OperatorSignature(c_name, params, scratch.get(c_name, 0),
+                                                inplace[relax_name])
                   for relax_name, (c_name, params) in renamed.items()}
     return LoweredOperators(host_mod, signatures)
