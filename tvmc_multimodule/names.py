@@ -15,6 +15,9 @@ union unsigned void volatile while _Alignas _Alignof _Atomic _Bool _Complex _Gen
 _Imaginary _Noreturn _Static_assert _Thread_local bool true false alignas alignof asm
 """.split())
 
+# tvmc's default module name; a keyword, but it only ever appears inside tvmgen_default_*
+TVMC_DEFAULT_NAME = "default"
+
 # file names the archive writer uses for itself (tvmgen_<reserved>.h would clash)
 RESERVED_MODULE_NAMES = frozenset({"modules"})
 
@@ -61,7 +64,7 @@ def check_module_name(name: str) -> UsageError | None:
     if not name.isascii() or not _IDENT.match(name):
         return UsageError(f"module name '{name}' is not a C identifier",
                           module=name, hint="use letters, digits and '_', not starting with a digit")
-    if name in C_KEYWORDS:
+    if name in C_KEYWORDS and name != TVMC_DEFAULT_NAME:
         return UsageError(f"module name '{name}' is a C keyword", module=name,
                           hint="choose another name")
     if name in RESERVED_MODULE_NAMES:

@@ -1,0 +1,77 @@
+"""`tvmc compile-multi MODEL[:NAME] ...`: several models -> one MLF v7 archive.
+
+Declared as the ``compile-multi`` entry point of the ``tvmc.subcommands`` group.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..errors import TvmcError
+from ..model import CompiledModule
+from . import options, report
+from .driver import internal_error
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = """\
+examples:
+  tvmc compile-multi kws.tflite:kws ad.onnx:anomaly --target c -o models.tar
+  tvmc compile-multi kws.tflite ad.onnx --module-name kws --module-name anomaly
+  tvmc compile-multi kws.onnx:kws ad.onnx:ad --input-shapes "kws:input:[1,49,10,1] ad:x:[1,640]"
+"""
+
+
+def register_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compile-multi", help="compile several models into one Model Library Format archive",
+        description="Compile each model to plain C (symbols tvmgen_<NAME>_*) and write all\n"
+                    "of them into ONE Model Library Format v7 archive. Nothing is written\n"
+                    "unless every model compiles.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", metavar="MODEL[:NAME]",
+                        help="model file (.tflite or .onnx) and optional module name "
+                             "(default: the file name stem)")
+    parser.add_argument("--module-name", action="append", metavar="NAME",
+                        help="module name of each MODEL, in order: give one per MODEL "
+                             "(instead of MODEL:NAME)")
+    options.add_compile_options(parser, multi=True)
+    parser.set_defaults(func=drive_compile_multi)
+
+
+def drive_compile_multi(args: argparse.Namespace) -> int:
+    pairs = options.pair_module_names(args.models, args.module_name)
+    jobs, settings = options.validate_compile(args, pairs, module_prefixes=True)
+    return compile_and_write(jobs, settings)
+
+
+def compile_and_write(jobs: list[options.ModelJob], settings: options.CompileSettings) -> int:
+    """Compile every job, then write the archive and print the table (nothing on failure)."""
+    # imported here: TVM takes most of a second to import, argument errors should not wait
+    from .. import api
+
+    if settings.jobs > 1:
+        log.info("-j %d: compiling one model at a time (parallel builds are not done yet)",
+                 settings.jobs)
+    modules = [compile_job(api, job, settings, i, len(jobs)) for i, job in enumerate(jobs, 1)]
+    path = api.export_model_library_format(modules, settings.output)
+    print(report.module_table(modules))
+    print(f"wrote {path}")
+    sys.stdout.flush()
+    return 0
+
+
+def compile_job(api, job: options.ModelJob, settings: options.CompileSettings,  # noqa: ANN001
+                index: int, count: int) -> CompiledModule:
+    """One module, with its progress line; every error names the module and its file."""
+    with report.progress(index, count, job.name, job.path):
+        try:
+            return api.compile_model(
+                job.path, module_name=job.name, target=settings.target.canonical,
+                input_shapes=job.input_shapes or None, model_format=job.model_format,
+                opt_level=settings.opt_level, pass_config=settings.pass_config or None)
+        except TvmcError as err:
+            raise options.locate_all(err, module=job.name, path=job.path)
+        except Exception as exc:  # a bug; still say which model triggered it
+            raise internal_error(exc).located(module=job.name, path=job.path) from exc

@@ -1,0 +1,439 @@
+"""Options shared by `tvmc compile` and `tvmc compile-multi`, and their validation.
+
+The checks are cheap (TVM is imported only to check --pass-config names, and only when all
+else is right), so a bad command line is rejected before any model is compiled.
+`validate_compile` collects every problem it finds and raises them together, so a user fixes
+a long command line in one go.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ..errors import ErrorGroup, OutputError, TvmcError, UsageError
+from ..frontends.detect import FORMATS, detect_format
+from ..names import module_name_from_path, validate_module_names
+from ..target import TargetSpec, parse_target
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+DEFAULT_OUTPUT = "module.tar"
+
+
+# ----------------------------------------------------------------------------- argparse
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    """`-v` after the subcommand too, as tvmc allowed (`tvmc compile -v ...`).
+
+    A separate dest: argparse copies a subparser's defaults over the main namespace, which
+    would reset a `tvmc -v compile` count to 0.
+    """
+    parser.add_argument("-v", "--verbose", dest="sub_verbose", action="count",
+                        default=argparse.SUPPRESS, help="increase verbosity (repeatable)")
+
+
+def add_compile_options(parser: argparse.ArgumentParser, *, multi: bool) -> None:
+    """The tvmc compile options we keep, with tvmc's names and defaults where they still apply."""
+    prefix_note = (" With several models, prefix each input with its module name: "
+                   "'kws:input_1:[1,49,10,1]'." if multi else "")
+    parser.add_argument("--target", default="c",
+                        help="compilation target: 'c' with optional options, e.g. "
+                             "'c -mcpu=cortex-m4' (default: c)")
+    parser.add_argument("--model-format", choices=FORMATS,
+                        help="input model format (default: detected from the file content"
+                             + (", for every model" if multi else "") + ")")
+    parser.add_argument("--input-shapes", action="append", metavar="SHAPES",
+                        help="static input shapes, '\"input0:[1,32,32,3] input1:[10]\"'."
+                             + prefix_note + " May be repeated.")
+    parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, metavar="PATH",
+                        help=f"output Model Library Format archive (default: {DEFAULT_OUTPUT})")
+    parser.add_argument("-f", "--output-format", default="mlf", metavar="{mlf}",
+                        help="output format; only 'mlf' (Model Library Format) (default: mlf)")
+    parser.add_argument("--executor", default="aot", metavar="{aot}",
+                        help="executor; only 'aot' (default: aot)")
+    parser.add_argument("--runtime", default="crt", metavar="{crt}",
+                        help="runtime; only 'crt' (default: crt)")
+    parser.add_argument("--executor-aot-interface-api", metavar="{c}",
+                        help="accepted for tvmc compatibility; the C interface is always used")
+    parser.add_argument("--executor-aot-unpacked-api", metavar="{1}",
+                        help="accepted for tvmc compatibility; the unpacked API is always used")
+    parser.add_argument("--pass-config", action="append", metavar="NAME=VALUE",
+                        help="TVM PassContext configuration, repeatable, e.g. "
+                             "'tirx.disable_vectorize=1'")
+    parser.add_argument("-O", "--opt-level", type=int, choices=range(4), default=3,
+                        metavar="[0-3]", help="optimization level (default: 3)")
+    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                        help="reserved: models are compiled one after another for now")
+    add_verbose(parser)
+
+
+# ----------------------------------------------------------------------------- models
+
+def parse_model_arg(text: str) -> tuple[str, str | None]:
+    """``kws.tflite:kws`` -> ("kws.tflite", "kws"); ``kws.tflite`` -> ("kws.tflite", None).
+
+    Splits on the LAST ':' only if what follows is a non-empty name without '/' or '\\', so
+    ``C:\\models\\kws.tflite`` and ``dir:x/kws.tflite`` stay paths. An existing file whose
+    name contains ':' is taken as a path too.
+    """
+    head, sep, tail = text.rpartition(":")
+    if not sep or not tail or "/" in tail or "\\" in tail or os.path.exists(text):
+        if sep and not tail and head and os.path.exists(head):
+            raise UsageError("empty module name after ':'", path=head,
+                             hint="write MODEL:NAME, or just MODEL for the default name")
+        return text, None
+    return head, tail
+
+
+def pair_module_names(models: list[str], names: list[str] | None) -> list[tuple[str, str]]:
+    """(path, module name) for each MODEL argument.
+
+    Names come either from ``MODEL:NAME`` or from one ``--module-name`` per model, in order;
+    missing names default to the file stem.
+    """
+    if not names:
+        pairs = [parse_model_arg(m) for m in models]
+        return [(path, name if name is not None else module_name_from_path(path))
+                for path, name in pairs]
+    if len(names) != len(models):
+        raise UsageError(f"{len(models)} model file(s) but {len(names)} --module-name option(s)",
+                         hint="give one --module-name per model file, in the same order, "
+                              "or write MODEL:NAME")
+    for model in models:
+        path, name = parse_model_arg(model)
+        if name is not None and not os.path.exists(model) and os.path.exists(path):
+            raise UsageError(f"'{model}' has a name and --module-name is given too", path=path,
+                             hint="name modules either as MODEL:NAME or with --module-name")
+    return list(zip(models, names))
+
+
+# ----------------------------------------------------------------------------- input shapes
+
+# NAME:[d0,d1,...]; a name may itself contain ':' '/' '.' (TFLite "serving_default_x:0"),
+# the greedy name part backtracks to the last ':' before '['.
+_SHAPE_ENTRY = re.compile(r"(?P<name>[^\s\[\],]+):\s*\[(?P<dims>[^\[\]]*)\]")
+_SEPARATOR = re.compile(r"[\s,]*")
+
+
+def parse_input_shapes(texts: Iterable[str] | str | None) -> dict[str, list[int]]:
+    """Parse tvmc's ``"input0:[1,32,32,3] input1:[10]"`` (one or several strings)."""
+    if texts is None:
+        return {}
+    if isinstance(texts, str):
+        texts = [texts]
+    shapes: dict[str, list[int]] = {}
+    for text in texts:
+        for name, dims in _shape_entries(text):
+            if name in shapes:
+                raise UsageError(f"--input-shapes gives '{name}' twice")
+            shapes[name] = dims
+    return shapes
+
+
+def _shape_entries(text: str) -> Iterable[tuple[str, list[int]]]:
+    pos = _SEPARATOR.match(text, 0).end()
+    if pos == len(text):
+        raise _shape_syntax_error(text)
+    while pos < len(text):
+        match = _SHAPE_ENTRY.match(text, pos)
+        if not match:
+            raise _shape_syntax_error(text)
+        yield match["name"], _parse_dims(match["name"], match["dims"])
+        pos = _SEPARATOR.match(text, match.end()).end()
+
+
+def _shape_syntax_error(text: str) -> UsageError:
+    return UsageError(f"cannot parse --input-shapes '{text}'",
+                      hint="write \"input0:[1,32,32,3] input1:[10]\"")
+
+
+def _parse_dims(name: str, dims: str) -> list[int]:
+    items = [d.strip() for d in dims.split(",")] if dims.strip() else []
+    try:
+        shape = [int(d) for d in items]
+    except ValueError:
+        raise UsageError(f"--input-shapes '{name}': '[{dims}]' is not a list of integers",
+                         hint="write e.g. [1,49,10,1]") from None
+    if any(d < 1 for d in shape):
+        raise UsageError(f"--input-shapes '{name}': every dimension must be a positive "
+                         f"number, got [{dims}]",
+                         hint="microcontroller code needs static shapes: give each "
+                              "dimension's size")
+    return shape
+
+
+def split_input_shapes(shapes: dict[str, list[int]],
+                       module_names: list[str]) -> dict[str, dict[str, list[int]]]:
+    """Assign ``MODULE:INPUT`` entries to their modules.
+
+    With a single module an entry without a known module prefix is the input's full name
+    (tvmc's syntax, where input names may contain ':'); with several modules every entry
+    needs a known prefix.
+    """
+    result: dict[str, dict[str, list[int]]] = {m: {} for m in module_names}
+    problems: list[TvmcError] = []
+    for key, shape in shapes.items():
+        prefix, sep, rest = key.partition(":")
+        if sep and rest and prefix in result:
+            result[prefix][rest] = shape
+        elif len(module_names) == 1:
+            result[module_names[0]][key] = shape
+        elif sep:
+            problems.append(UsageError(
+                f"--input-shapes entry '{key}' names unknown module '{prefix}'",
+                hint=f"modules are: {', '.join(module_names)} (an input name that contains "
+                     f"':' needs its module prefix too, e.g. {module_names[0]}:{key})"))
+        else:
+            problems.append(UsageError(
+                f"--input-shapes entry '{key}' needs a module prefix",
+                hint=f"with several models write MODULE:INPUT:[dims], e.g. "
+                     f"{module_names[0]}:{key}:{_dims_text(shape)}"))
+    raise_all(problems)
+    return result
+
+
+def _dims_text(shape: list[int]) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+# ----------------------------------------------------------------------------- pass config
+
+def parse_pass_configs(items: Iterable[str] | None) -> dict[str, object]:
+    """``NAME=VALUE`` items -> dict; values become int, bool ("true"/"false") or str, as in tvmc."""
+    configs: dict[str, object] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not name or not value:
+            raise UsageError(f"invalid --pass-config '{item}'", hint="write NAME=VALUE")
+        configs[name] = _config_value(value)
+    return configs
+
+
+def _config_value(value: str) -> object:
+    if re.fullmatch(r"-?\d+", value):
+        return int(value)
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+_CONFIG_TYPES = {"bool": "bool", "int": "int", "ir.IntImm": "int"}
+
+
+def check_pass_configs(configs: dict[str, object],
+                       known: dict[str, str] | None = None) -> dict[str, object]:
+    """Check names and value types against TVM's PassContext options; the converted dict.
+
+    tvmc users' TVM <= 0.18 names (``tir.disable_vectorize``) are mapped to TVM 0.27's
+    (``tirx.disable_vectorize``). `known` maps option names to type names; by default it is
+    read from TVM, which is imported only when there is something to check.
+    """
+    if not configs:
+        return {}
+    known = pass_config_types() if known is None else known
+    checked: dict[str, object] = {}
+    problems: list[TvmcError] = []
+    for name, value in configs.items():
+        real = name if name in known else _renamed_config(name, known)
+        if real is None:
+            settable = sorted(n for n, t in known.items() if t in _CONFIG_TYPES)
+            problems.append(UsageError(f"unknown --pass-config '{name}'",
+                                       hint="options are: " + ", ".join(settable)))
+            continue
+        try:
+            checked[real] = _typed_config(real, value, known[real])
+        except UsageError as err:
+            problems.append(err)
+    raise_all(problems)
+    return checked
+
+
+def pass_config_types() -> dict[str, str]:
+    import tvm  # noqa: PLC0415 - slow import, only when --pass-config is used
+
+    return {str(name): str(info["type"])
+            for name, info in tvm.transform.PassContext.list_configs().items()}
+
+
+def _renamed_config(name: str, known: dict[str, str]) -> str | None:
+    if name.startswith("tir."):
+        for prefix in ("tirx.", "s_tir."):
+            candidate = prefix + name[len("tir."):]
+            if candidate in known:
+                log.info("--pass-config %s is called %s in this TVM", name, candidate)
+                return candidate
+    return None
+
+
+def _typed_config(name: str, value: object, type_name: str) -> object:
+    kind = _CONFIG_TYPES.get(type_name)
+    if kind is None:
+        raise UsageError(f"--pass-config '{name}' takes a {type_name}, which cannot be given "
+                         "on the command line")
+    if kind == "bool":
+        if isinstance(value, bool) or value in (0, 1):
+            return bool(value)
+        raise UsageError(f"--pass-config '{name}' takes true/false or 1/0, not '{value}'")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise UsageError(f"--pass-config '{name}' takes an integer, not '{value}'")
+
+
+# ----------------------------------------------------------------------------- fixed options
+
+def check_fixed_options(args: argparse.Namespace) -> list[TvmcError]:
+    """tvmc options that remain only for compatibility: the one value we support, or an error."""
+    problems: list[TvmcError] = []
+    if args.output_format != "mlf":
+        problems.append(UsageError(
+            f"output format '{args.output_format}' is not supported: only 'mlf' is",
+            hint="microcontroller builds use the Model Library Format archive (-f mlf)"))
+    if args.executor != "aot":
+        problems.append(UsageError(
+            f"executor '{args.executor}' is not supported: only 'aot' is",
+            hint="plain C builds have no TVM runtime for the graph or vm executor: drop "
+                 "--executor or use --executor aot"))
+    if args.runtime != "crt":
+        problems.append(UsageError(
+            f"runtime '{args.runtime}' is not supported: only 'crt' is",
+            hint="drop --runtime or use --runtime crt"))
+    if args.executor_aot_interface_api not in (None, "c"):
+        problems.append(UsageError(
+            f"--executor-aot-interface-api {args.executor_aot_interface_api} is not supported",
+            hint="we always generate the C interface with the unpacked API "
+                 "(--executor-aot-interface-api c)"))
+    if args.executor_aot_unpacked_api not in (None, "1", "true", "True"):
+        problems.append(UsageError(
+            f"--executor-aot-unpacked-api {args.executor_aot_unpacked_api} is not supported",
+            hint="we always generate the C interface with the unpacked API "
+                 "(--executor-aot-unpacked-api 1)"))
+    if args.jobs < 1:
+        problems.append(UsageError(f"-j {args.jobs}: the number of jobs must be at least 1"))
+    return problems
+
+
+# ----------------------------------------------------------------------------- output
+
+def check_output_path(path: str) -> None:
+    """The archive can be written at `path`: not a directory, and its folder is writable.
+
+    Writability is tested by creating (and removing) a temporary file there, because
+    os.access lies on some file systems (ACLs, read-only mounts, root).
+    """
+    if not path:
+        raise OutputError("empty output path", hint="give -o PATH.tar")
+    if os.path.isdir(path):
+        raise OutputError("output path is a directory", path=path,
+                          hint="give a file name, e.g. -o " + os.path.join(path, "models.tar"))
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise OutputError(f"output directory '{folder}' does not exist", path=path,
+                          hint="create it first")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".tvmc-write-test-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write to directory '{folder}': {exc.strerror}", path=path,
+                          hint="check its permissions or choose another -o") from None
+
+
+# ----------------------------------------------------------------------------- validation
+
+@dataclass(frozen=True)
+class ModelJob:
+    """One model to compile into one module of the archive."""
+
+    path: str
+    name: str
+    model_format: str
+    input_shapes: dict[str, list[int]] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class CompileSettings:
+    """The options that apply to every module of one archive."""
+
+    target: TargetSpec
+    output: str
+    opt_level: int = 3
+    pass_config: dict[str, object] = field(default_factory=dict, hash=False)
+    jobs: int = 1
+
+
+def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
+                     module_prefixes: bool) -> tuple[list[ModelJob], CompileSettings]:
+    """Check the whole command line before any compile work; raise every problem at once.
+
+    `module_prefixes`: whether --input-shapes entries may carry a ``MODULE:`` prefix
+    (compile-multi) or are plain tvmc syntax for the single module (compile).
+    """
+    problems: list[TvmcError] = []
+    names = [name for _, name in pairs]
+    formats = [_collect(problems, detect_format, path, args.model_format, path=path,
+                        module=name) for path, name in pairs]
+    _collect(problems, validate_module_names, names,
+             locate=dict((name, path) for path, name in pairs))
+    shapes = _collect(problems, parse_input_shapes, args.input_shapes) or {}
+    if module_prefixes:
+        per_module = _collect(problems, split_input_shapes, shapes, names) or {}
+    else:
+        per_module = {names[0]: shapes}
+    target = _collect(problems, parse_target, args.target)
+    pass_config = _collect(problems, parse_pass_configs, args.pass_config)
+    problems.extend(check_fixed_options(args))
+    _collect(problems, check_output_path, args.output)
+    if pass_config and not problems:  # needs TVM: only once all else is right
+        pass_config = _collect(problems, check_pass_configs, pass_config)
+    raise_all(problems)
+    jobs = [ModelJob(path, name, fmt, per_module.get(name, {}))
+            for (path, name), fmt in zip(pairs, formats)]
+    settings = CompileSettings(target, args.output, args.opt_level, pass_config or {},
+                               args.jobs)
+    return jobs, settings
+
+
+def _collect(problems: list[TvmcError], check: Callable[..., T], *check_args: Any,
+             path: str | None = None, module: str | None = None,
+             locate: dict[str, str] | None = None) -> T | None:
+    """Run one check; on failure add its error(s) to `problems` and return None.
+
+    `path`/`module` locate every error; `locate` maps an error's module to its file.
+    """
+    try:
+        return check(*check_args)
+    except TvmcError as err:
+        for one in flatten(err):
+            where = path or (locate or {}).get(one.module or "")
+            problems.append(one.located(module=module, path=where))
+        return None
+
+
+def flatten(err: TvmcError) -> list[TvmcError]:
+    """The individual errors inside an ErrorGroup (or the error itself)."""
+    if isinstance(err, ErrorGroup):
+        return [leaf for inner in err.errors for leaf in flatten(inner)]
+    return [err]
+
+
+def locate_all(err: TvmcError, *, module: str | None = None,
+               path: str | None = None) -> TvmcError:
+    """`err.located(...)`, applied to each error inside an ErrorGroup too."""
+    if isinstance(err, ErrorGroup):
+        return ErrorGroup([e.located(module=module, path=path) for e in flatten(err)])
+    return err.located(module=module, path=path)
+
+
+def raise_all(problems: list[TvmcError]) -> None:
+    """Raise nothing, the one error, or an ErrorGroup of all of them."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ErrorGroup(problems)

@@ -1,0 +1,160 @@
+"""What the compile commands print: progress lines, the per-module table, code sizes.
+
+Code size is the `.text` of the module's C compiled for the host with ``cc -c -O2``: the C
+source text is mostly constant tables, so its length says nothing about flash use. The host
+ISA is not the microcontroller's, so it is an estimate; "-" when no compiler is at hand.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TextIO
+
+from ..model import CompiledModule, TensorInfo
+
+log = logging.getLogger(__name__)
+
+COMPILE_TIMEOUT_S = 600
+
+
+def find_c_compiler() -> list[str] | None:
+    """The host C compiler: ``$CC`` (may hold arguments: "ccache gcc"), else cc/gcc/clang."""
+    env = os.environ.get("CC", "").strip()
+    if env:
+        command = shlex.split(env)
+        return command if shutil.which(command[0]) else None
+    for name in ("cc", "gcc", "clang"):
+        if shutil.which(name):
+            return [name]
+    return None
+
+
+def first_error_line(output: str) -> str:
+    """The line of compiler output worth showing: the first 'error', else the first line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if "error" in line.lower():
+            return line
+    return lines[0] if lines else "(no output)"
+
+
+def code_size(module: CompiledModule) -> int | None:
+    """Bytes of `.text` in the module's sources built with the host ``cc -c -O2``, or None."""
+    compiler = find_c_compiler()
+    size_tool = shutil.which("size")
+    if compiler is None or size_tool is None or not module.sources:
+        return None
+    with tempfile.TemporaryDirectory(prefix="tvmc-size-") as tmp:
+        include = os.path.join(tmp, "include")
+        os.makedirs(include)
+        with open(os.path.join(include, f"tvmgen_{module.name}.h"), "w") as fh:
+            fh.write(module.header)
+        objects = []
+        for file_name, text in module.sources.items():
+            source = os.path.join(tmp, os.path.basename(file_name))
+            with open(source, "w") as fh:
+                fh.write(text)
+            objects.append(source[:-2] + ".o")
+            command = [*compiler, "-std=c11", "-O2", "-c", "-I", include, source,
+                       "-o", objects[-1]]
+            if _run_tool(command) is None:
+                return None
+        return _text_bytes(size_tool, objects)
+
+
+def _run_tool(command: list[str]) -> str | None:
+    """Run a tool quietly; its stdout, or None (logged at debug level) when it fails."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True,
+                              timeout=COMPILE_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.debug("code size: %s failed: %s", command[0], exc)
+        return None
+    if done.returncode != 0:
+        log.debug("code size: %s failed: %s", shlex.join(command),
+                  first_error_line(done.stderr))
+        return None
+    return done.stdout
+
+
+def _text_bytes(size_tool: str, objects: list[str]) -> int | None:
+    """Sum the `.text*` sections reported by ``size -A`` (SysV format, one section a line)."""
+    output = _run_tool([size_tool, "-A", *objects])
+    if output is None:
+        return None
+    total = 0
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith(".text") and parts[1].isdigit():
+            total += int(parts[1])
+    return total
+
+
+# ----------------------------------------------------------------------------- progress
+
+@contextmanager
+def progress(index: int, count: int, name: str, path: str,
+             stream: TextIO | None = None) -> Iterator[None]:
+    """``[n/N] <name> (<file>) ... <t.tt> s`` on stderr around one module's compilation.
+
+    On a terminal the line starts before the work so the user sees what is running; in a log
+    it is printed whole afterwards, so no other message lands in the middle of it.
+    """
+    stream = stream or sys.stderr
+    head = f"[{index}/{count}] {name} ({path}) ..."
+    live = stream.isatty()
+    if live:
+        print(head, end="", flush=True, file=stream)
+    start = time.perf_counter()
+    outcome = "failed"
+    try:
+        yield
+        outcome = f"{time.perf_counter() - start:.2f} s"
+    finally:
+        print(f" {outcome}" if live else f"{head} {outcome}", file=stream, flush=True)
+
+
+# ----------------------------------------------------------------------------- table
+
+TABLE_HEADERS = ("module", "file", "format", "inputs", "outputs", "workspace B", "constants B",
+                 "code B")
+
+
+def tensor_list(tensors: Sequence[TensorInfo]) -> str:
+    """``name:[1,49,10,1]:int8, other:[10]:float32``."""
+    return ", ".join(f"{t.name}:[{','.join(str(d) for d in t.shape)}]:{t.dtype}"
+                     for t in tensors)
+
+
+def module_row(module: CompiledModule, code_bytes: int | None) -> list[str]:
+    return [module.name, module.model_path, module.model_format, tensor_list(module.inputs),
+            tensor_list(module.outputs), str(module.workspace_bytes),
+            str(module.constants_bytes), "-" if code_bytes is None else str(code_bytes)]
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain, aligned text table; numbers right-aligned."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+
+    def line(cells: Sequence[str]) -> str:
+        out = []
+        for cell, width in zip(cells, widths):
+            text = str(cell)
+            out.append(text.rjust(width) if text.isdigit() else text.ljust(width))
+        return "  ".join(out).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def module_table(modules: Sequence[CompiledModule]) -> str:
+    rows = [module_row(m, code_size(m)) for m in modules]
+    return format_table(TABLE_HEADERS, rows)

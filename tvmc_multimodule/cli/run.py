@@ -1,0 +1,373 @@
+"""`tvmc run MLF --module NAME`: build one module of an archive for the host and run it once.
+
+There is no TVM runtime to load the code into any more, so the module is run the way a
+firmware would: a small generated C program (main.c) reads each input from a file, calls
+``tvmgen_<name>_run`` and writes each output to a file; it is built with the host C compiler
+from that module's sources only, so a link error also reveals a module that is not
+self-contained.
+
+Missing --inputs: every input is filled with zeros by default (deterministic, and valid for
+every dtype); tvmc filled them with random values. ``--fill-mode ones|random`` is available,
+``random`` with a fixed seed so runs can be compared.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import BuildError, OutputError, TvmcError, UsageError
+from ..model import TensorInfo
+from . import options
+from .report import find_c_compiler, first_error_line
+
+BUILD_TIMEOUT_S = 900
+RUN_TIMEOUT_S = 600
+RANDOM_SEED = 0
+
+
+def register_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run", help="build one module of an archive for the host and run it",
+        description="Build one module of a Model Library Format archive with the host C\n"
+                    "compiler, run it once on the given inputs and save its outputs.",
+        epilog="example:\n  tvmc run models.tar --module kws --inputs in.npz -o out.npz "
+               "--print-top 3", formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("archive", metavar="MLF", help="Model Library Format archive (.tar)")
+    parser.add_argument("--module", metavar="NAME",
+                        help="module to run (needed when the archive holds several)")
+    parser.add_argument("-i", "--inputs", metavar="NPZ",
+                        help="input tensors by model tensor name (or C name), as .npz")
+    parser.add_argument("-o", "--outputs", metavar="NPZ",
+                        help="write the output tensors, by model tensor name, to this .npz")
+    parser.add_argument("--fill-mode", choices=("zeros", "ones", "random"), default="zeros",
+                        help="values of the inputs when --inputs is not given (default: zeros)")
+    parser.add_argument("--print-top", type=int, metavar="N",
+                        help="print the N largest values of each output and their indices")
+    options.add_verbose(parser)
+    parser.set_defaults(func=drive_run)
+
+
+def drive_run(args: argparse.Namespace) -> int:
+    _validate(args)
+    from ..mlf import extract_archive, load_model_library_format
+
+    with tempfile.TemporaryDirectory(prefix="tvmc-run-") as tmp:
+        root = os.path.join(tmp, "mlf")
+        extract_archive(args.archive, root)
+        module = _select_module(load_model_library_format(root).modules, args.module,
+                                args.archive)
+        try:
+            arrays = (match_inputs(_load_npz(args.inputs), module.inputs) if args.inputs
+                      else fill_inputs(module.inputs, args.fill_mode))
+            executable = build_runner(root, module.name, module.inputs, module.outputs,
+                                      list(module.sources), os.path.join(tmp, "build"))
+            outputs = run_runner(executable, arrays, module.outputs, os.path.join(tmp, "io"))
+        except TvmcError as err:
+            raise options.locate_all(err, module=module.name, path=args.archive)
+    if args.outputs:
+        save_npz(outputs, args.outputs)
+    _print_results(outputs, args.print_top)
+    if args.outputs:
+        print(f"wrote {args.outputs}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> None:
+    problems: list[TvmcError] = []
+    if not os.path.isfile(args.archive):
+        what = "is a directory, not an archive" if os.path.isdir(args.archive) else "not found"
+        problems.append(OutputError(f"archive {what}", path=args.archive))
+    if args.inputs and not os.path.isfile(args.inputs):
+        problems.append(UsageError("inputs file not found", path=args.inputs))
+    if args.print_top is not None and args.print_top < 1:
+        problems.append(UsageError(f"--print-top {args.print_top}: N must be at least 1"))
+    if args.outputs:
+        try:
+            options.check_output_path(args.outputs)
+        except TvmcError as err:
+            problems.append(err)
+    options.raise_all(problems)
+
+
+def _select_module(modules: dict[str, Any], wanted: str | None, archive: str) -> Any:
+    names = ", ".join(sorted(modules)) or "(none)"
+    if wanted is None:
+        if len(modules) == 1:
+            return next(iter(modules.values()))
+        raise UsageError(f"the archive holds {len(modules)} modules: choose one with --module",
+                         path=archive, hint=f"modules: {names}")
+    if wanted not in modules:
+        raise UsageError(f"no module '{wanted}' in the archive", path=archive,
+                         hint=f"modules: {names}")
+    return modules[wanted]
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def _load_npz(path: str) -> dict[str, np.ndarray]:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read inputs: {exc}", path=path) from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise UsageError("not an .npz file (a single .npy array?)", path=path,
+                         hint="save inputs with numpy.savez(path, name=array, ...)")
+    try:
+        with data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError) as exc:  # e.g. object arrays, which need pickle
+        raise UsageError(f"cannot read inputs: {exc}", path=path) from None
+
+
+def match_inputs(given: dict[str, np.ndarray], inputs: Sequence[TensorInfo]) -> list[np.ndarray]:
+    """The arrays in the module's input order; keys may be tensor names or C names."""
+    problems: list[TvmcError] = []
+    missing: list[str] = []
+    arrays: list[np.ndarray] = []
+    for info in inputs:
+        key = info.name if info.name in given else info.c_name if info.c_name in given else None
+        if key is None:
+            missing.append(info.name)
+            continue
+        try:
+            arrays.append(coerce_input(given[key], info))
+        except UsageError as err:
+            problems.append(err)
+    known = {n for info in inputs for n in (info.name, info.c_name)}
+    extra = sorted(set(given) - known)
+    expected = f"the module's inputs are {_names(inputs)}"
+    if missing:
+        problems.append(UsageError(f"--inputs lacks {', '.join(missing)}", hint=expected))
+    if extra:
+        problems.append(UsageError(f"--inputs has unknown tensor(s) {', '.join(extra)}",
+                                   hint=None if missing else expected))
+    options.raise_all(problems)
+    return arrays
+
+
+def _names(tensors: Sequence[TensorInfo]) -> str:
+    return ", ".join(f"{t.name}:{_shape(t.shape)}:{t.dtype}" for t in tensors) or "(none)"
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def coerce_input(array: np.ndarray, info: TensorInfo) -> np.ndarray:
+    """The array in the model's dtype and shape, if that loses nothing; else a UsageError.
+
+    Any shape with the right element count is accepted (a missing batch dimension is
+    common); float64 -> float32 is accepted (numpy's default float); integers are accepted
+    when every value fits the model's integer type.
+    """
+    want = np.dtype(info.dtype)
+    count = int(np.prod(info.shape, dtype=np.int64))
+    if array.size != count:
+        raise UsageError(f"input '{info.name}' has {array.size} elements "
+                         f"{_shape(array.shape)}, the model needs {count} {_shape(info.shape)}")
+    if array.dtype != want:
+        array = _convert_dtype(array, want, info.name)
+    return np.ascontiguousarray(array.reshape(info.shape))
+
+
+def _convert_dtype(array: np.ndarray, want: np.dtype, name: str) -> np.ndarray:
+    if array.dtype.kind == "f" and want.kind == "f":
+        return array.astype(want)
+    if array.dtype.kind in "biu" and want.kind in "iu":
+        converted = array.astype(want)
+        if np.array_equal(converted.astype(array.dtype), array):
+            return converted
+        raise UsageError(f"input '{name}' has {array.dtype} values that do not fit {want}")
+    raise UsageError(f"input '{name}' is {array.dtype}, the model needs {want}",
+                     hint="convert (or quantize) it first, e.g. array.astype(...)")
+
+
+def fill_inputs(inputs: Sequence[TensorInfo], mode: str) -> list[np.ndarray]:
+    rng = np.random.default_rng(RANDOM_SEED)
+    arrays = []
+    for info in inputs:
+        dtype = np.dtype(info.dtype)
+        if mode == "zeros":
+            arrays.append(np.zeros(info.shape, dtype))
+        elif mode == "ones":
+            arrays.append(np.ones(info.shape, dtype))
+        elif dtype.kind == "f":
+            arrays.append(rng.uniform(-1.0, 1.0, info.shape).astype(dtype))
+        else:
+            low, high = _int_range(dtype)
+            arrays.append(rng.integers(low, high, info.shape, endpoint=True).astype(dtype))
+    return arrays
+
+
+def _int_range(dtype: np.dtype) -> tuple[int, int]:
+    if dtype.kind == "b":
+        return 0, 1
+    info = np.iinfo(dtype)
+    return max(info.min, -128), min(info.max, 127)  # the quantized range int8/uint8 models use
+
+
+# ----------------------------------------------------------------------------- harness
+
+def harness_source(name: str, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo]) -> str:
+    """main.c: argv = input files..., output files...; exit 0 on success."""
+    macro = f"TVMGEN_{name.upper()}"
+    checks, loads, allocs, saves = [], [], [], []
+    for i, t in enumerate(inputs, 1):
+        loads.append(f"  inputs.{t.c_name} = load_file(argv[{i}], {t.nbytes}u);")
+    for i, t in enumerate(outputs, 1 + len(inputs)):
+        allocs.append(f"  outputs.{t.c_name} = alloc_buffer({t.nbytes}u);")
+        saves.append(f"  save_file(argv[{i}], outputs.{t.c_name}, {t.nbytes}u);")
+    for t in [*inputs, *outputs]:
+        # the header's size macros must agree with the metadata the buffers are sized from
+        size_macro = f"{macro}_{t.c_name.upper()}_SIZE"
+        checks.append(f"#ifdef {size_macro}\n_Static_assert({size_macro} == {t.nbytes}, "
+                      f"\"{t.c_name}: header and metadata sizes differ\");\n#endif")
+    argc = 1 + len(inputs) + len(outputs)
+    return f"""\
+/* Generated by `tvmc run`: runs module '{name}' once on inputs read from files. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tvmgen_{name}.h"
+
+{chr(10).join(checks)}
+
+static void* alloc_buffer(size_t size) {{
+  void* data = calloc(size ? size : 1, 1);
+  if (!data) {{ fprintf(stderr, "out of memory\\n"); exit(3); }}
+  return data;
+}}
+
+static void* load_file(const char* path, size_t size) {{
+  void* data = alloc_buffer(size);
+  FILE* f = fopen(path, "rb");
+  if (!f || fread(data, 1, size, f) != size) {{
+    fprintf(stderr, "cannot read %zu bytes from %s\\n", size, path);
+    exit(3);
+  }}
+  fclose(f);
+  return data;
+}}
+
+static void save_file(const char* path, const void* data, size_t size) {{
+  FILE* f = fopen(path, "wb");
+  if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) {{
+    fprintf(stderr, "cannot write %s\\n", path);
+    exit(3);
+  }}
+}}
+
+int main(int argc, char** argv) {{
+  struct tvmgen_{name}_inputs inputs;
+  struct tvmgen_{name}_outputs outputs;
+  int32_t status;
+  if (argc != {argc}) {{
+    fprintf(stderr, "expected {argc - 1} file arguments\\n");
+    return 2;
+  }}
+  memset(&inputs, 0, sizeof(inputs));
+  memset(&outputs, 0, sizeof(outputs));
+{chr(10).join(loads + allocs)}
+  status = tvmgen_{name}_run(&inputs, &outputs);
+  if (status != 0) {{
+    fprintf(stderr, "tvmgen_{name}_run returned %d\\n", (int)status);
+    return 1;
+  }}
+{chr(10).join(saves)}
+  return 0;
+}}
+"""
+
+
+def build_runner(root: str, name: str, inputs: Sequence[TensorInfo],
+                 outputs: Sequence[TensorInfo], source_files: Sequence[str],
+                 build_dir: str) -> str:
+    """Compile main.c with the module's own sources; the executable's path, or BuildError."""
+    compiler = find_c_compiler()
+    if compiler is None:
+        raise BuildError("no C compiler found", hint="install gcc or clang, or set CC")
+    if not source_files:
+        raise BuildError("the archive has no C sources for this module")
+    os.makedirs(build_dir, exist_ok=True)
+    main_c = os.path.join(build_dir, "main.c")
+    with open(main_c, "w") as fh:
+        fh.write(harness_source(name, inputs, outputs))
+    sources = [os.path.join(root, "codegen", "host", "src", os.path.basename(f))
+               for f in source_files]
+    executable = os.path.join(build_dir, "runner")
+    command = [*compiler, "-std=c11", "-O2", "-I", os.path.join(root, "codegen", "host",
+               "include"), main_c, *sources, "-o", executable, "-lm"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
+                              check=False)
+    except FileNotFoundError:
+        raise BuildError(f"C compiler '{compiler[0]}' not found",
+                         hint="install gcc or clang, or set CC") from None
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"the C build took more than {BUILD_TIMEOUT_S} s") from None
+    if done.returncode != 0:
+        raise BuildError(f"the C build failed: {first_error_line(done.stderr + done.stdout)}",
+                         hint="run with -v to see the compiler command")
+    return executable
+
+
+def run_runner(executable: str, arrays: Sequence[np.ndarray], outputs: Sequence[TensorInfo],
+               io_dir: str) -> dict[str, np.ndarray]:
+    """Run the built program once; the outputs by model tensor name, in metadata shape."""
+    os.makedirs(io_dir, exist_ok=True)
+    in_files = [os.path.join(io_dir, f"in{i}.bin") for i in range(len(arrays))]
+    out_files = [os.path.join(io_dir, f"out{i}.bin") for i in range(len(outputs))]
+    for path, array in zip(in_files, arrays):
+        with open(path, "wb") as fh:
+            fh.write(np.ascontiguousarray(array).tobytes())
+    try:
+        done = subprocess.run([executable, *in_files, *out_files], capture_output=True,
+                              text=True, timeout=RUN_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"the module ran for more than {RUN_TIMEOUT_S} s") from None
+    if done.returncode != 0:
+        detail = first_error_line(done.stderr) if done.stderr.strip() else \
+            f"exit status {done.returncode}"
+        raise BuildError(f"running the module failed: {detail}")
+    return {t.name: np.fromfile(path, dtype=t.dtype).reshape(t.shape)
+            for t, path in zip(outputs, out_files)}
+
+
+# ----------------------------------------------------------------------------- results
+
+def save_npz(arrays: dict[str, np.ndarray], path: str) -> None:
+    """Write atomically: a half-written .npz would look valid to the next tool."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tvmc-run-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)  # a file object: numpy adds no ".npz" to the name
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write outputs: {exc.strerror or exc}", path=path) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def top_values(array: np.ndarray, count: int) -> list[tuple[int, Any]]:
+    """(flat index, value) of the `count` largest values, largest first."""
+    flat = array.reshape(-1)
+    order = np.argsort(-flat.astype(np.float64), kind="stable")[:count]
+    return [(int(i), flat[i].item()) for i in order]
+
+
+def _print_results(outputs: dict[str, np.ndarray], top: int | None) -> None:
+    for name, array in outputs.items():
+        print(f"output {name}: {_shape(array.shape)} {array.dtype}")
+        if top:
+            for index, value in top_values(array, top):
+                print(f"  [{index}] {value}")
