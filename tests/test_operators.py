@@ -1,5 +1,6 @@
 """Every small test model: compiled, put in ONE archive, built into ONE program with gcc
--Wall -Wextra -Werror, run, and compared with onnxruntime / LiteRT."""
+-Wall -Wextra -Werror, run, and compared with onnxruntime / LiteRT; once per operator
+schedule variant (vector, scalar and unscheduled), each against the reference runtime."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,9 +26,10 @@ def _cases() -> dict[str, tuple[str, object]]:
 CASES = _cases()
 
 
-@pytest.fixture(scope="module")
-def coverage_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    root = tmp_path_factory.mktemp("coverage")
+@pytest.fixture(scope="module", params=["vector", "scalar", "none"])
+def coverage_run(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    root = tmp_path_factory.mktemp(f"coverage_{request.param}")
     rng = np.random.default_rng(1234)
     compiled, inputs, references_out = [], {}, {}
     for name, (fmt, build) in CASES.items():
@@ -37,7 +39,7 @@ def coverage_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             onnx_models.save(model, path)
         else:
             path.write_bytes(model)
-        module = compile_model(str(path), module_name=name)
+        module = compile_model(str(path), module_name=name, schedule=request.param)
         xs = [references.random_array(t.shape, t.dtype, rng) for t in module.inputs]
         if fmt == "onnx":
             expected = references.run_onnxruntime(model, {t.name: x for t, x in zip(module.inputs, xs)})

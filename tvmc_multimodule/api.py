@@ -39,7 +39,7 @@ def _resolve_tensors(declared: tuple[TensorInfo, ...], compiled: list[tuple[tupl
 
 def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                       pass_config: dict[str, Any] | None,
-                      schedule: pipeline.ScheduleOptions) -> CompiledModule:
+                      schedule: pipeline.ScheduleOptions, workspace: str) -> CompiledModule:
     import tvm
 
     name = imported.name
@@ -51,16 +51,19 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
     plan = pipeline.plan_memory(program, operators.signatures)
     inputs = _resolve_tensors(imported.inputs, program.input_types, "input")
     outputs = _resolve_tensors(imported.outputs, program.output_types, "output")
+    shared = workspace == "shared"
     sources = {
         f"{name}_lib0.c": codegen.operators_source(operators.host_module, target, name),
         f"{name}_lib1.c": codegen.runner_source(name, program, plan, operators.signatures,
-                                                inputs, outputs),
-        f"{name}_lib2.c": codegen.static_workspace_source(name, plan.workspace_bytes),
+                                                inputs, outputs,
+                                                "run" if shared else "run_with_workspace"),
     }
+    if not shared:  # in a file of its own: RAM an application sharing memory never links
+        sources[f"{name}_lib2.c"] = codegen.static_workspace_source(name, plan.workspace_bytes)
     return CompiledModule(
         name=name, model_path=imported.path, model_format=imported.model_format,
         target=spec.canonical, inputs=inputs, outputs=outputs, sources=sources,
-        header=codegen.module_header(name, inputs, outputs, plan.workspace_bytes),
+        header=codegen.module_header(name, inputs, outputs, plan.workspace_bytes, workspace),
         relax_text=imported.relax_module.script(show_meta=False),
         params={f"const_{i}": array for i, array in enumerate(program.constants)},
         operators=[OperatorInfo(s.c_name, s.scratch_bytes)
@@ -70,7 +73,7 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
         constants_bytes=int(sum(a.nbytes for a in program.constants)),
         options={"opt_level": opt_level, "pass_config": dict(pass_config or {}),
                  "executor": "aot", "runtime": "crt", "interface_api": "c",
-                 "unpacked_api": True, "schedule": schedule.variant,
+                 "unpacked_api": True, "schedule": schedule.variant, "workspace": workspace,
                  "memory_planner": plan.strategy, "inplace_reuses": plan.inplace_reuses},
     )
 
@@ -79,12 +82,13 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
                   input_shapes: dict[str, list[int]] | None = None,
                   model_format: str | None = None, opt_level: int = 3,
                   pass_config: dict[str, Any] | None = None,
-                  schedule: str | None = None) -> CompiledModule:
+                  schedule: str | None = None, workspace: str = "static") -> CompiledModule:
     """Compile one TFLite or ONNX model to plain C (symbols prefixed `tvmgen_<module_name>_`).
 
     `schedule` picks the operator schedules: "vector" (hosts, SIMD cores), "scalar"
     (register-blocked, for Cortex-M), "none" (TVM's unscheduled loops); by default it follows
-    the target's -mcpu.
+    the target's -mcpu. `workspace`: "static" (the module owns a static arena; `run(in, out)`)
+    or "shared" (`run(in, out, workspace)` takes the caller's arena, see tvmgen_modules.h).
     """
     bad_name = check_module_name(module_name)
     if bad_name:
@@ -95,11 +99,15 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
     if schedule is not None and schedule not in pipeline.SCHEDULE_VARIANTS:
         raise UsageError(f"unknown schedule '{schedule}'",
                          hint=f"use one of: {', '.join(pipeline.SCHEDULE_VARIANTS)}")
+    if workspace not in codegen.WORKSPACE_MODES:
+        raise UsageError(f"unknown workspace mode '{workspace}'",
+                         hint=f"use one of: {', '.join(codegen.WORKSPACE_MODES)}")
     schedule_options = pipeline.options_for_target(spec.options.get("mcpu"), schedule)
     start = time.perf_counter()
     imported = frontends.import_model(path, module_name, model_format, input_shapes)
     try:
-        compiled = _compile_imported(imported, spec, opt_level, pass_config, schedule_options)
+        compiled = _compile_imported(imported, spec, opt_level, pass_config, schedule_options,
+                                      workspace)
     except TvmcError as err:
         raise err.located(module=module_name, path=path)
     except Exception as exc:

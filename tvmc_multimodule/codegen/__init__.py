@@ -1,8 +1,8 @@
 """Stage 3: lowered operators and the static program -> C sources and the module header."""
 from .constants import constant_definition
-from .header import module_header
+from .header import WORKSPACE_MODES, module_header
 from .operators import operators_source
 from .runner import runner_source, static_workspace_source
 
-__all__ = ["constant_definition", "module_header", "operators_source", "runner_source",
+__all__ = ["WORKSPACE_MODES", "constant_definition", "module_header", "operators_source", "runner_source",
            "static_workspace_source"]

@@ -55,8 +55,9 @@ def _call_line(step_index: int, step: Call, sig: OperatorSignature, where: _Loca
 
 def runner_source(name: str, program: Program, plan: MemoryPlan,
                   signatures: dict[str, OperatorSignature],
-                  inputs: list[TensorInfo], outputs: list[TensorInfo]) -> str:
-    """`tvmgen_<name>_run_with_workspace` and the module's constants."""
+                  inputs: list[TensorInfo], outputs: list[TensorInfo],
+                  entry: str = "run_with_workspace") -> str:
+    """`tvmgen_<name>_<entry>(inputs, outputs, workspace)` and the module's constants."""
     prefix = f"tvmgen_{name}_"
     where = _Locations(prefix, program, plan, inputs, outputs)
     used = []
@@ -77,7 +78,7 @@ def runner_source(name: str, program: Program, plan: MemoryPlan,
         *[_prototype(sig) for sig in used], "",
         *[constant_definition(f"{prefix}const_{i}", array)
           for i, array in enumerate(program.constants)], "",
-        f"int32_t {prefix}run_with_workspace(struct {prefix}inputs* inputs,",
+        f"int32_t {prefix}{entry}(struct {prefix}inputs* inputs,",
         f"    struct {prefix}outputs* outputs, void* workspace) {{",
         "  uint8_t* ws = (uint8_t*)workspace;",
         "  (void)ws; (void)inputs; (void)outputs;",

@@ -383,7 +383,8 @@ def example_run_block(index: int, mod: CompiledModule) -> list[str]:
                   f"    inputs.{tensor.c_name} = m{index}_in{j};"]
     for j, tensor in enumerate(mod.outputs):
         lines.append(f"    outputs.{tensor.c_name} = m{index}_out{j};")
-    lines += [f"    status = {prefix}_run(&inputs, &outputs);",
+    workspace = ", shared_workspace" if uses_shared_workspace(mod) else ""
+    lines += [f"    status = {prefix}_run(&inputs, &outputs{workspace});",
               "    if (status != 0) {",
               f"      fprintf(stderr, \"%s: {prefix}_run returned %d\\n\", "
               f"{c_string(mod.name)}, (int)status);",
@@ -396,6 +397,10 @@ def example_run_block(index: int, mod: CompiledModule) -> list[str]:
                   f"{tensor_size_macro(mod.name, tensor)});"]
     lines += ["    }", "  }"]
     return lines
+
+
+def uses_shared_workspace(mod: CompiledModule) -> bool:
+    return mod.options.get("workspace") == "shared"
 
 
 def example_main(mods: list[CompiledModule]) -> str:
@@ -418,6 +423,10 @@ def example_main(mods: list[CompiledModule]) -> str:
     ]
     for i, mod in enumerate(mods):
         lines += example_buffers(i, mod) + [""]
+    if any(uses_shared_workspace(m) for m in mods):
+        lines += ["/* one arena for every module compiled with --workspace shared */",
+                  "static _Alignas(16) uint8_t shared_workspace"
+                  "[EXAMPLE_BYTES(TVMGEN_MAX_WORKSPACE_SIZE)];", ""]
     lines += printer_functions({t.dtype for m in mods for t in m.outputs})
     lines += ["int main(void) {", "  int failures = 0;"]
     for i, mod in enumerate(mods):
