@@ -165,3 +165,28 @@ def test_archive_templates_build_with_make(archive: dict) -> None:
     result = subprocess.run(["make", "-C", str(archive["root"] / "templates" / "host")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_parallel_compile_is_byte_identical(archive: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = archive["folder"]
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    models = [f"{folder / f}:{n}" for n, (f, _) in MODULES.items()]
+    outputs = {}
+    for jobs in ("1", "2"):
+        out = folder / f"j{jobs}.tar"
+        assert tvmc(["compile-multi", *models, "-j", jobs, "-o", str(out)]) == 0
+        outputs[jobs] = out.read_bytes()
+    assert outputs["1"] == outputs["2"]
+
+
+def test_parallel_compile_reports_the_failing_module(archive: dict, capsys: pytest.CaptureFixture) -> None:
+    folder = archive["folder"]
+    bad = folder / "broken.onnx"
+    bad.write_bytes(b"\x08\x07garbage that is not a protobuf")
+    out = folder / "never.tar"
+    code = tvmc(["compile-multi", f"{folder / 'ad.onnx'}:ok", f"{bad}:broken", "-j", "2",
+                 "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "broken" in err and "broken.onnx" in err and "Traceback" not in err
+    assert not out.exists()

@@ -20,6 +20,10 @@ class TvmcError(Exception):
         self.path = path
         self.hint = hint
 
+    def __reduce__(self) -> tuple:
+        # keeps module, path and hint when an error crosses a process boundary (compile -j)
+        return (_restore_error, (type(self), dict(self.__dict__)))
+
     def located(self, *, module: str | None = None, path: str | None = None) -> "TvmcError":
         """Fill in the module and file where the raiser did not know them."""
         self.module = self.module or module
@@ -91,3 +95,10 @@ class ErrorGroup(TvmcError):
 
     def one_line(self) -> str:
         return self.message
+
+
+def _restore_error(cls: type, state: dict) -> TvmcError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("message", ""))
+    error.__dict__.update(state)
+    return error

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from ..errors import TvmcError
 from ..model import CompiledModule
@@ -51,27 +53,70 @@ def compile_and_write(jobs: list[options.ModelJob], settings: options.CompileSet
     # imported here: TVM takes most of a second to import, argument errors should not wait
     from .. import api
 
-    if settings.jobs > 1:
-        log.info("-j %d: compiling one model at a time (parallel builds are not done yet)",
-                 settings.jobs)
-    modules = [compile_job(api, job, settings, i, len(jobs)) for i, job in enumerate(jobs, 1)]
+    workers = min(settings.jobs, len(jobs))
+    if workers > 1:
+        modules = compile_in_parallel(jobs, settings, workers)
+    else:
+        modules = [compile_job(job, settings, i, len(jobs)) for i, job in enumerate(jobs, 1)]
     path = api.export_model_library_format(modules, settings.output)
-    print(report.module_table(modules))
+    print(report.module_table(modules, settings.jobs))
     print(f"wrote {path}")
     sys.stdout.flush()
     return 0
 
 
-def compile_job(api, job: options.ModelJob, settings: options.CompileSettings,  # noqa: ANN001
+def compile_one(job: options.ModelJob, settings: options.CompileSettings) -> CompiledModule:
+    """One module; every error names the module and its file. Runs in worker processes too."""
+    from .. import api
+
+    try:
+        return api.compile_model(
+            job.path, module_name=job.name, target=settings.target.canonical,
+            input_shapes=job.input_shapes or None, model_format=job.model_format,
+            opt_level=settings.opt_level, pass_config=settings.pass_config or None,
+            schedule=settings.schedule, workspace=settings.workspace)
+    except TvmcError as err:
+        raise options.locate_all(err, module=job.name, path=job.path)
+    except Exception as exc:  # a bug; still say which model triggered it
+        raise internal_error(exc).located(module=job.name, path=job.path) from exc
+
+
+def compile_job(job: options.ModelJob, settings: options.CompileSettings,
                 index: int, count: int) -> CompiledModule:
-    """One module, with its progress line; every error names the module and its file."""
     with report.progress(index, count, job.name, job.path):
+        return compile_one(job, settings)
+
+
+def compile_in_parallel(jobs: list[options.ModelJob], settings: options.CompileSettings,
+                        workers: int) -> list[CompiledModule]:
+    """Worker processes compile the modules; results keep the command line's order, so the
+    archive is byte-identical to -j 1. The first failure (in that order) is raised."""
+    # not a plain fork of this process (TVM's thread pools do not survive a fork): a fresh
+    # fork server imports TVM once, and the workers are forked from it
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tvmc_multimodule.api"])
+    results: dict[int, CompiledModule] = {}
+    errors: dict[int, BaseException] = {}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(compile_one, job, settings): i for i, job in enumerate(jobs)}
         try:
-            return api.compile_model(
-                job.path, module_name=job.name, target=settings.target.canonical,
-                input_shapes=job.input_shapes or None, model_format=job.model_format,
-                opt_level=settings.opt_level, pass_config=settings.pass_config or None)
-        except TvmcError as err:
-            raise options.locate_all(err, module=job.name, path=job.path)
-        except Exception as exc:  # a bug; still say which model triggered it
-            raise internal_error(exc).located(module=job.name, path=job.path) from exc
+            for done, future in enumerate(as_completed(futures), 1):
+                if future.cancelled():  # after another module failed
+                    continue
+                index, job = futures[future], jobs[futures[future]]
+                try:
+                    results[index] = future.result()
+                    outcome = f"{results[index].compile_seconds:.2f} s"
+                except Exception as exc:  # noqa: BLE001 - re-raised below, in job order
+                    errors[index] = exc
+                    outcome = "failed"
+                    for pending in futures:
+                        pending.cancel()
+                print(f"[{done}/{len(jobs)}] {job.name} ({job.path}) ... {outcome}",
+                      file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    if errors:
+        raise errors[min(errors)]
+    return [results[i] for i in range(len(jobs))]

@@ -69,8 +69,19 @@ def add_compile_options(parser: argparse.ArgumentParser, *, multi: bool) -> None
                              "'tirx.disable_vectorize=1'")
     parser.add_argument("-O", "--opt-level", type=int, choices=range(4), default=3,
                         metavar="[0-3]", help="optimization level (default: 3)")
-    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                        help="reserved: models are compiled one after another for now")
+    parser.add_argument("--workspace", choices=("static", "shared"), default="static",
+                        help="static: each module owns a static arena, run(in, out); shared: "
+                             "run(in, out, workspace) takes the caller's arena, one of "
+                             "TVMGEN_MAX_WORKSPACE_SIZE bytes serves every module "
+                             "(default: static)")
+    parser.add_argument("--schedule", choices=("auto", "vector", "scalar", "none"),
+                        default="auto",
+                        help="operator schedules: vector (hosts, SIMD cores), scalar "
+                             "(register-blocked for Cortex-M), none (unscheduled); auto picks "
+                             "by the target's -mcpu (default: auto)")
+    parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="compile up to N models in parallel worker processes; the "
+                             "archive is byte-identical to -j 1 (default: number of CPUs)")
     add_verbose(parser)
 
 
@@ -366,6 +377,8 @@ class CompileSettings:
     opt_level: int = 3
     pass_config: dict[str, object] = field(default_factory=dict, hash=False)
     jobs: int = 1
+    workspace: str = "static"
+    schedule: str | None = None     # None: chosen by the target
 
 
 def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
@@ -396,7 +409,8 @@ def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
     jobs = [ModelJob(path, name, fmt, per_module.get(name, {}))
             for (path, name), fmt in zip(pairs, formats)]
     settings = CompileSettings(target, args.output, args.opt_level, pass_config or {},
-                               args.jobs)
+                               args.jobs, args.workspace,
+                               None if args.schedule == "auto" else args.schedule)
     return jobs, settings
 
 

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TextIO
 
@@ -155,6 +156,9 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
 
 
-def module_table(modules: Sequence[CompiledModule]) -> str:
-    rows = [module_row(m, code_size(m)) for m in modules]
+def module_table(modules: Sequence[CompiledModule], jobs: int = 1) -> str:
+    # the compiler runs are independent subprocesses: threads are enough to overlap them
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        sizes = list(pool.map(code_size, modules))
+    rows = [module_row(m, size) for m, size in zip(modules, sizes)]
     return format_table(TABLE_HEADERS, rows)
