@@ -2,7 +2,8 @@
 from .constants import constant_definition
 from .header import WORKSPACE_MODES, module_header
 from .operators import operators_source
+from .restrict import add_restrict
 from .runner import runner_source, static_workspace_source
 
-__all__ = ["WORKSPACE_MODES", "constant_definition", "module_header", "operators_source", "runner_source",
+__all__ = ["WORKSPACE_MODES", "add_restrict", "constant_definition", "module_header", "operators_source", "runner_source",
            "static_workspace_source"]
