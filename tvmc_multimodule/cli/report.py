@@ -125,8 +125,8 @@ def progress(index: int, count: int, name: str, path: str,
 
 # ----------------------------------------------------------------------------- table
 
-TABLE_HEADERS = ("module", "file", "format", "inputs", "outputs", "workspace B", "constants B",
-                 "code B")
+TABLE_HEADERS = ("module", "file", "format", "inputs", "outputs", "workspace B", "bound B",
+                 "constants B", "code B")
 
 
 def tensor_list(tensors: Sequence[TensorInfo]) -> str:
@@ -138,7 +138,7 @@ def tensor_list(tensors: Sequence[TensorInfo]) -> str:
 def module_row(module: CompiledModule, code_bytes: int | None) -> list[str]:
     return [module.name, module.model_path, module.model_format, tensor_list(module.inputs),
             tensor_list(module.outputs), str(module.workspace_bytes),
-            str(module.constants_bytes), "-" if code_bytes is None else str(code_bytes)]
+            str(module.liveness_bound_bytes), str(module.constants_bytes), "-" if code_bytes is None else str(code_bytes)]
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
