@@ -115,7 +115,6 @@ def _schedule_reduction(sch: s_tir.Schedule, block: object, options: ScheduleOpt
         sch.reverse_compute_at(epilogue, anchor)
     if options.padding != "copy":
         # loops are final now (compute_at breaks their chain); rows only where the layout is
-        # known: NHWC, whose row axis is spatial[-3]
         # known: NHWC, whose row axis is spatial[-3]. "auto": measured on the shared models,
         # rows pay for full convolutions over 8+ channels (ic_resnet8 1.40 -> 0.87 ms), the
         # inline bounds check for depthwise convolutions, pooling and the first layers
