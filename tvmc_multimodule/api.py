@@ -53,7 +53,9 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
     outputs = _resolve_tensors(imported.outputs, program.output_types, "output")
     shared = workspace == "shared"
     sources = {
-        f"{name}_lib0.c": codegen.operators_source(operators.host_module, target, name),
+        f"{name}_lib0.c": codegen.add_restrict(
+            codegen.operators_source(operators.host_module, target, name, imported.c_support),
+            operators.signatures),
         f"{name}_lib1.c": codegen.runner_source(name, program, plan, operators.signatures,
                                                 inputs, outputs,
                                                 "run" if shared else "run_with_workspace"),
@@ -82,8 +84,13 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
                   input_shapes: dict[str, list[int]] | None = None,
                   model_format: str | None = None, opt_level: int = 3,
                   pass_config: dict[str, Any] | None = None,
-                  schedule: str | None = None, workspace: str = "static") -> CompiledModule:
+                  schedule: str | None = None, workspace: str = "static",
+                  strict_int8: bool = False) -> CompiledModule:
     """Compile one TFLite or ONNX model to plain C (symbols prefixed `tvmgen_<module_name>_`).
+
+    Fully int8-quantised TFLite models run on integer-only kernels; an operator without one
+    runs in float (dequantize -> op -> quantize) with a warning, or, with `strict_int8`,
+    raises UnsupportedError.
 
     `schedule` picks the operator schedules: "vector" (hosts, SIMD cores), "scalar"
     (register-blocked, for Cortex-M), "none" (TVM's unscheduled loops); by default it follows
@@ -104,7 +111,8 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
                          hint=f"use one of: {', '.join(codegen.WORKSPACE_MODES)}")
     schedule_options = pipeline.options_for_target(spec.options.get("mcpu"), schedule)
     start = time.perf_counter()
-    imported = frontends.import_model(path, module_name, model_format, input_shapes)
+    imported = frontends.import_model(path, module_name, model_format, input_shapes,
+                                      strict_int8=strict_int8)
     try:
         compiled = _compile_imported(imported, spec, opt_level, pass_config, schedule_options,
                                       workspace)
@@ -115,6 +123,7 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
         raise InternalError(f"compilation failed: {type(exc).__name__}: {first[:300]}",
                             module=module_name, path=path) from exc
     compiled.compile_seconds = time.perf_counter() - start
+    compiled.options["strict_int8"] = strict_int8
     log.info("compiled %s (%s) in %.2f s", module_name, path, compiled.compile_seconds)
     return compiled
 

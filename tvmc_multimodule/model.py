@@ -64,6 +64,7 @@ class ImportedModel:
     relax_module: Any            # tvm.IRModule with a "main" function
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
+    c_support: str = ""          # C the operators call (the int8 kernels' static helpers)
 
 
 @dataclass

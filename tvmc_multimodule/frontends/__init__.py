@@ -7,14 +7,15 @@ from .detect import FORMATS, check_readable, detect_format
 
 
 def import_model(path: str, name: str, model_format: str | None = None,
-                 input_shapes: dict[str, list[int]] | None = None) -> ImportedModel:
-    """Read `path` with the frontend for its format."""
+                 input_shapes: dict[str, list[int]] | None = None,
+                 strict_int8: bool = False) -> ImportedModel:
+    """Read `path` with the frontend for its format (`strict_int8`: see import_tflite)."""
     fmt = detect_format(path, model_format)
     try:
         if fmt == "tflite":
             from .tflite import import_tflite
 
-            return import_tflite(path, name, input_shapes)
+            return import_tflite(path, name, input_shapes, strict_int8=strict_int8)
         from .onnx import import_onnx
 
         return import_onnx(path, name, input_shapes)

@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import ModelError, UnsupportedError
 from ..model import ImportedModel, QuantParams, TensorInfo
 from ..names import unique_c_names
+from .checks import MAX_TENSOR_BYTES, check_imported, raise_shape_problems, tensor_bytes
 
 _STATEFUL = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
 _CONTROL_FLOW = {"WHILE", "IF", "CALL", "STABLEHLO_WHILE", "STABLEHLO_CASE"}
@@ -48,20 +49,47 @@ def _touch_everything(model: Any) -> None:
         graph = model.Subgraphs(s)
         for t in range(graph.TensorsLength()):
             tensor = graph.Tensors(t)
-            tensor.ShapeAsNumpy()
-            tensor.Type()
+            shape = _shape(tensor)
             buffer_index = tensor.Buffer()
             if buffer_index >= model.BuffersLength():
                 raise ModelError(f"tensor {t} points at buffer {buffer_index}, "
                                  f"beyond the {model.BuffersLength()} buffers")
-            model.Buffers(buffer_index).DataLength()
+            _check_tensor(t, tensor, shape, model.Buffers(buffer_index).DataLength())
+        for what, indices in (("input", graph.InputsAsNumpy()), ("output", graph.OutputsAsNumpy())):
+            for t in _indices(indices):
+                if not 0 <= t < graph.TensorsLength():
+                    raise ModelError(f"subgraph {s} {what} is tensor {t}, beyond the table")
         for o in range(graph.OperatorsLength()):
             op = graph.Operators(o)
             if op.OpcodeIndex() >= model.OperatorCodesLength():
                 raise ModelError(f"operator {o} uses opcode {op.OpcodeIndex()}, beyond the table")
-            for t in list(op.InputsAsNumpy()) + list(op.OutputsAsNumpy()):
-                if t >= graph.TensorsLength():
+            for t in _indices(op.InputsAsNumpy()) + _indices(op.OutputsAsNumpy()):
+                if t >= graph.TensorsLength() or t < -1:  # -1: an omitted optional input
                     raise ModelError(f"operator {o} uses tensor {t}, beyond the table")
+
+
+def _indices(vector: Any) -> list[int]:
+    """A flatbuffers int vector as a list (its accessor returns 0 when the vector is absent)."""
+    return [int(i) for i in vector] if isinstance(vector, np.ndarray) else []
+
+
+def _shape(tensor: Any) -> list[int]:
+    return _indices(tensor.ShapeAsNumpy())
+
+
+def _check_tensor(index: int, tensor: Any, shape: list[int], data_bytes: int) -> None:
+    """A shape no model has (negative, or too large to index), or constant data whose
+    size disagrees with the shape: the file is corrupt."""
+    dtype = _TYPE_NAMES.get(tensor.Type())
+    dims = ",".join(map(str, shape))
+    if any(d < 0 for d in shape):
+        raise ModelError(f"corrupt file: tensor {index} has a negative dimension: [{dims}]")
+    if tensor_bytes(shape, dtype or "uint8") > MAX_TENSOR_BYTES:
+        raise ModelError(f"corrupt file: tensor {index} has the shape [{dims}], more than "
+                         f"{MAX_TENSOR_BYTES} bytes")
+    if data_bytes and dtype is not None and data_bytes != tensor_bytes(shape, dtype):
+        raise ModelError(f"corrupt file: tensor {index} holds {data_bytes} bytes of data for "
+                         f"the shape [{dims}] of {dtype}")
 
 
 def _op_name(model: Any, op: Any) -> tuple[str, str | None]:
@@ -177,17 +205,15 @@ def _check_static(graph: Any, path: str, shapes: dict[str, list[int]]) -> None:
         dyn = [f"dim {k}" for k, d in enumerate(sig) if d < 0]
         if dyn:
             problems.append(f"input '{name}' has dynamic {', '.join(dyn)}")
-    for name in shapes:
-        if name not in names:
-            problems.append(f"--input-shapes names '{name}', which is not an input "
-                            f"(inputs: {', '.join(names)})")
-    if problems:
-        raise ModelError("; ".join(problems), path=path,
-                         hint="give static shapes with --input-shapes NAME:[d0,d1,...]")
+    raise_shape_problems(path, problems, [n for n in shapes if n not in names], names)
 
 
-def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | None = None
-                  ) -> ImportedModel:
+def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | None = None,
+                  strict_int8: bool = False) -> ImportedModel:
+    """Fully int8-quantised graphs go to the integer-kernel importer (tflite_int8), the rest
+    to TVM's Relax frontend. `strict_int8`: an int8 operator without an integer kernel, or a
+    quantised model that is not fully int8, is an UnsupportedError instead of running in
+    float (float32 models are not affected)."""
     model = _load(path)
     problems = unsupported_features(model)
     if problems:
@@ -198,11 +224,35 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
     _check_static(graph, path, shapes)
     inputs = _tensor_infos(graph, list(graph.InputsAsNumpy()), "input", shapes)
     outputs = _tensor_infos(graph, list(graph.OutputsAsNumpy()), "output", {})
+    from .tflite_int8 import import_int8, is_full_int8, read_graph
+
+    int8_graph = read_graph(model)
+    full_int8 = is_full_int8(int8_graph)
+    # the integer kernels are built for the shapes the file declares
+    declared = all(int8_graph.tensor(i).shape == t.shape for i, t in zip(int8_graph.inputs, inputs))
+    if full_int8 and declared:
+        result = import_int8(int8_graph, name, [t.shape for t in inputs], strict=strict_int8)
+        check_imported(result.relax_module, path, "the int8 importer")
+        return ImportedModel(name, path, "tflite", result.relax_module, inputs, outputs,
+                             c_support=result.c_support)
+    if strict_int8 and full_int8:
+        raise UnsupportedError("strict int8: the integer kernels need the input shapes the "
+                               "model declares", module=name, path=path,
+                               hint="drop --input-shapes for this model")
+    if strict_int8 and _has_quantized_tensors(graph):
+        raise UnsupportedError("strict int8: the model is quantised but not fully int8 (float "
+                               "or other integer tensors between operators)", module=name,
+                               path=path, hint="convert with full-integer int8 quantisation")
     from tvm.relax.frontend.tflite import from_tflite
 
     relax_mod = from_tflite(model, shape_dict={t.name: list(t.shape) for t in inputs},
                             dtype_dict={t.name: t.dtype for t in inputs})
+    check_imported(relax_mod, path, "tvm.relax.frontend.tflite.from_tflite")
     return ImportedModel(name, path, "tflite", relax_mod, inputs, outputs)
+
+
+def _has_quantized_tensors(graph: Any) -> bool:
+    return any(_quant(graph.Tensors(t)) is not None for t in range(graph.TensorsLength()))
 
 
 def tensor_dtype_name(type_code: int) -> str:

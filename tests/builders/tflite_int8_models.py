@@ -1,0 +1,296 @@
+"""Fully int8-quantised TFLite test models for the integer kernels (no TensorFlow needed).
+
+Every builder returns ``bytes`` that TFLite Micro runs. Weights are random per-channel int8
+(``quantize_per_channel``), biases int32; output scales are chosen so that a good share of the
+outputs saturate at -128 / 127 on random full-range inputs, and input zero points are non-zero
+so that padding has to use them.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from tflite.ActivationFunctionType import ActivationFunctionType
+from tflite.Padding import Padding
+
+from .tflite_models import TFLiteGraph, quantize_per_channel
+
+RELU, RELU6, NONE = (ActivationFunctionType.RELU, ActivationFunctionType.RELU6,
+                     ActivationFunctionType.NONE)
+
+
+def _per_channel(g: TFLiteGraph, name: str, w: np.ndarray, in_scale: float, axis: int
+                 ) -> tuple[int, int, np.ndarray]:
+    """int8 weights (per channel along `axis`) and an int32 bias; returns the tensors and the
+    weight scales."""
+    q, scales = quantize_per_channel(w, axis=axis)
+    channels = w.shape[axis]
+    rng = np.random.default_rng(abs(hash(name)) % 1000)
+    bias = rng.integers(-2000, 2000, size=channels).astype(np.int32)
+    tw = g.add_const(f"{name}/weights", q, scale=scales, zero_point=0, axis=axis)
+    tb = g.add_const(f"{name}/bias", bias, scale=in_scale * scales, zero_point=0)
+    return tw, tb, scales
+
+
+def _out_scale(in_scale: float, w: np.ndarray, taps: int, spread: float = 1.2) -> float:
+    """Output scale such that about 10-20% of outputs saturate on full-range inputs."""
+    std = np.sqrt(taps) * 74.0 * in_scale * float(np.std(w))
+    return float(spread * std / 127.0)
+
+
+def conv_same_stride2(seed: int = 10) -> bytes:
+    """x[1,9,9,3] (zp 7) -> CONV_2D 3x3 stride 2 SAME, per channel, RELU6 -> [1,5,5,6];
+    second output: CONV_2D 1x1 VALID (no activation) on the input -> [1,9,9,4]."""
+    rng = np.random.default_rng(seed)
+    s_in, zp_in = 0.05, 7
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 9, 9, 3], "int8", scale=s_in, zero_point=zp_in)
+    w1 = rng.standard_normal((6, 3, 3, 3)).astype(np.float32) * 0.3
+    tw1, tb1, _ = _per_channel(g, "c1", w1, s_in, 0)
+    y1 = g.add_tensor("y1", [1, 5, 5, 6], "int8", scale=0.05, zero_point=-20)
+    g.add_operator("CONV_2D", [x, tw1, tb1], [y1], ("Conv2DOptions", {
+        "Padding": Padding.SAME, "StrideW": 2, "StrideH": 2, "DilationWFactor": 1,
+        "DilationHFactor": 1, "FusedActivationFunction": RELU6}), version=3)
+    w2 = rng.standard_normal((4, 1, 1, 3)).astype(np.float32) * 0.5
+    tw2, tb2, _ = _per_channel(g, "c2", w2, s_in, 0)
+    y2 = g.add_tensor("y2", [1, 9, 9, 4], "int8", scale=_out_scale(s_in, w2, 3), zero_point=3)
+    g.add_operator("CONV_2D", [x, tw2, tb2], [y2], ("Conv2DOptions", {
+        "Padding": Padding.VALID, "StrideW": 1, "StrideH": 1, "DilationWFactor": 1,
+        "DilationHFactor": 1, "FusedActivationFunction": NONE}), version=3)
+    g.set_io([x], [y1, y2])
+    return g.to_bytes()
+
+
+def conv_dilated_depthwise(seed: int = 11) -> bytes:
+    """x[1,10,8,4] (zp -9) -> CONV_2D 3x3 dilation 2 SAME -> [1,10,8,4]
+    -> DEPTHWISE_CONV_2D 3x3 multiplier 2 SAME stride (2,1), RELU -> [1,5,8,8]."""
+    rng = np.random.default_rng(seed)
+    s_in, zp_in = 0.04, -9
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 10, 8, 4], "int8", scale=s_in, zero_point=zp_in)
+    w1 = rng.standard_normal((4, 3, 3, 4)).astype(np.float32) * 0.3
+    tw1, tb1, _ = _per_channel(g, "c1", w1, s_in, 0)
+    s_mid = _out_scale(s_in, w1, 36)
+    mid = g.add_tensor("mid", [1, 10, 8, 4], "int8", scale=s_mid, zero_point=-4)
+    g.add_operator("CONV_2D", [x, tw1, tb1], [mid], ("Conv2DOptions", {
+        "Padding": Padding.SAME, "StrideW": 1, "StrideH": 1, "DilationWFactor": 2,
+        "DilationHFactor": 2, "FusedActivationFunction": NONE}), version=3)
+    w2 = rng.standard_normal((1, 3, 3, 8)).astype(np.float32) * 0.4
+    tw2, tb2, _ = _per_channel(g, "dw", w2, s_mid, 3)
+    y = g.add_tensor("y", [1, 5, 8, 8], "int8", scale=_out_scale(s_mid, w2, 9, 0.8),
+                     zero_point=-100)
+    g.add_operator("DEPTHWISE_CONV_2D", [mid, tw2, tb2], [y], ("DepthwiseConv2DOptions", {
+        "Padding": Padding.SAME, "StrideW": 1, "StrideH": 2, "DepthMultiplier": 2,
+        "DilationWFactor": 1, "DilationHFactor": 1, "FusedActivationFunction": RELU}),
+        version=3)
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
+def fully_connected(seed: int = 12) -> bytes:
+    """x[2,24] (zp 11) -> FULLY_CONNECTED 16 per-tensor weights, RELU -> [2,16]
+    -> FULLY_CONNECTED 10 per-channel, no bias -> [2,10]."""
+    rng = np.random.default_rng(seed)
+    s_in, zp_in = 0.03, 11
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [2, 24], "int8", scale=s_in, zero_point=zp_in)
+    w1 = rng.standard_normal((16, 24)).astype(np.float32) * 0.3
+    s_w1 = float(np.abs(w1).max() / 127)
+    q1 = np.clip(np.round(w1 / s_w1), -127, 127).astype(np.int8)
+    tw1 = g.add_const("fc1/weights", q1, scale=s_w1, zero_point=0)
+    tb1 = g.add_const("fc1/bias", rng.integers(-3000, 3000, 16).astype(np.int32),
+                      scale=s_in * s_w1, zero_point=0)
+    s_h = _out_scale(s_in, w1, 24)
+    h = g.add_tensor("h", [2, 16], "int8", scale=s_h, zero_point=-128)
+    g.add_operator("FULLY_CONNECTED", [x, tw1, tb1], [h],
+                   ("FullyConnectedOptions", {"FusedActivationFunction": RELU}), version=4)
+    w2 = rng.standard_normal((10, 16)).astype(np.float32) * 0.3
+    q2, s_w2 = quantize_per_channel(w2, axis=0)
+    tw2 = g.add_const("fc2/weights", q2, scale=s_w2, zero_point=0, axis=0)
+    y = g.add_tensor("y", [2, 10], "int8", scale=_out_scale(s_h, w2, 16, 0.6), zero_point=5)
+    g.add_operator("FULLY_CONNECTED", [h, tw2, -1], [y],
+                   ("FullyConnectedOptions", {"FusedActivationFunction": NONE}), version=4)
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
+def add_mul() -> bytes:
+    """a[1,4,4,3] (s .05, zp 3), b[1,1,1,3] (s .11, zp -7) -> ADD (broadcast, RELU) and
+    MUL (broadcast) and ADD a + a2 (same shape, other scales) -> three outputs."""
+    g = TFLiteGraph()
+    a = g.add_tensor("a", [1, 4, 4, 3], "int8", scale=0.05, zero_point=3)
+    b = g.add_tensor("b", [1, 1, 1, 3], "int8", scale=0.11, zero_point=-7)
+    a2 = g.add_tensor("a2", [1, 4, 4, 3], "int8", scale=0.013, zero_point=-60)
+    s = g.add_tensor("sum", [1, 4, 4, 3], "int8", scale=0.06, zero_point=-10)
+    p = g.add_tensor("prod", [1, 4, 4, 3], "int8", scale=0.25, zero_point=2)
+    s2 = g.add_tensor("sum2", [1, 4, 4, 3], "int8", scale=0.03, zero_point=1)
+    g.add_operator("ADD", [a, b], [s], ("AddOptions", {"FusedActivationFunction": RELU}))
+    g.add_operator("MUL", [a, b], [p], ("MulOptions", {"FusedActivationFunction": NONE}))
+    g.add_operator("ADD", [a, a2], [s2], ("AddOptions", {"FusedActivationFunction": NONE}))
+    g.set_io([a, b, a2], [s, p, s2])
+    return g.to_bytes()
+
+
+def pools() -> bytes:
+    """x[1,9,7,5] (zp -5) -> AVERAGE_POOL_2D 3x3 stride 2 SAME (padded), RELU -> [1,5,4,5];
+    MAX_POOL_2D 2x2 stride 2 VALID -> [1,4,3,5]; MAX_POOL_2D 3x3 stride 1 SAME -> [1,9,7,5]."""
+    g = TFLiteGraph()
+    q = {"scale": 0.07, "zero_point": -5}
+    x = g.add_tensor("x", [1, 9, 7, 5], "int8", **q)
+    y1 = g.add_tensor("avg", [1, 5, 4, 5], "int8", **q)
+    y2 = g.add_tensor("max", [1, 4, 3, 5], "int8", **q)
+    y3 = g.add_tensor("max_same", [1, 9, 7, 5], "int8", **q)
+
+    def opts(k: int, s: int, pad: int, act: int) -> tuple:
+        return ("Pool2DOptions", {"Padding": pad, "StrideW": s, "StrideH": s, "FilterWidth": k,
+                                  "FilterHeight": k, "FusedActivationFunction": act})
+
+    g.add_operator("AVERAGE_POOL_2D", [x], [y1], opts(3, 2, Padding.SAME, RELU))
+    g.add_operator("MAX_POOL_2D", [x], [y2], opts(2, 2, Padding.VALID, NONE))
+    g.add_operator("MAX_POOL_2D", [x], [y3], opts(3, 1, Padding.SAME, NONE))
+    g.set_io([x], [y1, y2, y3])
+    return g.to_bytes()
+
+
+def mean() -> bytes:
+    """x[1,6,5,8] (s .02, zp 9) -> MEAN axes (1,2) keep_dims (output scale .01) -> [1,1,1,8];
+    MEAN axis 3 without keep_dims (output scale .003) -> [1,6,5]."""
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 6, 5, 8], "int8", scale=0.02, zero_point=9)
+    a1 = g.add_const("axes1", np.array([1, 2], np.int32))
+    a2 = g.add_const("axes2", np.array([-1], np.int32))
+    y1 = g.add_tensor("m12", [1, 1, 1, 8], "int8", scale=0.01, zero_point=-3)
+    y2 = g.add_tensor("m3", [1, 6, 5], "int8", scale=0.003, zero_point=4)
+    g.add_operator("MEAN", [x, a1], [y1], ("ReducerOptions", {"KeepDims": True}))
+    g.add_operator("MEAN", [x, a2], [y2], ("ReducerOptions", {"KeepDims": False}))
+    g.set_io([x], [y1, y2])
+    return g.to_bytes()
+
+
+def softmax(in_scale: float = 0.0625, beta: float = 1.0) -> bytes:
+    """x[6,10] (zp -3) -> SOFTMAX -> int8 (1/256, -128); second output with beta 0.37 and the
+    input viewed as [1,2,3,10] -> RESHAPE -> SOFTMAX."""
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [6, 10], "int8", scale=in_scale, zero_point=-3)
+    y = g.add_tensor("y", [6, 10], "int8", scale=1.0 / 256, zero_point=-128)
+    g.add_operator("SOFTMAX", [x], [y], ("SoftmaxOptions", {"Beta": beta}))
+    shape = g.add_const("shape", np.array([1, 2, 3, 10], np.int32))
+    x4 = g.add_tensor("x4", [1, 2, 3, 10], "int8", scale=in_scale, zero_point=-3)
+    g.add_operator("RESHAPE", [x, shape], [x4], ("ReshapeOptions", {"NewShape": [1, 2, 3, 10]}))
+    y2 = g.add_tensor("y2", [1, 2, 3, 10], "int8", scale=1.0 / 256, zero_point=-128)
+    g.add_operator("SOFTMAX", [x4], [y2], ("SoftmaxOptions", {"Beta": 0.37}))
+    g.set_io([x], [y, y2])
+    return g.to_bytes()
+
+
+def activations() -> bytes:
+    """x[1,256] (s .045, zp 6) -> LOGISTIC (1/256, -128), TANH (1/128, 0),
+    RELU (other scale .03, zp -20), RELU6 (same quantisation, 6 saturates);
+    x2[1,256] (s .1, zp -30) -> RELU6 (quantised 6 = 30): five outputs."""
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 256], "int8", scale=0.045, zero_point=6)
+    x2 = g.add_tensor("x2", [1, 256], "int8", scale=0.1, zero_point=-30)
+    outs = []
+    for op, src, scale, zp in (("LOGISTIC", x, 1 / 256, -128), ("TANH", x, 1 / 128, 0),
+                               ("RELU", x, 0.03, -20), ("RELU6", x, 0.045, 6),
+                               ("RELU6", x2, 0.1, -30)):
+        y = g.add_tensor(f"{op.lower()}_{len(outs)}", [1, 256], "int8", scale=scale,
+                         zero_point=zp)
+        g.add_operator(op, [src], [y])
+        outs.append(y)
+    g.set_io([x, x2], outs)
+    return g.to_bytes()
+
+
+def data_movement() -> bytes:
+    """x[1,4,6,3] (s .1, zp 4): PAD (H 1+2, W 0+1, zero point) -> [1,7,7,3];
+    TRANSPOSE (0,2,1,3) -> [1,6,4,3]; STRIDED_SLICE [:, 3:0:-1, ::2, 1] shrink axis 3
+    -> [1,3,3]; SQUEEZE of a [1,4,6,1] slice -> [4,6]; CONCATENATION of x with itself on axis 3
+    -> [1,4,6,6]; PADV2 with value -100 -> [1,4,8,3]."""
+    g = TFLiteGraph()
+    q = {"scale": 0.1, "zero_point": 4}
+    x = g.add_tensor("x", [1, 4, 6, 3], "int8", **q)
+    pads = g.add_const("pads", np.array([[0, 0], [1, 2], [0, 1], [0, 0]], np.int32))
+    y_pad = g.add_tensor("pad", [1, 7, 7, 3], "int8", **q)
+    g.add_operator("PAD", [x, pads], [y_pad], ("PadOptions", {}))
+    perm = g.add_const("perm", np.array([0, 2, 1, 3], np.int32))
+    y_tr = g.add_tensor("transpose", [1, 6, 4, 3], "int8", **q)
+    g.add_operator("TRANSPOSE", [x, perm], [y_tr], ("TransposeOptions", {}))
+    begin = g.add_const("begin", np.array([0, 3, 0, 1], np.int32))
+    end = g.add_const("end", np.array([1, 0, 6, 2], np.int32))
+    strides = g.add_const("strides", np.array([1, -1, 2, 1], np.int32))
+    y_ss = g.add_tensor("slice", [1, 3, 3], "int8", **q)
+    g.add_operator("STRIDED_SLICE", [x, begin, end, strides], [y_ss], ("StridedSliceOptions", {
+        "BeginMask": 1, "EndMask": 1, "ShrinkAxisMask": 8}))
+    b2 = g.add_const("begin2", np.array([0, 0, 0, 2], np.int32))
+    e2 = g.add_const("end2", np.array([1, 4, 6, 3], np.int32))
+    s2 = g.add_const("strides2", np.array([1, 1, 1, 1], np.int32))
+    mid = g.add_tensor("slice4", [1, 4, 6, 1], "int8", **q)
+    g.add_operator("STRIDED_SLICE", [x, b2, e2, s2], [mid], ("StridedSliceOptions", {}))
+    y_sq = g.add_tensor("squeeze", [4, 6], "int8", **q)
+    g.add_operator("SQUEEZE", [mid], [y_sq], ("SqueezeOptions", {"SqueezeDims": [0, 3]}))
+    y_cat = g.add_tensor("concat", [1, 4, 6, 6], "int8", **q)
+    g.add_operator("CONCATENATION", [x, x], [y_cat],
+                   ("ConcatenationOptions", {"Axis": 3, "FusedActivationFunction": NONE}))
+    pads2 = g.add_const("pads2", np.array([[0, 0], [0, 0], [1, 1], [0, 0]], np.int32))
+    value = g.add_const("value", np.array([-100], np.int8), **q)
+    y_pad2 = g.add_tensor("pad2", [1, 4, 8, 3], "int8", **q)
+    g.add_operator("PADV2", [x, pads2, value], [y_pad2], ("PadV2Options", {}))
+    g.set_io([x], [y_pad, y_tr, y_ss, y_sq, y_cat, y_pad2])
+    return g.to_bytes()
+
+
+def float_edges(seed: int = 13) -> bytes:
+    """x[1,6,6,2] float32 -> QUANTIZE (s .02, zp -1) -> CONV_2D 3x3 SAME -> QUANTIZE int8->int8
+    (requantise to s .05 zp 10) -> DEQUANTIZE -> y float32; second output the int8 conv."""
+    rng = np.random.default_rng(seed)
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 6, 6, 2], "float32")
+    xq = g.add_tensor("xq", [1, 6, 6, 2], "int8", scale=0.02, zero_point=-1)
+    g.add_operator("QUANTIZE", [x], [xq])
+    w = rng.standard_normal((3, 3, 3, 2)).astype(np.float32) * 0.3
+    tw, tb, _ = _per_channel(g, "c", w, 0.02, 0)
+    c = g.add_tensor("conv", [1, 6, 6, 3], "int8", scale=_out_scale(0.02, w, 18), zero_point=2)
+    g.add_operator("CONV_2D", [xq, tw, tb], [c], ("Conv2DOptions", {
+        "Padding": Padding.SAME, "StrideW": 1, "StrideH": 1, "DilationWFactor": 1,
+        "DilationHFactor": 1, "FusedActivationFunction": NONE}), version=3)
+    r = g.add_tensor("requant", [1, 6, 6, 3], "int8", scale=0.05, zero_point=10)
+    g.add_operator("QUANTIZE", [c], [r])
+    y = g.add_tensor("y", [1, 6, 6, 3], "float32")
+    g.add_operator("DEQUANTIZE", [r], [y])
+    g.set_io([x], [y, c])
+    return g.to_bytes()
+
+
+def with_float_operator() -> bytes:
+    """x[1,4,4,3] int8 -> ADD (integer) -> LEAKY_RELU (no integer kernel: float form)
+    -> MAX_POOL_2D 2x2 -> y int8."""
+    g = TFLiteGraph()
+    q = {"scale": 0.05, "zero_point": -2}
+    x = g.add_tensor("x", [1, 4, 4, 3], "int8", **q)
+    s = g.add_tensor("s", [1, 4, 4, 3], "int8", scale=0.08, zero_point=1)
+    g.add_operator("ADD", [x, x], [s], ("AddOptions", {"FusedActivationFunction": NONE}))
+    lr = g.add_tensor("lr", [1, 4, 4, 3], "int8", scale=0.06, zero_point=-30)
+    g.add_operator("LEAKY_RELU", [s], [lr], ("LeakyReluOptions", {"Alpha": 0.2}))
+    y = g.add_tensor("y", [1, 2, 2, 3], "int8", scale=0.06, zero_point=-30)
+    g.add_operator("MAX_POOL_2D", [lr], [y], ("Pool2DOptions", {
+        "Padding": Padding.VALID, "StrideW": 2, "StrideH": 2, "FilterWidth": 2,
+        "FilterHeight": 2, "FusedActivationFunction": NONE}))
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
+def integer_models() -> dict[str, Callable[[], bytes]]:
+    """Name -> builder of every model whose operators all have integer kernels."""
+    return {
+        "conv_same_stride2": conv_same_stride2,
+        "conv_dilated_depthwise": conv_dilated_depthwise,
+        "fully_connected": fully_connected,
+        "add_mul": add_mul,
+        "pools": pools,
+        "mean": mean,
+        "softmax": softmax,
+        "activations": activations,
+        "data_movement": data_movement,
+        "float_edges": float_edges,
+    }

@@ -1,0 +1,19 @@
+"""Direct importer of fully int8-quantised TFLite graphs: integer-only kernels bit-exact with
+TFLite Micro's reference kernels (int8 weights, int32 bias, int32 accumulation, TFLite's
+fixed-point requantisation), as Relax call_tir to TIR PrimFuncs.
+
+- graph.py: the flatbuffer as typed records; `is_full_int8`
+- fixedpoint.py: host-side integer maths (multipliers, tables, gemmlowp fixed point)
+- c_helpers.py: the C helpers the kernels call (`tvmgen_<module>_...`, static inline)
+- kernels_nn.py, kernels_elementwise.py: TE/TIR kernels
+- converters.py: one converter per operator; importer.py drives them; fallback.py runs the
+  other operators through the frontend's float form
+"""
+from .converters import CONVERTERS
+from .graph import Graph, is_full_int8, read_graph
+from .importer import Int8Import, import_int8
+
+INTEGER_OPERATORS = frozenset(CONVERTERS)
+
+__all__ = ["CONVERTERS", "INTEGER_OPERATORS", "Graph", "Int8Import", "import_int8",
+           "is_full_int8", "read_graph"]

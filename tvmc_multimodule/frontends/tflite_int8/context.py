@@ -1,0 +1,75 @@
+"""The state of one import: the Relax builder, the values of the tensors converted so far and
+the integer kernels already added (one PrimFunc per distinct kernel)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import tvm
+from tvm import relax, tirx
+
+from .c_helpers import CHelpers
+from .graph import Graph, Operator, Tensor
+
+
+class NoIntegerKernel(Exception):
+    """This operator (or this configuration of it) has no integer kernel: use the float form."""
+
+
+class Context:
+    def __init__(self, graph: Graph, builder: relax.BlockBuilder, helpers: CHelpers):
+        self.graph = graph
+        self.builder = builder
+        self.helpers = helpers
+        self.values: dict[int, relax.Expr] = {}
+        self._functions: dict[int, list[tuple[tirx.PrimFunc, tvm.ir.GlobalVar]]] = {}
+        self._names: dict[str, int] = {}
+
+    # ---- tensors
+    def tensor(self, index: int) -> Tensor:
+        return self.graph.tensor(index)
+
+    def value(self, index: int) -> relax.Expr:
+        """The Relax value of a tensor: converted activation or constant."""
+        if index in self.values:
+            return self.values[index]
+        t = self.tensor(index)
+        if t.data is None:
+            raise NoIntegerKernel(f"tensor '{t.name}' has no value yet")
+        return self.const(t.data)
+
+    def const(self, array: np.ndarray) -> relax.Constant:
+        return relax.const(np.ascontiguousarray(array))
+
+    def constant_data(self, op: Operator, position: int, what: str) -> np.ndarray:
+        if position >= len(op.inputs) or op.inputs[position] < 0:
+            raise NoIntegerKernel(f"{op.name} without its {what}")
+        t = self.tensor(op.inputs[position])
+        if t.data is None:
+            raise NoIntegerKernel(f"{op.name} with a non-constant {what}")
+        return t.data
+
+    # ---- emission
+    def emit(self, expr: relax.Expr) -> relax.Var:
+        return self.builder.emit(expr)
+
+    def reshape(self, value: relax.Expr, shape: Sequence[int]) -> relax.Expr:
+        current = [int(d) for d in value.ty.shape.values]
+        if current == [int(d) for d in shape]:
+            return value
+        return self.emit(relax.op.reshape(value, [int(d) for d in shape]))
+
+    def call(self, func: tirx.PrimFunc, name: str, args: Sequence[relax.Expr],
+             shape: Sequence[int], dtype: str = "int8") -> relax.Var:
+        """call_tir of `func` (added once per distinct kernel) writing a new tensor."""
+        import tvm_ffi
+
+        same_hash = self._functions.setdefault(tvm_ffi.structural_hash(func), [])
+        gvar = next((g for f, g in same_hash if tvm_ffi.structural_equal(f, func)), None)
+        if gvar is None:
+            count = self._names.get(name, 0)
+            self._names[name] = count + 1
+            gvar = self.builder.add_func(func, f"{name}_{count}" if count else name)
+            same_hash.append((func, gvar))
+        out = relax.TensorType([int(d) for d in shape], dtype)
+        return self.emit(relax.call_tir(gvar, list(args), out))

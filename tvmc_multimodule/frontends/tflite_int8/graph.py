@@ -1,0 +1,156 @@
+"""The main subgraph of a TFLite flatbuffer as plain typed records: tensors with their exact
+float32 scales, zero points, per-channel axis and constant data; operators with their name."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+_DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool",
+           7: "int16", 9: "int8", 10: "float64"}
+
+
+@dataclass(frozen=True)
+class Tensor:
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scales: Optional[np.ndarray]       # float32, one per channel (or one)
+    zero_points: Optional[np.ndarray]  # int64
+    axis: int                          # quantised dimension (per-channel)
+    data: Optional[np.ndarray]         # constant value, else None
+
+    @property
+    def quantized(self) -> bool:
+        return self.scales is not None and self.scales.size > 0
+
+    @property
+    def scale(self) -> float:
+        assert self.scales is not None
+        return float(self.scales[0])
+
+    @property
+    def zero_point(self) -> int:
+        if self.zero_points is None or not self.zero_points.size:
+            return 0
+        return int(self.zero_points[0])
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+
+@dataclass(frozen=True)
+class Operator:
+    index: int
+    name: str                      # BuiltinOperator name, e.g. "CONV_2D"
+    inputs: tuple[int, ...]        # tensor indices, -1 for an omitted optional input
+    outputs: tuple[int, ...]
+    raw: Any                       # the tflite.Operator (for options and the frontend)
+
+    def options(self, table: str) -> Any:
+        """The operator's builtin options as the generated `tflite.<table>` object."""
+        cls = getattr(importlib.import_module(f"tflite.{table}"), table)
+        opts = cls()
+        raw = self.raw.BuiltinOptions()
+        if raw is not None:
+            opts.Init(raw.Bytes, raw.Pos)
+        else:  # absent table: every field reads its schema default
+            import flatbuffers
+
+            builder = flatbuffers.Builder(64)
+            module = importlib.import_module(f"tflite.{table}")
+            getattr(module, f"{table}Start")(builder)
+            builder.Finish(getattr(module, f"{table}End")(builder))
+            buf = builder.Output()
+            opts.Init(buf, flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0))
+        return opts
+
+
+@dataclass(frozen=True)
+class Graph:
+    model: Any
+    subgraph: Any
+    tensors: tuple[Tensor, ...]
+    operators: tuple[Operator, ...]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+    def tensor(self, index: int) -> Tensor:
+        return self.tensors[index]
+
+
+def _tensor(model: Any, graph: Any, index: int) -> Tensor:
+    t = graph.Tensors(index)
+    shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+    dtype = _DTYPES.get(t.Type(), f"type{t.Type()}")
+    q = t.Quantization()
+    scales = zero_points = None
+    axis = 0
+    if q is not None and q.ScaleLength():
+        scales = q.ScaleAsNumpy().astype(np.float32)
+        zero_points = (q.ZeroPointAsNumpy().astype(np.int64) if q.ZeroPointLength()
+                       else np.zeros(scales.size, np.int64))
+        axis = int(q.QuantizedDimension())
+    data = None
+    buffer = model.Buffers(t.Buffer())
+    if buffer is not None and buffer.DataLength() and dtype in ("int8", "int32", "float32",
+                                                                 "int64", "int16", "uint8"):
+        raw = buffer.DataAsNumpy().tobytes()
+        data = np.frombuffer(raw, np.dtype(dtype)).reshape(shape).copy()
+    return Tensor(index, t.Name().decode(errors="replace"), shape, dtype, scales, zero_points,
+                  axis, data)
+
+
+def _op_names() -> dict[int, str]:
+    from tflite.BuiltinOperator import BuiltinOperator
+
+    return {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
+
+
+def read_graph(model: Any) -> Graph:
+    """The main subgraph of a loaded `tflite.Model`."""
+    graph = model.Subgraphs(0)
+    names = _op_names()
+    tensors = tuple(_tensor(model, graph, i) for i in range(graph.TensorsLength()))
+    operators = []
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        operators.append(Operator(i, names.get(builtin, f"BUILTIN_{builtin}"),
+                                  tuple(int(t) for t in op.InputsAsNumpy()),
+                                  tuple(int(t) for t in op.OutputsAsNumpy()), op))
+    return Graph(model, graph, tensors, tuple(operators),
+                 tuple(int(i) for i in graph.InputsAsNumpy()),
+                 tuple(int(i) for i in graph.OutputsAsNumpy()))
+
+
+def is_full_int8(graph: Graph) -> bool:
+    """True when every tensor between operators is int8: weights int8, biases int32,
+    float32 only at the model's edges (the input of a QUANTIZE, the output of a DEQUANTIZE)."""
+    if not graph.operators:
+        return False
+    for op in graph.operators:
+        for position, index in enumerate(op.inputs):
+            if index < 0:
+                continue
+            t = graph.tensor(index)
+            if t.is_constant:
+                continue
+            if t.dtype == "int8" and t.quantized:
+                continue
+            if op.name == "QUANTIZE" and position == 0 and t.dtype == "float32":
+                continue
+            return False
+        for index in op.outputs:
+            t = graph.tensor(index)
+            if t.dtype == "int8" and t.quantized:
+                continue
+            if op.name == "DEQUANTIZE" and t.dtype == "float32":
+                continue
+            return False
+    return True

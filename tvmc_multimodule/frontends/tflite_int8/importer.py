@@ -1,0 +1,76 @@
+"""A fully int8-quantised TFLite graph -> Relax `main` calling integer TIR kernels.
+
+Weights stay int8 and biases int32 constants; tensors between operators are int8. An operator
+without an integer kernel runs in the frontend's float form (with a warning), unless `strict`
+asks for an error instead.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+import tvm
+from tvm import relax
+
+from ...errors import UnsupportedError
+from .c_helpers import CHelpers
+from .context import Context, NoIntegerKernel
+from .converters import CONVERTERS
+from .fallback import FloatForm
+from .graph import Graph
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Int8Import:
+    relax_module: tvm.IRModule
+    c_support: str                       # C helpers the kernels call (static inline)
+    float_operators: tuple[str, ...]     # operators run in float, "NAME: reason" each
+
+
+def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ...]],
+                strict: bool = False) -> Int8Import:
+    """Convert `graph` (see graph.is_full_int8) for module `module_name`."""
+    helpers = CHelpers(f"tvmgen_{module_name}_")
+    builder = relax.BlockBuilder()
+    params = []
+    for k, (index, shape) in enumerate(zip(graph.inputs, input_shapes)):
+        t = graph.tensor(index)
+        params.append(relax.Var(f"input{k}", relax.TensorType([int(d) for d in shape], t.dtype)))
+    ctx = Context(graph, builder, helpers)
+    float_form: FloatForm | None = None
+    fallbacks: list[str] = []
+    with builder.function("main", params):
+        with builder.dataflow():
+            ctx.values.update(zip(graph.inputs, params))
+            for op in graph.operators:
+                converter = CONVERTERS.get(op.name)
+                reason = "no integer kernel"
+                if converter is not None:
+                    try:
+                        ctx.values[op.outputs[0]] = converter(ctx, op)
+                        continue
+                    except NoIntegerKernel as exc:
+                        reason = str(exc)
+                if strict:
+                    raise UnsupportedError(
+                        f"strict int8: operator {op.name} (#{op.index}) has no integer kernel "
+                        f"({reason})", hint="compile without strict int8 to run it in float "
+                        "(dequantize -> op -> quantize), or replace the operator")
+                float_form = float_form or FloatForm(graph, builder)
+                if not float_form.supports(op.name):
+                    raise UnsupportedError(f"operator {op.name} is not supported")
+                outputs = float_form.convert(op, ctx.values)
+                ctx.values.update(zip(op.outputs, outputs))
+                fallbacks.append(f"{op.name}: {reason}")
+            results = [ctx.value(i) for i in graph.outputs]
+            out = builder.emit_output(results[0] if len(results) == 1 else relax.Tuple(results))
+        builder.emit_func_output(out)
+    if fallbacks:
+        counts = Counter(f.split(":", 1)[0] for f in fallbacks)
+        log.warning("module '%s': operators without an integer kernel run in float "
+                    "(dequantize -> op -> quantize): %s", module_name,
+                    ", ".join(f"{n} (x{c})" if c > 1 else n for n, c in sorted(counts.items())))
+    return Int8Import(builder.get(), helpers.source(), tuple(fallbacks))

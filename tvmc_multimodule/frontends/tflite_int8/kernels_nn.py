@@ -1,0 +1,267 @@
+"""Integer TIR kernels with a reduction: convolutions, fully connected, pools, mean, softmax.
+
+Each builder returns a PrimFunc (tensor parameters first, output last) marked opaque, so Relax
+fusion leaves it alone. The requantise epilogue is computed right after each output's
+reduction (a scalar accumulator, no int32 temporary the size of the output). Semantics follow
+TFLite Micro's reference_integer_ops kernels; see fixedpoint.py for the host-side numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import tvm
+from tvm import te, tirx
+
+from .c_helpers import CHelpers
+
+I32 = "int32"
+OPAQUE = 8  # relax OpPatternKind::kOpaque
+KERNEL_ATTR = "tvmc.int8_kernel"  # marks the PrimFuncs built here (schedules may skip them)
+CHANNEL_BLOCK = 8  # output channels accumulated together (in registers) by convolutions
+
+
+def c32(value: int) -> tirx.PrimExpr:
+    return tirx.const(int(value), I32)
+
+
+def finish(tensors: Sequence[te.Tensor], fused: Sequence[tuple[str, str, int]] = (),
+           channel_inner: bool = False, channel_block: int = 0) -> tirx.PrimFunc:
+    """PrimFunc of `tensors`; for each (reduction block, epilogue block, spatial loops) the
+    epilogue moves under the reduction's last spatial loop and the init is hoisted.
+    `channel_inner`: the last spatial axis (output channels) goes inside the reduction
+    loops, so the inner loop is `acc[c] += x * w[..., c]` over contiguous weights, and the
+    epilogue runs once per pixel on that pixel's channels."""
+    func = te.create_prim_func(list(tensors))
+    if fused:
+        from tvm import s_tir
+
+        sch = s_tir.Schedule(tvm.IRModule({"main": func}))
+        for reduction, epilogue, spatial in fused:
+            block = sch.get_sblock(reduction)
+            loops = sch.get_loops(block)
+            if not (channel_inner and spatial > 1 and len(loops) > spatial):
+                sch.reverse_compute_at(sch.get_sblock(epilogue), loops[spatial - 1])
+                loops = sch.get_loops(block)
+                if len(loops) > spatial:
+                    sch.decompose_reduction(block, loops[spatial])
+                continue
+            outer_spatial, channel = loops[:spatial - 1], loops[spatial - 1]
+            reduce = loops[spatial:]
+            extent = int(sch.get(channel).extent)
+            inner = None
+            if channel_block and extent > channel_block and extent % channel_block == 0:
+                # register blocking: channel_block accumulators live across the reduction
+                anchor, inner = sch.split(channel, [None, channel_block])
+                sch.reorder(*outer_spatial, anchor, *reduce, inner)
+            else:
+                anchor = outer_spatial[-1]
+                sch.reorder(*outer_spatial, *reduce, channel)
+            sch.reverse_compute_at(sch.get_sblock(epilogue), anchor)
+            sch.decompose_reduction(block, reduce[0])
+            if inner is not None:
+                sch.unroll(inner)
+        func = sch.mod["main"]
+    return finish_func(func)
+
+
+def finish_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """Mark a kernel opaque (Relax fusion leaves it alone) and as ours."""
+    return func.with_attr("op_pattern", OPAQUE).with_attr(KERNEL_ATTR, True)
+
+
+@dataclass(frozen=True)
+class Conv2DSpec:
+    """One NHWC int8 convolution (or depthwise convolution) as TFLite Micro runs it."""
+
+    input_shape: tuple[int, int, int, int]
+    weight_shape: tuple[int, int, int, int]  # TFLite's OHWI; depthwise (1, KH, KW, C * mult)
+    output_hw: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pad_top_left: tuple[int, int]
+    input_zero_point: int
+    output_zero_point: int
+    act_min: int
+    act_max: int
+    depthwise: bool = False
+
+
+def conv2d(spec: Conv2DSpec, helpers: CHelpers) -> tirx.PrimFunc:
+    """(x int8 NHWC, w int8, bias int32[O], mult int32[O], shift int32[O]) -> int8 NHWC;
+    w is HWIO ([KH, KW, C, O]) for a convolution, [1, KH, KW, C * multiplier] depthwise.
+    The accumulator is sum(x * w) + bias with the input zero point folded into the bias
+    (fold_zero_point): out-of-image taps read the zero point, as TFLite Micro skips them."""
+    n, h, w_in, c = spec.input_shape
+    _, kh, kw, _ = spec.weight_shape
+    out_c = spec.weight_shape[3] if spec.depthwise else spec.weight_shape[0]
+    weight_shape = spec.weight_shape if spec.depthwise else (kh, kw, c, out_c)
+    oh, ow = spec.output_hw
+    (sh, sw), (dh, dw), (pt, pl) = spec.stride, spec.dilation, spec.pad_top_left
+    x = te.placeholder((n, h, w_in, c), "int8", name="x")
+    w = te.placeholder(weight_shape, "int8", name="w")
+    bias = te.placeholder((out_c,), I32, name="bias")
+    mult = te.placeholder((out_c,), I32, name="mult")
+    shift = te.placeholder((out_c,), I32, name="shift")
+    rh = te.reduce_axis((0, kh), "rh")
+    rw = te.reduce_axis((0, kw), "rw")
+    needs_bounds = (pt or pl or (oh - 1) * sh + (kh - 1) * dh >= h
+                    or (ow - 1) * sw + (kw - 1) * dw >= w_in)
+
+    def tap(b: object, y: object, xx: object, ch: object) -> tirx.PrimExpr:
+        iy, ix = y * sh - pt + rh * dh, xx * sw - pl + rw * dw
+        value = x[b, iy, ix, ch].astype(I32)
+        if not needs_bounds:
+            return value
+        inside = tvm.tirx.all(iy >= 0, iy < h, ix >= 0, ix < w_in)
+        return tirx.if_then_else(inside, value, c32(spec.input_zero_point))
+
+    if spec.depthwise:
+        multiplier = out_c // c
+        acc = te.compute((n, oh, ow, out_c), lambda b, y, xx, o: te.sum(
+            tap(b, y, xx, o // multiplier) * w[0, rh, rw, o].astype(I32), axis=[rh, rw]),
+            name="acc")
+    else:
+        rc = te.reduce_axis((0, c), "rc")
+        acc = te.compute((n, oh, ow, out_c), lambda b, y, xx, o: te.sum(
+            tap(b, y, xx, rc) * w[rh, rw, rc, o].astype(I32), axis=[rh, rw, rc]), name="acc")
+    out = te.compute((n, oh, ow, out_c), lambda b, y, xx, o: helpers.requant(
+        acc[b, y, xx, o] + bias[o], mult[o], shift[o], spec.output_zero_point, spec.act_min,
+        spec.act_max).astype("int8"), name="out")
+    if spec.depthwise:
+        return finish([x, w, bias, mult, shift, out], [("acc", "out", 4)])
+    # measured on the host (gcc -O2): blocking pays for 3x3 convolutions, while 1x1 ones are
+    # faster as one vectorisable loop over all channels
+    return finish([x, w, bias, mult, shift, out], [("acc", "out", 4)], channel_inner=True,
+                  channel_block=CHANNEL_BLOCK if kh * kw > 1 else 0)
+
+
+def fold_zero_point(bias: np.ndarray, weights: np.ndarray, input_zero_point: int,
+                    channel_axis: int) -> np.ndarray:
+    """bias - zp * sum(w) per output channel: sum((x - zp) * w) + bias == sum(x * w) + that,
+    exactly, in int32 (TFLite's own accumulation assumes no overflow either)."""
+    axes = tuple(a for a in range(weights.ndim) if a != channel_axis)
+    sums = weights.astype(np.int64).sum(axis=axes).reshape(-1)
+    return (bias.astype(np.int64) - input_zero_point * sums).astype(np.int32)
+
+
+def fully_connected(batch: int, depth: int, units: int, output_zero_point: int, act_min: int,
+                    act_max: int, helpers: CHelpers) -> tirx.PrimFunc:
+    """(x int8[N, I], w int8[O, I], bias int32[O], mult, shift) -> int8[N, O]; the bias has
+    the input zero point folded in (fold_zero_point)."""
+    x = te.placeholder((batch, depth), "int8", name="x")
+    w = te.placeholder((units, depth), "int8", name="w")
+    bias = te.placeholder((units,), I32, name="bias")
+    mult = te.placeholder((units,), I32, name="mult")
+    shift = te.placeholder((units,), I32, name="shift")
+    k = te.reduce_axis((0, depth), "k")
+    acc = te.compute((batch, units), lambda b, o: te.sum(
+        x[b, k].astype(I32) * w[o, k].astype(I32), axis=k), name="acc")
+    out = te.compute((batch, units), lambda b, o: helpers.requant(
+        acc[b, o] + bias[o], mult[o], shift[o], output_zero_point, act_min,
+        act_max).astype("int8"), name="out")
+    return finish([x, w, bias, mult, shift, out], [("acc", "out", 2)])
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    input_shape: tuple[int, int, int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pad_top_left: tuple[int, int]
+    output_hw: tuple[int, int]
+    act_min: int
+    act_max: int
+
+
+def _pool_taps(spec: PoolSpec, x: te.Tensor, rh: object, rw: object, y: object, xx: object,
+               b: object, ch: object, fill: int) -> tirx.PrimExpr:
+    n, h, w_in, c = spec.input_shape
+    (sh, sw), (pt, pl) = spec.stride, spec.pad_top_left
+    iy, ix = y * sh - pt + rh, xx * sw - pl + rw
+    value = x[b, iy, ix, ch].astype(I32)
+    oh, ow = spec.output_hw
+    if not (pt or pl or (oh - 1) * sh + spec.kernel[0] > h
+            or (ow - 1) * sw + spec.kernel[1] > w_in):
+        return value
+    return tirx.if_then_else(tvm.tirx.all(iy >= 0, iy < h, ix >= 0, ix < w_in), value, c32(fill))
+
+
+def average_pool(spec: PoolSpec, helpers: CHelpers) -> tirx.PrimFunc:
+    """reference_integer_ops::AveragePool: sum of the taps inside the image, divided by their
+    count rounding half away from zero, clamped."""
+    n, h, w_in, c = spec.input_shape
+    (kh, kw), (sh, sw), (pt, pl) = spec.kernel, spec.stride, spec.pad_top_left
+    oh, ow = spec.output_hw
+    x = te.placeholder(spec.input_shape, "int8", name="x")
+    rh = te.reduce_axis((0, kh), "rh")
+    rw = te.reduce_axis((0, kw), "rw")
+    acc = te.compute((n, oh, ow, c), lambda b, y, xx, ch: te.sum(
+        _pool_taps(spec, x, rh, rw, y, xx, b, ch, 0), axis=[rh, rw]), name="acc")
+
+    def count(origin: tirx.PrimExpr, size: int, k: int) -> tirx.PrimExpr:
+        return tirx.min(c32(k), c32(size) - origin) - tirx.max(c32(0), -origin)
+
+    out = te.compute((n, oh, ow, c), lambda b, y, xx, ch: helpers.avgdiv(
+        acc[b, y, xx, ch],
+        count(y * sh - pt, h, kh) * count(xx * sw - pl, w_in, kw),
+        spec.act_min, spec.act_max).astype("int8"), name="out")
+    return finish([x, out], [("acc", "out", 4)])
+
+
+def max_pool(spec: PoolSpec) -> tirx.PrimFunc:
+    """reference_integer_ops::MaxPool: max of the taps inside the image, clamped."""
+    n, _, _, c = spec.input_shape
+    oh, ow = spec.output_hw
+    x = te.placeholder(spec.input_shape, "int8", name="x")
+    rh = te.reduce_axis((0, spec.kernel[0]), "rh")
+    rw = te.reduce_axis((0, spec.kernel[1]), "rw")
+    acc = te.compute((n, oh, ow, c), lambda b, y, xx, ch: te.max(
+        _pool_taps(spec, x, rh, rw, y, xx, b, ch, -128), axis=[rh, rw]), name="acc")
+    out = te.compute((n, oh, ow, c), lambda *i: tirx.max(
+        tirx.min(acc(*i), c32(spec.act_max)), c32(spec.act_min)).astype("int8"), name="out")
+    return finish([x, out], [("acc", "out", 4)])
+
+
+def mean(input_shape: Sequence[int], axes: Sequence[int], input_zero_point: int,
+         output_zero_point: int, multiplier: int, shift: int,
+         helpers: CHelpers) -> tirx.PrimFunc:
+    """QuantizedMeanOrSum (mean): int32 sum over `axes`, minus zp x count, requantised with
+    the 1/count-folded multiplier. The output keeps the reduced axes as size 1."""
+    shape = tuple(int(d) for d in input_shape)
+    axes = sorted(set(int(a) % len(shape) for a in axes))
+    count = 1
+    for a in axes:
+        count *= shape[a]
+    x = te.placeholder(shape, "int8", name="x")
+    reduce_axes = {a: te.reduce_axis((0, shape[a]), f"r{a}") for a in axes}
+    out_shape = tuple(1 if a in reduce_axes else d for a, d in enumerate(shape))
+
+    def total(*index: object) -> tirx.PrimExpr:
+        src = [reduce_axes[a] if a in reduce_axes else index[a] for a in range(len(shape))]
+        return te.sum(x[tuple(src)].astype(I32), axis=list(reduce_axes.values()))
+
+    acc = te.compute(out_shape, total, name="acc")
+    out = te.compute(out_shape, lambda *i: helpers.requant(
+        acc(*i) - c32(input_zero_point * count), multiplier, shift, output_zero_point,
+        -128, 127).astype("int8"), name="out")
+    return finish([x, out], [("acc", "out", len(out_shape))])
+
+
+def softmax(rows: int, depth: int, helpers: CHelpers) -> tirx.PrimFunc:
+    """reference_ops::Softmax int8 -> int8 (zero point -128, scale 1/256) with the exp of every
+    possible difference precomputed: (x int8[rows, depth], exp_table int32[256]) -> int8."""
+    x = te.placeholder((rows, depth), "int8", name="x")
+    table = te.placeholder((256,), I32, name="exp_table")
+    c = te.reduce_axis((0, depth), "c")
+    row_max = te.compute((rows,), lambda r: te.max(x[r, c].astype(I32), axis=c), name="row_max")
+    c2 = te.reduce_axis((0, depth), "c2")
+    total = te.compute((rows,), lambda r: te.sum(helpers.rdbp(
+        table[x[r, c2].astype(I32) - row_max[r] + c32(255)], 12), axis=c2), name="total")
+    scale = te.compute((rows,), lambda r: helpers.softmax_scale(total[r]), name="scale")
+    shift = te.compute((rows,), lambda r: helpers.softmax_shift(total[r]), name="shift")
+    out = te.compute((rows, depth), lambda r, k: helpers.softmax_out(
+        scale[r], table[x[r, k].astype(I32) - row_max[r] + c32(255)], shift[r]).astype("int8"),
+        name="out")
+    return finish([x, table, out])
