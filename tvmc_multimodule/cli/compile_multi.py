@@ -7,10 +7,14 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
+import multiprocessing.forkserver
+import signal
 import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from ..errors import TvmcError
+from ..interrupts import deferred
 from ..model import CompiledModule
 from . import options, report
 from .driver import internal_error
@@ -74,7 +78,8 @@ def compile_one(job: options.ModelJob, settings: options.CompileSettings) -> Com
             job.path, module_name=job.name, target=settings.target.canonical,
             input_shapes=job.input_shapes or None, model_format=job.model_format,
             opt_level=settings.opt_level, pass_config=settings.pass_config or None,
-            schedule=settings.schedule, workspace=settings.workspace)
+            schedule=settings.schedule, workspace=settings.workspace,
+            strict_int8=settings.strict_int8)
     except TvmcError as err:
         raise options.locate_all(err, module=job.name, path=job.path)
     except Exception as exc:  # a bug; still say which model triggered it
@@ -95,11 +100,17 @@ def compile_in_parallel(jobs: list[options.ModelJob], settings: options.CompileS
     # fork server imports TVM once, and the workers are forked from it
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["tvmc_multimodule.api"])
+    _start_fork_server()
     results: dict[int, CompiledModule] = {}
     errors: dict[int, BaseException] = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(compile_one, job, settings): i for i, job in enumerate(jobs)}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=_leave_interrupts_to_parent) as pool:
         try:
+            # submit starts the workers: an interrupt in the middle would leave one that is
+            # not yet in the pool's list (and so never stopped) starting up alone
+            with deferred():
+                futures = {pool.submit(compile_one, job, settings): i
+                           for i, job in enumerate(jobs)}
             for done, future in enumerate(as_completed(futures), 1):
                 if future.cancelled():  # after another module failed
                     continue
@@ -114,9 +125,38 @@ def compile_in_parallel(jobs: list[options.ModelJob], settings: options.CompileS
                         pending.cancel()
                 print(f"[{done}/{len(jobs)}] {job.name} ({job.path}) ... {outcome}",
                       file=sys.stderr, flush=True)
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (driver.Terminated)
+            _stop_workers(pool)
             raise
     if errors:
         raise errors[min(errors)]
     return [results[i] for i in range(len(jobs))]
+
+
+def _start_fork_server() -> None:
+    """Start the fork server with SIGINT ignored, a disposition that survives exec: it and
+    the workers forked from it then ignore Ctrl-C (sent to the whole process group) even
+    while it imports TVM, instead of dying with a traceback. This process stops them."""
+    if threading.current_thread() is not threading.main_thread():
+        multiprocessing.forkserver.ensure_running()
+        return
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+
+def _leave_interrupts_to_parent() -> None:
+    """Workers ignore Ctrl-C: the terminal sends it to the whole process group, and the
+    parent stops them (an idle worker would otherwise die printing a traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and terminate the workers: leaving the ``with`` block
+    would otherwise wait for the modules being compiled."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # shutdown clears it
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        process.terminate()

@@ -11,12 +11,14 @@ import argparse
 import importlib
 import importlib.metadata
 import logging
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn, Protocol
 
+from .. import interrupts
 from ..errors import InternalError, TvmcError, UsageError
 
 log = logging.getLogger(__name__)
@@ -230,6 +232,14 @@ def _logging_to_stderr(verbosity: int) -> Iterator[None]:
         package_logger.propagate = saved[1]
 
 
+def _interrupted(exc: BaseException, signum: int | None) -> int:
+    """One line and 130 (SIGINT, Ctrl-C) or 143 (SIGTERM)."""
+    if signum is None:  # a KeyboardInterrupt raised without a signal
+        signum = signal.SIGTERM if isinstance(exc, interrupts.Terminated) else signal.SIGINT
+    _report(exc, interrupts.MESSAGES[signum], 0)
+    return interrupts.EXIT_CODES[signum]
+
+
 def _report(exc: BaseException, line: str, verbosity: int) -> None:
     """The traceback first (when asked for), so the `error:` line stays the last one."""
     if verbosity:
@@ -243,11 +253,13 @@ def main(argv: Sequence[str] | None = None,
     """Run `tvmc`; returns the exit code (see docs/cli.md).
 
     The one place where errors become messages: a TvmcError prints its one line and exits with
-    its code; anything else is a bug, reported as such (exit 70).
+    its code; anything else is a bug, reported as such (exit 70). Ctrl-C (SIGINT) and SIGTERM
+    raise KeyboardInterrupt / `Terminated` in the main thread, so clean-ups run, and end here
+    with one line and 130 / 143, whatever exception they turned into on the way.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     verbosity = _prescan_verbosity(argv)
-    with _logging_to_stderr(verbosity):
+    with _logging_to_stderr(verbosity), interrupts.handlers() as signals:
         try:
             parser = build_parser(build_registry(entry_point_loader))
             args = parser.parse_args(argv)
@@ -259,12 +271,18 @@ def main(argv: Sequence[str] | None = None,
             return int(args.func(args) or 0)
         except SystemExit as exc:  # --help and --version exit through argparse
             return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        except KeyboardInterrupt as exc:
+            signals.raising = False  # a second signal must not break the report
+            return _interrupted(exc, signals.signum)
         except TvmcError as exc:
+            signals.raising = False
+            if signals.signum:  # the interrupt surfaced as another error
+                return _interrupted(exc, signals.signum)
             _report(exc, exc.one_line(), verbosity)
             return exc.exit_code
-        except KeyboardInterrupt as exc:
-            _report(exc, "interrupted", 0)
-            return 130
         except Exception as exc:
+            signals.raising = False
+            if signals.signum:
+                return _interrupted(exc, signals.signum)
             _report(exc, internal_error(exc).one_line(), verbosity)
             return InternalError.exit_code

@@ -74,6 +74,9 @@ def add_compile_options(parser: argparse.ArgumentParser, *, multi: bool) -> None
                              "run(in, out, workspace) takes the caller's arena, one of "
                              "TVMGEN_MAX_WORKSPACE_SIZE bytes serves every module "
                              "(default: static)")
+    parser.add_argument("--strict-int8", action="store_true",
+                        help="int8 TFLite models: an operator without an integer kernel is an "
+                             "error instead of running in float with a warning")
     parser.add_argument("--schedule", choices=("auto", "vector", "scalar", "none"),
                         default="auto",
                         help="operator schedules: vector (hosts, SIMD cores), scalar "
@@ -346,6 +349,9 @@ def check_output_path(path: str) -> None:
                           hint="give a file name, e.g. -o " + os.path.join(path, "models.tar"))
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
+        if os.path.exists(folder):
+            raise OutputError(f"'{folder}' is not a directory", path=path,
+                              hint="the output's parent must be a directory")
         raise OutputError(f"output directory '{folder}' does not exist", path=path,
                           hint="create it first")
     try:
@@ -379,6 +385,7 @@ class CompileSettings:
     jobs: int = 1
     workspace: str = "static"
     schedule: str | None = None     # None: chosen by the target
+    strict_int8: bool = False
 
 
 def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
@@ -410,7 +417,8 @@ def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
             for (path, name), fmt in zip(pairs, formats)]
     settings = CompileSettings(target, args.output, args.opt_level, pass_config or {},
                                args.jobs, args.workspace,
-                               None if args.schedule == "auto" else args.schedule)
+                               None if args.schedule == "auto" else args.schedule,
+                               args.strict_int8)
     return jobs, settings
 
 

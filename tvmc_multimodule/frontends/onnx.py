@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import ModelError, UnsupportedError
 from ..model import ImportedModel, TensorInfo
 from ..names import unique_c_names
+from .checks import check_imported, raise_shape_problems, shape_problem
 
 _CONTROL_FLOW = {"If", "Loop", "Scan"}
 _STANDARD_DOMAINS = {"", "ai.onnx"}
@@ -107,10 +108,6 @@ def graph_inputs(model: Any) -> list[tuple[str, list[int | str | None], str]]:
 def _static_shapes(model: Any, path: str, shapes: dict[str, list[int]]) -> dict[str, list[int]]:
     result, problems = {}, []
     known = {name for name, _, _ in graph_inputs(model)}
-    for name in shapes:
-        if name not in known:
-            problems.append(f"--input-shapes names '{name}', which is not an input "
-                            f"(inputs: {', '.join(sorted(known))})")
     for name, dims, _ in graph_inputs(model):
         if name in shapes:
             result[name] = [int(d) for d in shapes[name]]
@@ -120,10 +117,58 @@ def _static_shapes(model: Any, path: str, shapes: dict[str, list[int]]) -> dict[
         if dynamic:
             problems.append(f"input '{name}' has dynamic {', '.join(dynamic)}")
         result[name] = [d for d in dims if isinstance(d, int)]
-    if problems:
-        raise ModelError("; ".join(problems), path=path,
-                         hint="give static shapes with --input-shapes NAME:[d0,d1,...]")
+    raise_shape_problems(path, problems, [n for n in shapes if n not in known], sorted(known))
+    dtypes = {n: dt for n, _, dt in graph_inputs(model)}
+    wrong = [f"input '{n}' has the shape [{','.join(map(str, dims))}] ({why})"
+             for n, dims in result.items() if (why := shape_problem(dims, dtypes[n]))]
+    if wrong:
+        raise ModelError("; ".join(wrong), path=path,
+                         hint="the file is corrupt, or --input-shapes gives a wrong shape")
     return result
+
+
+# ONNX element types the C path compiles; the others (float16, bfloat16, float8, float4,
+# int4, string, complex) are named as unsupported
+_C_ELEMENT_TYPES = {"FLOAT", "DOUBLE", "INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32",
+                    "INT64", "UINT64", "BOOL"}
+
+
+def _check_element_types(model: Any, path: str) -> None:
+    """Every declared tensor type is one we compile (a corrupt file may hold any number)."""
+    from onnx import TensorProto
+
+    names = {value: name for name, value in TensorProto.DataType.items()}
+    declared = [(v.name, v.type.tensor_type.elem_type)
+                for v in [*model.graph.input, *model.graph.output]
+                if v.type.WhichOneof("value") == "tensor_type"]
+    declared += [(v.name, v.type.tensor_type.elem_type) for v in model.graph.value_info
+                 if v.type.WhichOneof("value") == "tensor_type" and v.type.tensor_type.elem_type]
+    declared += [(t.name, t.data_type) for t in model.graph.initializer]
+    unknown = sorted({f"{code} ('{name}')" for name, code in declared if code not in names})
+    if unknown:
+        raise ModelError("unknown ONNX element types: " + ", ".join(unknown[:5]), path=path,
+                         hint="the file is corrupt; re-export the model")
+    unsupported = sorted({names[code] for _, code in declared
+                          if names[code] not in _C_ELEMENT_TYPES})
+    if unsupported:
+        raise UnsupportedError("unsupported tensor types: " + ", ".join(unsupported).lower(),
+                               path=path, hint="convert the model to float32 or int8")
+
+
+def _check_types(model: Any, path: str) -> None:
+    """ONNX's own type inference: an operator given a type its schema does not allow
+    (MaxPool on bool) is refused here, not deep inside TVM's lowering."""
+    import onnx
+
+    try:
+        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=False)
+    except onnx.shape_inference.InferenceError as exc:
+        first = (str(exc).strip().splitlines() or ["?"])[0]
+        raise ModelError(f"onnx.shape_inference.infer_shapes refuses the model: {first[:300]}",
+                         path=path, hint="the file is corrupt or was exported wrongly; "
+                                         "re-export the model") from None
+    except Exception:  # noqa: BLE001 - e.g. over 2 GB: no verdict, TVM's frontend decides
+        pass
 
 
 def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None = None
@@ -133,7 +178,9 @@ def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None 
     if problems:
         raise UnsupportedError("; ".join(problems), module=name, path=path,
                                hint="remove or replace these before compiling")
+    _check_element_types(model, path)
     _check_wiring(model, path)
+    _check_types(model, path)
     shapes = _static_shapes(model, path, input_shapes or {})
     inputs = graph_inputs(model)
     dtypes = {n: dt for n, _, dt in inputs}
@@ -141,6 +188,7 @@ def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None 
 
     model = _fold_shapes(model, shapes)
     relax_mod = from_onnx(model, shape_dict=shapes, dtype_dict=dtypes, keep_params_in_input=False)
+    check_imported(relax_mod, path, "tvm.relax.frontend.onnx.from_onnx")
     in_names = [n for n, _, _ in inputs]
     in_infos = tuple(TensorInfo(n, c, tuple(shapes[n]), dtypes[n])
                      for n, c in zip(in_names, unique_c_names(in_names, "input")))

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputError, TvmcError, UsageError
+from ..interrupts import deferred
 from ..model import CompiledModule, TensorInfo
 from ..names import validate_module_names
 
@@ -608,23 +609,34 @@ def target_mode(path: str) -> int:
 
 
 def write_atomically(path: str, data: bytes) -> None:
-    """Write `data` to a temporary file next to `path`, then rename it over `path`."""
+    """Write `data` to a temporary file next to `path`, then rename it over `path`.
+
+    Whatever stops the write (an OSError, Ctrl-C, SIGTERM turned into an exception by the
+    CLI) removes the temporary file and leaves an existing `path` untouched.
+    """
     if os.path.isdir(path):
         raise OutputError("the archive path is a directory", path=path,
                           hint="give a file name such as models.tar")
     directory = os.path.dirname(os.path.abspath(path))
     prefix = f".{os.path.basename(path)}."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
+    tmp: str | None = None
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with deferred():  # the file exists only once `tmp` names it
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
+            handle = os.fdopen(fd, "wb")
+        with handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, target_mode(path))
-        os.replace(tmp, path)
+        with deferred():  # renamed means done: no interrupt between the two
+            os.replace(tmp, path)
+            tmp = None
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        if tmp is not None:
+            with deferred():
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
         raise

@@ -1,0 +1,249 @@
+"""Hostile and careless input: one table of bad command lines and model files.
+
+Every row is a real `tvmc` invocation and must end with its documented exit code
+(docs/cli.md), exactly one `error:` line naming the offending file, module or option, no
+traceback, and nothing new in the output directory. The table runs in-process (fast), then
+once more through `python -m tvmc_multimodule` subprocesses (several at a time): every row
+that fails before TVM is imported and a sample of the others (all of them with
+TVMC_TEST_ALL_SUBPROCESS=1).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from builders import onnx_models, tflite_models
+from tvmc_multimodule.cli import driver
+
+REPO = Path(__file__).resolve().parents[1]
+NO_PLUGINS = lambda: []  # noqa: E731
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where one row runs: the model files (read-only for the rows) and a fresh output dir."""
+
+    models: Path
+    out: Path
+
+    def m(self, name: str) -> str:
+        return str(self.models / name)
+
+    @property
+    def tar(self) -> str:
+        return str(self.out / "m.tar")
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    argv: Callable[[Place], list[str]]    # after the command; "-o" added when absent
+    code: int
+    needles: Callable[[Place], list[str]]  # all must be in the one error line
+    command: str = "compile-multi"
+
+
+def write_models(folder: Path) -> None:
+    """Every model file the table uses."""
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx_models.save(onnx_models.gemm(), folder / "good.onnx")
+    (folder / "good.tflite").write_bytes(tflite_models.fully_connected())
+    (folder / "truncated.tflite").write_bytes(tflite_models.truncated())
+    noise = np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    (folder / "noise.onnx").write_bytes(b"\x01" + noise)  # not ONNX's leading 0x08
+    onnx_models.save(onnx_models.missing_initializer(), folder / "no_init.onnx")
+    (folder / "empty.tflite").write_bytes(b"")
+    (folder / "a_directory.onnx").mkdir(exist_ok=True)
+    onnx_models.save(onnx_models.lstm(), folder / "lstm.onnx")
+    onnx_models.save(onnx_models.custom_op(), folder / "custom.onnx")
+    (folder / "custom.tflite").write_bytes(tflite_models.custom_op())
+    (folder / "while.tflite").write_bytes(tflite_models.while_loop())
+    (folder / "hybrid.tflite").write_bytes(tflite_models.dynamic_range_fc())
+    onnx_models.save(onnx_models.dynamic_batch(), folder / "dynamic.onnx")
+    (folder / "notes.txt").write_text("not a model\n")
+    (folder / "plain_file").write_text("a regular file, not a directory\n")
+
+
+ROWS = [
+    # --- model files
+    Row("truncated-tflite", lambda p: [p.m("truncated.tflite") + ":kws"], 3,
+        lambda p: ["kws", p.m("truncated.tflite"), "truncated"]),
+    Row("random-bytes-onnx", lambda p: [p.m("noise.onnx") + ":ad"], 3,
+        lambda p: ["ad", p.m("noise.onnx"), "not a valid ONNX file"]),
+    Row("onnx-missing-initializer", lambda p: [p.m("no_init.onnx") + ":ad"], 3,
+        lambda p: ["ad", p.m("no_init.onnx"), "w_missing"]),
+    Row("empty-file", lambda p: [p.m("empty.tflite") + ":kws"], 3,
+        lambda p: ["kws", p.m("empty.tflite"), "file is empty"]),
+    Row("directory-as-model", lambda p: [p.m("a_directory.onnx") + ":ad"], 3,
+        lambda p: ["ad", p.m("a_directory.onnx"), "is a directory"]),
+    Row("nonexistent-file", lambda p: [p.m("missing.onnx") + ":ad"], 3,
+        lambda p: ["ad", p.m("missing.onnx"), "file not found"]),
+    Row("not-a-model", lambda p: [p.m("notes.txt") + ":doc"], 3,
+        lambda p: ["doc", p.m("notes.txt"), "not a TFLite or ONNX model"]),
+    Row("onnx-unsupported-op", lambda p: [p.m("good.onnx") + ":ok", p.m("lstm.onnx") + ":rnn"],
+        4, lambda p: ["rnn", p.m("lstm.onnx"), "unsupported operators: LSTM"]),
+    Row("onnx-custom-op", lambda p: [p.m("custom.onnx") + ":ad"], 4,
+        lambda p: ["ad", p.m("custom.onnx"), "custom operators: com.example::MyOp"]),
+    Row("tflite-custom-op", lambda p: [p.m("custom.tflite") + ":kws"], 4,
+        lambda p: ["kws", p.m("custom.tflite"), "custom operators: MyCustom"]),
+    Row("tflite-control-flow", lambda p: [p.m("while.tflite") + ":loop"], 4,
+        lambda p: ["loop", p.m("while.tflite"), "control flow", "WHILE"]),
+    Row("tflite-dynamic-range", lambda p: [p.m("hybrid.tflite") + ":fc"], 4,
+        lambda p: ["fc", p.m("hybrid.tflite"), "dynamic-range"]),
+    Row("dynamic-shape-without-input-shapes", lambda p: [p.m("dynamic.onnx") + ":dyn"], 3,
+        lambda p: ["dyn", p.m("dynamic.onnx"), "input 'x' has dynamic", "--input-shapes"]),
+    # --- --input-shapes
+    Row("input-shapes-unknown-module",
+        lambda p: [p.m("good.onnx") + ":a", p.m("good.tflite") + ":b",
+                   "--input-shapes", "c:x:[1,16]"], 2,
+        lambda p: ["'c:x'", "unknown module 'c'"]),
+    Row("input-shapes-unknown-input",
+        lambda p: [p.m("good.onnx") + ":a", "--input-shapes", "a:nope:[1,16]"], 2,
+        lambda p: ["a", p.m("good.onnx"), "'nope', which is not an input"]),
+    Row("input-shapes-not-positive",
+        lambda p: [p.m("dynamic.onnx") + ":dyn", "--input-shapes", "dyn:x:[-1,8]"], 2,
+        lambda p: ["'dyn:x'", "positive"]),
+    # --- module names
+    Row("duplicate-names", lambda p: [p.m("good.onnx") + ":net", p.m("good.tflite") + ":net"], 2,
+        lambda p: ["'net' is used twice", p.m("good.tflite")]),
+    Row("names-differ-in-case",
+        lambda p: [p.m("good.onnx") + ":net", p.m("good.tflite") + ":NET"], 2,
+        lambda p: ["'NET' and 'net' differ only in case", p.m("good.tflite")]),
+    Row("name-with-dash", lambda p: [p.m("good.onnx") + ":my-mod"], 2,
+        lambda p: ["'my-mod' is not a C identifier", p.m("good.onnx")]),
+    Row("name-starts-with-digit", lambda p: [p.m("good.onnx") + ":1abc"], 2,
+        lambda p: ["'1abc' is not a C identifier", p.m("good.onnx")]),
+    Row("name-is-c-keyword", lambda p: [p.m("good.onnx") + ":int"], 2,
+        lambda p: ["'int' is a C keyword", p.m("good.onnx")]),
+    Row("name-is-reserved", lambda p: [p.m("good.onnx") + ":modules"], 2,
+        lambda p: ["'modules' is reserved", p.m("good.onnx")]),
+    Row("module-name-count", lambda p: [p.m("good.onnx"), p.m("good.tflite"),
+                                        "--module-name", "a"], 2,
+        lambda p: ["2 model file(s) but 1 --module-name"]),
+    # --- output
+    Row("output-under-a-file",
+        lambda p: [p.m("good.onnx") + ":a", "-o", str(p.out / "plain_file" / "m.tar")], 5,
+        lambda p: [str(p.out / "plain_file"), "is not a directory"]),
+    Row("output-on-proc", lambda p: [p.m("good.onnx") + ":a", "-o", "/proc/m.tar"], 5,
+        lambda p: ["/proc/m.tar", "cannot write to directory '/proc'"]),
+    Row("output-is-directory", lambda p: [p.m("good.onnx") + ":a", "-o", str(p.out)], 5,
+        lambda p: [str(p.out), "output path is a directory"]),
+    Row("output-directory-missing",
+        lambda p: [p.m("good.onnx") + ":a", "-o", str(p.out / "no" / "m.tar")], 5,
+        lambda p: [str(p.out / "no"), "does not exist"]),
+    # --- target and legacy options
+    Row("target-unknown", lambda p: [p.m("good.onnx") + ":a", "--target", "foo"], 2,
+        lambda p: ["target 'foo' is not supported"]),
+    Row("target-llvm", lambda p: [p.m("good.onnx") + ":a", "--target", "llvm"], 2,
+        lambda p: ["target 'llvm' is not supported: only 'c'"]),
+    Row("target-legacy-option", lambda p: [p.m("good.onnx") + ":a", "--target",
+                                           "c -executor=aot"], 2,
+        lambda p: ["'-executor' is no longer part of the target"]),
+    Row("aot-interface-api-packed", lambda p: [p.m("good.onnx") + ":a",
+                                               "--executor-aot-interface-api", "packed"], 2,
+        lambda p: ["--executor-aot-interface-api packed is not supported"]),
+    Row("executor-graph", lambda p: [p.m("good.onnx") + ":a", "--executor", "graph"], 2,
+        lambda p: ["executor 'graph' is not supported"]),
+    Row("pass-config-unknown", lambda p: [p.m("good.onnx") + ":a", "--pass-config",
+                                          "tir.no_such_option=1"], 2,
+        lambda p: ["unknown --pass-config 'tir.no_such_option'"]),
+    # --- `compile` (one model, tvmc's syntax)
+    Row("compile-truncated-tflite", lambda p: [p.m("truncated.tflite")], 3,
+        lambda p: ["default", p.m("truncated.tflite"), "truncated"], command="compile"),
+    Row("compile-keyword-name", lambda p: [p.m("good.onnx"), "--module-name", "double"], 2,
+        lambda p: ["'double' is a C keyword"], command="compile"),
+]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bad-input-models")
+    write_models(folder)
+    return folder
+
+
+def prepare(models: Path, out: Path, row: Row) -> tuple[Place, list[str]]:
+    out.mkdir()
+    (out / "plain_file").write_text("a regular file\n")
+    place = Place(models, out)
+    argv = row.argv(place)
+    if "-o" not in argv:
+        argv += ["-o", place.tar]
+    # -j 1 in-process: no worker processes for a command that is meant to fail
+    return place, [row.command, *argv, "-j", "1"]
+
+
+def check(row: Row, place: Place, code: int, out: str, err: str, before: list[str]) -> None:
+    assert code == row.code, f"exit {code}, expected {row.code}\n{err}"
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    for needle in row.needles(place):
+        assert needle in errors[0], f"{needle!r} not in: {errors[0]}"
+    assert "wrote" not in out
+    assert sorted(os.listdir(place.out)) == before, "a file was left in the output directory"
+
+
+def test_table_has_at_least_twenty_rows():
+    assert len(ROWS) >= 20
+    assert len({row.id for row in ROWS}) == len(ROWS)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+def test_bad_input(capsys, tmp_path, models, row):
+    place, argv = prepare(models, tmp_path / "out", row)
+    before = sorted(os.listdir(place.out))
+    code = driver.main(argv, entry_point_loader=NO_PLUGINS)
+    out, err = capsys.readouterr()
+    check(row, place, code, out, err, before)
+
+
+# ----------------------------------------------------------------------------- subprocesses
+
+PARALLEL = 3  # processes at a time
+# Rows that get past validation import TVM (about 1 s of CPU per process); the subprocess
+# pass runs these few of them, and all with TVMC_TEST_ALL_SUBPROCESS=1.
+REACH_TVM = {"truncated-tflite", "random-bytes-onnx", "onnx-missing-initializer",
+             "onnx-unsupported-op", "onnx-custom-op", "tflite-custom-op", "tflite-control-flow",
+             "tflite-dynamic-range", "dynamic-shape-without-input-shapes",
+             "input-shapes-unknown-input", "pass-config-unknown", "compile-truncated-tflite"}
+SUBPROCESS_SAMPLE = {"truncated-tflite", "onnx-unsupported-op", "input-shapes-unknown-input"}
+SUBPROCESS_ROWS = [r for r in ROWS if os.environ.get("TVMC_TEST_ALL_SUBPROCESS")
+                   or r.id not in REACH_TVM or r.id in SUBPROCESS_SAMPLE]
+
+
+@pytest.fixture(scope="module")
+def subprocess_results(models, tmp_path_factory) -> dict[str, tuple]:
+    """The rows through `python -m tvmc_multimodule`, a few at a time."""
+    root = tmp_path_factory.mktemp("bad-input-runs")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    results: dict[str, tuple] = {}
+    pending = list(SUBPROCESS_ROWS)
+    running: list[tuple[Row, Place, list[str], subprocess.Popen]] = []
+    while pending or running:
+        while pending and len(running) < PARALLEL:
+            row = pending.pop(0)
+            place, argv = prepare(models, root / row.id, row)
+            before = sorted(os.listdir(place.out))
+            process = subprocess.Popen([sys.executable, "-m", "tvmc_multimodule", *argv],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True, env=env, cwd=root)
+            running.append((row, place, before, process))
+        row, place, before, process = running.pop(0)
+        out, err = process.communicate(timeout=300)
+        results[row.id] = (place, process.returncode, out, err, before)
+    return results
+
+
+@pytest.mark.parametrize("row", SUBPROCESS_ROWS, ids=[r.id for r in SUBPROCESS_ROWS])
+def test_bad_input_subprocess(subprocess_results, row):
+    place, code, out, err, before = subprocess_results[row.id]
+    check(row, place, code, out, err, before)
