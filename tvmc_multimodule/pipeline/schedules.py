@@ -120,7 +120,8 @@ def _schedule_reduction(sch: s_tir.Schedule, block: object, options: ScheduleOpt
         # inline bounds check for depthwise convolutions, pooling and the first layers
         # (kws 0.23 -> 0.17 ms)
         nhwc = "nhwc" in sch.get(block).name_hint.lower() and len(spatial) >= 3
-        full_conv = len(reduce) >= 3 and _extent(sch, reduce[-1]) >= MIN_ROWS_CHANNELS
+        full_conv = (len(reduce) >= 3 and _extent(sch, reduce[-1]) >= MIN_ROWS_CHANNELS
+                     and any(_extent(sch, r) > 1 for r in reduce[:-1]))  # 1x1: nothing to pad
         rows = nhwc and (options.padding == "rows" or (options.padding == "auto" and full_conv))
         _place_padding(sch, block, spatial[-PAD_LOOP_DEPTH] if rows else None, options)
     sch.decompose_reduction(block, reduce[0])
