@@ -20,6 +20,9 @@ from .target import TargetSpec, parse_target
 
 log = logging.getLogger(__name__)
 
+# workspace allowed above the liveness bound for faster operator schedules
+WORKSPACE_TOLERANCE = 1.05
+
 
 def _resolve_tensors(declared: tuple[TensorInfo, ...], compiled: list[tuple[tuple[int, ...], str]],
                      what: str) -> list[TensorInfo]:
@@ -44,10 +47,16 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
 
     name = imported.name
     target = tvm.target.Target("c")
-    lowered = pipeline.lower_relax(imported.relax_module, opt_level)
-    lowered = pipeline.schedule_operators(lowered, schedule)
-    program = pipeline.build_program(lowered)
+    relaxed = pipeline.lower_relax(imported.relax_module, opt_level)
+    program = pipeline.build_program(relaxed)
+    lowered = pipeline.schedule_operators(relaxed, schedule)
     operators = pipeline.lower_operators(lowered, f"tvmgen_{name}_", target, pass_config)
+    # RAM first: operators whose padding scratch would lift the workspace above the liveness
+    # bound compute the padding in the read instead (slower, no scratch)
+    at_peak = pipeline.scratch_at_peak(program, operators.signatures, WORKSPACE_TOLERANCE)
+    if at_peak:
+        lowered = pipeline.schedule_operators(relaxed, schedule, inline_padding=at_peak)
+        operators = pipeline.lower_operators(lowered, f"tvmgen_{name}_", target, pass_config)
     plan = pipeline.plan_memory(program, operators.signatures)
     inputs = _resolve_tensors(imported.inputs, program.input_types, "input")
     outputs = _resolve_tensors(imported.outputs, program.output_types, "output")

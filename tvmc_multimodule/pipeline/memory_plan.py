@@ -116,11 +116,29 @@ def _orderings(intervals: dict[tuple[str, int], Interval]
     }
 
 
+def _live_bytes(intervals: dict[tuple[str, int], Interval], step: int, kind: str) -> int:
+    return sum(v.size for k, v in intervals.items() if k[0] == kind and v.first <= step <= v.last)
+
+
 def liveness_bound(intervals: dict[tuple[str, int], Interval]) -> int:
-    """The largest sum of bytes live at one step."""
+    """The largest sum of tensor bytes live at one step (operator scratch not counted: it is
+    a property of the schedule, not of the graph)."""
     steps = {t for v in intervals.values() for t in (v.first, v.last)}
-    return max((sum(v.size for v in intervals.values() if v.first <= t <= v.last) for t in steps),
-               default=0)
+    return max((_live_bytes(intervals, t, "buffer") for t in steps), default=0)
+
+
+def scratch_at_peak(program: Program, signatures: dict[str, OperatorSignature],
+                    tolerance: float) -> frozenset[str]:
+    """Operators whose scratch pushes the live bytes of their step above `tolerance` x the
+    liveness bound: schedules that need no scratch should be used for them."""
+    intervals = _lifetimes(program, signatures)
+    _merge_inplace(program, signatures, intervals)
+    limit = tolerance * liveness_bound(intervals)
+    names = set()
+    for (kind, step), interval in intervals.items():
+        if kind == "scratch" and _live_bytes(intervals, step, "buffer") + interval.size > limit:
+            names.add(program.steps[step].relax_name)  # type: ignore[union-attr]
+    return frozenset(names)
 
 
 def plan_memory(program: Program, signatures: dict[str, OperatorSignature],

@@ -14,6 +14,7 @@ leaves the operator unscheduled: never wrong code, at worst slower code.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -149,11 +150,18 @@ def schedule_function(func: tirx.PrimFunc, options: ScheduleOptions) -> tirx.Pri
     return sch.mod["main"]
 
 
-def schedule_operators(relax_mod: tvm.IRModule, options: ScheduleOptions) -> tvm.IRModule:
-    """Apply the rules to every PrimFunc of a lowered Relax module."""
+def schedule_operators(relax_mod: tvm.IRModule, options: ScheduleOptions,
+                       inline_padding: frozenset[str] = frozenset()) -> tvm.IRModule:
+    """Apply the rules to every PrimFunc of a lowered Relax module; the operators named in
+    `inline_padding` compute their padding in the read (no scratch at all)."""
     if options.variant == "none":
         return relax_mod
-    functions = {gvar: schedule_function(func, options) if isinstance(func, tirx.PrimFunc) else func
+    inline = dataclasses.replace(options, padding="inline")
+
+    def scheduled(gvar: tvm.ir.GlobalVar, func: tirx.PrimFunc) -> tirx.PrimFunc:
+        return schedule_function(func, inline if gvar.name_hint in inline_padding else options)
+
+    functions = {gvar: scheduled(gvar, func) if isinstance(func, tirx.PrimFunc) else func
                  for gvar, func in relax_mod.functions.items()}
     # the same GlobalVars, so `main`'s calls still refer to them
     return tvm.IRModule(functions, attrs=relax_mod.attrs)
