@@ -10,6 +10,7 @@ from ..errors import ModelError, UnsupportedError
 from ..model import ImportedModel, TensorInfo
 from ..names import unique_c_names
 from .checks import check_imported, raise_shape_problems, shape_problem
+from .onnx_qoperator import rewrite_qoperators
 
 _CONTROL_FLOW = {"If", "Loop", "Scan"}
 _STANDARD_DOMAINS = {"", "ai.onnx"}
@@ -173,7 +174,7 @@ def _check_types(model: Any, path: str) -> None:
 
 def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None = None
                 ) -> ImportedModel:
-    model = _load(path)
+    model = rewrite_qoperators(_load(path))  # QLinearConv, QGemm... -> their QDQ form
     problems = unsupported_features(model)
     if problems:
         raise UnsupportedError("; ".join(problems), module=name, path=path,

@@ -1,0 +1,338 @@
+"""Tiny quantised ONNX models built by hand with ``onnx.helper`` (NCHW, seeded numpy weights,
+scales computed with numpy; no onnxruntime.quantization).
+
+Two forms, as onnxruntime's static quantisation writes them:
+
+- QDQ: QuantizeLinear/DequantizeLinear around float operators (`qdq_models()`);
+- QOperator: QLinearConv, QLinearMatMul, com.microsoft::QGemm/QLinearAdd/... on integer
+  tensors (`qoperator_models()`).
+
+Every builder returns an ``onnx.ModelProto`` (opset 13, IR 8, plus com.microsoft 1 for the
+contrib operators) that passes ``onnx.checker.check_model`` and runs in onnxruntime.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 13  # per-axis QuantizeLinear/DequantizeLinear
+IR_VERSION = 8
+MS_DOMAIN = "com.microsoft"
+
+_RANGES = {np.int8: (-128, 127), np.uint8: (0, 255)}
+_ELEM = {np.int8: TensorProto.INT8, np.uint8: TensorProto.UINT8, np.float32: TensorProto.FLOAT,
+         np.int32: TensorProto.INT32}
+
+
+# ---------------------------------------------------------------- quantisation helpers
+
+
+def qparams(lo: float, hi: float, dtype: type) -> tuple[np.float32, np.ndarray]:
+    """Asymmetric (scale, zero point) covering [lo, hi] (0 always included) in ``dtype``."""
+    qmin, qmax = _RANGES[dtype]
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = np.float32((hi - lo) / (qmax - qmin))
+    zero = np.clip(np.rint(qmin - lo / scale), qmin, qmax).astype(dtype)
+    return scale, np.asarray(zero, dtype)
+
+
+def quantize(x: np.ndarray, scale: np.ndarray, zero: np.ndarray, dtype: type,
+             axis: int | None = None) -> np.ndarray:
+    """Round-half-even(x / scale) + zero, saturated (ONNX QuantizeLinear), per ``axis``."""
+    scale, zero = np.asarray(scale, np.float32), np.asarray(zero)
+    if axis is not None:
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        scale, zero = scale.reshape(shape), zero.reshape(shape)
+    qmin, qmax = _RANGES[dtype] if dtype in _RANGES else (np.iinfo(dtype).min, np.iinfo(dtype).max)
+    return np.clip(np.rint(x / scale) + zero.astype(np.int64), qmin, qmax).astype(dtype)
+
+
+def symmetric_weights(w: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """int8 weights, scale (per tensor, or per ``axis``) and zero points (all 0)."""
+    if axis is None:
+        scale = np.float32(np.abs(w).max() / 127.0)
+        return quantize(w, scale, np.int8(0), np.int8), scale, np.int8(0)
+    other = tuple(i for i in range(w.ndim) if i != axis)
+    scale = (np.abs(w).max(axis=other) / 127.0).astype(np.float32)
+    zero = np.zeros(scale.shape, np.int8)
+    return quantize(w, scale, zero, np.int8, axis), scale, zero
+
+
+def int32_bias(b: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Bias quantised with scale = input scale x weight scale (per channel), zero point 0."""
+    return np.rint(b / np.asarray(scale, np.float32)).astype(np.int32)
+
+
+# ---------------------------------------------------------------- graph helpers
+
+
+class _Graph:
+    """Collects nodes and initializers; ``q``/``dq`` add QuantizeLinear/DequantizeLinear."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+
+    def const(self, name: str, array: np.ndarray | np.generic) -> str:
+        self.inits.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def node(self, op: str, inputs: Sequence[str], output: str, domain: str = "", **attrs) -> str:
+        self.nodes.append(helper.make_node(op, list(inputs), [output], name=output + "_node",
+                                           domain=domain or None, **attrs))
+        return output
+
+    def q(self, x: str, scale, zero, out: str) -> str:
+        return self.node("QuantizeLinear", [x, self.const(out + "_s", scale),
+                                            self.const(out + "_z", zero)], out)
+
+    def dq(self, x: str, scale, zero, out: str, axis: int | None = None) -> str:
+        attrs = {} if axis is None else {"axis": axis}
+        return self.node("DequantizeLinear", [x, self.const(out + "_s", scale),
+                                              self.const(out + "_z", zero)], out, **attrs)
+
+    def qdq(self, x: str, scale, zero, name: str) -> str:
+        """x -> QuantizeLinear -> DequantizeLinear (an activation's fake quantisation)."""
+        return self.dq(self.q(x, scale, zero, name + "_q"), scale, zero, name + "_dq")
+
+    def model(self, name: str, inputs: Sequence[tuple[str, Sequence[int], type]],
+              outputs: Sequence[tuple[str, Sequence[int], type]]) -> onnx.ModelProto:
+        graph = helper.make_graph(
+            self.nodes, name,
+            [helper.make_tensor_value_info(n, _ELEM[t], list(s)) for n, s, t in inputs],
+            [helper.make_tensor_value_info(n, _ELEM[t], list(s)) for n, s, t in outputs],
+            self.inits)
+        opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)]
+        model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION,
+                                  producer_name="tvmc-tests")
+        onnx.checker.check_model(model)
+        return model
+
+
+def _w(rng: np.random.Generator, shape: Sequence[int], std: float = 0.3) -> np.ndarray:
+    return (rng.standard_normal(shape) * std).astype(np.float32)
+
+
+# ---------------------------------------------------------------- QDQ models
+
+
+def qdq_conv_relu(seed: int = 0) -> onnx.ModelProto:
+    """x f32[1,3,8,8] -> QDQ(uint8, [-1,1]) -> Conv 3x3x4 pads 1 (int8 weights per tensor,
+    int32 bias) -> Relu -> QDQ(uint8) -> y f32[1,4,8,8]."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    sx, zx = qparams(-1.0, 1.0, np.uint8)
+    wq, sw, zw = symmetric_weights(_w(rng, [4, 3, 3, 3]), None)
+    x = g.qdq("x", sx, zx, "x")
+    w = g.dq(g.const("w", wq), sw, zw, "w_dq")
+    b = g.dq(g.const("b", int32_bias(_w(rng, [4]), sx * sw)), sx * sw, np.int32(0), "b_dq")
+    y = g.node("Relu", [g.node("Conv", [x, w, b], "conv", pads=[1, 1, 1, 1])], "relu")
+    sy, zy = qparams(0.0, 3.0, np.uint8)
+    g.dq(g.q(y, sy, zy, "y_q"), sy, zy, "y")
+    return g.model("qdq_conv_relu", [("x", [1, 3, 8, 8], np.float32)], [("y", [1, 4, 8, 8], np.float32)])
+
+
+def qdq_depthwise(seed: int = 1) -> onnx.ModelProto:
+    """x f32[1,4,9,9] -> QDQ(int8) -> depthwise Conv 3x3 stride 2 pads 1 (int8 weights per
+    channel, axis 0; per-channel int32 bias) -> QDQ(int8) -> y f32[1,4,5,5]."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    sx, zx = qparams(-1.0, 1.0, np.int8)
+    wq, sw, zw = symmetric_weights(_w(rng, [4, 1, 3, 3]) * np.float32([[[[0.2]]], [[[1]]], [[[3]]], [[[1]]]]), 0)
+    x = g.qdq("x", sx, zx, "x")
+    w = g.dq(g.const("w", wq), sw, zw, "w_dq", axis=0)
+    b = g.dq(g.const("b", int32_bias(_w(rng, [4]), sx * sw)), sx * sw, np.zeros(4, np.int32), "b_dq", axis=0)
+    y = g.node("Conv", [x, w, b], "conv", group=4, pads=[1, 1, 1, 1], strides=[2, 2])
+    sy, zy = qparams(-2.0, 2.0, np.int8)
+    g.dq(g.q(y, sy, zy, "y_q"), sy, zy, "y")
+    return g.model("qdq_depthwise", [("x", [1, 4, 9, 9], np.float32)], [("y", [1, 4, 5, 5], np.float32)])
+
+
+def qdq_gemm(seed: int = 2) -> onnx.ModelProto:
+    """x f32[1,16] -> QDQ(uint8) -> Gemm transB (int8 W[8,16] per output row, axis 0; bias)
+    -> QDQ(uint8) -> y f32[1,8]."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    sx, zx = qparams(-1.0, 1.0, np.uint8)
+    wq, sw, zw = symmetric_weights(_w(rng, [8, 16]), 0)
+    x = g.qdq("x", sx, zx, "x")
+    w = g.dq(g.const("w", wq), sw, zw, "w_dq", axis=0)
+    b = g.dq(g.const("b", int32_bias(_w(rng, [8]), sx * sw)), sx * sw, np.zeros(8, np.int32), "b_dq", axis=0)
+    y = g.node("Gemm", [x, w, b], "gemm", transB=1)
+    sy, zy = qparams(-3.0, 3.0, np.uint8)
+    g.dq(g.q(y, sy, zy, "y_q"), sy, zy, "y")
+    return g.model("qdq_gemm", [("x", [1, 16], np.float32)], [("y", [1, 8], np.float32)])
+
+
+def qdq_matmul(seed: int = 3) -> onnx.ModelProto:
+    """x f32[1,4,16] -> QDQ(int8) -> MatMul (int8 W[16,8] per column, axis 1) -> QDQ(int8)
+    -> y f32[1,4,8]."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    sx, zx = qparams(-1.0, 1.0, np.int8)
+    wq, sw, zw = symmetric_weights(_w(rng, [16, 8]), 1)
+    x = g.qdq("x", sx, zx, "x")
+    w = g.dq(g.const("w", wq), sw, zw, "w_dq", axis=1)
+    y = g.node("MatMul", [x, w], "matmul")
+    sy, zy = qparams(-3.0, 2.5, np.int8)
+    g.dq(g.q(y, sy, zy, "y_q"), sy, zy, "y")
+    return g.model("qdq_matmul", [("x", [1, 4, 16], np.float32)], [("y", [1, 4, 8], np.float32)])
+
+
+def qdq_add(seed: int = 4) -> onnx.ModelProto:
+    """a, b f32[1,4,6,6] -> QDQ(uint8, different scales) -> Add -> QDQ(uint8) -> y."""
+    g = _Graph()
+    sa, za = qparams(-1.0, 1.0, np.uint8)
+    sb, zb = qparams(-0.5, 1.5, np.uint8)
+    y = g.node("Add", [g.qdq("a", sa, za, "a"), g.qdq("b", sb, zb, "b")], "add")
+    sy, zy = qparams(-1.5, 2.5, np.uint8)
+    g.dq(g.q(y, sy, zy, "y_q"), sy, zy, "y")
+    shape = [1, 4, 6, 6]
+    return g.model("qdq_add", [("a", shape, np.float32), ("b", shape, np.float32)],
+                   [("y", shape, np.float32)])
+
+
+def qdq_int8_io(seed: int = 5) -> onnx.ModelProto:
+    """x int8[1,2,6,6] -> DequantizeLinear (zero point -3) -> Conv 3x3x4 pads 1 (per-channel
+    int8 weights and bias) -> Relu -> QuantizeLinear(int8) -> y int8[1,4,6,6]: integer in and out."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    sx, zx = np.float32(0.02), np.int8(-3)
+    wq, sw, zw = symmetric_weights(_w(rng, [4, 2, 3, 3]), 0)
+    x = g.dq("x", sx, zx, "x_dq")
+    w = g.dq(g.const("w", wq), sw, zw, "w_dq", axis=0)
+    b = g.dq(g.const("b", int32_bias(_w(rng, [4]), sx * sw)), sx * sw, np.zeros(4, np.int32), "b_dq", axis=0)
+    y = g.node("Relu", [g.node("Conv", [x, w, b], "conv", pads=[1, 1, 1, 1])], "relu")
+    sy, zy = qparams(0.0, 4.0, np.int8)
+    g.q(y, sy, zy, "y")
+    return g.model("qdq_int8_io", [("x", [1, 2, 6, 6], np.int8)], [("y", [1, 4, 6, 6], np.int8)])
+
+
+# ---------------------------------------------------------------- QOperator models
+
+
+def qop_conv(seed: int = 10) -> onnx.ModelProto:
+    """x uint8[1,3,8,8] -> QLinearConv 3x3x6 pads 1 stride 1 (int8 weights per output channel,
+    int32 bias) -> y uint8[1,6,8,8]."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    sx, zx = qparams(-1.0, 1.0, np.uint8)
+    wq, sw, zw = symmetric_weights(_w(rng, [6, 3, 3, 3]), 0)
+    sy, zy = qparams(-2.0, 3.0, np.uint8)
+    g.node("QLinearConv", ["x", g.const("x_s", sx), g.const("x_z", zx), g.const("w", wq),
+                           g.const("w_s", sw), g.const("w_z", zw), g.const("y_s", sy),
+                           g.const("y_z", zy), g.const("b", int32_bias(_w(rng, [6]), sx * sw))],
+           "y", pads=[1, 1, 1, 1], kernel_shape=[3, 3])
+    return g.model("qop_conv", [("x", [1, 3, 8, 8], np.uint8)], [("y", [1, 6, 8, 8], np.uint8)])
+
+
+def qop_depthwise_float_io(seed: int = 11) -> onnx.ModelProto:
+    """x f32[1,4,8,8] -> QuantizeLinear(int8) -> QLinearConv depthwise 3x3 stride 2 (int8
+    per-channel weights, no bias) -> DequantizeLinear -> y f32[1,4,4,4]."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    sx, zx = qparams(-1.0, 1.0, np.int8)
+    wq, sw, zw = symmetric_weights(_w(rng, [4, 1, 3, 3]), 0)
+    sy, zy = qparams(-1.5, 1.5, np.int8)
+    x = g.q("x", sx, zx, "xq")
+    g.node("QLinearConv", [x, g.const("x_s", sx), g.const("x_z", zx), g.const("w", wq),
+                           g.const("w_s", sw), g.const("w_z", zw), g.const("yq_s", sy),
+                           g.const("yq_z", zy)],
+           "yq", pads=[1, 1, 1, 1], strides=[2, 2], group=4)
+    g.dq("yq", sy, zy, "y")
+    return g.model("qop_depthwise_float_io", [("x", [1, 4, 8, 8], np.float32)],
+                   [("y", [1, 4, 4, 4], np.float32)])
+
+
+def qop_matmul(seed: int = 12) -> onnx.ModelProto:
+    """a uint8[3,16] x b int8[16,8] (constant, per tensor) -> QLinearMatMul -> y uint8[3,8]."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    sa, za = qparams(-1.0, 1.0, np.uint8)
+    wq, sw, zw = symmetric_weights(_w(rng, [16, 8]), None)
+    sy, zy = qparams(-3.0, 3.0, np.uint8)
+    g.node("QLinearMatMul", ["a", g.const("a_s", sa), g.const("a_z", za), g.const("b", wq),
+                             g.const("b_s", sw), g.const("b_z", zw), g.const("y_s", sy),
+                             g.const("y_z", zy)], "y")
+    return g.model("qop_matmul", [("a", [3, 16], np.uint8)], [("y", [3, 8], np.uint8)])
+
+
+def qop_gemm(seed: int = 13) -> onnx.ModelProto:
+    """a uint8[2,16] -> com.microsoft::QGemm transB (int8 B[8,16] per output row, int32 C)
+    -> y uint8[2,8]."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    sa, za = qparams(-1.0, 1.0, np.uint8)
+    wq, sw, zw = symmetric_weights(_w(rng, [8, 16]), 0)
+    sy, zy = qparams(-3.0, 3.0, np.uint8)
+    g.node("QGemm", ["a", g.const("a_s", sa), g.const("a_z", za), g.const("b", wq),
+                     g.const("b_s", sw), g.const("b_z", zw),
+                     g.const("c", int32_bias(_w(rng, [8]), sa * sw)),
+                     g.const("y_s", sy), g.const("y_z", zy)], "y", domain=MS_DOMAIN, transB=1)
+    return g.model("qop_gemm", [("a", [2, 16], np.uint8)], [("y", [2, 8], np.uint8)])
+
+
+def _qop_binary(op: str, name: str, dtype: type) -> onnx.ModelProto:
+    g = _Graph()
+    sa, za = qparams(-1.0, 1.0, dtype)
+    sb, zb = qparams(-0.5, 2.0, dtype)
+    sy, zy = qparams(-1.5, 2.5, dtype)
+    g.node(op, ["a", g.const("a_s", sa), g.const("a_z", za), "b", g.const("b_s", sb),
+                g.const("b_z", zb), g.const("y_s", sy), g.const("y_z", zy)], "y", domain=MS_DOMAIN)
+    return g.model(name, [("a", [1, 4, 5, 5], dtype), ("b", [1, 4, 1, 1], dtype)],
+                   [("y", [1, 4, 5, 5], dtype)])
+
+
+def qop_add() -> onnx.ModelProto:
+    """a int8[1,4,5,5] + b int8[1,4,1,1] (broadcast) -> com.microsoft::QLinearAdd -> y int8."""
+    return _qop_binary("QLinearAdd", "qop_add", np.int8)
+
+
+def qop_mul() -> onnx.ModelProto:
+    """a uint8[1,4,5,5] * b uint8[1,4,1,1] (broadcast) -> com.microsoft::QLinearMul -> y uint8."""
+    return _qop_binary("QLinearMul", "qop_mul", np.uint8)
+
+
+def qop_global_average_pool() -> onnx.ModelProto:
+    """x uint8[1,4,5,5] -> com.microsoft::QLinearGlobalAveragePool -> y uint8[1,4,1,1]."""
+    g = _Graph()
+    sx, zx = qparams(-1.0, 1.0, np.uint8)
+    sy, zy = qparams(-0.5, 0.7, np.uint8)
+    g.node("QLinearGlobalAveragePool", ["x", g.const("x_s", sx), g.const("x_z", zx),
+                                        g.const("y_s", sy), g.const("y_z", zy)], "y",
+           domain=MS_DOMAIN, channels_last=0)
+    return g.model("qop_gap", [("x", [1, 4, 5, 5], np.uint8)], [("y", [1, 4, 1, 1], np.uint8)])
+
+
+def qop_matmul_integer(seed: int = 14) -> onnx.ModelProto:
+    """a uint8[2,16] (zero point 3) x b int8[16,4] (constant) -> MatMulInteger -> y int32[2,4]."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    b = rng.integers(-128, 128, size=(16, 4)).astype(np.int8)
+    g.node("MatMulInteger", ["a", g.const("b", b), g.const("a_z", np.uint8(3))], "y")
+    return g.model("qop_matmul_integer", [("a", [2, 16], np.uint8)], [("y", [2, 4], np.int32)])
+
+
+def qop_unsupported() -> onnx.ModelProto:
+    """com.microsoft::QLinearLeakyRelu: a QOperator the rewrite does not know (stays custom)."""
+    g = _Graph()
+    g.node("QLinearLeakyRelu", ["x", g.const("x_s", np.float32(0.1)), g.const("x_z", np.uint8(128)),
+                                g.const("y_s", np.float32(0.1)), g.const("y_z", np.uint8(128))],
+           "y", domain=MS_DOMAIN, alpha=0.1)
+    return g.model("qop_unsupported", [("x", [1, 4], np.uint8)], [("y", [1, 4], np.uint8)])
+
+
+def qdq_models() -> dict[str, Callable[[], onnx.ModelProto]]:
+    return {"qdq_conv_relu": qdq_conv_relu, "qdq_depthwise": qdq_depthwise, "qdq_gemm": qdq_gemm,
+            "qdq_matmul": qdq_matmul, "qdq_add": qdq_add, "qdq_int8_io": qdq_int8_io}
+
+
+def qoperator_models() -> dict[str, Callable[[], onnx.ModelProto]]:
+    return {"qop_conv": qop_conv, "qop_depthwise_float_io": qop_depthwise_float_io,
+            "qop_matmul": qop_matmul, "qop_gemm": qop_gemm, "qop_add": qop_add,
+            "qop_mul": qop_mul, "qop_gap": qop_global_average_pool,
+            "qop_matmul_integer": qop_matmul_integer}

@@ -1,0 +1,147 @@
+"""Quantised ONNX models (QDQ form, and onnxruntime's QOperator form rewritten to QDQ by
+`frontends/onnx_qoperator.py`): compiled into ONE archive, built into ONE program with gcc,
+run on several random inputs (the first saturating) and compared with onnxruntime: integer
+outputs within 1 LSB, float outputs of a final DequantizeLinear within one quantisation step."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import cbuild
+import references
+from builders import onnx_models, onnx_quant_models
+from tvmc_multimodule import compile_model, export_model_library_format
+from tvmc_multimodule.errors import UnsupportedError
+from tvmc_multimodule.frontends.onnx import unsupported_features
+from tvmc_multimodule.frontends.onnx_qoperator import rewrite_qoperators
+
+CASES = {**onnx_quant_models.qdq_models(), **onnx_quant_models.qoperator_models()}
+RUNS = 3  # input sets per model: 14 models x 3 = 42 inputs
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "models" / "onnx"
+KWS = SHARED / "torch_dscnn_kws_int8_qdq.onnx"
+KWS_INPUT = SHARED / "torch_dscnn_kws_input.npy"
+
+
+def _input(shape, dtype, rng: np.random.Generator, saturate: bool) -> np.ndarray:
+    """Integers over the full range (only the extremes when `saturate`); floats in [-1.5, 1.5)
+    (beyond the models' [-1, 1] input range: the input quantisation saturates)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if saturate:
+            return rng.choice(np.array([info.min, info.max], dtype), size=tuple(shape))
+        return references.random_array(shape, dtype, rng)
+    high = 4.0 if saturate else 1.5
+    return rng.uniform(-high, high, size=tuple(shape)).astype(dtype)
+
+
+def _output_steps(model: onnx.ModelProto) -> dict[str, float]:
+    """Output name -> scale of the DequantizeLinear producing it (float outputs only)."""
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return {n.output[0]: float(inits[n.input[1]].max()) for n in model.graph.node
+            if n.op_type == "DequantizeLinear" and n.input[1] in inits}
+
+
+def _rerun(root: Path, modules: dict, inputs: dict) -> dict[str, list[np.ndarray]]:
+    """Run the program `cbuild.build_and_run` built once more, on new input files."""
+    work = root / "harness"
+    for name, arrays in inputs.items():
+        for i, array in enumerate(arrays):
+            np.ascontiguousarray(array).tofile(work / f"{name}_in{i}.bin")
+    run = subprocess.run([str(work / "app")], cwd=work, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[:2000]
+    return {name: [np.fromfile(work / f"{name}_out{i}.bin", dtype=t.dtype).reshape(t.shape)
+                   for i, t in enumerate(outs)] for name, (_, outs) in modules.items()}
+
+
+def _lsb(actual: np.ndarray, expected: np.ndarray, step: float | None) -> float:
+    """Largest difference in output quantisation steps (integers: in LSB)."""
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64)).max(initial=0)
+    return float(diff / step) if step else float(diff)
+
+
+@pytest.fixture(scope="module")
+def quant_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[float]]:
+    """name -> the LSB difference of every (input set, output) pair."""
+    root = tmp_path_factory.mktemp("onnx_quant")
+    rng = np.random.default_rng(2024)
+    compiled, models = [], {}
+    for name, build in CASES.items():
+        models[name] = build()
+        path = root / f"{name}.onnx"
+        onnx_models.save(models[name], path)
+        compiled.append(compile_model(str(path), module_name=name))
+    archive = export_model_library_format(compiled, str(root / "quant.tar"))
+    extracted = cbuild.extract(archive, root / "mlf")
+    modules = {m.name: (m.inputs, m.outputs) for m in compiled}
+    diffs: dict[str, list[float]] = {name: [] for name in CASES}
+    for run in range(RUNS):
+        inputs = {m.name: [_input(t.shape, t.dtype, rng, saturate=run == 0) for t in m.inputs]
+                  for m in compiled}
+        if run == 0:
+            outputs = cbuild.build_and_run(extracted, modules, inputs)
+        else:
+            outputs = _rerun(extracted, modules, inputs)
+        for m in compiled:
+            expected = references.run_onnxruntime(
+                models[m.name], {t.name: x for t, x in zip(m.inputs, inputs[m.name])})
+            steps = _output_steps(models[m.name])
+            for t, a, e in zip(m.outputs, outputs[m.name], expected):
+                assert a.dtype == e.dtype, f"{m.name}: {a.dtype} != {e.dtype}"
+                diffs[m.name].append(_lsb(a, np.asarray(e), steps.get(t.name)))
+    return diffs
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_matches_onnxruntime_within_one_lsb(quant_run: dict, name: str) -> None:
+    worst = max(quant_run[name])
+    # float outputs: one step plus float32 rounding of the dequantised value
+    assert worst <= 1.0 + 1e-3, f"{name}: {worst:.3f} LSB off onnxruntime ({quant_run[name]})"
+
+
+def test_enough_inputs_compared(quant_run: dict) -> None:
+    assert sum(len(v) for v in quant_run.values()) >= 20
+
+
+@pytest.mark.parametrize("name", sorted(onnx_quant_models.qoperator_models()))
+def test_qoperators_are_rewritten_to_standard_operators(name: str) -> None:
+    model = rewrite_qoperators(CASES[name]())
+    assert unsupported_features(model) == []
+    assert all(n.domain in ("", "ai.onnx") for n in model.graph.node)
+    onnx.checker.check_model(model)
+
+
+def test_unknown_qoperator_stays_unsupported(tmp_path: Path) -> None:
+    path = tmp_path / "leaky.onnx"
+    onnx_models.save(onnx_quant_models.qop_unsupported(), path)
+    with pytest.raises(UnsupportedError) as caught:
+        compile_model(str(path), module_name="bad")
+    assert "com.microsoft::QLinearLeakyRelu" in caught.value.one_line()
+
+
+def test_float_models_are_not_copied() -> None:
+    model = onnx_models.conv2d()
+    assert rewrite_qoperators(model) is model
+
+
+@pytest.mark.shared_models
+@pytest.mark.skipif(not (KWS.exists() and KWS_INPUT.exists()), reason="shared models absent")
+def test_shared_dscnn_kws_qdq(tmp_path: Path) -> None:
+    model = onnx.load(str(KWS))
+    x = np.load(KWS_INPUT).astype(np.float32)
+    module = compile_model(str(KWS), module_name="kws_qdq")
+    extracted = cbuild.extract(export_model_library_format([module], str(tmp_path / "kws.tar")),
+                               tmp_path / "mlf")
+    actual = cbuild.build_and_run(extracted, {module.name: (module.inputs, module.outputs)},
+                                  {module.name: [x]})[module.name]
+    expected = references.run_onnxruntime(model, {module.inputs[0].name: x})
+    steps = _output_steps(model)
+    for t, a, e in zip(module.outputs, actual, expected):
+        assert np.argmax(a) == np.argmax(e)
+        assert _lsb(a, np.asarray(e), steps.get(t.name)) <= 1.0 + 1e-3
