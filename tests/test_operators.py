@@ -3,7 +3,6 @@
 schedule variant (vector, scalar and unscheduled), each against the reference runtime."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -432,7 +432,7 @@ def example_main(mods: list[CompiledModule]) -> str:
     lines += ["int main(void) {", "  int failures = 0;"]
     for i, mod in enumerate(mods):
         lines += example_run_block(i, mod)
-    lines += [f"  printf(\"%d of %d modules ran\\n\", TVMGEN_MODULES_COUNT - failures, "
+    lines += ["  printf(\"%d of %d modules ran\\n\", TVMGEN_MODULES_COUNT - failures, "
               "TVMGEN_MODULES_COUNT);",
               "  return failures == 0 ? 0 : 1;",
               "}", ""]
