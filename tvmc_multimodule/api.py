@@ -40,6 +40,21 @@ def _resolve_tensors(declared: tuple[TensorInfo, ...], compiled: list[tuple[tupl
     return result
 
 
+def _scheduled_operators(relaxed: Any, program: pipeline.Program, prefix: str, target: Any,
+                         schedule: pipeline.ScheduleOptions,
+                         pass_config: dict[str, Any] | None) -> pipeline.LoweredOperators:
+    """Schedule and lower every operator. RAM first: operators whose padding scratch would
+    lift the workspace above the liveness bound compute the padding in the read instead
+    (slower, no scratch)."""
+    lowered = pipeline.schedule_operators(relaxed, schedule)
+    operators = pipeline.lower_operators(lowered, prefix, target, pass_config)
+    at_peak = pipeline.scratch_at_peak(program, operators.signatures, WORKSPACE_TOLERANCE)
+    if not at_peak:
+        return operators
+    lowered = pipeline.schedule_operators(relaxed, schedule, inline_padding=at_peak)
+    return pipeline.lower_operators(lowered, prefix, target, pass_config)
+
+
 def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                       pass_config: dict[str, Any] | None,
                       schedule: pipeline.ScheduleOptions, workspace: str) -> CompiledModule:
@@ -49,14 +64,8 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
     target = tvm.target.Target("c")
     relaxed = pipeline.lower_relax(imported.relax_module, opt_level)
     program = pipeline.build_program(relaxed)
-    lowered = pipeline.schedule_operators(relaxed, schedule)
-    operators = pipeline.lower_operators(lowered, f"tvmgen_{name}_", target, pass_config)
-    # RAM first: operators whose padding scratch would lift the workspace above the liveness
-    # bound compute the padding in the read instead (slower, no scratch)
-    at_peak = pipeline.scratch_at_peak(program, operators.signatures, WORKSPACE_TOLERANCE)
-    if at_peak:
-        lowered = pipeline.schedule_operators(relaxed, schedule, inline_padding=at_peak)
-        operators = pipeline.lower_operators(lowered, f"tvmgen_{name}_", target, pass_config)
+    operators = _scheduled_operators(relaxed, program, f"tvmgen_{name}_", target, schedule,
+                                     pass_config)
     plan = pipeline.plan_memory(program, operators.signatures)
     inputs = _resolve_tensors(imported.inputs, program.input_types, "input")
     outputs = _resolve_tensors(imported.outputs, program.output_types, "output")
