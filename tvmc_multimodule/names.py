@@ -24,10 +24,6 @@ RESERVED_MODULE_NAMES = frozenset({"modules"})
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def is_c_identifier(name: str) -> bool:
-    return bool(_IDENT.match(name)) and name.isascii() and name not in C_KEYWORDS
-
-
 def sanitize(name: str, fallback: str = "t") -> str:
     """Turn any tensor name into a C identifier (`gpu_0/data_0` -> `gpu_0_data_0`)."""
     text = re.sub(r"[^0-9A-Za-z_]", "_", name.encode("ascii", "replace").decode()) or fallback

@@ -255,8 +255,4 @@ def _has_quantized_tensors(graph: Any) -> bool:
     return any(_quant(graph.Tensors(t)) is not None for t in range(graph.TensorsLength()))
 
 
-def tensor_dtype_name(type_code: int) -> str:
-    return _TYPE_NAMES.get(type_code, "unknown")
-
-
 

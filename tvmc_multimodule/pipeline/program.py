@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 import numpy as np
-from tvm import ir  # noqa: F401  (IRModule, Var, Call...)
+from tvm import ir
 
 from ..errors import UnsupportedError
 

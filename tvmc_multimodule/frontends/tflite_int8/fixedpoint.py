@@ -211,8 +211,10 @@ def _clamp8(v: int) -> int:
     return min(max(v, INT8_MIN), INT8_MAX)
 
 
-def logistic_table(in_scale: float, in_zp: int) -> np.ndarray:
-    """reference_integer_ops::Logistic (output zero point -128, scale 1/256)."""
+def _saturating_table(in_scale: float, in_zp: int, fn: Callable[[int, int], int],
+                      out_bits: int, out_offset: int) -> np.ndarray:
+    """TFLite Micro's integer LOGISTIC/TANH: inputs beyond the radius saturate, the rest go
+    through the Q4 fixed-point `fn`, rounded to `out_bits` fractional bits."""
     multiplier, left_shift = frexp_multiplier(f32(in_scale) * (1 << (31 - 4)))
     radius = input_radius(4, left_shift, 31)
 
@@ -222,25 +224,19 @@ def logistic_table(in_scale: float, in_zp: int) -> np.ndarray:
             return INT8_MIN
         if x >= radius:
             return INT8_MAX
-        q0 = logistic(mbqm(x, multiplier, left_shift), 4)
-        return _clamp8(rdbp(q0, 31 - 8) - 128)
+        q0 = fn(mbqm(x, multiplier, left_shift), 4)
+        return _clamp8(rdbp(q0, 31 - out_bits) + out_offset)
     return int8_table(one)
+
+
+def logistic_table(in_scale: float, in_zp: int) -> np.ndarray:
+    """reference_integer_ops::Logistic (output zero point -128, scale 1/256)."""
+    return _saturating_table(in_scale, in_zp, logistic, 8, -128)
 
 
 def tanh_table(in_scale: float, in_zp: int) -> np.ndarray:
     """reference_integer_ops::Tanh (output zero point 0, scale 1/128)."""
-    multiplier, left_shift = frexp_multiplier(f32(in_scale) * (1 << (31 - 4)))
-    radius = input_radius(4, left_shift, 31)
-
-    def one(v: int) -> int:
-        x = v - in_zp
-        if x <= -radius:
-            return INT8_MIN
-        if x >= radius:
-            return INT8_MAX
-        q0 = tanh(mbqm(x, multiplier, left_shift), 4)
-        return _clamp8(rdbp(q0, 31 - 7))
-    return int8_table(one)
+    return _saturating_table(in_scale, in_zp, tanh, 7, 0)
 
 
 def requantize_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> np.ndarray:
@@ -272,12 +268,6 @@ def dequantize_table(scale: float, zero_point: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- float32 -> int8 thresholds
-
-def _float_keys(values: np.ndarray) -> np.ndarray:
-    """A signed int32 key per float32 whose order is the floats' order (no NaN)."""
-    bits = values.astype(np.float32).view(np.int32).astype(np.int64)
-    return np.where(bits >= 0, bits, -(bits & 0x7FFFFFFF)).astype(np.int64)
-
 
 def _key_to_float(keys: np.ndarray) -> np.ndarray:
     keys = np.asarray(keys, np.int64)
