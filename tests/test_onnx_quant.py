@@ -4,6 +4,7 @@ run on several random inputs (the first saturating) and compared with onnxruntim
 outputs within 1 LSB, float outputs of a final DequantizeLinear within one quantisation step."""
 from __future__ import annotations
 
+import logging
 import subprocess
 from pathlib import Path
 
@@ -145,3 +146,58 @@ def test_shared_dscnn_kws_qdq(tmp_path: Path) -> None:
     for t, a, e in zip(module.outputs, actual, expected):
         assert np.argmax(a) == np.argmax(e)
         assert _lsb(a, np.asarray(e), steps.get(t.name)) <= 1.0 + 1e-3
+
+
+# ---------------------------------------------------------------- the integer kernels
+
+FLOAT_ONLY = {"qop_matmul_integer": "int32 output (integer maths already, no QDQ)",
+              "qdq_outside_pattern": "float tensors between operators"}
+TABLE_ENTRIES = 256  # DEQUANTIZE at a float output is a 256-entry float table
+
+
+def _compile(tmp_path: Path, name: str, **options) -> object:
+    path = tmp_path / f"{name}.onnx"
+    onnx_models.save(CASES[name](), path)
+    return compile_model(str(path), module_name=name, **options)
+
+
+@pytest.mark.parametrize("name", sorted(set(CASES) - set(FLOAT_ONLY)))
+def test_quantised_models_run_on_integer_kernels(tmp_path: Path, name: str) -> None:
+    """Weights stay 8-bit in the constants; the only float constants are 256-entry tables."""
+    module = _compile(tmp_path, name)
+    floats = [a for a in module.params.values() if a.dtype == np.float32]
+    assert all(a.size <= TABLE_ENTRIES for a in floats), [a.shape for a in floats]
+    assert "i8_mul64" in module.sources[f"{name}_lib0.c"]  # the integer requantisation
+
+
+@pytest.mark.parametrize("name", sorted(FLOAT_ONLY))
+def test_other_quantised_models_take_the_float_form(tmp_path: Path, name: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        module = _compile(tmp_path, name)
+    assert "i8_mul64" not in module.sources[f"{name}_lib0.c"]
+    if name == "qdq_outside_pattern":
+        assert "not on integer kernels" in caplog.text and "'c_node'" in caplog.text
+        with pytest.raises(UnsupportedError, match="strict int8"):
+            _compile(tmp_path, name, strict_int8=True)
+
+
+def test_operator_without_integer_kernel_is_named(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Softmax quantised at 1/255 keeps its float form inside an integer model."""
+    with caplog.at_level(logging.WARNING):
+        module = _compile(tmp_path, "qdq_float_form")
+    assert "run in float" in caplog.text and "Softmax" in caplog.text
+    assert any(a.dtype == np.int8 and a.ndim == 4 for a in module.params.values())
+    with pytest.raises(UnsupportedError, match="Softmax"):
+        _compile(tmp_path, "qdq_float_form", strict_int8=True)
+
+
+def test_integer_io_keeps_its_quantisation(tmp_path: Path) -> None:
+    """uint8 in and out (moved to int8 inside): the header describes the file's parameters."""
+    module = _compile(tmp_path, "qop_conv")
+    scale, zero = onnx_quant_models.qparams(-1.0, 1.0, np.uint8)
+    assert module.inputs[0].dtype == "uint8"
+    assert module.inputs[0].quant.zero_point == (int(zero),)
+    assert module.inputs[0].quant.scale == pytest.approx((float(scale),))
+    assert module.outputs[0].dtype == "uint8" and module.outputs[0].quant is not None

@@ -212,6 +212,118 @@ def qdq_int8_io(seed: int = 5) -> onnx.ModelProto:
     return g.model("qdq_int8_io", [("x", [1, 2, 6, 6], np.int8)], [("y", [1, 4, 6, 6], np.int8)])
 
 
+def _conv(g: _Graph, rng: np.random.Generator, x: str, sx, cin: int, cout: int, name: str,
+          kernel: int = 3, group: int = 1, **attrs) -> str:
+    """Conv with per-channel int8 weights (axis 0) and an int32 bias, on DequantizeLinear x."""
+    wq, sw, zw = symmetric_weights(_w(rng, [cout, cin // group, kernel, kernel]), 0)
+    w = g.dq(g.const(name + "_w", wq), sw, zw, name + "_w_dq", axis=0)
+    b = g.dq(g.const(name + "_b", int32_bias(_w(rng, [cout], 0.1), sx * sw)), sx * sw,
+             np.zeros(cout, np.int32), name + "_b_dq", axis=0)
+    return g.node("Conv", [x, w, b], name, group=group, kernel_shape=[kernel, kernel], **attrs)
+
+
+def qdq_cnn(seed: int = 6) -> onnx.ModelProto:
+    """A small CNN in the static-quantisation pattern, over the integer kernels' layout work:
+    x f32[1,3,10,10] -> Conv 3x3 stride 2 pads 1 (not TFLite's SAME) + Clip(0, 6) -> depthwise
+    3x3 + Relu -> MaxPool 2x2 -> AveragePool 3x3 pads 1 -> GlobalAveragePool -> Flatten -> Gemm
+    -> Softmax (output 1/256, -128) -> y f32[1,5]."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    sx, zx = qparams(-1.0, 1.0, np.int8)
+    x = g.qdq("x", sx, zx, "x")
+    s1, z1 = qparams(0.0, 6.0, np.int8)
+    c1 = _conv(g, rng, x, sx, 3, 8, "c1", strides=[2, 2], pads=[1, 1, 1, 1])
+    clip = g.node("Clip", [c1, g.const("lo", np.float32(0)), g.const("hi", np.float32(6))], "clip")
+    a1 = g.qdq(clip, s1, z1, "a1")
+    s2, z2 = qparams(0.0, 4.0, np.int8)
+    a2 = g.qdq(g.node("Relu", [_conv(g, rng, a1, s1, 8, 8, "c2", group=8, pads=[1, 1, 1, 1])],
+                      "relu2"), s2, z2, "a2")
+    a3 = g.qdq(g.node("MaxPool", [a2], "pool", kernel_shape=[2, 2], strides=[2, 2]), s2, z2, "a3")
+    a4 = g.qdq(g.node("AveragePool", [a3], "avg", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+               s2, z2, "a4")
+    s5, z5 = qparams(0.0, 2.0, np.int8)
+    a5 = g.qdq(g.node("GlobalAveragePool", [a4], "gap"), s5, z5, "a5")
+    a6 = g.qdq(g.node("Flatten", [a5], "flat"), s5, z5, "a6")
+    wq, sw, zw = symmetric_weights(_w(rng, [5, 8]), 0)
+    w = g.dq(g.const("fc_w", wq), sw, zw, "fc_w_dq", axis=0)
+    logits = g.node("Gemm", [a6, w, g.const("fc_b", _w(rng, [5], 0.1))], "fc", transB=1)
+    s7, z7 = qparams(-2.0, 2.0, np.int8)
+    a7 = g.qdq(logits, s7, z7, "a7")
+    g.dq(g.q(g.node("Softmax", [a7], "softmax", axis=-1), np.float32(1 / 256), np.int8(-128),
+             "y_q"), np.float32(1 / 256), np.int8(-128), "y")
+    return g.model("qdq_cnn", [("x", [1, 3, 10, 10], np.float32)], [("y", [1, 5], np.float32)])
+
+
+def qdq_elementwise(seed: int = 7) -> onnx.ModelProto:
+    """Tables and broadcasts on an NHWC tensor: x f32[1,2,6,6] -> Conv 1x1 -> Sigmoid -> Mul by
+    a constant [1,4,1,1] -> Tanh -> LeakyRelu -> Add b f32[1,4,6,6] -> y f32[1,4,6,6]."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    sx, zx = qparams(-1.0, 1.0, np.int8)
+    s1, z1 = qparams(-2.0, 2.0, np.int8)
+    a1 = g.qdq(_conv(g, rng, g.qdq("x", sx, zx, "x"), sx, 2, 4, "c1", kernel=1), s1, z1, "a1")
+    s2, z2 = np.float32(1 / 256), np.int8(-128)
+    a2 = g.qdq(g.node("Sigmoid", [a1], "sig"), s2, z2, "a2")
+    mq = np.array([40, -90, 127, 3], np.int8).reshape(1, 4, 1, 1)
+    m = g.dq(g.const("m", mq), np.float32(0.02), np.int8(0), "m_dq")
+    s3, z3 = qparams(-1.0, 1.0, np.int8)
+    a3 = g.qdq(g.node("Mul", [a2, m], "mul"), s3, z3, "a3")
+    a4 = g.qdq(g.node("Tanh", [a3], "tanh"), s3, z3, "a4")
+    a5 = g.qdq(g.node("LeakyRelu", [a4], "leaky", alpha=0.2), s3, z3, "a5")
+    sb, zb = qparams(-1.0, 1.0, np.int8)
+    sy, zy = qparams(-2.0, 2.0, np.int8)
+    g.dq(g.q(g.node("Add", [a5, g.qdq("b", sb, zb, "b")], "add"), sy, zy, "y_q"), sy, zy, "y")
+    shape = [1, 4, 6, 6]
+    return g.model("qdq_elementwise", [("x", [1, 2, 6, 6], np.float32), ("b", shape, np.float32)],
+                   [("y", shape, np.float32)])
+
+
+def qdq_layout(seed: int = 8) -> onnx.ModelProto:
+    """ONNX element order after NHWC kernels: x f32[1,3,6,6] -> two Conv 3x3 -> Concat(axis 1)
+    -> Pad [0,0,1,2]+[0,0,0,1] -> Transpose(0,2,3,1) -> Reshape [1,-1] -> int8 y[1,7*9*8]
+    (no DequantizeLinear: an integer output)."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    sx, zx = qparams(-1.0, 1.0, np.int8)
+    x = g.qdq("x", sx, zx, "x")
+    s1, z1 = qparams(-3.0, 3.0, np.int8)
+    a = g.qdq(_conv(g, rng, x, sx, 3, 4, "ca", pads=[1, 1, 1, 1]), s1, z1, "a")
+    b = g.qdq(_conv(g, rng, x, sx, 3, 4, "cb", pads=[1, 1, 1, 1]), s1, z1, "b")
+    cat = g.qdq(g.node("Concat", [a, b], "cat", axis=1), s1, z1, "cat")
+    pads = g.const("pads", np.array([0, 0, 1, 2, 0, 0, 0, 1], np.int64))
+    pad = g.qdq(g.node("Pad", [cat, pads], "pad"), s1, z1, "padded")
+    tr = g.qdq(g.node("Transpose", [pad], "tr", perm=[0, 2, 3, 1]), s1, z1, "tr")
+    flat = g.node("Reshape", [tr, g.const("shape", np.array([1, -1], np.int64))], "flat")
+    g.q(flat, s1, z1, "y")
+    return g.model("qdq_layout", [("x", [1, 3, 6, 6], np.float32)], [("y", [1, 7 * 9 * 8], np.int8)])
+
+
+def qdq_float_form(seed: int = 9) -> onnx.ModelProto:
+    """An operator without an integer kernel inside the pattern: x f32[1,2,5,5] -> Conv 3x3
+    -> ReduceMean(2, 3) keepdims 0 -> Softmax quantised with scale 1/255 (not TFLite's 1/256:
+    runs in float, with a warning) -> y f32[1,6]."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    sx, zx = qparams(-1.0, 1.0, np.int8)
+    s1, z1 = qparams(-2.0, 2.0, np.int8)
+    a = g.qdq(_conv(g, rng, g.qdq("x", sx, zx, "x"), sx, 2, 6, "c", pads=[1, 1, 1, 1]), s1, z1, "a")
+    m = g.qdq(g.node("ReduceMean", [a], "mean", axes=[2, 3], keepdims=0), s1, z1, "m")
+    s, z = np.float32(1 / 255), np.int8(-128)
+    g.dq(g.q(g.node("Softmax", [m], "softmax", axis=-1), s, z, "y_q"), s, z, "y")
+    return g.model("qdq_float_form", [("x", [1, 2, 5, 5], np.float32)], [("y", [1, 6], np.float32)])
+
+
+def qdq_outside_pattern(seed: int = 10) -> onnx.ModelProto:
+    """Not the static-quantisation pattern (a float Relu output reaches the model output
+    unquantised): the whole model takes the float form, with a warning."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+    sx, zx = qparams(-1.0, 1.0, np.int8)
+    g.node("Relu", [_conv(g, rng, g.qdq("x", sx, zx, "x"), sx, 2, 3, "c", pads=[1, 1, 1, 1])], "y")
+    return g.model("qdq_outside_pattern", [("x", [1, 2, 4, 4], np.float32)],
+                   [("y", [1, 3, 4, 4], np.float32)])
+
+
 # ---------------------------------------------------------------- QOperator models
 
 
@@ -328,7 +440,9 @@ def qop_unsupported() -> onnx.ModelProto:
 
 def qdq_models() -> dict[str, Callable[[], onnx.ModelProto]]:
     return {"qdq_conv_relu": qdq_conv_relu, "qdq_depthwise": qdq_depthwise, "qdq_gemm": qdq_gemm,
-            "qdq_matmul": qdq_matmul, "qdq_add": qdq_add, "qdq_int8_io": qdq_int8_io}
+            "qdq_matmul": qdq_matmul, "qdq_add": qdq_add, "qdq_int8_io": qdq_int8_io,
+            "qdq_cnn": qdq_cnn, "qdq_elementwise": qdq_elementwise, "qdq_layout": qdq_layout,
+            "qdq_float_form": qdq_float_form, "qdq_outside_pattern": qdq_outside_pattern}
 
 
 def qoperator_models() -> dict[str, Callable[[], onnx.ModelProto]]:

@@ -9,7 +9,8 @@ from .detect import FORMATS, check_readable, detect_format
 def import_model(path: str, name: str, model_format: str | None = None,
                  input_shapes: dict[str, list[int]] | None = None,
                  strict_int8: bool = False) -> ImportedModel:
-    """Read `path` with the frontend for its format (`strict_int8`: see import_tflite)."""
+    """Read `path` with the frontend for its format (`strict_int8`: see import_tflite and
+    import_onnx)."""
     fmt = detect_format(path, model_format)
     try:
         if fmt == "tflite":
@@ -18,7 +19,7 @@ def import_model(path: str, name: str, model_format: str | None = None,
             return import_tflite(path, name, input_shapes, strict_int8=strict_int8)
         from .onnx import import_onnx
 
-        return import_onnx(path, name, input_shapes)
+        return import_onnx(path, name, input_shapes, strict_int8=strict_int8)
     except TvmcError as err:
         raise err.located(module=name, path=path)
     except Exception as exc:  # the TVM frontends raise anything from ValueError to TVMError

@@ -4,13 +4,17 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import logging
+
 import numpy as np
 
 from ..errors import ModelError, UnsupportedError
-from ..model import ImportedModel, TensorInfo
+from ..model import ImportedModel, QuantParams, TensorInfo
 from ..names import unique_c_names
 from .checks import check_imported, raise_shape_problems, shape_problem
 from .onnx_qoperator import rewrite_qoperators
+
+log = logging.getLogger(__name__)
 
 _CONTROL_FLOW = {"If", "Loop", "Scan"}
 _STANDARD_DOMAINS = {"", "ai.onnx"}
@@ -172,8 +176,11 @@ def _check_types(model: Any, path: str) -> None:
         pass
 
 
-def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None = None
-                ) -> ImportedModel:
+def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None = None,
+                strict_int8: bool = False) -> ImportedModel:
+    """Statically quantised (QDQ) models go to the integer kernels (onnx_int8), the rest to
+    TVM's Relax frontend. `strict_int8`: a quantised model, or one of its operators, that the
+    integer kernels cannot take is an UnsupportedError instead of running in float."""
     model = rewrite_qoperators(_load(path))  # QLinearConv, QGemm... -> their QDQ form
     problems = unsupported_features(model)
     if problems:
@@ -185,20 +192,73 @@ def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None 
     shapes = _static_shapes(model, path, input_shapes or {})
     inputs = graph_inputs(model)
     dtypes = {n: dt for n, _, dt in inputs}
-    from tvm.relax.frontend.onnx import from_onnx
-
     model = _fold_shapes(model, shapes)
-    relax_mod = from_onnx(model, shape_dict=shapes, dtype_dict=dtypes, keep_params_in_input=False)
-    check_imported(relax_mod, path, "tvm.relax.frontend.onnx.from_onnx")
     in_names = [n for n, _, _ in inputs]
-    in_infos = tuple(TensorInfo(n, c, tuple(shapes[n]), dtypes[n])
-                     for n, c in zip(in_names, unique_c_names(in_names, "input")))
     outs = list(model.graph.output)
     out_names = [v.name for v in outs]
+    quant = _io_quantisation(model)
+    in_infos = tuple(TensorInfo(n, c, tuple(shapes[n]), dtypes[n], quant.get(n))
+                     for n, c in zip(in_names, unique_c_names(in_names, "input")))
     out_infos = tuple(TensorInfo(v.name, c, tuple(d if isinstance(d, int) else -1 for d in _dims(v)),
-                                 _dtype(v))
+                                 _dtype(v), quant.get(v.name))
                       for v, c in zip(outs, unique_c_names(out_names, "output")))
+    integer = _import_integer(model, path, name, [tuple(shapes[n]) for n in in_names],
+                              strict_int8)
+    if integer is not None:
+        relax_mod, c_support = integer
+        return ImportedModel(name, path, "onnx", relax_mod, in_infos, out_infos,
+                             c_support=c_support)
+    from tvm.relax.frontend.onnx import from_onnx
+
+    relax_mod = from_onnx(model, shape_dict=shapes, dtype_dict=dtypes, keep_params_in_input=False)
+    check_imported(relax_mod, path, "tvm.relax.frontend.onnx.from_onnx")
     return ImportedModel(name, path, "onnx", relax_mod, in_infos, out_infos)
+
+
+def _import_integer(model: Any, path: str, name: str, input_shapes: list[tuple[int, ...]],
+                    strict: bool) -> tuple[Any, str] | None:
+    """(Relax module, C support) on the integer kernels, or None: not quantised, or outside
+    the static-quantisation pattern (then the float form, with a warning)."""
+    from . import onnx_int8
+    from .tflite_int8 import NoIntegerForm, import_int8
+
+    if not onnx_int8.has_quantize_nodes(model):
+        return None
+    try:
+        translated = onnx_int8.translate_qdq(model, onnx_int8.static_shapes(model))
+        result = import_int8(translated.graph, name, input_shapes, strict=strict,
+                             float_form=onnx_int8.OnnxFloatForm)
+    except (onnx_int8.NotQDQ, NoIntegerForm) as exc:
+        if strict:
+            raise UnsupportedError(f"strict int8: the quantised model cannot run on integer "
+                                   f"kernels: {exc}", module=name, path=path,
+                                   hint="compile without strict int8 to run it in float") from None
+        log.warning("module '%s': the quantised model runs in float (dequantize -> op -> "
+                    "quantize), not on integer kernels: %s", name, exc)
+        return None
+    check_imported(result.relax_module, path, "the int8 importer")
+    return result.relax_module, result.c_support
+
+
+def _io_quantisation(model: Any) -> dict[str, QuantParams]:
+    """Scale and zero point of 8-bit model inputs (their DequantizeLinear) and outputs (their
+    QuantizeLinear), as the file gives them."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    ends = {v.name for v in model.graph.input} | {v.name for v in model.graph.output}
+    found = {}
+    for node in model.graph.node:
+        name = node.input[0] if node.op_type == "DequantizeLinear" else (
+            node.output[0] if node.op_type == "QuantizeLinear" else None)
+        if name not in ends or node.input[1] not in inits:
+            continue
+        scale = numpy_helper.to_array(inits[node.input[1]]).reshape(-1)
+        zero = (numpy_helper.to_array(inits[node.input[2]]).reshape(-1)
+                if len(node.input) > 2 and node.input[2] in inits else np.zeros(scale.size, int))
+        if scale.size == 1:
+            found[name] = QuantParams((float(scale[0]),), (int(zero[0]),))
+    return found
 
 
 def _fold_shapes(model: Any, shapes: dict[str, list[int]]) -> Any:

@@ -10,10 +10,10 @@ fixed-point requantisation), as Relax call_tir to TIR PrimFuncs.
   other operators through the frontend's float form
 """
 from .converters import CONVERTERS
-from .graph import Graph, is_full_int8, read_graph
-from .importer import Int8Import, import_int8
+from .graph import Graph, Operator, Tensor, is_full_int8, read_graph
+from .importer import Int8Import, NoIntegerForm, import_int8
 
 INTEGER_OPERATORS = frozenset(CONVERTERS)
 
-__all__ = ["CONVERTERS", "INTEGER_OPERATORS", "Graph", "Int8Import", "import_int8",
-           "is_full_int8", "read_graph"]
+__all__ = ["CONVERTERS", "INTEGER_OPERATORS", "Graph", "Int8Import", "NoIntegerForm",
+           "Operator", "Tensor", "import_int8", "is_full_int8", "read_graph"]

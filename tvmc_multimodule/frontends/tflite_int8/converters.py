@@ -17,6 +17,7 @@ from .context import Context, NoIntegerKernel
 from .graph import Operator, Tensor
 
 SAME, VALID = 0, 1
+EXPLICIT = -1  # not a TFLite value: padding given per side (operators translated from ONNX)
 FUSED_SUPPORTED = (0, 1, 2, 3)  # NONE, RELU, RELU_N1_TO_1, RELU6
 
 Converter = Callable[[Context, Operator], relax.Expr]
@@ -48,9 +49,16 @@ def _same_quant(a: Tensor, b: Tensor) -> bool:
     return a.scale == b.scale and a.zero_point == b.zero_point
 
 
-def _out_size(size: int, kernel: int, stride: int, dilation: int, padding: int) -> tuple[int, int]:
-    """(output size, padding before) as ComputePaddingHeightWidth."""
+def _out_size(size: int, kernel: int, stride: int, dilation: int, options: object,
+              axis: int) -> tuple[int, int]:
+    """(output size, padding before) of spatial `axis` (0: height, 1: width), as
+    ComputePaddingHeightWidth for SAME/VALID; EXPLICIT reads `ExplicitPadding()`, one
+    (before, after) pair per axis."""
     effective = (kernel - 1) * dilation + 1
+    padding = options.Padding()  # type: ignore[attr-defined]
+    if padding == EXPLICIT:
+        before, after = options.ExplicitPadding()[axis]  # type: ignore[attr-defined]
+        return (size + before + after - effective) // stride + 1, before
     if padding == SAME:
         out = (size + stride - 1) // stride
     elif padding == VALID:
@@ -101,8 +109,8 @@ def _conv(ctx: Context, op: Operator, depthwise: bool) -> relax.Expr:
         raise NoIntegerKernel("grouped convolution")
     stride = (options.StrideH(), options.StrideW())
     dilation = (options.DilationHFactor(), options.DilationWFactor())
-    oh, pt = _out_size(h, kh, stride[0], dilation[0], options.Padding())
-    ow, pl = _out_size(width, kw, stride[1], dilation[1], options.Padding())
+    oh, pt = _out_size(h, kh, stride[0], dilation[0], options, 0)
+    ow, pl = _out_size(width, kw, stride[1], dilation[1], options, 1)
     _expect_shape(op, (n, oh, ow, channels), to.shape)
     mult, shift = fx.per_channel_multipliers(ti.scale, w.scales, to.scale, channels)
     lo, hi = fx.activation_range(act, to.scale, to.zero_point)
@@ -181,9 +189,17 @@ def convert_mul(ctx: Context, op: Operator) -> relax.Expr:
 
 def _lookup(ctx: Context, op: Operator, table: np.ndarray, name: str) -> relax.Expr:
     to = ctx.tensor(op.outputs[0])
-    func = ke.table_lookup(to.shape, str(table.dtype))
+    func = ke.table_lookup(to.shape, str(table.dtype), ctx.tensor(op.inputs[0]).dtype)
     return ctx.call(func, name, [ctx.value(op.inputs[0]), ctx.const(table)], to.shape,
                     str(table.dtype))
+
+
+def convert_table(ctx: Context, op: Operator) -> relax.Expr:
+    """An operator of another format as a 256-entry table given by its translator."""
+    table = np.asarray(op.options("Table").Values())
+    if table.shape != (256,) or ctx.tensor(op.inputs[0]).dtype not in ("int8", "uint8"):
+        raise NoIntegerKernel("a lookup table needs one 8-bit input and 256 entries")
+    return _lookup(ctx, op, table, op.options("Table").Name())
 
 
 def convert_logistic(ctx: Context, op: Operator) -> relax.Expr:
@@ -240,8 +256,8 @@ def _pool(ctx: Context, op: Operator) -> tuple[kn.PoolSpec, Tensor, Tensor]:
     n, h, w, c = ti.shape
     kernel = (options.FilterHeight(), options.FilterWidth())
     stride = (options.StrideH(), options.StrideW())
-    oh, pt = _out_size(h, kernel[0], stride[0], 1, options.Padding())
-    ow, pl = _out_size(w, kernel[1], stride[1], 1, options.Padding())
+    oh, pt = _out_size(h, kernel[0], stride[0], 1, options, 0)
+    ow, pl = _out_size(w, kernel[1], stride[1], 1, options, 1)
     _expect_shape(op, (n, oh, ow, c), to.shape)
     lo, hi = fx.activation_range(act, to.scale, to.zero_point)
     return kn.PoolSpec(ti.shape, kernel, stride, (pt, pl), (oh, ow), lo, hi), ti, to
@@ -388,4 +404,8 @@ CONVERTERS: Mapping[str, Converter] = MappingProxyType({
     "STRIDED_SLICE": convert_strided_slice,
     "TRANSPOSE": convert_transpose,
 })
-"""The operators with an integer kernel."""
+"""The TFLite operators with an integer kernel."""
+
+TABLE = "TVMC_TABLE"
+INTERNAL_CONVERTERS: Mapping[str, Converter] = MappingProxyType({TABLE: convert_table})
+"""Operators only translators emit (a TFLite file cannot name them)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -50,9 +50,13 @@ class Operator:
     inputs: tuple[int, ...]        # tensor indices, -1 for an omitted optional input
     outputs: tuple[int, ...]
     raw: Any                       # the tflite.Operator (for options and the frontend)
+    recorded: Optional[Mapping[str, Any]] = None  # options of an operator not read from a file
 
     def options(self, table: str) -> Any:
-        """The operator's builtin options as the generated `tflite.<table>` object."""
+        """The operator's builtin options as the generated `tflite.<table>` object (or, for
+        an operator translated from another format, its recorded values read the same way)."""
+        if self.recorded is not None:
+            return RecordedOptions(self.recorded)
         cls = getattr(importlib.import_module(f"tflite.{table}"), table)
         opts = cls()
         raw = self.raw.BuiltinOptions()
@@ -70,9 +74,23 @@ class Operator:
         return opts
 
 
+class RecordedOptions:
+    """Option values read like a flatbuffer table: `options.StrideH()`."""
+
+    def __init__(self, values: Mapping[str, Any]):
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            value = self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        return lambda: value
+
+
 @dataclass(frozen=True)
 class Graph:
-    model: Any
+    model: Any                     # the tflite.Model; None for a graph translated from ONNX
     subgraph: Any
     tensors: tuple[Tensor, ...]
     operators: tuple[Operator, ...]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from typing import Callable, Optional, Protocol
 
 import tvm
 from tvm import relax
@@ -16,11 +17,22 @@ from tvm import relax
 from ...errors import UnsupportedError
 from .c_helpers import CHelpers
 from .context import Context, NoIntegerKernel
-from .converters import CONVERTERS
+from .converters import CONVERTERS, INTERNAL_CONVERTERS
 from .fallback import FloatForm
-from .graph import Graph
+from .graph import Graph, Operator
 
 log = logging.getLogger(__name__)
+
+
+class NoIntegerForm(UnsupportedError):
+    """A translated graph (no TFLite file behind it) has an operator no integer kernel takes
+    and no float form was given: its caller takes another route for the whole model."""
+
+
+class FloatFormLike(Protocol):
+    def supports(self, name: str) -> bool: ...
+
+    def convert(self, op: Operator, values: dict[int, relax.Expr]) -> list[relax.Expr]: ...
 
 
 @dataclass(frozen=True)
@@ -31,8 +43,14 @@ class Int8Import:
 
 
 def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ...]],
-                strict: bool = False) -> Int8Import:
-    """Convert `graph` (see graph.is_full_int8) for module `module_name`."""
+                strict: bool = False,
+                float_form: Optional[Callable[[Graph, relax.BlockBuilder], FloatFormLike]] = None
+                ) -> Int8Import:
+    """Convert `graph` (see graph.is_full_int8) for module `module_name`. `float_form` makes
+    the converter of operators without an integer kernel (default: TVM's TFLite frontend
+    reading the file; a graph without a file raises NoIntegerForm instead)."""
+    if float_form is None and graph.model is not None:
+        float_form = FloatForm
     helpers = CHelpers(f"tvmgen_{module_name}_")
     builder = relax.BlockBuilder()
     params = []
@@ -40,13 +58,13 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
         t = graph.tensor(index)
         params.append(relax.Var(f"input{k}", relax.TensorType([int(d) for d in shape], t.dtype)))
     ctx = Context(graph, builder, helpers)
-    float_form: FloatForm | None = None
+    floats: FloatFormLike | None = None
     fallbacks: list[str] = []
     with builder.function("main", params):
         with builder.dataflow():
             ctx.values.update(zip(graph.inputs, params))
             for op in graph.operators:
-                converter = CONVERTERS.get(op.name)
+                converter = CONVERTERS.get(op.name) or INTERNAL_CONVERTERS.get(op.name)
                 reason = "no integer kernel"
                 if converter is not None:
                     try:
@@ -59,10 +77,13 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
                         f"strict int8: operator {op.name} (#{op.index}) has no integer kernel "
                         f"({reason})", hint="compile without strict int8 to run it in float "
                         "(dequantize -> op -> quantize), or replace the operator")
-                float_form = float_form or FloatForm(graph, builder)
-                if not float_form.supports(op.name):
-                    raise UnsupportedError(f"operator {op.name} is not supported")
-                outputs = float_form.convert(op, ctx.values)
+                if float_form is None:
+                    raise NoIntegerForm(f"operator {op.name} has no integer kernel ({reason})")
+                floats = floats or float_form(graph, builder)
+                if not floats.supports(op.name):
+                    unsupported = NoIntegerForm if graph.model is None else UnsupportedError
+                    raise unsupported(f"operator {op.name} is not supported ({reason})")
+                outputs = floats.convert(op, ctx.values)
                 ctx.values.update(zip(op.outputs, outputs))
                 fallbacks.append(f"{op.name}: {reason}")
             results = [ctx.value(i) for i in graph.outputs]

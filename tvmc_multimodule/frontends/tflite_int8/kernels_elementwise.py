@@ -68,12 +68,14 @@ def mul(a_shape: Sequence[int], b_shape: Sequence[int], out_shape: Sequence[int]
     return finish([a, b, out])
 
 
-def table_lookup(shape: Sequence[int], out_dtype: str) -> tirx.PrimFunc:
+def table_lookup(shape: Sequence[int], out_dtype: str, in_dtype: str = "int8") -> tirx.PrimFunc:
     """(x int8, table[256] of out_dtype) -> table[x + 128]: any int8 -> int8 function of one
-    value (LOGISTIC, TANH, RELU, requantise) and DEQUANTIZE to float32 (no float maths)."""
-    x = te.placeholder(tuple(shape), "int8", name="x")
+    value (LOGISTIC, TANH, RELU, requantise) and DEQUANTIZE to float32 (no float maths).
+    A uint8 `x` indexes the table directly."""
+    x = te.placeholder(tuple(shape), in_dtype, name="x")
     table = te.placeholder((256,), out_dtype, name="table")
-    out = te.compute(tuple(shape), lambda *i: table[x(*i).astype(I32) + c32(128)], name="out")
+    offset = c32(128 if in_dtype == "int8" else 0)
+    out = te.compute(tuple(shape), lambda *i: table[x(*i).astype(I32) + offset], name="out")
     return finish([x, table, out])
 
 
