@@ -131,21 +131,37 @@ def test_float_models_are_not_copied() -> None:
     assert rewrite_qoperators(model) is model
 
 
+SHARED_QDQ = {"kws_qdq": KWS, "mobilenet_v2_qdq": SHARED / "torchvision_mobilenet_v2_int8_qdq.onnx"}
+
+
 @pytest.mark.shared_models
-@pytest.mark.skipif(not (KWS.exists() and KWS_INPUT.exists()), reason="shared models absent")
-def test_shared_dscnn_kws_qdq(tmp_path: Path) -> None:
-    model = onnx.load(str(KWS))
-    x = np.load(KWS_INPUT).astype(np.float32)
-    module = compile_model(str(KWS), module_name="kws_qdq")
-    extracted = cbuild.extract(export_model_library_format([module], str(tmp_path / "kws.tar")),
+@pytest.mark.parametrize("name", sorted(SHARED_QDQ))
+def test_shared_qdq_models_on_integer_kernels(tmp_path: Path, name: str) -> None:
+    """onnxruntime's QDQ DS-CNN and MobileNetV2: integer kernels, workspace at the liveness
+    bound, within one output step of onnxruntime on the saved input and random ones."""
+    path = SHARED_QDQ[name]
+    if not path.exists() or not KWS_INPUT.exists():
+        pytest.skip("shared models absent")
+    model = onnx.load(str(path))
+    module = compile_model(str(path), module_name=name)
+    assert "i8_mul64" in module.sources[f"{name}_lib0.c"]
+    assert module.workspace_bytes <= 1.05 * module.liveness_bound_bytes
+    rng = np.random.default_rng(3)
+    shape = module.inputs[0].shape
+    inputs = [rng.standard_normal(shape).astype(np.float32) * s for s in (0.5, 2.0)]
+    if name == "kws_qdq":
+        inputs.insert(0, np.load(KWS_INPUT).astype(np.float32))
+    extracted = cbuild.extract(export_model_library_format([module], str(tmp_path / "m.tar")),
                                tmp_path / "mlf")
-    actual = cbuild.build_and_run(extracted, {module.name: (module.inputs, module.outputs)},
-                                  {module.name: [x]})[module.name]
-    expected = references.run_onnxruntime(model, {module.inputs[0].name: x})
+    spec = {module.name: (module.inputs, module.outputs)}
     steps = _output_steps(model)
-    for t, a, e in zip(module.outputs, actual, expected):
-        assert np.argmax(a) == np.argmax(e)
-        assert _lsb(a, np.asarray(e), steps.get(t.name)) <= 1.0 + 1e-3
+    for k, x in enumerate(inputs):
+        run = cbuild.build_and_run if k == 0 else lambda _, s, i: _rerun(extracted, s, i)
+        actual = run(extracted, spec, {module.name: [x]})[module.name]
+        expected = references.run_onnxruntime(model, {module.inputs[0].name: x})
+        for t, a, e in zip(module.outputs, actual, expected):
+            assert np.argmax(a) == np.argmax(e)
+            assert _lsb(a, np.asarray(e), steps.get(t.name)) <= 1.0 + 1e-3
 
 
 # ---------------------------------------------------------------- the integer kernels

@@ -75,8 +75,9 @@ def add_compile_options(parser: argparse.ArgumentParser, *, multi: bool) -> None
                              "TVMGEN_MAX_WORKSPACE_SIZE bytes serves every module "
                              "(default: static)")
     parser.add_argument("--strict-int8", action="store_true",
-                        help="int8 TFLite models: an operator without an integer kernel is an "
-                             "error instead of running in float with a warning")
+                        help="int8 TFLite and quantised ONNX models: an operator without an "
+                             "integer kernel is an error instead of running in float with a "
+                             "warning")
     parser.add_argument("--schedule", choices=("auto", "vector", "scalar", "none"),
                         default="auto",
                         help="operator schedules: vector (hosts, SIMD cores), scalar "
