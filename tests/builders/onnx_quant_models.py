@@ -300,14 +300,15 @@ def qdq_layout(seed: int = 8) -> onnx.ModelProto:
 
 def qdq_float_form(seed: int = 9) -> onnx.ModelProto:
     """An operator without an integer kernel inside the pattern: x f32[1,2,5,5] -> Conv 3x3
-    -> ReduceMean(2, 3) keepdims 0 -> Softmax quantised with scale 1/255 (not TFLite's 1/256:
-    runs in float, with a warning) -> y f32[1,6]."""
+    -> ReduceMax(3) (runs in float, with a warning) -> ReduceMean(2) -> Softmax quantised with
+    scale 1/255 (ONNX's usual, not TFLite's 1/256) -> y f32[1,6]."""
     rng = np.random.default_rng(seed)
     g = _Graph()
     sx, zx = qparams(-1.0, 1.0, np.int8)
     s1, z1 = qparams(-2.0, 2.0, np.int8)
     a = g.qdq(_conv(g, rng, g.qdq("x", sx, zx, "x"), sx, 2, 6, "c", pads=[1, 1, 1, 1]), s1, z1, "a")
-    m = g.qdq(g.node("ReduceMean", [a], "mean", axes=[2, 3], keepdims=0), s1, z1, "m")
+    top = g.qdq(g.node("ReduceMax", [a], "max", axes=[3], keepdims=0), s1, z1, "top")
+    m = g.qdq(g.node("ReduceMean", [top], "mean", axes=[2], keepdims=0), s1, z1, "m")
     s, z = np.float32(1 / 255), np.int8(-128)
     g.dq(g.q(g.node("Softmax", [m], "softmax", axis=-1), s, z, "y_q"), s, z, "y")
     return g.model("qdq_float_form", [("x", [1, 2, 5, 5], np.float32)], [("y", [1, 6], np.float32)])

@@ -619,8 +619,8 @@ def _softmax(t: _Translator, node: Any) -> None:
         raise _FloatForm("softmax over an axis that is not the last")
     q_node, activation, absorbed = t.output_quant(node)
     quant = t.quant(q_node)
-    if activation or quant.scales[0] != np.float32(1 / 256) or quant.zero_points[0] != -128:
-        raise _FloatForm("softmax output not quantised as 1/256, -128")
+    if activation or not (x.quant.per_tensor and quant.per_tensor):
+        raise _FloatForm("softmax with an activation or per-axis quantisation")
     t.absorbed.update(n.output[0] for n in absorbed)
     out = t.int8_output(q_node.output[0], quant, nhwc=False)
     index = t.onnx_order(x, shape) if x.nhwc else x.index

@@ -111,6 +111,10 @@ static inline int32_t {p}i8_softmax_scale(int32_t sum) {
 static inline int32_t {p}i8_softmax_shift(int32_t sum) {
   return 12 - {p}i8_clz((uint32_t)sum) + 31 - 8;
 }
+/* softmax: the probability in units of 2^-16 (for outputs not quantised as 1/256) */
+static inline int32_t {p}i8_softmax_q16(int32_t scale, int32_t e, int32_t shift) {
+  return {p}i8_rdbp({p}i8_srdhm(scale, e), shift - 8);
+}
 static inline int32_t {p}i8_softmax_out(int32_t scale, int32_t e, int32_t shift) {
   int32_t v = {p}i8_rdbp({p}i8_srdhm(scale, e), shift) - 128;
   return v < -128 ? -128 : (v > 127 ? 127 : v);
@@ -170,6 +174,9 @@ class CHelpers:
 
     def softmax_out(self, scale: Scalar, exp: Scalar, shift: Scalar) -> tirx.PrimExpr:
         return self._call("softmax_out", scale, exp, shift)
+
+    def softmax_q16(self, scale: Scalar, exp: Scalar, shift: Scalar) -> tirx.PrimExpr:
+        return self._call("softmax_q16", scale, exp, shift)
 
     def quantize(self, value: tirx.PrimExpr, thresholds_ptr: tirx.PrimExpr) -> tirx.PrimExpr:
         return tirx.call_pure_extern("int32", self.name("quantize"), value, thresholds_ptr)

@@ -288,15 +288,19 @@ def convert_mean(ctx: Context, op: Operator) -> relax.Expr:
 
 
 def convert_softmax(ctx: Context, op: Operator) -> relax.Expr:
+    """TFLite's int8 softmax (output 1/256, -128: bit-exact); any other output quantisation
+    (ONNX) is reached by requantising the probability in units of 2^-16."""
     ti, to = _io(ctx, op)
+    requantise = None
     if to.zero_point != -128 or to.scale != 1.0 / 256:
-        raise NoIntegerKernel("SOFTMAX output is not int8 with scale 1/256, zero point -128")
+        multiplier, shift = fx.quantize_multiplier(1.0 / (65536.0 * fx.f32(to.scale)))
+        requantise = (multiplier, shift, to.zero_point)
     depth = ti.shape[-1]
     rows = int(np.prod(ti.shape)) // depth
     table = fx.softmax_exp_table(ti.scale, op.options("SoftmaxOptions").Beta())
     x = ctx.reshape(ctx.value(op.inputs[0]), (rows, depth))
-    y = ctx.call(kn.softmax(rows, depth, ctx.helpers), "softmax", [x, ctx.const(table)],
-                 (rows, depth))
+    y = ctx.call(kn.softmax(rows, depth, ctx.helpers, requantise), "softmax",
+                 [x, ctx.const(table)], (rows, depth))
     return ctx.reshape(y, to.shape)
 
 

@@ -249,9 +249,12 @@ def mean(input_shape: Sequence[int], axes: Sequence[int], input_zero_point: int,
     return finish([x, out], [("acc", "out", len(out_shape))])
 
 
-def softmax(rows: int, depth: int, helpers: CHelpers) -> tirx.PrimFunc:
+def softmax(rows: int, depth: int, helpers: CHelpers,
+            requantise: tuple[int, int, int] | None = None) -> tirx.PrimFunc:
     """reference_ops::Softmax int8 -> int8 (zero point -128, scale 1/256) with the exp of every
-    possible difference precomputed: (x int8[rows, depth], exp_table int32[256]) -> int8."""
+    possible difference precomputed: (x int8[rows, depth], exp_table int32[256]) -> int8.
+    `requantise` (multiplier, shift, zero point): another output quantisation, reached from
+    the probability in units of 2^-16 (ONNX models quantise softmax outputs as they like)."""
     x = te.placeholder((rows, depth), "int8", name="x")
     table = te.placeholder((256,), I32, name="exp_table")
     c = te.reduce_axis((0, depth), "c")
@@ -261,7 +264,13 @@ def softmax(rows: int, depth: int, helpers: CHelpers) -> tirx.PrimFunc:
         table[x[r, c2].astype(I32) - row_max[r] + c32(255)], 12), axis=c2), name="total")
     scale = te.compute((rows,), lambda r: helpers.softmax_scale(total[r]), name="scale")
     shift = te.compute((rows,), lambda r: helpers.softmax_shift(total[r]), name="shift")
-    out = te.compute((rows, depth), lambda r, k: helpers.softmax_out(
-        scale[r], table[x[r, k].astype(I32) - row_max[r] + c32(255)], shift[r]).astype("int8"),
-        name="out")
+    def body(r: object, k: object) -> tirx.PrimExpr:
+        exp = table[x[r, k].astype(I32) - row_max[r] + c32(255)]
+        if requantise is None:
+            return helpers.softmax_out(scale[r], exp, shift[r]).astype("int8")
+        multiplier, out_shift, zero_point = requantise
+        return helpers.requant(helpers.softmax_q16(scale[r], exp, shift[r]), multiplier,
+                               out_shift, zero_point, -128, 127).astype("int8")
+
+    out = te.compute((rows, depth), body, name="out")
     return finish([x, table, out])
