@@ -5,6 +5,7 @@ outputs within 1 LSB, float outputs of a final DequantizeLinear within one quant
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from pathlib import Path
 
@@ -217,3 +218,27 @@ def test_integer_io_keeps_its_quantisation(tmp_path: Path) -> None:
     assert module.inputs[0].quant.zero_point == (int(zero),)
     assert module.inputs[0].quant.scale == pytest.approx((float(scale),))
     assert module.outputs[0].dtype == "uint8" and module.outputs[0].quant is not None
+
+
+@pytest.mark.skipif(not cbuild.have("arm-none-eabi-gcc") and not os.environ.get("CI"),
+                    reason="arm-none-eabi-gcc not installed")
+@pytest.mark.parametrize("cpu", ["cortex-m0", "cortex-m4"])
+def test_cortex_m_build_needs_no_float_or_library_calls(tmp_path: Path, cpu: str) -> None:
+    """QDQ models with float edges (quantised by comparing float bits, dequantised by a table)
+    compile with -Werror and call nothing: no soft float, no division, no libm."""
+    names = ["qdq_cnn", "qdq_elementwise", "qdq_layout", "qop_conv"]
+    modules = [_compile(tmp_path, name) for name in names]
+    root = cbuild.extract(export_model_library_format(modules, str(tmp_path / "m.tar")),
+                          tmp_path / "mlf")
+    for name in names:
+        for src in cbuild.module_sources(root, name):
+            obj = tmp_path / f"{src.stem}_{cpu}.o"
+            cmd = ["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", *cbuild.STRICT, "-O2", "-c",
+                   "-I", str(root / "codegen" / "host" / "include"), str(src), "-o", str(obj)]
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr[:3000]
+            undefined = set(subprocess.run(["arm-none-eabi-nm", "-u", str(obj)],
+                                           capture_output=True, text=True).stdout.split())
+            foreign = {u for u in undefined - {"U", "memcpy", "memset"}
+                       if not u.startswith(f"tvmgen_{name}_")}
+            assert not foreign, (src.name, sorted(foreign))
