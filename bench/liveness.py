@@ -20,7 +20,10 @@ Per format, "constant" means:
 - TFLite: a tensor whose buffer holds data (inline, or by offset for models over 2 GB).
 - ONNX: an initializer, the output of a ``Constant`` node, or the output of a node whose
   inputs are all constant (a ``DequantizeLinear`` of a weight in a QDQ model, for instance),
-  since a compiler folds those. Shapes come from ONNX shape inference.
+  since a compiler folds those. Shapes come from ONNX shape inference. In a QDQ model the
+  DequantizeLinear of an activation and the QuantizeLinear after an operator (and a Relu/Clip
+  before it) are folded into the operator: an integer runtime reads and writes the 8-bit
+  tensors, as in a full-int8 TFLite graph.
 """
 from __future__ import annotations
 
@@ -161,7 +164,7 @@ def onnx_graph(model: Any) -> Graph:
         size = _value_bytes(value)
         if size is not None:
             nbytes[value.name] = size
-    operators = tuple(Operator(tuple(n.input), tuple(n.output)) for n in graph.node)
+    operators = _fold_qdq(list(graph.node), constants, {v.name for v in graph.output})
     used = {name for op in operators for name in (*op.inputs, *op.outputs) if name}
     missing = sorted(name for name in used - constants if name not in nbytes)
     if missing:
@@ -169,6 +172,48 @@ def onnx_graph(model: Any) -> Graph:
     return Graph(operators, nbytes,
                  tuple(v.name for v in graph.input if v.name not in constants),
                  tuple(v.name for v in graph.output), frozenset(constants))
+
+
+_ACTIVATIONS = ("Relu", "Clip")
+
+
+def _fold_qdq(nodes: list[Any], constants: set[str], outputs: set[str]) -> tuple[Operator, ...]:
+    """Operators with DequantizeLinear (of activations) and the QuantizeLinear closing each
+    operator folded away: the float tensors between them become the 8-bit ones."""
+    readers: dict[str, int] = {}
+    producer: dict[str, Any] = {}
+    for node in nodes:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+        for name in node.output:
+            producer[name] = node
+    alias: dict[str, str] = {}
+    folded: set[int] = set()
+
+    def foldable(name: str) -> bool:
+        return name not in constants and name not in outputs and readers.get(name) == 1 \
+            and name in producer and producer[name].op_type not in ("QuantizeLinear",
+                                                                      "DequantizeLinear")
+
+    for k, node in enumerate(nodes):
+        x = node.input[0] if node.input else ""
+        if node.op_type == "DequantizeLinear" and x not in constants and node.output[0] not in outputs:
+            alias[node.output[0]] = x
+            folded.add(k)
+        elif node.op_type == "QuantizeLinear" and foldable(x):
+            alias[x] = node.output[0]
+            folded.add(k)
+            act = producer[x]
+            if act.op_type in _ACTIVATIONS and act.input and foldable(act.input[0]):
+                alias[act.input[0]] = node.output[0]
+
+    def name(n: str) -> str:
+        while n in alias:
+            n = alias[n]
+        return n
+
+    return tuple(Operator(tuple(name(i) for i in n.input), tuple(name(o) for o in n.output))
+                 for k, n in enumerate(nodes) if k not in folded)
 
 
 def model_bound(path: str, data: bytes | None = None) -> int:

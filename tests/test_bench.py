@@ -99,6 +99,30 @@ def test_bound_from_onnx_graph(liveness: ModuleType) -> None:
     assert liveness.peak_live_bytes(liveness.onnx_graph(_onnx_chain())) == CHAIN_BOUND
 
 
+def _onnx_qdq_chain():
+    """x f32[1,16] -> Q -> DQ -> Gemm(DQ(W int8)) -> Relu -> Q -> DQ -> y f32[1,8]."""
+    f32, i8 = np.float32, np.int8
+    inits = [numpy_helper.from_array(np.ones((8, 16), i8), "W"),
+             numpy_helper.from_array(f32(0.1), "s"), numpy_helper.from_array(i8(0), "z")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xf"]),
+             helper.make_node("DequantizeLinear", ["W", "s", "z"], ["wf"]),
+             helper.make_node("Gemm", ["xf", "wf"], ["t"], transB=1),
+             helper.make_node("Relu", ["t"], ["r"]),
+             helper.make_node("QuantizeLinear", ["r", "s", "z"], ["yq"]),
+             helper.make_node("DequantizeLinear", ["yq", "s", "z"], ["y"])]
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def test_bound_of_qdq_graph_counts_8_bit_tensors(liveness: ModuleType) -> None:
+    """Folded: Q(x -> xq), Gemm(xq -> yq), Relu(yq -> yq), DQ(yq -> y). x = 64 B, xq = 16 B,
+    yq = 8 B, y = 32 B. Op 0: x + xq = 80; op 1: xq + yq = 24; then yq (+ y) = 8, 40.
+    Unfolded, the float t and r (32 B each) and xf (64 B) would count."""
+    assert liveness.peak_live_bytes(liveness.onnx_graph(_onnx_qdq_chain())) == 80
+
+
 # ---------------------------------------------------------------- run.py --quick
 
 
