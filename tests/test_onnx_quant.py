@@ -242,3 +242,21 @@ def test_cortex_m_build_needs_no_float_or_library_calls(tmp_path: Path, cpu: str
             foreign = {u for u in undefined - {"U", "memcpy", "memset"}
                        if not u.startswith(f"tvmgen_{name}_")}
             assert not foreign, (src.name, sorted(foreign))
+
+
+def test_uint8_io_header_macros_compile_and_saturate(tmp_path: Path) -> None:
+    module = _compile(tmp_path, "qop_conv")  # x: scale 2/255, zero point 127
+    root = cbuild.extract(export_model_library_format([module], str(tmp_path / "m.tar")),
+                          tmp_path / "mlf")
+    (tmp_path / "m.c").write_text(
+        '#include <stdio.h>\n#include "tvmgen_qop_conv.h"\n'
+        "int main(void) { uint8_t q = TVMGEN_QOP_CONV_X_QUANTIZE(0.5f);\n"
+        "  float r = TVMGEN_QOP_CONV_X_DEQUANTIZE(q);\n"
+        "  uint8_t hi = TVMGEN_QOP_CONV_X_QUANTIZE(1000.0f), lo = TVMGEN_QOP_CONV_X_QUANTIZE(-9.0f);\n"
+        '  printf("%d %.4f %d %d\\n", q, r, hi, lo); return 0; }\n')
+    build = subprocess.run(["gcc", *cbuild.STRICT, "-I", str(root / "codegen" / "host" / "include"),
+                            str(tmp_path / "m.c"), "-o", str(tmp_path / "m")],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    out = subprocess.run([str(tmp_path / "m")], capture_output=True, text=True).stdout.split()
+    assert out == ["191", "0.5020", "255", "0"]  # round(0.5 / (2/255)) + 127; saturated

@@ -6,6 +6,9 @@ from ..model import TensorInfo
 ALIGNMENT = 16
 
 
+_RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
+
+
 def _tensor_lines(prefix: str, tensors: list[TensorInfo]) -> list[str]:
     lines = []
     for t in tensors:
@@ -15,38 +18,40 @@ def _tensor_lines(prefix: str, tensors: list[TensorInfo]) -> list[str]:
         if t.quant is not None and len(t.quant.scale) == 1:
             lines.append(f"#define {base}_SCALE {t.quant.scale[0]!r}f")
             lines.append(f"#define {base}_ZERO_POINT {t.quant.zero_point[0]}")
-            if t.dtype == "int8":
-                fn = prefix.lower()
-                lines.append(f"#define {base}_QUANTIZE(x) {fn}_real_to_int8((x), {base}_SCALE, "
-                             f"{base}_ZERO_POINT)")
-                lines.append(f"#define {base}_DEQUANTIZE(q) {fn}_int8_to_real((q), {base}_SCALE, "
-                             f"{base}_ZERO_POINT)")
+            if t.dtype in _RANGES:
+                fn, (lo, hi) = prefix.lower(), _RANGES[t.dtype]
+                lines.append(f"#define {base}_QUANTIZE(x) (({t.dtype}_t){fn}_real_to_q((x), "
+                             f"{base}_SCALE, {base}_ZERO_POINT, {lo}, {hi}))")
+                lines.append(f"#define {base}_DEQUANTIZE(q) {fn}_q_to_real((int32_t)(q), "
+                             f"{base}_SCALE, {base}_ZERO_POINT)")
     return lines
 
 
-def _has_int8_quant(tensors: list[TensorInfo]) -> bool:
-    return any(t.dtype == "int8" and t.quant is not None and len(t.quant.scale) == 1
+def _has_8_bit_quant(tensors: list[TensorInfo]) -> bool:
+    return any(t.dtype in _RANGES and t.quant is not None and len(t.quant.scale) == 1
                for t in tensors)
 
 
 def _quant_functions(prefix: str) -> list[str]:
     """What <TENSOR>_QUANTIZE / _DEQUANTIZE call: TFLite's round(x / scale) + zero point
-    (halves away from zero, saturated to int8; NaN gives -128) and scale * (q - zero point)."""
+    (halves away from zero, saturated to the type; NaN gives the lowest value) and
+    scale * (q - zero point)."""
     return [
-        "/* real value <-> int8 of a quantised input or output (no libm needed) */",
-        f"static inline int8_t {prefix}_real_to_int8(float x, float scale, int32_t zero_point) {{",
+        "/* real value <-> 8-bit value of a quantised input or output (no libm needed) */",
+        f"static inline int32_t {prefix}_real_to_q(float x, float scale, int32_t zero_point,",
+        "                                         int32_t lo, int32_t hi) {",
         "  float v = x / scale, frac;",
         "  int32_t r;",
-        "  if (!(v > -1000.0f)) return -128;",
-        "  if (v > 1000.0f) return 127;",
+        "  if (!(v > -1000.0f)) return lo;",
+        "  if (v > 1000.0f) return hi;",
         "  r = (int32_t)v;",
         "  frac = v - (float)r;",
         "  r += frac >= 0.5f ? 1 : (frac <= -0.5f ? -1 : 0);",
         "  r += zero_point;",
-        "  return (int8_t)(r < -128 ? -128 : (r > 127 ? 127 : r));",
+        "  return r < lo ? lo : (r > hi ? hi : r);",
         "}",
-        f"static inline float {prefix}_int8_to_real(int8_t q, float scale, int32_t zero_point) {{",
-        "  return scale * (float)((int32_t)q - zero_point);",
+        f"static inline float {prefix}_q_to_real(int32_t q, float scale, int32_t zero_point) {{",
+        "  return scale * (float)(q - zero_point);",
         "}", "",
     ]
 
@@ -95,7 +100,7 @@ def module_header(name: str, inputs: list[TensorInfo], outputs: list[TensorInfo]
         "   not kept between calls: any other code may use the memory between two runs. */",
         f"#define {macro}_WORKSPACE_SIZE {workspace_bytes}",
         f"#define {macro}_WORKSPACE_ALIGNMENT {ALIGNMENT}", *mode_macro, "",
-        *(_quant_functions(prefix) if _has_int8_quant(inputs + outputs) else []),
+        *(_quant_functions(prefix) if _has_8_bit_quant(inputs + outputs) else []),
         "/* inputs */", *_tensor_lines(macro, inputs), "",
         "/* outputs */", *_tensor_lines(macro, outputs), "",
         "/* Pointers to the input and output buffers, one per tensor, in the model's order. */",
