@@ -95,6 +95,8 @@ def test_parse_target_valid(text, options_, canonical):
     ("c --link-params", "no longer part of the target"),
     ("c -mcpu=a -mcpu=b", "given twice"),
     ("c -workspace-byte-alignment=x", "positive integer"),
+    ("c -workspace-byte-alignment=24", "power of two"),
+    ("c -constants-byte-alignment=8192", "power of two up to 4096"),
     ('c -mcpu="cortex', "cannot parse --target"),
     ("", "empty --target"),
     ('{"kind": "llvm"}', "target 'llvm' is not supported"),

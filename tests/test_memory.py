@@ -118,7 +118,7 @@ SHARED_ARENA_MAIN = r"""
 #include <stdlib.h>
 #include <string.h>
 #include "tvmgen_modules.h"
-static _Alignas(16) unsigned char arena[TVMGEN_MAX_WORKSPACE_SIZE];
+static _Alignas(TVMGEN_MAX_WORKSPACE_ALIGNMENT) unsigned char arena[TVMGEN_MAX_WORKSPACE_SIZE];
 static void* load(const char* path, size_t n) {
   void* p = malloc(n); FILE* f = fopen(path, "rb");
   if (!f || fread(p, 1, n, f) != n) exit(2);
@@ -194,3 +194,33 @@ def test_all_modules_share_one_garbage_filled_arena(tmp_path: Path) -> None:
             for i, t in enumerate(m.outputs):
                 got = np.fromfile(work / f"{m.name}_r{rnd}_out{i}.bin", t.dtype).reshape(t.shape)
                 cbuild.assert_close(got, np.asarray(expected[m.name][i]), f"{m.name} round {rnd}")
+
+
+def test_target_alignment_options_are_honoured(tmp_path: Path) -> None:
+    """-workspace-byte-alignment=64 puts every tensor at a multiple of 64 in a 64-aligned arena
+    (header, umbrella, static arena); -constants-byte-alignment=32 aligns the constants; the
+    program still matches onnxruntime. Smaller values keep the 16-byte minimum."""
+    import re
+
+    model = onnx_models.conv2d()
+    path = tmp_path / "conv.onnx"
+    onnx_models.save(model, path)
+    module = compile_model(str(path), module_name="aligned",
+                           target="c -workspace-byte-alignment=64 -constants-byte-alignment=32")
+    runner = module.sources["aligned_lib1.c"]
+    offsets = [int(o) for o in re.findall(r"ws \+ (\d+)\)", runner)]
+    assert offsets and all(o % 64 == 0 for o in offsets), offsets
+    assert module.workspace_bytes % 64 == 0
+    assert "#define TVMGEN_ALIGNED_WORKSPACE_ALIGNMENT 64" in module.header
+    assert "TVMGEN_ALIGNED(32)" in runner and "TVMGEN_ALIGNED(16)" not in runner
+    archive = export_model_library_format([module], str(tmp_path / "a.tar"))
+    root = cbuild.extract(archive, tmp_path / "mlf")
+    umbrella = (root / "codegen" / "host" / "include" / "tvmgen_modules.h").read_text()
+    assert "TVMGEN_MAX_WORKSPACE_ALIGNMENT" in umbrella
+    x = np.random.default_rng(0).standard_normal(module.inputs[0].shape).astype(np.float32)
+    actual = cbuild.build_and_run(root, {"aligned": (module.inputs, module.outputs)},
+                                  {"aligned": [x]})["aligned"][0]
+    expected = references.run_onnxruntime(model, {module.inputs[0].name: x})[0]
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+    small = compile_model(str(path), module_name="small", target="c -workspace-byte-alignment=4")
+    assert "#define TVMGEN_SMALL_WORKSPACE_ALIGNMENT 16" in small.header

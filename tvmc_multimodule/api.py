@@ -66,7 +66,8 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
     program = pipeline.build_program(relaxed)
     operators = _scheduled_operators(relaxed, program, f"tvmgen_{name}_", target, schedule,
                                      pass_config)
-    plan = pipeline.plan_memory(program, operators.signatures)
+    plan = pipeline.plan_memory(program, operators.signatures,
+                                alignment=spec.workspace_alignment)
     inputs = _resolve_tensors(imported.inputs, program.input_types, "input")
     outputs = _resolve_tensors(imported.outputs, program.output_types, "output")
     shared = workspace == "shared"
@@ -76,14 +77,16 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
             operators.signatures),
         f"{name}_lib1.c": codegen.runner_source(name, program, plan, operators.signatures,
                                                 inputs, outputs,
-                                                "run" if shared else "run_with_workspace"),
+                                                "run" if shared else "run_with_workspace",
+                                                spec.constants_alignment),
     }
     if not shared:  # in a file of its own: RAM an application sharing memory never links
         sources[f"{name}_lib2.c"] = codegen.static_workspace_source(name, plan.workspace_bytes)
     return CompiledModule(
         name=name, model_path=imported.path, model_format=imported.model_format,
         target=spec.canonical, inputs=inputs, outputs=outputs, sources=sources,
-        header=codegen.module_header(name, inputs, outputs, plan.workspace_bytes, workspace),
+        header=codegen.module_header(name, inputs, outputs, plan.workspace_bytes, workspace,
+                                     spec.workspace_alignment),
         relax_text=imported.relax_module.script(show_meta=False),
         params={f"const_{i}": array for i, array in enumerate(program.constants)},
         operators=[OperatorInfo(s.c_name, s.scratch_bytes)
@@ -94,7 +97,9 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
         options={"opt_level": opt_level, "pass_config": dict(pass_config or {}),
                  "executor": "aot", "runtime": "crt", "interface_api": "c",
                  "unpacked_api": True, "schedule": schedule.variant, "workspace": workspace,
-                 "memory_planner": plan.strategy, "inplace_reuses": plan.inplace_reuses},
+                 "memory_planner": plan.strategy, "inplace_reuses": plan.inplace_reuses,
+                 "workspace_byte_alignment": spec.workspace_alignment,
+                 "constants_byte_alignment": spec.constants_alignment},
     )
 
 

@@ -22,6 +22,10 @@ _STR_OPTIONS = frozenset({"mcpu", "march", "model", "device", "tag"})
 _LIST_OPTIONS = frozenset({"keys", "libs"})
 _INT_OPTIONS = frozenset({"workspace-byte-alignment", "constants-byte-alignment"})
 KNOWN_OPTIONS = _STR_OPTIONS | _LIST_OPTIONS | _INT_OPTIONS
+# workspace buffers and constants are always at least this aligned (SIMD loads); the
+# -*-byte-alignment options can only raise it (a DMA engine, a cache line)
+MIN_ALIGNMENT = 16
+MAX_ALIGNMENT = 4096
 
 # Target options of TVM <= 0.8 microTVM that later moved to --executor/--runtime options;
 # people still copy them from old tutorials, so they get a specific hint.
@@ -42,6 +46,15 @@ class TargetSpec:
     kind: str
     options: dict[str, Any] = field(default_factory=dict, hash=False)
     canonical: str = SUPPORTED_KIND
+
+    @property
+    def workspace_alignment(self) -> int:
+        """Alignment of the workspace and of every tensor placed in it."""
+        return max(MIN_ALIGNMENT, int(self.options.get("workspace-byte-alignment", 1)))
+
+    @property
+    def constants_alignment(self) -> int:
+        return max(MIN_ALIGNMENT, int(self.options.get("constants-byte-alignment", 1)))
 
     def to_tvm(self) -> dict[str, Any]:
         """The JSON-dict form that `tvm.target.Target(...)` accepts in TVM 0.27."""
@@ -161,6 +174,9 @@ def _option_value(name: str, value: Any) -> Any:
         if number < 1 or isinstance(value, bool):
             raise UsageError(f"target option '-{name}' must be a positive integer, "
                              f"not '{value}'")
+        if number & (number - 1) or number > MAX_ALIGNMENT:
+            raise UsageError(f"target option '-{name}' must be a power of two up to "
+                             f"{MAX_ALIGNMENT}, not {number}")
         return number
     if name in _LIST_OPTIONS:
         items = value.split(",") if isinstance(value, str) else value

@@ -25,7 +25,7 @@ def _words(array: np.ndarray) -> np.ndarray:
     return padded.view("<u4")
 
 
-def constant_definition(c_name: str, array: np.ndarray) -> str:
+def constant_definition(c_name: str, array: np.ndarray, alignment: int = CONSTANT_ALIGN) -> str:
     """`static const union {...} c_name` holding `array`; use `c_name.data`."""
     words = _words(array)
     lines = []
@@ -36,4 +36,4 @@ def constant_definition(c_name: str, array: np.ndarray) -> str:
     count = max(1, array.size)
     return (f"/* {array.dtype}{list(array.shape)} */\n"
             f"static const union {{ uint32_t words[{words.size}]; {ctype} data[{count}]; }} "
-            f"{c_name} TVMGEN_ALIGNED({CONSTANT_ALIGN}) = {{{{\n" + "\n".join(lines) + "\n}};")
+            f"{c_name} TVMGEN_ALIGNED({alignment}) = {{{{\n" + "\n".join(lines) + "\n}};")

@@ -88,7 +88,8 @@ def _entry_points(prefix: str, macro: str, workspace: str) -> list[str]:
 
 
 def module_header(name: str, inputs: list[TensorInfo], outputs: list[TensorInfo],
-                  workspace_bytes: int, workspace: str = "static") -> str:
+                  workspace_bytes: int, workspace: str = "static",
+                  alignment: int = ALIGNMENT) -> str:
     prefix, macro = f"tvmgen_{name}", f"TVMGEN_{name.upper()}"
     guard = f"{macro}_H_"
     mode_macro = [f"#define {macro}_WORKSPACE_SHARED 1"] if workspace == "shared" else []
@@ -99,7 +100,7 @@ def module_header(name: str, inputs: list[TensorInfo], outputs: list[TensorInfo]
         "/* Bytes of working memory the module needs, and their alignment. The contents are",
         "   not kept between calls: any other code may use the memory between two runs. */",
         f"#define {macro}_WORKSPACE_SIZE {workspace_bytes}",
-        f"#define {macro}_WORKSPACE_ALIGNMENT {ALIGNMENT}", *mode_macro, "",
+        f"#define {macro}_WORKSPACE_ALIGNMENT {alignment}", *mode_macro, "",
         *(_quant_functions(prefix) if _has_8_bit_quant(inputs + outputs) else []),
         "/* inputs */", *_tensor_lines(macro, inputs), "",
         "/* outputs */", *_tensor_lines(macro, outputs), "",

@@ -56,7 +56,7 @@ def _call_line(step_index: int, step: Call, sig: OperatorSignature, where: _Loca
 def runner_source(name: str, program: Program, plan: MemoryPlan,
                   signatures: dict[str, OperatorSignature],
                   inputs: list[TensorInfo], outputs: list[TensorInfo],
-                  entry: str = "run_with_workspace") -> str:
+                  entry: str = "run_with_workspace", constants_alignment: int = 16) -> str:
     """`tvmgen_<name>_<entry>(inputs, outputs, workspace)` and the module's constants."""
     prefix = f"tvmgen_{name}_"
     where = _Locations(prefix, program, plan, inputs, outputs)
@@ -76,7 +76,7 @@ def runner_source(name: str, program: Program, plan: MemoryPlan,
         _ALIGNED_MACRO, ENDIAN_GUARD, "",
         "/* operators (defined in the module's other source file) */",
         *[_prototype(sig) for sig in used], "",
-        *[constant_definition(f"{prefix}const_{i}", array)
+        *[constant_definition(f"{prefix}const_{i}", array, constants_alignment)
           for i, array in enumerate(program.constants)], "",
         f"int32_t {prefix}{entry}(struct {prefix}inputs* inputs,",
         f"    struct {prefix}outputs* outputs, void* workspace) {{",

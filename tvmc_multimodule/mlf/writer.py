@@ -289,6 +289,9 @@ def umbrella_header(mods: list[CompiledModule]) -> str:
         "/* bytes of one workspace that any module can use when the modules run one at a time */",
         "#define TVMGEN_MAX_WORKSPACE_SIZE "
         + max_expression([workspace_macro(m.name) for m in mods]),
+        "/* ... and the alignment it needs (the largest of the modules') */",
+        "#define TVMGEN_MAX_WORKSPACE_ALIGNMENT "
+        + max_expression([f"TVMGEN_{m.name.upper()}_WORKSPACE_ALIGNMENT" for m in mods]),
         "",
         "#endif /* TVMGEN_MODULES_H_ */",
         "",
@@ -426,7 +429,7 @@ def example_main(mods: list[CompiledModule]) -> str:
         lines += example_buffers(i, mod) + [""]
     if any(uses_shared_workspace(m) for m in mods):
         lines += ["/* one arena for every module compiled with --workspace shared */",
-                  "static _Alignas(16) uint8_t shared_workspace"
+                  "static _Alignas(TVMGEN_MAX_WORKSPACE_ALIGNMENT) uint8_t shared_workspace"
                   "[EXAMPLE_BYTES(TVMGEN_MAX_WORKSPACE_SIZE)];", ""]
     lines += printer_functions({t.dtype for m in mods for t in m.outputs})
     lines += ["int main(void) {", "  int failures = 0;"]

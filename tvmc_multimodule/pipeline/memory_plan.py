@@ -86,8 +86,8 @@ def _merge_inplace(program: Program, signatures: dict[str, OperatorSignature],
     return alias
 
 
-def _place(order: list[tuple[str, int]], intervals: dict[tuple[str, int], Interval]
-           ) -> tuple[dict[tuple[str, int], int], int]:
+def _place(order: list[tuple[str, int]], intervals: dict[tuple[str, int], Interval],
+           alignment: int) -> tuple[dict[tuple[str, int], int], int]:
     offsets: dict[tuple[str, int], int] = {}
     for key in order:
         me = intervals[key]
@@ -96,10 +96,10 @@ def _place(order: list[tuple[str, int]], intervals: dict[tuple[str, int], Interv
         for start, size in taken:
             if candidate + me.size <= start:
                 break
-            candidate = max(candidate, align_up(start + size))
+            candidate = max(candidate, align_up(start + size, alignment))
         offsets[key] = candidate
     top = max((offsets[k] + intervals[k].size for k in offsets), default=0)
-    return offsets, align_up(top)
+    return offsets, align_up(top, alignment)
 
 
 def _orderings(intervals: dict[tuple[str, int], Interval]
@@ -142,12 +142,13 @@ def scratch_at_peak(program: Program, signatures: dict[str, OperatorSignature],
 
 
 def plan_memory(program: Program, signatures: dict[str, OperatorSignature],
-                inplace: bool = True) -> MemoryPlan:
+                inplace: bool = True, alignment: int = WORKSPACE_ALIGN) -> MemoryPlan:
+    """Every tensor and scratch buffer at an offset that is a multiple of `alignment`."""
     intervals = _lifetimes(program, signatures)
     alias = _merge_inplace(program, signatures, intervals) if inplace else {}
     best: tuple[int, str, dict[tuple[str, int], int]] | None = None
     for name, key in _orderings(intervals).items():
-        offsets, total = _place(sorted(intervals, key=key), intervals)
+        offsets, total = _place(sorted(intervals, key=key), intervals, alignment)
         if best is None or total < best[0]:
             best = (total, name, offsets)
     total, strategy, offsets = best or (0, "empty", {})
