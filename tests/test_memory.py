@@ -224,3 +224,37 @@ def test_target_alignment_options_are_honoured(tmp_path: Path) -> None:
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
     small = compile_model(str(path), module_name="small", target="c -workspace-byte-alignment=4")
     assert "#define TVMGEN_SMALL_WORKSPACE_ALIGNMENT 16" in small.header
+
+
+def test_constants_spread_over_an_activation_stay_small(tmp_path: Path) -> None:
+    """An Expand of a per-channel constant and a bias written out in full (16x32x32 floats
+    that repeat along H and W) are stored as their 16 values each, read by broadcasting: no
+    64 KiB constant, no 64 KiB temporary; outputs match onnxruntime."""
+    rng = np.random.default_rng(5)
+    shape = [1, 16, 32, 32]
+    per_channel = rng.standard_normal((16, 1, 1)).astype(np.float32)
+    full = np.ascontiguousarray(np.broadcast_to(rng.standard_normal((1, 16, 1, 1)), shape),
+                                np.float32)
+    n = helper.make_node
+    graph = helper.make_graph(
+        [n("Expand", ["c", "shape"], ["e"]), n("Add", ["x", "e"], ["a"]),
+         n("Mul", ["a", "full"], ["y"])], "spread",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+        [numpy_helper.from_array(per_channel, "c"),
+         numpy_helper.from_array(np.array(shape, np.int64), "shape"),
+         numpy_helper.from_array(full, "full")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "spread.onnx"
+    onnx.save(model, str(path))
+    module = compile_model(str(path), module_name="spread")
+    assert module.constants_bytes <= 2 * 16 * F32, [a.shape for a in module.params.values()]
+    assert module.workspace_bytes <= int(np.prod(shape)) * F32  # at most one activation
+    root = cbuild.extract(export_model_library_format([module], str(tmp_path / "a.tar")),
+                          tmp_path / "mlf")
+    x = rng.standard_normal(shape).astype(np.float32)
+    actual = cbuild.build_and_run(root, {"spread": (module.inputs, module.outputs)},
+                                  {"spread": [x]})["spread"][0]
+    expected = references.run_onnxruntime(model, {"x": x})[0]
+    np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6)

@@ -10,6 +10,8 @@ from typing import Any
 import tvm
 from tvm import relax
 
+from .constant_guard import shrink_broadcast_constants
+
 # Channels-last is what the schedules vectorise (channel axis innermost); ONNX graphs are NCHW.
 # Measured on the DS-CNN exported from torch: 0.52 ms NCHW -> 0.17 ms NHWC/HWIO at -O3.
 # (pooling and elementwise operators follow the convolutions' layout by inference)
@@ -34,6 +36,7 @@ def _passes(mod: tvm.IRModule, opt_level: int) -> list[Any]:
     layout = [relax.transform.ConvertLayout(CHANNELS_LAST)] if convert else []
     return [
         *layout,
+        shrink_broadcast_constants,  # no constant broadcast to an activation's full size
         relax.transform.LegalizeOps(),
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),
