@@ -374,9 +374,9 @@ def qop_matmul(seed: int = 12) -> onnx.ModelProto:
     return g.model("qop_matmul", [("a", [3, 16], np.uint8)], [("y", [3, 8], np.uint8)])
 
 
-def qop_gemm(seed: int = 13) -> onnx.ModelProto:
-    """a uint8[2,16] -> com.microsoft::QGemm transB (int8 B[8,16] per output row, int32 C)
-    -> y uint8[2,8]."""
+def qop_gemm(seed: int = 13, alpha: float = 1.0) -> onnx.ModelProto:
+    """a uint8[2,16] -> com.microsoft::QGemm transB (int8 B[8,16] per output row, int32 C
+    quantised with alpha * a_scale * b_scale) -> y uint8[2,8]."""
     rng = np.random.default_rng(seed)
     g = _Graph()
     sa, za = qparams(-1.0, 1.0, np.uint8)
@@ -384,9 +384,15 @@ def qop_gemm(seed: int = 13) -> onnx.ModelProto:
     sy, zy = qparams(-3.0, 3.0, np.uint8)
     g.node("QGemm", ["a", g.const("a_s", sa), g.const("a_z", za), g.const("b", wq),
                      g.const("b_s", sw), g.const("b_z", zw),
-                     g.const("c", int32_bias(_w(rng, [8]), sa * sw)),
-                     g.const("y_s", sy), g.const("y_z", zy)], "y", domain=MS_DOMAIN, transB=1)
+                     g.const("c", int32_bias(_w(rng, [8]), np.float32(alpha) * sa * sw)),
+                     g.const("y_s", sy), g.const("y_z", zy)], "y", domain=MS_DOMAIN, transB=1,
+           **({"alpha": alpha} if alpha != 1.0 else {}))
     return g.model("qop_gemm", [("a", [2, 16], np.uint8)], [("y", [2, 8], np.uint8)])
+
+
+def qop_gemm_alpha() -> onnx.ModelProto:
+    """QGemm with alpha = 0.5 (folded into b_scale by the rewrite)."""
+    return qop_gemm(seed=15, alpha=0.5)
 
 
 def _qop_binary(op: str, name: str, dtype: type) -> onnx.ModelProto:
@@ -448,6 +454,7 @@ def qdq_models() -> dict[str, Callable[[], onnx.ModelProto]]:
 
 def qoperator_models() -> dict[str, Callable[[], onnx.ModelProto]]:
     return {"qop_conv": qop_conv, "qop_depthwise_float_io": qop_depthwise_float_io,
-            "qop_matmul": qop_matmul, "qop_gemm": qop_gemm, "qop_add": qop_add,
+            "qop_matmul": qop_matmul, "qop_gemm": qop_gemm, "qop_gemm_alpha": qop_gemm_alpha,
+            "qop_add": qop_add,
             "qop_mul": qop_mul, "qop_gap": qop_global_average_pool,
             "qop_matmul_integer": qop_matmul_integer}

@@ -156,13 +156,18 @@ def _qgemm(r: _Rewriter, node: Any) -> bool:
     """com.microsoft::QGemm(A, a_scale, a_zp, B, b_scale, b_zp[, C][, y_scale][, y_zp]):
     Gemm (transA, transB) of the dequantised A and B (b_scale per output column: axis 0 when
     transB else 1), plus the int32 C dequantised by a_scale * b_scale and zero point 0; quantised
-    by y_scale, y_zp, or float when y_scale is absent. Only alpha = 1 is rewritten."""
+    by y_scale, y_zp, or float when y_scale is absent. alpha is folded into b_scale (C is
+    quantised with alpha * a_scale * b_scale, so it stays as it is); that needs a constant
+    b_scale."""
     attrs = _attrs(node)
-    if float(attrs.get("alpha", 1.0)) != 1.0 or len(node.output) != 1:
-        return False
+    alpha = float(attrs.get("alpha", 1.0))
     a, as_, az, b, bs, bz, c, ys, yz = (_arg(node, i) for i in range(9))
-    if not r.allows(as_, bs, ys):
+    if len(node.output) != 1 or not r.allows(as_, bs, ys):
         return False
+    if alpha != 1.0:
+        if bs not in r.inits:
+            return False
+        bs = r.const(bs + "_alpha", (r.inits[bs].astype(np.float32) * np.float32(alpha)))
     inputs = [r.dequantize(a, as_, az, 1), r.dequantize(b, bs, bz, 0 if attrs.get("transB") else 1)]
     if c:
         inputs.append(r.dequantize_bias(c, as_, bs))
