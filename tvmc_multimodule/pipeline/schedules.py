@@ -8,6 +8,9 @@ Per reduction block (conv, depthwise conv, dense, pooling):
   compilers vectorise; the reduction's init is split off (`decompose_reduction`);
 - the elementwise epilogue (bias, residual, activation, requantise) is inlined into one block
   and moved under the producer's pixel loop, so the intermediate shrinks to one pixel's channels.
+The `vector` variant also register-tiles convolutions: a block of 2-5 output pixels x 16-32
+output channels shares each weight load, and gcc -O3 keeps the accumulators in SSE registers
+instead of loading and storing `acc[c]` at every reduction step.
 The `scalar` variant also splits the channel axis by a block of 8 and unrolls it (register
 blocking for cores without float SIMD such as Cortex-M0/M4/M7). Any rule that does not apply
 leaves the operator unscheduled: never wrong code, at worst slower code.
@@ -92,6 +95,51 @@ def _fuse_epilogue(sch: s_tir.Schedule, block: object) -> object | None:
     return epilogue
 
 
+def _read_without(sch: s_tir.Schedule, block: object, axis: int) -> bool:
+    """True when some operand of `block` is indexed without its spatial iterator `axis`
+    (-1: the output channels, -2: the pixels of a row)."""
+    stmt = sch.get(block)
+    var = [iv.var for iv in stmt.iter_vars if int(iv.iter_type) == 0][axis]
+    return any(all(not any(v.same_as(var) for v in tirx.analysis.undefined_vars(r.min, []))
+                   for r in read.region)
+               for read in stmt.reads)
+
+
+# register tiles (pixels P, output channels F), the first that fits. Measured per operator on
+# the shared models (gcc -O3, SSE2): 8-16 accumulator vectors kept in registers beat the
+# untiled loop by 1.1-5x. Slower, by 1.5-5x: F = 8 (gcc unrolls the channel loop before it
+# vectorises it), 2 x 16 over 128 channels (gcc leaves half the accumulators in memory),
+# unrolling the pixel block in TIR; slower by 10-60%: P = 5 under kws's 10x4 window, 3 x 32,
+# depthwise tiles over 8 channels
+TILES = {
+    "conv": ((2, 32), (3, 16), (2, 16)),
+    "pointwise": ((2, 32), (3, 16), (2, 16), (5, 16)),   # kws, 5 pixels a row: 130 -> 109 us
+    "depthwise": ((2, 16), (3, 16)),
+}
+
+
+def _register_tile(sch: s_tir.Schedule, spatial: list, reduce: list, kind: str) -> object | None:
+    """Split the pixel axis (the last before the channels) by P and the channels by F, the
+    reductions between: `for rc: for p < P: for f < F: acc[p][f] += x[p][rc] * w[rc][f]`, so
+    one weight load serves P pixels and gcc keeps `acc` in registers. Returns the loop the
+    epilogue goes under, or None (no tile fits; loops unchanged). A convolution with fewer
+    than 16 output channels takes them all (vww's first layer, 8 channels: 168 -> 43 us)."""
+    channels, pixels = _extent(sch, spatial[-1]), _extent(sch, spatial[-2])
+    narrow = kind != "depthwise" and channels < 16
+    fits = [(p, f) for p, f in TILES[kind]
+            if pixels % p == 0 and (channels % f == 0 or (narrow and f == 16))]
+    if not fits:
+        return None
+    p, f = fits[0]
+    pixel_outer, pixel_inner = sch.split(spatial[-2], [None, p])
+    if f >= channels:
+        sch.reorder(*spatial[:-2], pixel_outer, *reduce, pixel_inner, spatial[-1])
+        return pixel_outer
+    channel_outer, channel_inner = sch.split(spatial[-1], [None, f])
+    sch.reorder(*spatial[:-2], pixel_outer, channel_outer, *reduce, pixel_inner, channel_inner)
+    return channel_outer
+
+
 def _schedule_reduction(sch: s_tir.Schedule, block: object, options: ScheduleOptions) -> None:
     kinds = _kinds(sch, block)
     loops = sch.get_loops(block)
@@ -105,7 +153,27 @@ def _schedule_reduction(sch: s_tir.Schedule, block: object, options: ScheduleOpt
     anchor = spatial[-2] if len(spatial) > 1 else None
     block_inner = None
     factor = options.channel_block
-    if options.variant == "scalar" and _extent(sch, inner) > factor and _extent(sch, inner) % factor == 0:
+    # rows only where the layout is known: NHWC, whose row axis is spatial[-3]. "auto":
+    # measured on the shared models, rows pay for full convolutions over 8+ channels
+    # (ic_resnet8 1.40 -> 0.87 ms), the inline bounds check for depthwise convolutions, pooling
+    # and the first layers (kws 0.23 -> 0.17 ms)
+    nhwc = "nhwc" in sch.get(block).name_hint.lower() and len(spatial) >= 3
+    window = any(_extent(sch, r) > 1 for r in reduce[:-1])  # 1x1: nothing to pad
+    full_conv = len(reduce) >= 3 and _extent(sch, reduce[-1]) >= MIN_ROWS_CHANNELS and window
+    rows = nhwc and (options.padding == "rows" or (options.padding == "auto" and full_conv))
+    tiled = None
+    # tiles need an operand the pixels share (weights: not pooling); not with the bounds check
+    # of an inline-padded full convolution in the inner loop (ic_resnet8 under the RAM limit:
+    # 124 -> 135 us tiled)
+    if (options.variant == "vector" and anchor is not None and not (full_conv and not rows)
+            and _read_without(sch, block, -2)):
+        kind = ("depthwise" if not _read_without(sch, block, -1)  # no operand shared by channels
+                else "conv" if window else "pointwise")
+        tiled = _register_tile(sch, spatial, reduce, kind)
+    if tiled is not None:
+        anchor = tiled
+    elif (options.variant == "scalar" and _extent(sch, inner) > factor
+          and _extent(sch, inner) % factor == 0):
         outer, block_inner = sch.split(inner, [None, factor])
         sch.reorder(*spatial[:-1], outer, *reduce, block_inner)
         anchor = outer
@@ -115,15 +183,7 @@ def _schedule_reduction(sch: s_tir.Schedule, block: object, options: ScheduleOpt
     if epilogue is not None and anchor is not None:
         sch.reverse_compute_at(epilogue, anchor)
     if options.padding != "copy":
-        # loops are final now (compute_at breaks their chain); rows only where the layout is
-        # known: NHWC, whose row axis is spatial[-3]. "auto": measured on the shared models,
-        # rows pay for full convolutions over 8+ channels (ic_resnet8 1.40 -> 0.87 ms), the
-        # inline bounds check for depthwise convolutions, pooling and the first layers
-        # (kws 0.23 -> 0.17 ms)
-        nhwc = "nhwc" in sch.get(block).name_hint.lower() and len(spatial) >= 3
-        full_conv = (len(reduce) >= 3 and _extent(sch, reduce[-1]) >= MIN_ROWS_CHANNELS
-                     and any(_extent(sch, r) > 1 for r in reduce[:-1]))  # 1x1: nothing to pad
-        rows = nhwc and (options.padding == "rows" or (options.padding == "auto" and full_conv))
+        # loops are final now (compute_at breaks their chain)
         _place_padding(sch, block, spatial[-PAD_LOOP_DEPTH] if rows else None, options)
     sch.decompose_reduction(block, reduce[0])
     if block_inner is not None:
