@@ -26,6 +26,7 @@ from tvmc_multimodule.errors import UnsupportedError
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite"
 SHARED_MODELS = ["kws_dscnn", "vww_mobilenet_v1_025", "ic_resnet8", "ad_autoencoder"]
 RANDOM_INPUTS = 21
+SCALAR = "_scalar"  # module-name suffix of the scalar-variant build of each test model
 
 
 # ---------------------------------------------------------------- batched C harness
@@ -193,13 +194,17 @@ def int8_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         model = build()
         path = root / f"{name}.tflite"
         path.write_bytes(model)
-        # strict: every operator of these models must run on an integer kernel
-        module = compile_model(str(path), module_name=name, strict_int8=True)
         sets = _input_sets(model, name, rng, _extra_inputs(name, rng))
-        compiled.append(module)
-        batches[name] = sets
-        expected[name] = _tflm_outputs(model, sets)
-        models[name] = module
+        reference = _tflm_outputs(model, sets)
+        # strict: every operator of these models must run on an integer kernel; the scalar
+        # variant (register-blocked kernels for Cortex-M) must give the same bits
+        for suffix, schedule in (("", None), (SCALAR, "scalar")):
+            module = compile_model(str(path), module_name=name + suffix, strict_int8=True,
+                                   schedule=schedule)
+            compiled.append(module)
+            batches[module.name] = sets
+            expected[module.name] = reference
+            models[module.name] = module
     archive = export_model_library_format(compiled, str(root / "int8.tar"))
     extracted = cbuild.extract(archive, root / "mlf")
     spec = {m.name: (m.inputs, m.outputs) for m in compiled}
@@ -209,7 +214,8 @@ def int8_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "spec": spec, "batches": batches}
 
 
-@pytest.mark.parametrize("name", sorted(tflite_int8_models.integer_models()))
+@pytest.mark.parametrize("name", sorted(n + s for n in tflite_int8_models.integer_models()
+                                         for s in ("", SCALAR)))
 def test_bit_exact_with_tflite_micro(int8_run: dict, name: str) -> None:
     actual, expected = int8_run["outputs"][name], int8_run["expected"][name]
     assert len(actual) == len(expected)

@@ -134,8 +134,9 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
                          hint=f"use one of: {', '.join(codegen.WORKSPACE_MODES)}")
     schedule_options = pipeline.options_for_target(spec.options.get("mcpu"), schedule)
     start = time.perf_counter()
-    imported = frontends.import_model(path, module_name, model_format, input_shapes,
-                                      strict_int8=strict_int8)
+    imported = frontends.import_model(
+        path, module_name, model_format, input_shapes, strict_int8=strict_int8,
+        int8_variant="scalar" if schedule_options.variant == "scalar" else "vector")
     try:
         compiled = _compile_imported(imported, spec, opt_level, pass_config, schedule_options,
                                       workspace)

@@ -8,18 +8,20 @@ from .detect import FORMATS, check_readable, detect_format
 
 def import_model(path: str, name: str, model_format: str | None = None,
                  input_shapes: dict[str, list[int]] | None = None,
-                 strict_int8: bool = False) -> ImportedModel:
+                 strict_int8: bool = False, int8_variant: str = "vector") -> ImportedModel:
     """Read `path` with the frontend for its format (`strict_int8`: see import_tflite and
-    import_onnx)."""
+    import_onnx; `int8_variant`: the integer kernels' loop form, "vector" or "scalar")."""
     fmt = detect_format(path, model_format)
     try:
         if fmt == "tflite":
             from .tflite import import_tflite
 
-            return import_tflite(path, name, input_shapes, strict_int8=strict_int8)
+            return import_tflite(path, name, input_shapes, strict_int8=strict_int8,
+                                 int8_variant=int8_variant)
         from .onnx import import_onnx
 
-        return import_onnx(path, name, input_shapes, strict_int8=strict_int8)
+        return import_onnx(path, name, input_shapes, strict_int8=strict_int8,
+                           int8_variant=int8_variant)
     except TvmcError as err:
         raise err.located(module=name, path=path)
     except Exception as exc:  # the TVM frontends raise anything from ValueError to TVMError

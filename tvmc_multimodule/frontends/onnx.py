@@ -177,7 +177,7 @@ def _check_types(model: Any, path: str) -> None:
 
 
 def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None = None,
-                strict_int8: bool = False) -> ImportedModel:
+                strict_int8: bool = False, int8_variant: str = "vector") -> ImportedModel:
     """Statically quantised (QDQ) models go to the integer kernels (onnx_int8), the rest to
     TVM's Relax frontend. `strict_int8`: a quantised model, or one of its operators, that the
     integer kernels cannot take is an UnsupportedError instead of running in float."""
@@ -203,7 +203,7 @@ def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None 
                                  _dtype(v), quant.get(v.name))
                       for v, c in zip(outs, unique_c_names(out_names, "output")))
     integer = _import_integer(model, path, name, [tuple(shapes[n]) for n in in_names],
-                              strict_int8)
+                              strict_int8, int8_variant)
     if integer is not None:
         relax_mod, c_support = integer
         return ImportedModel(name, path, "onnx", relax_mod, in_infos, out_infos,
@@ -216,7 +216,7 @@ def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None 
 
 
 def _import_integer(model: Any, path: str, name: str, input_shapes: list[tuple[int, ...]],
-                    strict: bool) -> tuple[Any, str] | None:
+                    strict: bool, variant: str) -> tuple[Any, str] | None:
     """(Relax module, C support) on the integer kernels, or None: not quantised, or outside
     the static-quantisation pattern (then the float form, with a warning)."""
     from . import onnx_int8
@@ -227,7 +227,7 @@ def _import_integer(model: Any, path: str, name: str, input_shapes: list[tuple[i
     try:
         translated = onnx_int8.translate_qdq(model, onnx_int8.static_shapes(model))
         result = import_int8(translated.graph, name, input_shapes, strict=strict,
-                             float_form=onnx_int8.OnnxFloatForm)
+                             float_form=onnx_int8.OnnxFloatForm, variant=variant)
     except (onnx_int8.NotQDQ, NoIntegerForm) as exc:
         if strict:
             raise UnsupportedError(f"strict int8: the quantised model cannot run on integer "

@@ -209,7 +209,7 @@ def _check_static(graph: Any, path: str, shapes: dict[str, list[int]]) -> None:
 
 
 def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | None = None,
-                  strict_int8: bool = False) -> ImportedModel:
+                  strict_int8: bool = False, int8_variant: str = "vector") -> ImportedModel:
     """Fully int8-quantised graphs go to the integer-kernel importer (tflite_int8), the rest
     to TVM's Relax frontend. `strict_int8`: an int8 operator without an integer kernel, or a
     quantised model that is not fully int8, is an UnsupportedError instead of running in
@@ -231,7 +231,8 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
     # the integer kernels are built for the shapes the file declares
     declared = all(int8_graph.tensor(i).shape == t.shape for i, t in zip(int8_graph.inputs, inputs))
     if full_int8 and declared:
-        result = import_int8(int8_graph, name, [t.shape for t in inputs], strict=strict_int8)
+        result = import_int8(int8_graph, name, [t.shape for t in inputs], strict=strict_int8,
+                             variant=int8_variant)
         check_imported(result.relax_module, path, "the int8 importer")
         return ImportedModel(name, path, "tflite", result.relax_module, inputs, outputs,
                              c_support=result.c_support)

@@ -17,8 +17,10 @@ class NoIntegerKernel(Exception):
 
 
 class Context:
-    def __init__(self, graph: Graph, builder: relax.BlockBuilder, helpers: CHelpers):
+    def __init__(self, graph: Graph, builder: relax.BlockBuilder, helpers: CHelpers,
+                 variant: str = "vector"):
         self.graph = graph
+        self.variant = variant  # kernel form: "vector" (hosts, SIMD) or "scalar" (Cortex-M)
         self.builder = builder
         self.helpers = helpers
         self.values: dict[int, relax.Expr] = {}

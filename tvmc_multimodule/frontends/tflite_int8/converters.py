@@ -116,7 +116,7 @@ def _conv(ctx: Context, op: Operator, depthwise: bool) -> relax.Expr:
     lo, hi = fx.activation_range(act, to.scale, to.zero_point)
     spec = kn.Conv2DSpec(ti.shape, w.shape, (oh, ow), stride, dilation, (pt, pl),
                          ti.zero_point, to.zero_point, lo, hi, depthwise)
-    func = kn.conv2d(spec, ctx.helpers)
+    func = kn.conv2d(spec, ctx.helpers, ctx.variant)
     weights = w.data if depthwise else np.ascontiguousarray(w.data.transpose(1, 2, 3, 0))
     bias = kn.fold_zero_point(_bias(ctx, op, channels), weights, ti.zero_point, 3)
     args = [ctx.value(op.inputs[0]), ctx.const(weights), ctx.const(bias),

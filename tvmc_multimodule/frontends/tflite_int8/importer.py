@@ -44,11 +44,12 @@ class Int8Import:
 
 def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ...]],
                 strict: bool = False,
-                float_form: Optional[Callable[[Graph, relax.BlockBuilder], FloatFormLike]] = None
-                ) -> Int8Import:
+                float_form: Optional[Callable[[Graph, relax.BlockBuilder], FloatFormLike]] = None,
+                variant: str = "vector") -> Int8Import:
     """Convert `graph` (see graph.is_full_int8) for module `module_name`. `float_form` makes
     the converter of operators without an integer kernel (default: TVM's TFLite frontend
-    reading the file; a graph without a file raises NoIntegerForm instead)."""
+    reading the file; a graph without a file raises NoIntegerForm instead). `variant`: the
+    kernels' loop form, "vector" (hosts, SIMD cores) or "scalar" (register-blocked)."""
     if float_form is None and graph.model is not None:
         float_form = FloatForm
     helpers = CHelpers(f"tvmgen_{module_name}_")
@@ -57,7 +58,7 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
     for k, (index, shape) in enumerate(zip(graph.inputs, input_shapes)):
         t = graph.tensor(index)
         params.append(relax.Var(f"input{k}", relax.TensorType([int(d) for d in shape], t.dtype)))
-    ctx = Context(graph, builder, helpers)
+    ctx = Context(graph, builder, helpers, variant)
     floats: FloatFormLike | None = None
     fallbacks: list[str] = []
     with builder.function("main", params):

@@ -19,6 +19,7 @@ from .c_helpers import CHelpers
 I32 = "int32"
 OPAQUE = 8  # relax OpPatternKind::kOpaque
 KERNEL_ATTR = "tvmc.int8_kernel"  # marks the PrimFuncs built here (schedules may skip them)
+CHANNEL_BLOCK = 8  # scalar cores: output channels accumulated together in registers
 MAX_STACK_BYTES = 1023  # larger temporaries would become workspace (tir_passes.MAX_STACK_ALLOCA)
 PAIR_CHANNELS = 16  # convolutions with this many output channels compute two pixels at once
 
@@ -29,14 +30,15 @@ def c32(value: int) -> tirx.PrimExpr:
 
 def finish(tensors: Sequence[te.Tensor], fused: Sequence[tuple[str, str, int]] = (),
            channel_inner: bool = False, channel_chunk: int = 0, pixels: int = 1,
-           patch: str | None = None) -> tirx.PrimFunc:
+           patch: str | None = None, unroll_chunk: bool = False) -> tirx.PrimFunc:
     """PrimFunc of `tensors`; for each (reduction block, epilogue block, spatial loops) the
     epilogue moves under the reduction's last spatial loop and the init is hoisted.
     `channel_inner` (NHWC convolutions): the output channels go inside the reduction loops,
     so the inner loop is `acc[o] += x * w[..., o]`, one contiguous loop gcc vectorises
     (int8 x int8 -> int32 with SSE2); `channel_chunk` channels per pass (a divisor of the
     channels), `pixels` output pixels of a row per pass (inside the channel loop, unrolled);
-    `patch`: a block computed before each pass."""
+    `patch`: a block computed before each pass; `unroll_chunk`: the chunk's channel loop is
+    unrolled (register blocking for scalar cores)."""
     func = te.create_prim_func(list(tensors))
     if fused:
         from tvm import s_tir
@@ -61,6 +63,8 @@ def finish(tensors: Sequence[te.Tensor], fused: Sequence[tuple[str, str, int]] =
             if chunk < extent:
                 anchor, inner = sch.split(channel, [None, chunk])
                 sch.reorder(*outer, anchor, *reduce, inner, *inner_pixels)
+                if unroll_chunk:
+                    inner_pixels.append(inner)
             else:
                 anchor = outer[-1]
                 sch.reorder(*outer, *reduce, channel, *inner_pixels)
@@ -96,11 +100,12 @@ class Conv2DSpec:
     depthwise: bool = False
 
 
-def conv2d(spec: Conv2DSpec, helpers: CHelpers) -> tirx.PrimFunc:
+def conv2d(spec: Conv2DSpec, helpers: CHelpers, variant: str = "vector") -> tirx.PrimFunc:
     """(x int8 NHWC, w int8, bias int32[O], mult int32[O], shift int32[O]) -> int8 NHWC;
     w is HWIO ([KH, KW, C, O]) for a convolution, [1, KH, KW, C * multiplier] depthwise.
     The accumulator is sum(x * w) + bias with the input zero point folded into the bias
-    (fold_zero_point): out-of-image taps read the zero point, as TFLite Micro skips them."""
+    (fold_zero_point): out-of-image taps read the zero point, as TFLite Micro skips them.
+    `variant` "scalar" (cores without SIMD): register blocking instead of the vector form."""
     n, h, w_in, c = spec.input_shape
     _, kh, kw, _ = spec.weight_shape
     out_c = spec.weight_shape[3] if spec.depthwise else spec.weight_shape[0]
@@ -127,8 +132,9 @@ def conv2d(spec: Conv2DSpec, helpers: CHelpers) -> tirx.PrimFunc:
     # - with 16 output channels two pixels share each weight vector (ic_resnet8 38.9 -> 33.2
     #   M; with 8, 32 or 64 channels it costs 10-25% more).
     # Everything stays on the stack, so the workspace does not grow.
+    scalar = variant == "scalar"
     chunk = max(d for d in range(1, min(out_c, MAX_STACK_BYTES // 4) + 1) if out_c % d == 0)
-    use_patch = (needs_bounds and not spec.depthwise and kh * kw > 1
+    use_patch = (not scalar and needs_bounds and not spec.depthwise and kh * kw > 1
                  and kh * kw * c <= MAX_STACK_BYTES)
     pixels = 2 if (chunk == PAIR_CHANNELS and ow % 2 == 0
                    and (not use_patch or 2 * kh * kw * c <= MAX_STACK_BYTES)) else 1
@@ -159,8 +165,18 @@ def conv2d(spec: Conv2DSpec, helpers: CHelpers) -> tirx.PrimFunc:
     out = te.compute((n, oh, ow, out_c), lambda b, y, xx, o: helpers.requant(
         acc[b, y, xx, o] + bias[o], mult[o], shift[o], spec.output_zero_point, spec.act_min,
         spec.act_max).astype("int8"), name="out")
-    return finish([x, w, bias, mult, shift, out], [("acc", "out", 4)], channel_inner=True,
-                  channel_chunk=chunk, pixels=pixels, patch="patch" if use_patch else None)
+    tensors, fused = [x, w, bias, mult, shift, out], [("acc", "out", 4)]
+    if scalar:
+        # no SIMD to feed (Cortex-M0/M4/M7): a depthwise output sums its taps in a register;
+        # a windowed convolution keeps CHANNEL_BLOCK outputs in registers across its
+        # reduction (unrolled); nothing on the stack
+        if spec.depthwise:
+            return finish(tensors, fused)
+        blocked = kh * kw > 1 and out_c > CHANNEL_BLOCK and out_c % CHANNEL_BLOCK == 0
+        return finish(tensors, fused, channel_inner=True,
+                      channel_chunk=CHANNEL_BLOCK if blocked else 0, unroll_chunk=True)
+    return finish(tensors, fused, channel_inner=True, channel_chunk=chunk, pixels=pixels,
+                  patch="patch" if use_patch else None)
 
 
 def fold_zero_point(bias: np.ndarray, weights: np.ndarray, input_zero_point: int,
