@@ -38,9 +38,10 @@ def tvmc_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "tvmc_multimodule"]
 
 
-def time_cli_compile(spec: ModelSpec, archive: Path) -> float:
-    """Wall seconds of `tvmc compile MODEL --module-name NAME -o ARCHIVE`."""
-    cmd = [*tvmc_command(), "compile", str(spec.path), "--module-name", spec.name, "-o", str(archive)]
+def time_cli_compile(spec: ModelSpec, archive: Path, schedule: str = "auto") -> float:
+    """Wall seconds of `tvmc compile MODEL --module-name NAME --schedule S -o ARCHIVE`."""
+    cmd = [*tvmc_command(), "compile", str(spec.path), "--module-name", spec.name,
+           "--schedule", schedule, "-o", str(archive)]
     start = time.perf_counter()
     result = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -57,13 +58,14 @@ def warm_up_imports() -> None:
     import tvmc_multimodule  # noqa: F401
 
 
-def time_api_compile(spec: ModelSpec) -> float:
+def time_api_compile(spec: ModelSpec, schedule: str = "auto") -> float:
     """Wall seconds of `tvmc_multimodule.compile_model` in this process (imports done before)."""
     from tvmc_multimodule import compile_model
 
     warm_up_imports()
     start = time.perf_counter()
-    compile_model(str(spec.path), module_name=spec.name)
+    compile_model(str(spec.path), module_name=spec.name,
+                  schedule=None if schedule == "auto" else schedule)
     return time.perf_counter() - start
 
 

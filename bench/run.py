@@ -58,6 +58,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"include model files over {models.LARGE_MODEL_BYTES / 1e6:.0f} MB")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--cflags", default="-O2", help='host C flags for our code (default "-O2")')
+    parser.add_argument("--schedule", choices=("auto", "vector", "scalar", "none"), default="auto",
+                        help="our operator schedules (tvmc --schedule; default: auto)")
     parser.add_argument("--workdir", type=Path, help="keep archives and builds here (default: a "
                                                     "temporary folder, removed at the end)")
     args = parser.parse_args(_attach_cflags(sys.argv[1:] if argv is None else argv))
@@ -152,15 +154,15 @@ def measure_ours(result: results.ModelResult, archive: compiling.CompiledArchive
 
 
 def benchmark_model(spec: models.ModelSpec, work: Path, cflags: str,
-                    timing: TimingConfig) -> results.ModelResult:
+                    timing: TimingConfig, schedule: str = "auto") -> results.ModelResult:
     """Every figure for one model; failed stages are listed in `errors`."""
     result = results.ModelResult(spec.name, spec.path.name, spec.model_format)
     result.flash_bytes.model_file = spec.path.stat().st_size
     result.ram_bytes.liveness_bound = attempt(result, "liveness", lambda: liveness.model_bound(str(spec.path)))
     work.mkdir(parents=True, exist_ok=True)
     tar = work / f"{spec.name}.tar"
-    result.compile.cli_s = attempt(result, "tvmc compile", lambda: compiling.time_cli_compile(spec, tar))
-    result.compile.api_s = attempt(result, "compile_model", lambda: compiling.time_api_compile(spec))
+    result.compile.cli_s = attempt(result, "tvmc compile", lambda: compiling.time_cli_compile(spec, tar, schedule))
+    result.compile.api_s = attempt(result, "compile_model", lambda: compiling.time_api_compile(spec, schedule))
     if result.compile.cli_s is None:
         return result
     archive = attempt(result, "extract", lambda: compiling.extract(tar, work / "mlf", spec.name))
@@ -221,7 +223,8 @@ def run_all(args: argparse.Namespace, work: Path) -> tuple[list[results.ModelRes
     for spec in specs:
         start = time.perf_counter()
         print(f"[bench] {spec.name} ({spec.path.name}) ...", file=sys.stderr, flush=True)
-        collected.append(benchmark_model(spec, work / spec.name, args.cflags, timing))
+        collected.append(benchmark_model(spec, work / spec.name, args.cflags, timing,
+                                         args.schedule))
         for error in collected[-1].errors:
             print(f"[bench]   error in {error}", file=sys.stderr)
         print(f"[bench]   done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
@@ -235,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = args.workdir.resolve() if args.workdir else Path(tmp)
         collected, notes = run_all(args, work)
     print(f"tvmc_multimodule: {describe(package_provenance())}")
-    print(f"cflags: {args.cflags}   arm: {flash.ARM_FLAGS}   latency: median of up to "
+    print(f"schedule: {args.schedule}   cflags: {args.cflags}   arm: {flash.ARM_FLAGS}   latency: median of up to "
           f"{timing.repeats} calls after {timing.warmup} warm-up, 1 thread; ours/theirs < 1: ours faster")
     print(table.render(collected))
     for note in notes:
