@@ -131,12 +131,16 @@ class Worker:
 
 def seed_models() -> dict[str, tuple[str, bytes]]:
     """name -> (format, bytes) of every valid builder model."""
-    from builders import onnx_models, tflite_models
+    from builders import onnx_models, onnx_quant_models, tflite_models
 
     seeds = {f"tflite:{name}": ("tflite", build())
              for name, build in tflite_models.good_models().items()}
     seeds.update({f"onnx:{name}": ("onnx", build().SerializeToString())
                   for name, build in onnx_models.good_models().items()})
+    # quantised ONNX: the QDQ translator and the QOperator rewrite see mutated graphs too
+    quantised = {**onnx_quant_models.qdq_models(), **onnx_quant_models.qoperator_models()}
+    seeds.update({f"onnx:{name}": ("onnx", build().SerializeToString())
+                  for name, build in quantised.items()})
     return seeds
 
 
