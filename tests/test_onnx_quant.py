@@ -124,7 +124,7 @@ def test_unknown_qoperator_stays_unsupported(tmp_path: Path) -> None:
     onnx_models.save(onnx_quant_models.qop_unsupported(), path)
     with pytest.raises(UnsupportedError) as caught:
         compile_model(str(path), module_name="bad")
-    assert "com.microsoft::QLinearLeakyRelu" in caught.value.one_line()
+    assert "com.microsoft::QLinearReduceMean" in caught.value.one_line()
 
 
 def test_float_models_are_not_copied() -> None:
@@ -260,3 +260,130 @@ def test_uint8_io_header_macros_compile_and_saturate(tmp_path: Path) -> None:
     assert build.returncode == 0, build.stderr
     out = subprocess.run([str(tmp_path / "m")], capture_output=True, text=True).stdout.split()
     assert out == ["191", "0.5020", "255", "0"]  # round(0.5 / (2/255)) + 127; saturated
+
+
+# ---------------------------------------------------------------- onnxruntime's own quantiser
+
+ORT_VARIANTS = [(fmt, act, per_channel) for fmt in ("QDQ", "QOperator")
+                for act in ("QInt8", "QUInt8") for per_channel in (True, False)]
+ORT_RUNS = 3
+
+
+def _ort_name(fmt: str, act: str, per_channel: bool) -> str:
+    return f"ort_{fmt.lower()}_{act.lower()}_{'channel' if per_channel else 'tensor'}"
+
+
+class _Warnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def ort_quantised(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The float CNN quantised by onnxruntime.quantization.quantize_static in 8 ways (QDQ and
+    QOperator; int8 and uint8 activations; per-channel and per-tensor int8 weights), compiled
+    into ONE archive and ONE program, run on ORT_RUNS inputs beside onnxruntime."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Calibration(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(1)
+            self.batches = iter([{"x": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)}
+                                 for _ in range(8)])
+
+        def get_next(self) -> dict | None:
+            return next(self.batches, None)
+
+    root = tmp_path_factory.mktemp("ort_quant")
+    float_path = root / "float_cnn.onnx"
+    onnx_models.save(onnx_quant_models.float_cnn_for_quantisation(), float_path)
+    warnings = _Warnings()
+    logging.getLogger("tvmc_multimodule").addHandler(warnings)
+    compiled, models = [], {}
+    try:
+        for fmt, act, per_channel in ORT_VARIANTS:
+            name = _ort_name(fmt, act, per_channel)
+            path = root / f"{name}.onnx"
+            quantize_static(str(float_path), str(path), Calibration(),
+                            quant_format=getattr(QuantFormat, fmt),
+                            activation_type=getattr(QuantType, act),
+                            weight_type=QuantType.QInt8, per_channel=per_channel)
+            models[name] = onnx.load(str(path))
+            compiled.append(compile_model(str(path), module_name=name))
+    finally:
+        logging.getLogger("tvmc_multimodule").removeHandler(warnings)
+    extracted = cbuild.extract(export_model_library_format(compiled, str(root / "ort.tar")),
+                               root / "mlf")
+    spec = {m.name: (m.inputs, m.outputs) for m in compiled}
+    rng = np.random.default_rng(9)
+    steps: dict[str, list[float]] = {m.name: [] for m in compiled}
+    for run in range(ORT_RUNS):
+        x = (rng.standard_normal((1, 3, 16, 16)) * (0.5 + run)).astype(np.float32)
+        inputs = {m.name: [x] for m in compiled}
+        outputs = (cbuild.build_and_run(extracted, spec, inputs) if run == 0
+                   else _rerun(extracted, spec, inputs))
+        for m in compiled:
+            expected = references.run_onnxruntime(models[m.name], {"x": x})[0]
+            step = _output_steps(models[m.name]).get(m.outputs[0].name)
+            steps[m.name].append(_lsb(outputs[m.name][0], np.asarray(expected), step))
+    return {"steps": steps, "modules": {m.name: m for m in compiled},
+            "warnings": warnings.messages}
+
+
+@pytest.mark.parametrize("variant", ORT_VARIANTS, ids=lambda v: _ort_name(*v))
+def test_onnxruntime_quantised_models_within_one_step(ort_quantised: dict, variant) -> None:
+    name = _ort_name(*variant)
+    assert max(ort_quantised["steps"][name]) <= 1.0 + 1e-3, ort_quantised["steps"][name]
+    assert len(ort_quantised["steps"][name]) == ORT_RUNS
+
+
+@pytest.mark.parametrize("variant", ORT_VARIANTS, ids=lambda v: _ort_name(*v))
+def test_onnxruntime_quantised_models_are_integer_only(ort_quantised: dict, variant) -> None:
+    """Every operator of every variant (residual Add, Concat of differently quantised
+    branches, Sigmoid, Softmax...) on an integer kernel: no float-form warning, no expf."""
+    name = _ort_name(*variant)
+    module = ort_quantised["modules"][name]
+    assert not [w for w in ort_quantised["warnings"] if f"'{name}'" in w]
+    assert "i8_mul64" in module.sources[f"{name}_lib0.c"]
+    assert not any("expf" in text for text in module.sources.values())
+
+
+def test_requant_even_rounds_once_half_to_even(tmp_path: Path) -> None:
+    """The ONNX rounding helper against exact rational arithmetic: acc * m * 2^(s - 31)
+    rounded half to even, on random operands and exact ties (m a power of two)."""
+    from fractions import Fraction
+
+    from tvmc_multimodule.frontends.tflite_int8.c_helpers import CHelpers
+
+    rng = np.random.default_rng(0)
+    count = 20000
+    acc = rng.integers(-2**24, 2**24, count)
+    acc[:500] = rng.integers(-300, 300, 500)
+    m = rng.integers(2**30, 2**31, count)
+    s = rng.integers(-30, 3, count)
+    m[500:1500], acc[500:1500], s[500:1500] = 2**30, rng.integers(-999, 999, 1000), -3
+    np.stack([acc, m, s], 1).astype(np.int32).tofile(tmp_path / "in.bin")
+    (tmp_path / "t.c").write_text(
+        "#include <stdint.h>\n#include <stdio.h>\n" + CHelpers("t_").source() +
+        "int main(void) { FILE* f = fopen(\"in.bin\", \"rb\"); FILE* o = fopen(\"out.bin\", \"wb\");\n"
+        "  int32_t v[3], r;\n  while (fread(v, 4, 3, f) == 3) {\n"
+        "    r = t_i8_requant_even(v[0], v[1], v[2], 0, INT32_MIN, INT32_MAX);\n"
+        "    fwrite(&r, 4, 1, o);\n  }\n  fclose(o); fclose(f); return 0;\n}\n")
+    subprocess.run(["gcc", *cbuild.STRICT, "-O2", str(tmp_path / "t.c"), "-o", str(tmp_path / "t")],
+                   check=True)
+    subprocess.run([str(tmp_path / "t")], cwd=tmp_path, check=True)
+    actual = np.fromfile(tmp_path / "out.bin", np.int32)
+
+    def exact(a: int, mm: int, ss: int) -> int:
+        value = Fraction(a * mm, 2 ** (31 - ss))
+        low = value.numerator // value.denominator
+        rest = value - low
+        return low + (rest > Fraction(1, 2) or (rest == Fraction(1, 2) and low % 2 == 1))
+
+    wrong = [i for i in range(count) if exact(int(acc[i]), int(m[i]), int(s[i])) != actual[i]]
+    assert not wrong, [(int(acc[i]), int(m[i]), int(s[i]), int(actual[i])) for i in wrong[:5]]

@@ -437,12 +437,62 @@ def qop_matmul_integer(seed: int = 14) -> onnx.ModelProto:
 
 
 def qop_unsupported() -> onnx.ModelProto:
-    """com.microsoft::QLinearLeakyRelu: a QOperator the rewrite does not know (stays custom)."""
+    """com.microsoft::QLinearReduceMean: a QOperator the rewrite does not know (stays custom)."""
     g = _Graph()
-    g.node("QLinearLeakyRelu", ["x", g.const("x_s", np.float32(0.1)), g.const("x_z", np.uint8(128)),
-                                g.const("y_s", np.float32(0.1)), g.const("y_z", np.uint8(128))],
-           "y", domain=MS_DOMAIN, alpha=0.1)
-    return g.model("qop_unsupported", [("x", [1, 4], np.uint8)], [("y", [1, 4], np.uint8)])
+    g.node("QLinearReduceMean", ["x", g.const("x_s", np.float32(0.1)), g.const("x_z", np.uint8(128)),
+                                 g.const("y_s", np.float32(0.1)), g.const("y_z", np.uint8(128))],
+           "y", domain=MS_DOMAIN, axes=[1], keepdims=1)
+    return g.model("qop_unsupported", [("x", [1, 4], np.uint8)], [("y", [1, 1], np.uint8)])
+
+
+def qop_unary_concat_softmax() -> onnx.ModelProto:
+    """com.microsoft::QLinearSigmoid, QLinearLeakyRelu, QLinearConcat (inputs at different
+    scales) and QLinearSoftmax on int8: x int8[1,6] -> y int8[1,12]."""
+    g = _Graph()
+    sx, zx = qparams(-2.0, 2.0, np.int8)
+    sa, za = np.float32(1 / 256), np.int8(-128)
+    sb, zb = qparams(-0.5, 2.0, np.int8)
+    sc, zc = qparams(-1.0, 2.0, np.int8)
+    sy, zy = np.float32(1 / 256), np.int8(-128)
+    xs, xz = g.const("x_s", sx), g.const("x_z", zx)
+    g.node("QLinearSigmoid", ["x", xs, xz, g.const("a_s", sa), g.const("a_z", za)], "a",
+           domain=MS_DOMAIN)
+    g.node("QLinearLeakyRelu", ["x", xs, xz, g.const("b_s", sb), g.const("b_z", zb)], "b",
+           domain=MS_DOMAIN, alpha=0.1)
+    g.node("QLinearConcat", [g.const("c_s", sc), g.const("c_z", zc), "a", "a_s", "a_z",
+                             "b", "b_s", "b_z"], "c", domain=MS_DOMAIN, axis=1)
+    g.node("QLinearSoftmax", ["c", "c_s", "c_z", g.const("y_s", sy), g.const("y_z", zy)], "y",
+           domain=MS_DOMAIN, axis=-1, opset=13)
+    return g.model("qop_unary_concat_softmax", [("x", [1, 6], np.int8)], [("y", [1, 12], np.int8)])
+
+
+def float_cnn_for_quantisation(seed: int = 20) -> onnx.ModelProto:
+    """A float32 CNN for onnxruntime's own static quantiser (the tests quantise it in every
+    format): x f32[1,3,16,16] -> Conv stride 2 + Relu -> depthwise + Clip(0, 6) -> 1x1 Conv
+    -> residual Add -> MaxPool -> two Conv branches -> Concat -> x * Sigmoid(x) -> GAP ->
+    Flatten -> Gemm -> Softmax -> y f32[1,10]."""
+    rng = np.random.default_rng(seed)
+    g = _Graph()
+
+    def w(name: str, shape: Sequence[int], std: float = 0.3) -> str:
+        return g.const(name, _w(rng, shape, std))
+
+    g.node("Relu", [g.node("Conv", ["x", w("w1", [8, 3, 3, 3]), w("b1", [8], 0.1)], "c1",
+                           pads=[1, 1, 1, 1], strides=[2, 2])], "r1")
+    c2 = g.node("Conv", ["r1", w("w2", [8, 1, 3, 3]), w("b2", [8], 0.1)], "c2", pads=[1, 1, 1, 1],
+                group=8)
+    g.node("Clip", [c2, g.const("lo", np.float32(0)), g.const("hi", np.float32(6))], "r2")
+    g.node("Add", [g.node("Conv", ["r2", w("w3", [8, 8, 1, 1]), w("b3", [8], 0.1)], "c3"), "r1"],
+           "a3")
+    g.node("MaxPool", ["a3"], "p3", kernel_shape=[2, 2], strides=[2, 2])
+    left = g.node("Conv", ["p3", w("w4", [4, 8, 1, 1]), w("b4", [4], 0.1)], "c4a")
+    right = g.node("Conv", ["p3", w("w5", [4, 8, 3, 3]), w("b5", [4], 0.1)], "c4b", pads=[1, 1, 1, 1])
+    cat = g.node("Concat", [left, right], "cat", axis=1)
+    swish = g.node("Mul", [cat, g.node("Sigmoid", [cat], "sg")], "sw")
+    flat = g.node("Flatten", [g.node("GlobalAveragePool", [swish], "gap")], "fl")
+    logits = g.node("Gemm", [flat, w("wf", [10, 8]), w("bf", [10], 0.1)], "logits", transB=1)
+    g.node("Softmax", [logits], "y", axis=-1)
+    return g.model("float_cnn", [("x", [1, 3, 16, 16], np.float32)], [("y", [1, 10], np.float32)])
 
 
 def qdq_models() -> dict[str, Callable[[], onnx.ModelProto]]:
@@ -457,4 +507,5 @@ def qoperator_models() -> dict[str, Callable[[], onnx.ModelProto]]:
             "qop_matmul": qop_matmul, "qop_gemm": qop_gemm, "qop_gemm_alpha": qop_gemm_alpha,
             "qop_add": qop_add,
             "qop_mul": qop_mul, "qop_gap": qop_global_average_pool,
+            "qop_unary_concat_softmax": qop_unary_concat_softmax,
             "qop_matmul_integer": qop_matmul_integer}

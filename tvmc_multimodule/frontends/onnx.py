@@ -227,7 +227,8 @@ def _import_integer(model: Any, path: str, name: str, input_shapes: list[tuple[i
     try:
         translated = onnx_int8.translate_qdq(model, onnx_int8.static_shapes(model))
         result = import_int8(translated.graph, name, input_shapes, strict=strict,
-                             float_form=onnx_int8.OnnxFloatForm, variant=variant)
+                             float_form=onnx_int8.OnnxFloatForm, variant=variant,
+                             rounding="onnx")
     except (onnx_int8.NotQDQ, NoIntegerForm) as exc:
         if strict:
             raise UnsupportedError(f"strict int8: the quantised model cannot run on integer "

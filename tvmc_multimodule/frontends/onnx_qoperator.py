@@ -211,6 +211,47 @@ def _qlinear_global_average_pool(r: _Rewriter, node: Any) -> bool:
     return True
 
 
+def _qlinear_unary(op: str, copied: tuple[str, ...] = ()) -> Callable[[_Rewriter, Any], bool]:
+    def rewrite(r: _Rewriter, node: Any) -> bool:
+        x, xs, xz, ys, yz = (_arg(node, i) for i in range(5))
+        if r.per_axis(xs) or r.per_axis(ys):
+            return False
+        attrs = {k: v for k, v in _attrs(node).items() if k in copied}
+        y = r.fresh(node.output[0] + "_float")
+        r.node(op, [r.dequantize(x, xs, xz, 1)], [y], **attrs)
+        r.quantize(y, ys, yz or xz, node.output[0])
+        return True
+
+    rewrite.__doc__ = (f"com.microsoft::QLinear{op}(X, X_scale, X_zp, Y_scale, Y_zp): {op} of "
+                       "the dequantised X, quantised by Y_scale, Y_zp (per-tensor scales).")
+    return rewrite
+
+
+def _qlinear_softmax(r: _Rewriter, node: Any) -> bool:
+    """com.microsoft::QLinearSoftmax(X, X_scale, X_zp, Y_scale, Y_zp), axis, opset: Softmax of
+    the dequantised X. Before opset 13 Softmax flattened from `axis`; that only agrees with
+    the opset-13 meaning for the last axis, so other axes stay unrewritten then."""
+    attrs = _attrs(node)
+    axis = int(attrs.get("axis", -1))
+    if int(attrs.get("opset", 13)) < _PER_AXIS_OPSET and axis != -1:
+        return False
+    return _qlinear_unary("Softmax", ("axis",))(r, node)
+
+
+def _qlinear_concat(r: _Rewriter, node: Any) -> bool:
+    """com.microsoft::QLinearConcat(Y_scale, Y_zp, (X_i, X_i_scale, X_i_zp)...), axis: Concat
+    of the dequantised inputs, quantised by Y_scale, Y_zp (per-tensor scales)."""
+    ys, yz, *triplets = (_arg(node, i) for i in range(len(node.input)))
+    if len(triplets) % 3 or not triplets or r.per_axis(ys) or any(
+            r.per_axis(s) for s in triplets[1::3]):
+        return False
+    inputs = [r.dequantize(x, s, z, 1) for x, s, z in zip(*[iter(triplets)] * 3)]
+    y = r.fresh(node.output[0] + "_float")
+    r.node("Concat", inputs, [y], axis=int(_attrs(node)["axis"]))
+    r.quantize(y, ys, yz or triplets[2], node.output[0])
+    return True
+
+
 def _matmul_integer(r: _Rewriter, node: Any) -> bool:
     """MatMulInteger(A, B[, a_zp][, b_zp]) (ONNX opset 10): int32 MatMul of (A - a_zp) and
     (B - b_zp); written as Cast to int32, Sub, MatMul (exact). Per-tensor zero points only."""
@@ -240,6 +281,10 @@ REWRITES: dict[tuple[str, str], Callable[[_Rewriter, Any], bool]] = {
     (_MS, "QLinearAdd"): _qlinear_binary("Add"),
     (_MS, "QLinearMul"): _qlinear_binary("Mul"),
     (_MS, "QLinearGlobalAveragePool"): _qlinear_global_average_pool,
+    (_MS, "QLinearSigmoid"): _qlinear_unary("Sigmoid"),
+    (_MS, "QLinearLeakyRelu"): _qlinear_unary("LeakyRelu", ("alpha",)),
+    (_MS, "QLinearSoftmax"): _qlinear_softmax,
+    (_MS, "QLinearConcat"): _qlinear_concat,
 }
 
 

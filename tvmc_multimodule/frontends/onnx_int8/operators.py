@@ -340,18 +340,33 @@ def _data_movement(t: Translator, node: Any) -> None:
 
 
 def _concat(t: Translator, node: Any) -> None:
+    """CONCATENATION; an input quantised otherwise than the output is first requantised by
+    a table (DequantizeLinear -> QuantizeLinear, as onnxruntime's QDQ form says)."""
     values = [t.source(n) for n in node.input]
     rank = len(t.shape(node.input[0]))
     out_name, quant, activation, absorbed = _direct_or_quantised(t, node, values[0])
-    if activation or not all(v.quant.same(quant) for v in values):
-        raise KeepFloat("concatenation of differently quantised tensors")
+    if activation or not all(v.quant.per_tensor for v in values):
+        raise KeepFloat("concatenation with an activation or per-axis quantisation")
     nhwc = rank == 4 and all(v.nhwc for v in values)
     axis = int(node_attrs(node)["axis"]) % rank
     t.absorbed.update(n.output[0] for n in absorbed)
     inputs = [t.layout(v, nhwc) if rank == 4 else v.index for v in values]
+    for k, value in enumerate(values):
+        if not value.quant.same(quant):
+            inputs[k] = _requantised(t, inputs[k], value.quant, quant)
     out = t.int8_output(out_name, quant, nhwc)
     t.operator("CONCATENATION", inputs, [out.index], raw=node,
                Axis=NHWC_AXIS[axis] if nhwc else axis, FusedActivationFunction=0)
+
+
+def _requantised(t: Translator, index: int, qin: Quant, qout: Quant) -> int:
+    from onnx import helper
+
+    src = t.tensors[index]
+    out = t.tensor(src.name + "_requantised", src.shape, "int8", qout)
+    table = _reference_table(t, helper.make_node("Identity", ["a"], ["b"]), qin, qout)
+    t.operator(TABLE, [index], [out], Values=table, Name="requantize")
+    return out
 
 
 def _pad(t: Translator, node: Any) -> None:

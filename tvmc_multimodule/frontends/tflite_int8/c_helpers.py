@@ -64,6 +64,31 @@ static inline int32_t {p}i8_requant(int32_t acc, int32_t m, int32_t s, int32_t z
   int32_t v = {p}i8_mbqm(acc, m, s) + zp;
   return v < lo ? lo : (v > hi ? hi : v);
 }
+/* onnxruntime's rounding: acc * m * 2^(s - 31) rounded once, half to even (its float
+   requantisation gives the same but for float error); 32-bit shifts only, so ARMv6-M needs
+   no library call */
+static inline int32_t {p}i8_requant_even(int32_t acc, int32_t m, int32_t s, int32_t zp,
+                                       int32_t lo, int32_t hi) {
+  int64_t p = {p}i8_mul64(acc, m);
+  int32_t top = (int32_t)(p >> 32), e = -s - 1, q, up;  /* the value is p / 2^(32 + e) */
+  uint32_t low = (uint32_t)p;
+  if (e < 0) {  /* scale of 1/2 or more: shift the product left first */
+    top = (int32_t)(((uint32_t)top << -e) | (low >> (32 + e)));
+    low <<= -e;
+    e = 0;
+  }
+  if (e > 30) {  /* |value| < 1/2 */
+    q = 0;
+  } else {
+    uint32_t rest = (uint32_t)top & ((1u << e) - 1u), half = e ? 1u << (e - 1) : 0u;
+    q = top >> e;
+    up = e ? (rest > half || (rest == half && (low != 0u || (q & 1))))
+           : (low > 0x80000000u || (low == 0x80000000u && (q & 1)));
+    q += up;
+  }
+  q += zp;
+  return q < lo ? lo : (q > hi ? hi : q);
+}
 /* a / b (b > 0); cores without a divide instruction get a shift-subtract loop instead of
    the compiler's library call */
 static inline int32_t {p}i8_udiv(uint32_t a, uint32_t b) {
@@ -142,6 +167,7 @@ class CHelpers:
     """TIR calls of the helpers of one module; `source()` is their C definition."""
 
     prefix: str  # "tvmgen_<module>_"
+    rounding: str = "tflite"  # requantisation: "tflite" (TFLite Micro's) or "onnx" (half to even)
 
     def source(self) -> str:
         return _SOURCE.replace("{p}", self.prefix)
@@ -159,7 +185,8 @@ class CHelpers:
 
     def requant(self, acc: Scalar, multiplier: Scalar, shift: Scalar, zero_point: int,
                 lo: int, hi: int) -> tirx.PrimExpr:
-        return self._call("requant", acc, multiplier, shift, zero_point, lo, hi)
+        helper = "requant_even" if self.rounding == "onnx" else "requant"
+        return self._call(helper, acc, multiplier, shift, zero_point, lo, hi)
 
     def rdbp(self, x: Scalar, exponent: Scalar) -> tirx.PrimExpr:
         return self._call("rdbp", x, exponent)

@@ -170,9 +170,16 @@ def _binary_shapes(ctx: Context, op: Operator) -> tuple[Tensor, Tensor, Tensor]:
 def convert_add(ctx: Context, op: Operator) -> relax.Expr:
     a, b, out = _binary_shapes(ctx, op)
     act = _activation(op.options("AddOptions"))
-    m1, m2, mo = fx.add_params(a.scale, b.scale, out.scale)
     lo, hi = fx.activation_range(act, out.scale, out.zero_point)
-    params = ke.AddParams((a.zero_point, b.zero_point, out.zero_point), (m1, m2), mo, lo, hi)
+    zero_points = (a.zero_point, b.zero_point, out.zero_point)
+    if ctx.helpers.rounding == "onnx":
+        scales, exponent = fx.add_ratios(a.scale, b.scale, out.scale)
+        func = ke.add_scaled(a.shape, b.shape, out.shape, zero_points, scales, exponent, lo, hi,
+                             ctx.helpers)
+        return ctx.call(func, "add", [ctx.value(op.inputs[0]), ctx.value(op.inputs[1])],
+                        out.shape)
+    m1, m2, mo = fx.add_params(a.scale, b.scale, out.scale)
+    params = ke.AddParams(zero_points, (m1, m2), mo, lo, hi)
     func = ke.add(a.shape, b.shape, out.shape, params, ctx.helpers)
     return ctx.call(func, "add", [ctx.value(op.inputs[0]), ctx.value(op.inputs[1])], out.shape)
 
@@ -281,7 +288,11 @@ def convert_mean(ctx: Context, op: Operator) -> relax.Expr:
     kept = tuple(1 if a in axes else d for a, d in enumerate(ti.shape))
     if int(np.prod(kept)) != int(np.prod(to.shape)):
         raise NoIntegerKernel("unexpected MEAN output size")
-    multiplier, shift = fx.mean_multiplier(ti.scale, to.scale, count)
+    if ctx.helpers.rounding == "onnx":  # the sum times in / (out x count), rounded once
+        multiplier, shift = fx.quantize_multiplier(
+            fx.f32(ti.scale) / (fx.f32(to.scale) * count))
+    else:
+        multiplier, shift = fx.mean_multiplier(ti.scale, to.scale, count)
     func = kn.mean(ti.shape, axes, ti.zero_point, to.zero_point, multiplier, shift, ctx.helpers)
     y = ctx.call(func, "mean", [ctx.value(op.inputs[0])], kept)
     return ctx.reshape(y, to.shape)

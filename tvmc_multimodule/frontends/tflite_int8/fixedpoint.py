@@ -341,6 +341,17 @@ def add_params(s1: float, s2: float, s_out: float) -> tuple[tuple[int, int], tup
             quantize_multiplier(twice_max / ((1 << 20) * f32(s_out))))
 
 
+def add_ratios(s1: float, s2: float, s_out: float) -> tuple[tuple[int, int], int]:
+    """((A, B), K) with A / 2^K = s1 / s_out and B / 2^K = s2 / s_out, as precise as int32
+    allows for (a - za) * A + (b - zb) * B (|a - za|, |b - zb| <= 255)."""
+    largest = max(f32(s1), f32(s2)) / f32(s_out)
+    exponent = 0
+    while largest * 2.0 ** (exponent + 1) < (1 << 22) and exponent < 60:
+        exponent += 1
+    return ((round_half_away(f32(s1) / f32(s_out) * 2.0 ** exponent),
+             round_half_away(f32(s2) / f32(s_out) * 2.0 ** exponent)), exponent)
+
+
 def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int, int]:
     """QuantizedMeanOrSum: M(in / out) with 1/count folded in (shift clamped as TFLM does)."""
     multiplier, shift = quantize_multiplier(f32(in_scale) / f32(out_scale))

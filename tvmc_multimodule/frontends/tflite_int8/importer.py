@@ -45,14 +45,16 @@ class Int8Import:
 def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ...]],
                 strict: bool = False,
                 float_form: Optional[Callable[[Graph, relax.BlockBuilder], FloatFormLike]] = None,
-                variant: str = "vector") -> Int8Import:
+                variant: str = "vector", rounding: str = "tflite") -> Int8Import:
     """Convert `graph` (see graph.is_full_int8) for module `module_name`. `float_form` makes
     the converter of operators without an integer kernel (default: TVM's TFLite frontend
     reading the file; a graph without a file raises NoIntegerForm instead). `variant`: the
-    kernels' loop form, "vector" (hosts, SIMD cores) or "scalar" (register-blocked)."""
+    kernels' loop form, "vector" (hosts, SIMD cores) or "scalar" (register-blocked).
+    `rounding`: "tflite" (bit-exact with TFLite Micro) or "onnx" (each requantisation rounded
+    once, half to even, as onnxruntime's float arithmetic does)."""
     if float_form is None and graph.model is not None:
         float_form = FloatForm
-    helpers = CHelpers(f"tvmgen_{module_name}_")
+    helpers = CHelpers(f"tvmgen_{module_name}_", rounding)
     builder = relax.BlockBuilder()
     params = []
     for k, (index, shape) in enumerate(zip(graph.inputs, input_shapes)):

@@ -50,6 +50,26 @@ def add(a_shape: Sequence[int], b_shape: Sequence[int], out_shape: Sequence[int]
     return finish([a, b, out])
 
 
+def add_scaled(a_shape: Sequence[int], b_shape: Sequence[int], out_shape: Sequence[int],
+               zero_points: tuple[int, int, int], scales: tuple[int, int], exponent: int,
+               act_min: int, act_max: int, helpers: CHelpers) -> tirx.PrimFunc:
+    """onnxruntime's Add: ((a - za) * A + (b - zb) * B) / 2^exponent rounded once (A, B: the
+    scale ratios a/out and b/out in fixed point), the sum fitting int32."""
+    a = te.placeholder(tuple(a_shape), "int8", name="a")
+    b = te.placeholder(tuple(b_shape), "int8", name="b")
+    za, zb, zo = zero_points
+
+    def body(*i: object) -> tirx.PrimExpr:
+        va = (a[_broadcast_index(a_shape, i)].astype(I32) - c32(za)) * c32(scales[0])
+        vb = (b[_broadcast_index(b_shape, i)].astype(I32) - c32(zb)) * c32(scales[1])
+        # x * 2^30 * 2^(1 - exponent - 31) = x / 2^exponent
+        return helpers.requant(va + vb, 1 << 30, 1 - exponent, zo, act_min,
+                               act_max).astype("int8")
+
+    out = te.compute(tuple(out_shape), body, name="out")
+    return finish([a, b, out])
+
+
 def mul(a_shape: Sequence[int], b_shape: Sequence[int], out_shape: Sequence[int],
         zero_points: tuple[int, int, int], multiplier: tuple[int, int], act_min: int,
         act_max: int, helpers: CHelpers) -> tirx.PrimFunc:
