@@ -7,7 +7,9 @@ int32 or float bias) and its result goes to one QuantizeLinear, possibly through
 which then fuses. Each such operator becomes the TFLite operator of the same meaning
 (Conv -> CONV_2D/DEPTHWISE_CONV_2D, Gemm/MatMul -> FULLY_CONNECTED, Add -> ADD...) reading the
 8-bit tensors before the DequantizeLinear and writing the QuantizeLinear's output. The
-requantisation is TFLite's fixed point, onnxruntime's is float: outputs may differ by 1 LSB.
+kernels round as onnxruntime's float arithmetic does (each requantisation once, half to even;
+Add and mean from the exact scale ratios), in integers: measured bit-exact with onnxruntime
+at every layer of a CNN its own quantiser wrote, at most one step off at the output.
 
 - uint8 tensors become int8 with the zero point moved by -128 (the same real values);
 - 4-D activations are kept NHWC, the kernels' layout; a TRANSPOSE is added only where the
