@@ -30,7 +30,7 @@ import models
 import reference_runtimes as refs
 import results
 import table
-from timing import TimingConfig
+from timing import Latency, TimingConfig
 
 FULL_TIMING = TimingConfig(warmup=10, repeats=500, budget_s=3.0)
 QUICK_TIMING = TimingConfig(warmup=1, repeats=5, budget_s=0.5)
@@ -61,6 +61,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--cflags", default="-O2", help='host C flags for our code (default "-O2")')
     parser.add_argument("--schedule", choices=("auto", "vector", "scalar", "none"), default="auto",
                         help="our operator schedules (tvmc --schedule; default: auto)")
+    parser.add_argument("--rounds", type=int, default=2, metavar="N",
+                        help="time every runtime N times, alternating, and keep each one's "
+                             "lowest median (default 2; --quick: 1)")
     parser.add_argument("--no-pin", action="store_true",
                         help="do not pin the benchmark (and the programs it starts) to one CPU")
     parser.add_argument("--workdir", type=Path, help="keep archives and builds here (default: a "
@@ -105,9 +108,18 @@ def measure_references(spec: models.ModelSpec, inputs: list, timing: TimingConfi
         run = attempt(result, name, runner)
         if run is not None:
             runs[name] = run
-            setattr(result.latency_ms, name, run.latency.median_ms)
-            result.latency_ms.samples[name] = run.latency.samples
+            keep_fastest(result, name, run.latency)
     return runs
+
+
+def keep_fastest(result: results.ModelResult, runtime: str, latency: Latency) -> None:
+    """The runtime's latency: the lowest median of the rounds (each runtime gets the same
+    number of rounds, alternating with the others, so a slow spell of the host hits them
+    alike)."""
+    current = getattr(result.latency_ms, runtime)
+    if current is None or latency.median_ms < current:
+        setattr(result.latency_ms, runtime, latency.median_ms)
+        result.latency_ms.samples[runtime] = latency.samples
 
 
 def record_accuracy(result: results.ModelResult, ours: list, runs: dict[str, refs.ReferenceRun]) -> None:
@@ -151,13 +163,13 @@ def measure_ours(result: results.ModelResult, archive: compiling.CompiledArchive
     """Build and time our C; returns our outputs."""
     exe = harness.build(archive, work / "harness", cflags)
     latency, outputs = harness.run(exe, inputs, list(archive.main["outputs"].values()), timing)
-    result.latency_ms.ours = latency.median_ms
-    result.latency_ms.samples["ours"] = latency.samples
+    keep_fastest(result, "ours", latency)
     return outputs
 
 
 def benchmark_model(spec: models.ModelSpec, work: Path, cflags: str,
-                    timing: TimingConfig, schedule: str = "auto") -> results.ModelResult:
+                    timing: TimingConfig, schedule: str = "auto",
+                    rounds: int = 1) -> results.ModelResult:
     """Every figure for one model; failed stages are listed in `errors`."""
     result = results.ModelResult(spec.name, spec.path.name, spec.model_format)
     result.flash_bytes.model_file = spec.path.stat().st_size
@@ -172,8 +184,11 @@ def benchmark_model(spec: models.ModelSpec, work: Path, cflags: str,
     if archive is None:
         return result
     inputs = models.model_inputs(spec, archive.main["inputs"])
-    ours = attempt(result, "ours", lambda: measure_ours(result, archive, inputs, work, cflags, timing))
-    runs = measure_references(spec, inputs, timing, result)
+    ours, runs = None, {}
+    for _ in range(rounds):  # ours, then the references, then again
+        ours = attempt(result, "ours", lambda: measure_ours(result, archive, inputs, work,
+                                                           cflags, timing)) or ours
+        runs = measure_references(spec, inputs, timing, result) or runs
     result.ratio = results.ratios(result.latency_ms)
     if ours is not None:
         attempt(result, "accuracy", lambda: record_accuracy(result, ours, runs))
@@ -227,7 +242,7 @@ def run_all(args: argparse.Namespace, work: Path) -> tuple[list[results.ModelRes
         start = time.perf_counter()
         print(f"[bench] {spec.name} ({spec.path.name}) ...", file=sys.stderr, flush=True)
         collected.append(benchmark_model(spec, work / spec.name, args.cflags, timing,
-                                         args.schedule))
+                                         args.schedule, 1 if args.quick else max(args.rounds, 1)))
         for error in collected[-1].errors:
             print(f"[bench]   error in {error}", file=sys.stderr)
         print(f"[bench]   done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
@@ -254,7 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         collected, notes = run_all(args, work)
     print(f"tvmc_multimodule: {describe(package_provenance())}")
     print(f"schedule: {args.schedule}   cflags: {args.cflags}   arm: {flash.ARM_FLAGS}   latency: median of up to "
-          f"{timing.repeats} calls after {timing.warmup} warm-up, 1 thread"
+          f"{timing.repeats} calls after {timing.warmup} warm-up, best of "
+          f"{1 if args.quick else max(args.rounds, 1)} alternating rounds, 1 thread"
           f"{'' if cpu is None else f', pinned to CPU {cpu}'}; ours/theirs < 1: ours faster")
     print(table.render(collected))
     for note in notes:
