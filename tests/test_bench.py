@@ -174,3 +174,24 @@ def test_quick_prints_one_row_per_model(quick_run: dict) -> None:
     lines = quick_run["stdout"].splitlines()
     for model in quick_run["json"]["models"]:
         assert sum(line.startswith(model["name"] + " ") for line in lines) == 1
+
+
+# ---------------------------------------------------------------- cortex_m.py
+
+
+@pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+                    reason="arm-none-eabi-gcc or qemu-system-arm not installed")
+def test_cortex_m_instruction_counts_are_deterministic(tmp_path: Path) -> None:
+    """The same firmware counted twice gives the same instructions, and the per-inference
+    count of a small int8 model is positive."""
+    from builders.tflite_models import int8_conv_fc_softmax
+
+    cortex_m = _load("cortex_m")
+    path = tmp_path / "tiny.tflite"
+    path.write_bytes(int8_conv_fc_softmax())
+    counts = []
+    for k in range(2):
+        work = tmp_path / f"run{k}"
+        work.mkdir()
+        counts.append(cortex_m.instructions(path, "scalar", 1, work)[0])
+    assert counts[0] == counts[1] > 0
