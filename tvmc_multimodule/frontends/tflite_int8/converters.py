@@ -148,7 +148,8 @@ def convert_fully_connected(ctx: Context, op: Operator) -> relax.Expr:
         raise NoIntegerKernel("unexpected output size")
     mult, shift = fx.per_channel_multipliers(ti.scale, w.scales, to.scale, units)
     lo, hi = fx.activation_range(act, to.scale, to.zero_point)
-    func = kn.fully_connected(batch, depth, units, to.zero_point, lo, hi, ctx.helpers)
+    func = kn.fully_connected(batch, depth, units, to.zero_point, lo, hi, ctx.helpers,
+                              ctx.variant)
     bias = kn.fold_zero_point(_bias(ctx, op, units), w.data, ti.zero_point, 0)
     x = ctx.reshape(ctx.value(op.inputs[0]), (batch, depth))
     y = ctx.call(func, "fully_connected", [x, ctx.const(w.data), ctx.const(bias),

