@@ -225,8 +225,8 @@ def _import_integer(model: Any, path: str, name: str, input_shapes: list[tuple[i
     if not onnx_int8.has_quantize_nodes(model):
         return None
     try:
-        translated = onnx_int8.translate_qdq(model, onnx_int8.static_shapes(model))
-        result = import_int8(translated.graph, name, input_shapes, strict=strict,
+        graph = onnx_int8.translate_qdq(model, onnx_int8.static_shapes(model))
+        result = import_int8(graph, name, input_shapes, strict=strict,
                              float_form=onnx_int8.OnnxFloatForm, variant=variant,
                              rounding="onnx")
     except (onnx_int8.NotQDQ, NoIntegerForm) as exc:

@@ -87,6 +87,7 @@ def shrink_broadcast_constants(mod: tvm.IRModule, _ctx: tvm.transform.PassContex
     main = _ShrinkOperands(mod).visit_expr(mod["main"])
     if main.same_as(mod["main"]):
         return mod
-    mod = mod.shallow_copy() if hasattr(mod, "shallow_copy") else mod
-    mod.update_func(mod.get_global_var("main"), main)
-    return mod
+    # a new module: the pass's input (the imported model) stays as it was
+    functions = {gvar: main if gvar.name_hint == "main" else func
+                 for gvar, func in mod.functions.items()}
+    return tvm.IRModule(functions, attrs=mod.attrs)

@@ -30,12 +30,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..tflite_int8 import Graph
 from .float_form import OnnxFloatForm
 from .operators import HANDLERS
-from .translator import NotQDQ, QDQGraph, Translator
+from .translator import NotQDQ, Translator
 
 
-def translate_qdq(model: Any, shapes: dict[str, tuple[int, ...]]) -> QDQGraph:
+def translate_qdq(model: Any, shapes: dict[str, tuple[int, ...]]) -> Graph:
     """`model` (shape-inferred, QOperators already rewritten) -> records, or NotQDQ.
     `shapes`: the static shape of every tensor the model declares or inference found."""
     return Translator(model, shapes).run(HANDLERS)
@@ -55,5 +56,4 @@ def static_shapes(model: Any) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-__all__ = ["NotQDQ", "OnnxFloatForm", "QDQGraph", "has_quantize_nodes", "static_shapes",
-           "translate_qdq"]
+__all__ = ["NotQDQ", "OnnxFloatForm", "has_quantize_nodes", "static_shapes", "translate_qdq"]

@@ -55,15 +55,6 @@ class Value:
     quant: Quant
 
 
-@dataclass(frozen=True)
-class QDQGraph:
-    """A translated model: the records, and how many operators kept their float form."""
-
-    graph: Graph
-    float_operators: tuple[str, ...]
-
-# ---------------------------------------------------------------- small readers
-
 def node_attrs(node: Any) -> dict[str, Any]:
     from onnx import helper
 
@@ -121,7 +112,6 @@ class Translator:
         self.output_records: dict[str, int] = {}
         self.absorbed: set[str] = set()  # first outputs of nodes already translated
         self.transposed: dict[tuple[int, bool], int] = {}
-        self.floats: list[str] = []
 
     # ---- records
     def tensor(self, name: str, shape: Sequence[int], dtype: str, quant: Optional[Quant] = None,
@@ -248,7 +238,7 @@ class Translator:
         return bounds[0], bounds[1]
 
     # ---- driving
-    def run(self, handlers: dict[str, Callable[["Translator", Any], None]]) -> QDQGraph:
+    def run(self, handlers: dict[str, Callable[["Translator", Any], None]]) -> Graph:
         """Translate every node with its handler (`handlers`, by op type), or keep its float
         form; then the model's inputs and outputs in the file's order."""
         for node in self.model.graph.node:
@@ -260,17 +250,16 @@ class Translator:
                 if node.op_type not in handlers:
                     raise KeepFloat(f"no integer kernel for {node.op_type}")
                 handlers[node.op_type](self, node)
-            except KeepFloat as reason:
-                self.float_form(node, str(reason))
+            except KeepFloat:
+                self.float_form(node)
         inputs = []
         for name in self.graph_inputs:
             if name not in self.input_records:
                 raise NotQDQ(f"input '{name}' is not quantised")
             inputs.append(self.input_records[name])
         outputs = [self.output_record(name) for name in self.graph_outputs]
-        graph = Graph(None, None, tuple(self.tensors), tuple(self.operators), tuple(inputs),
-                      tuple(outputs))
-        return QDQGraph(graph, tuple(self.floats))
+        return Graph(None, None, tuple(self.tensors), tuple(self.operators), tuple(inputs),
+                     tuple(outputs))
 
     def output_record(self, name: str) -> int:
         if name in self.output_records:
@@ -299,7 +288,7 @@ class Translator:
         return index
 
     # ---- the generic float form
-    def float_form(self, node: Any, reason: str) -> None:
+    def float_form(self, node: Any) -> None:
         """DequantizeLinear inputs -> the ONNX operator in float -> QuantizeLinear."""
         q_node, _, absorbed = self.output_quant(node)
         inputs = []
@@ -322,6 +311,5 @@ class Translator:
         out = self.int8_output(q_node.output[0], self.quant(q_node), nhwc=False)
         self.operator(node.op_type, inputs, [out.index], raw=node, Activations=activations,
                       Opset=self.opset)
-        self.floats.append(f"{node.op_type}: {reason}")
 
 
