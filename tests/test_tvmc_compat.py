@@ -72,8 +72,6 @@ def test_old_options_accepted_with_a_note(model, tmp_path):
     assert "tir.usmp.algorithm=hill_climb: the workspace is planned by tvmc-multimodule" in notes
     assert settings.pass_config == {} and not settings.workspace_io
     assert settings.desired_layout == "NHWC"
-    assert settings_of(model, tmp_path / "m.tar", "--pass-config",
-                       "tir.usmp.use_workspace_io=1").workspace_io
 
 
 @pytest.mark.parametrize("argv, message", [
