@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import OutputError
-from ..model import OperatorInfo, QuantParams, TensorInfo
+from ..model import LayerInfo, MemoryLayout, OperatorInfo, QuantParams, TensorInfo
 from ..names import unique_c_names
+from .analysis import read_analysis
 
 SUPPORTED_VERSIONS = (5, 6, 7)
 MAX_ARCHIVE_BYTES = 2 * 1024 ** 3   # total size of the regular files in one archive
@@ -42,6 +43,8 @@ class LoadedModule:
     params_bytes: bytes | None       # parameters/<name>.params as stored
     ir_text: str | None              # src/<name>.relax, src/<name>.relay or src/relay.txt
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    layers: list[LayerInfo] = field(default_factory=list)   # ours: what `tvmc report` shows
+    memory_layout: MemoryLayout | None = None
 
 
 @dataclass
@@ -239,6 +242,7 @@ def build_module(root: str, origin: str, name: str, raw: dict[str, Any], ir_file
 def module_from(root: str, origin: str, name: str, raw: dict[str, Any], ir_files: list[str],
                 *, single: bool) -> LoadedModule:
     main = main_entry(raw, origin, name)
+    layers, memory_layout = read_analysis(raw, origin, name)
     return LoadedModule(
         name=name,
         target=target_list(raw.get("target")),
@@ -255,6 +259,8 @@ def module_from(root: str, origin: str, name: str, raw: dict[str, Any], ir_files
         params_bytes=read_bytes(root, origin, f"parameters/{name}.params"),
         ir_text=first_text(root, origin, ir_files),
         raw=raw,
+        layers=layers,
+        memory_layout=memory_layout,
     )
 
 
