@@ -111,7 +111,8 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
                   pass_config: dict[str, Any] | None = None,
                   schedule: str | None = None, workspace: str = "static",
                   strict_int8: bool = False,
-                  desired_layout: str | None = None) -> CompiledModule:
+                  desired_layout: str | None = None,
+                  input_values: dict[str, Any] | None = None) -> CompiledModule:
     """Compile one TFLite or ONNX model to plain C (symbols prefixed `tvmgen_<module_name>_`).
 
     Fully int8-quantised TFLite models run on integer-only kernels; an operator without one
@@ -123,6 +124,8 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
     the target's -mcpu. `workspace`: "static" (the module owns a static arena; `run(in, out)`)
     or "shared" (`run(in, out, workspace)` takes the caller's arena, see tvmgen_modules.h).
     `desired_layout` ("NHWC", "NCHW"): tvmc's --desired-layout for the float convolutions.
+    `input_values` (ONNX): inputs fixed to constant values (e.g. {"sr": 16000}); they leave
+    the module's inputs, and If / Loop nodes depending on them fold at compile time.
     """
     bad_name = check_module_name(module_name)
     if bad_name:
@@ -142,7 +145,8 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
     start = time.perf_counter()
     imported = frontends.import_model(
         path, module_name, model_format, input_shapes, strict_int8=strict_int8,
-        int8_variant="scalar" if schedule_options.variant == "scalar" else "vector")
+        int8_variant="scalar" if schedule_options.variant == "scalar" else "vector",
+        input_values=input_values)
     try:
         compiled = _compile_imported(imported, spec, opt_level, pass_config, schedule_options,
                                       workspace, desired_layout)
@@ -154,6 +158,9 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
                             module=module_name, path=path) from exc
     compiled.compile_seconds = time.perf_counter() - start
     compiled.options["strict_int8"] = strict_int8
+    if input_values:
+        compiled.options["input_values"] = {k: np.asarray(v).tolist()
+                                            for k, v in input_values.items()}
     log.info("compiled %s (%s) in %.2f s", module_name, path, compiled.compile_seconds)
     return compiled
 
