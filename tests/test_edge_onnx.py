@@ -82,10 +82,10 @@ def test_layout_conversion_is_safe_per_operator(edge_run: dict) -> None:
 def test_unconvertible_operators_keep_their_layout_behind_transposes() -> None:
     from tvm.relax.frontend.onnx import from_onnx
 
-    from tvmc_multimodule.pipeline.layout import channels_last
+    from tvmc_multimodule.pipeline.layout import CHANNELS_LAST, convert_layout
 
     imported = from_onnx(edge.conv_variadic("Max"), keep_params_in_input=False)
-    converted = channels_last(imported)["main"].script(show_meta=False)
+    converted = convert_layout(CHANNELS_LAST)(imported)["main"].script(show_meta=False)
     assert 'data_layout="NHWC"' in converted  # the convolution converts...
     assert "R.stack" not in converted and "call_tir" in converted  # ...stack does not
     assert "R.stack" in imported["main"].script(show_meta=False)  # input left unchanged

@@ -44,14 +44,18 @@ class _LegaliseUnlisted(relax.PyExprMutator):  # type: ignore[misc]
         return legalise(self.builder_, self.builder_.normalize(call))
 
 
-@tvm.transform.module_pass(opt_level=0, name="ChannelsLastPerOperator")
-def channels_last(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-    """Convolutions NHWC/HWIO; the operators of FOLLOWS_LAYOUT follow them, the others keep
-    their layout behind transposes."""
-    mutator = _LegaliseUnlisted(mod)
-    main = mutator.visit_expr(mod["main"])
-    # a new module: the pass's input (the imported model) stays as it was
-    functions = {gvar: main if gvar.name_hint == "main" else func
-                 for gvar, func in mutator.builder_.get().functions.items()}
-    hidden = tvm.IRModule(functions, attrs=mod.attrs)
-    return relax.transform.ConvertLayout(CHANNELS_LAST)(hidden)
+def convert_layout(layouts: dict[str, list[str]]) -> tvm.transform.Pass:
+    """ConvertLayout(`layouts`) with the operators of FOLLOWS_LAYOUT following the
+    convolutions and the others keeping their layout behind transposes."""
+
+    @tvm.transform.module_pass(opt_level=0, name="ConvertLayoutPerOperator")
+    def per_operator(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        mutator = _LegaliseUnlisted(mod)
+        main = mutator.visit_expr(mod["main"])
+        # a new module: the pass's input (the imported model) stays as it was
+        functions = {gvar: main if gvar.name_hint == "main" else func
+                     for gvar, func in mutator.builder_.get().functions.items()}
+        hidden = tvm.IRModule(functions, attrs=mod.attrs)
+        return relax.transform.ConvertLayout(layouts)(hidden)
+
+    return per_operator

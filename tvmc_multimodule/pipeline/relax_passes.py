@@ -12,7 +12,7 @@ import tvm
 from tvm import relax
 
 from .constant_guard import shrink_broadcast_constants
-from .layout import channels_last
+from .layout import CHANNELS_LAST, convert_layout
 
 # ConvertLayout puts no layout on quantize/dequantize: the transposes it puts around them cost
 # RAM (the torch DS-CNN in QDQ form: 66,008 -> 106,008 B)
@@ -34,6 +34,19 @@ def _uses(mod: tvm.IRModule, op_names: set[str]) -> bool:
     return False
 
 
+# tvmc's --desired-layout: the layout asked for the float convolutions
+DESIRED_LAYOUTS = {"NHWC": CHANNELS_LAST, "NCHW": {"relax.nn.conv2d": ["NCHW", "OIHW"]}}
+
+
+def _layouts(mod: tvm.IRModule, opt_level: int,
+             desired_layout: str | None) -> dict[str, list[str]] | None:
+    if desired_layout is not None:  # asked for: also at -O0 and around quantize/dequantize
+        return DESIRED_LAYOUTS[desired_layout]
+    if opt_level >= 1 and not _uses(mod, _LAYOUT_BLOCKERS):
+        return CHANNELS_LAST
+    return None
+
+
 def _leftover_ops(mod: tvm.IRModule) -> list[str]:
     """Operators still in `main` after the passes that no C can run (none legalised them)."""
     names = set()
@@ -46,7 +59,7 @@ def _leftover_ops(mod: tvm.IRModule) -> list[str]:
     return sorted(names)
 
 
-def _passes(opt_level: int, layout: bool) -> list[Any]:
+def _passes(opt_level: int, layouts: dict[str, list[str]] | None) -> list[Any]:
     fusion = [relax.transform.FuseOps(), relax.transform.FuseTIR()] if opt_level >= 1 else []
     return [
         # batch_norm -> arithmetic on constants: FoldConstant leaves one multiply-add, and no
@@ -54,7 +67,7 @@ def _passes(opt_level: int, layout: bool) -> list[Any]:
         relax.transform.DecomposeOpsForInference(),
         relax.transform.CanonicalizeBindings(),  # (y, mean, var)[0] -> y
         relax.transform.DeadCodeElimination(["main"]),
-        *([channels_last] if layout else []),
+        *([convert_layout(layouts)] if layouts else []),
         shrink_broadcast_constants,  # no constant broadcast to an activation's full size
         relax.transform.LegalizeOps(),
         relax.transform.AnnotateTIROpPattern(),
@@ -69,23 +82,26 @@ def _passes(opt_level: int, layout: bool) -> list[Any]:
     ]
 
 
-def lower_relax(mod: tvm.IRModule, opt_level: int = 3) -> tvm.IRModule:
+def lower_relax(mod: tvm.IRModule, opt_level: int = 3,
+                desired_layout: str | None = None) -> tvm.IRModule:
     """Legalise, fuse and statically plan `main`; stops before the VM-specific passes.
 
-    At -O1 and above convolutions go channels-last (`layout.py`, safe per operator). Should
-    the conversion still fail on some graph, or leave an operator no legaliser takes, the
-    model is lowered again in its own layout: a model that compiles at -O0 compiles at -O3.
+    At -O1 and above convolutions go channels-last (`layout.py`, safe per operator;
+    `desired_layout` "NHWC"/"NCHW" asks for a layout at any level). Should the conversion
+    still fail on some graph, or leave an operator no legaliser takes, the model is lowered
+    again in its own layout: a model that compiles at -O0 compiles at -O3.
     """
     with tvm.target.Target("c"):
-        if opt_level >= 1 and not _uses(mod, _LAYOUT_BLOCKERS):
+        layouts = _layouts(mod, opt_level, desired_layout)
+        if layouts is not None:
             try:
-                lowered = tvm.transform.Sequential(_passes(opt_level, layout=True))(mod)
+                lowered = tvm.transform.Sequential(_passes(opt_level, layouts))(mod)
                 leftover = _leftover_ops(lowered)
                 if not leftover:
                     return lowered
                 reason = "leaves " + ", ".join(leftover)
             except Exception as exc:  # noqa: BLE001 - TVM raises anything; the retry decides
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
-            log.warning("channels-last layout conversion failed (%s): the model keeps its "
-                        "own layout", reason)
-        return tvm.transform.Sequential(_passes(opt_level, layout=False))(mod)
+            log.warning("layout conversion failed (%s): the model keeps its own layout",
+                        reason)
+        return tvm.transform.Sequential(_passes(opt_level, None))(mod)
