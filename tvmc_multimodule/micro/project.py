@@ -33,6 +33,7 @@ MIN_STACK_SIZE = 2048
 MAX_ARGS = 64
 PRINT_VALUES = 8
 _MCPU = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
+_SOURCE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 # element types main.c prints as values; anything else is printed as bytes
 _PRINTABLE = {"int8": ("int8_t", "%d", "int"), "uint8": ("uint8_t", "%u", "unsigned"),
               "int16": ("int16_t", "%d", "int"), "uint16": ("uint16_t", "%u", "unsigned"),
@@ -130,6 +131,11 @@ def _resolve(board: Board, modules: list[LoadedModule], archive: str, flash: Reg
         if bad:
             problems.append(OutputError(f"invalid module name in the archive: {bad.message}",
                                         path=archive))
+        for source in module.sources:
+            if not _SOURCE_NAME.match(source):  # it becomes a make target and a CMake source
+                problems.append(OutputError(f"source file name '{source}' of module "
+                                            f"{module.name} is not a plain C file name",
+                                            path=archive))
     mcpu = _archive_mcpu(modules, archive)
     if board.name == GENERIC:
         if mcpu is None:
