@@ -58,12 +58,13 @@ def _scheduled_operators(relaxed: Any, program: pipeline.Program, prefix: str, t
 
 def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                       pass_config: dict[str, Any] | None,
-                      schedule: pipeline.ScheduleOptions, workspace: str) -> CompiledModule:
+                      schedule: pipeline.ScheduleOptions, workspace: str,
+                      desired_layout: str | None = None) -> CompiledModule:
     import tvm
 
     name = imported.name
     target = tvm.target.Target("c")
-    relaxed = pipeline.lower_relax(imported.relax_module, opt_level)
+    relaxed = pipeline.lower_relax(imported.relax_module, opt_level, desired_layout)
     program = pipeline.build_program(relaxed)
     operators = _scheduled_operators(relaxed, program, f"tvmgen_{name}_", target, schedule,
                                      pass_config)
@@ -99,6 +100,7 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                  "unpacked_api": True, "schedule": schedule.variant, "workspace": workspace,
                  "memory_planner": plan.strategy, "inplace_reuses": plan.inplace_reuses,
                  "workspace_byte_alignment": spec.workspace_alignment,
+                 **({"desired_layout": desired_layout} if desired_layout else {}),
                  "constants_byte_alignment": spec.constants_alignment},
     )
 
@@ -108,7 +110,9 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
                   model_format: str | None = None, opt_level: int = 3,
                   pass_config: dict[str, Any] | None = None,
                   schedule: str | None = None, workspace: str = "static",
-                  strict_int8: bool = False) -> CompiledModule:
+                  strict_int8: bool = False,
+                  desired_layout: str | None = None,
+                  input_values: dict[str, Any] | None = None) -> CompiledModule:
     """Compile one TFLite or ONNX model to plain C (symbols prefixed `tvmgen_<module_name>_`).
 
     Fully int8-quantised TFLite models run on integer-only kernels; an operator without one
@@ -119,6 +123,9 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
     (register-blocked, for Cortex-M), "none" (TVM's unscheduled loops); by default it follows
     the target's -mcpu. `workspace`: "static" (the module owns a static arena; `run(in, out)`)
     or "shared" (`run(in, out, workspace)` takes the caller's arena, see tvmgen_modules.h).
+    `desired_layout` ("NHWC", "NCHW"): tvmc's --desired-layout for the float convolutions.
+    `input_values` (ONNX): inputs fixed to constant values (e.g. {"sr": 16000}); they leave
+    the module's inputs, and If / Loop nodes depending on them fold at compile time.
     """
     bad_name = check_module_name(module_name)
     if bad_name:
@@ -129,6 +136,8 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
     if schedule is not None and schedule not in pipeline.SCHEDULE_VARIANTS:
         raise UsageError(f"unknown schedule '{schedule}'",
                          hint=f"use one of: {', '.join(pipeline.SCHEDULE_VARIANTS)}")
+    if desired_layout not in (None, *pipeline.DESIRED_LAYOUTS):
+        raise UsageError(f"unknown layout '{desired_layout}'", hint="use NHWC or NCHW")
     if workspace not in codegen.WORKSPACE_MODES:
         raise UsageError(f"unknown workspace mode '{workspace}'",
                          hint=f"use one of: {', '.join(codegen.WORKSPACE_MODES)}")
@@ -136,10 +145,11 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
     start = time.perf_counter()
     imported = frontends.import_model(
         path, module_name, model_format, input_shapes, strict_int8=strict_int8,
-        int8_variant="scalar" if schedule_options.variant == "scalar" else "vector")
+        int8_variant="scalar" if schedule_options.variant == "scalar" else "vector",
+        input_values=input_values)
     try:
         compiled = _compile_imported(imported, spec, opt_level, pass_config, schedule_options,
-                                      workspace)
+                                      workspace, desired_layout)
     except TvmcError as err:
         raise err.located(module=module_name, path=path)
     except Exception as exc:
@@ -148,6 +158,9 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
                             module=module_name, path=path) from exc
     compiled.compile_seconds = time.perf_counter() - start
     compiled.options["strict_int8"] = strict_int8
+    if input_values:
+        compiled.options["input_values"] = {k: np.asarray(v).tolist()
+                                            for k, v in input_values.items()}
     log.info("compiled %s (%s) in %.2f s", module_name, path, compiled.compile_seconds)
     return compiled
 

@@ -30,10 +30,18 @@ def _uses(mod: tvm.IRModule, op_names: set[str]) -> bool:
     return False
 
 
-def _passes(mod: tvm.IRModule, opt_level: int) -> list[Any]:
+# tvmc's --desired-layout: the layout asked for the float convolutions
+DESIRED_LAYOUTS = {"NHWC": CHANNELS_LAST, "NCHW": {"relax.nn.conv2d": ["NCHW", "OIHW"]}}
+
+
+def _passes(mod: tvm.IRModule, opt_level: int, desired_layout: str | None) -> list[Any]:
     fusion = [relax.transform.FuseOps(), relax.transform.FuseTIR()] if opt_level >= 1 else []
-    convert = opt_level >= 1 and not _uses(mod, _LAYOUT_BLOCKERS)
-    layout = [relax.transform.ConvertLayout(CHANNELS_LAST)] if convert else []
+    if desired_layout is not None:  # asked for: also at -O0 and around quantize/dequantize
+        layout = [relax.transform.ConvertLayout(DESIRED_LAYOUTS[desired_layout])]
+    elif opt_level >= 1 and not _uses(mod, _LAYOUT_BLOCKERS):
+        layout = [relax.transform.ConvertLayout(CHANNELS_LAST)]
+    else:
+        layout = []
     return [
         *layout,
         shrink_broadcast_constants,  # no constant broadcast to an activation's full size
@@ -50,7 +58,9 @@ def _passes(mod: tvm.IRModule, opt_level: int) -> list[Any]:
     ]
 
 
-def lower_relax(mod: tvm.IRModule, opt_level: int = 3) -> tvm.IRModule:
-    """Legalise, fuse and statically plan `main`; stops before the VM-specific passes."""
+def lower_relax(mod: tvm.IRModule, opt_level: int = 3,
+                desired_layout: str | None = None) -> tvm.IRModule:
+    """Legalise, fuse and statically plan `main`; stops before the VM-specific passes.
+    `desired_layout` ("NHWC", "NCHW"): the convolutions' layout instead of the default."""
     with tvm.target.Target("c"):
-        return tvm.transform.Sequential(_passes(mod, opt_level))(mod)
+        return tvm.transform.Sequential(_passes(mod, opt_level, desired_layout))(mod)
