@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -204,7 +204,8 @@ def _through_stages(model: corpus_sources.CorpusModel, result: CorpusResult, wor
         inputs = corpus_inputs.make_inputs(model.path, specs)
         reference = run_reference(model, inputs)
     except Exception as exc:  # noqa: BLE001 - whatever the reference runtime raises
-        raise StageFailure("reference", one_line(f"{type(exc).__name__}: {exc}")) from None
+        text = " ".join(str(exc).split())  # LiteRT's message spans lines; the first says why
+        raise StageFailure("reference", f"{type(exc).__name__}: {text}"[:500]) from None
     result.input_shapes = corpus_inputs.shape_option(specs)
     work.mkdir(parents=True, exist_ok=True)
     tar = work / f"{result.name}.tar"
@@ -256,7 +257,7 @@ def columns() -> list[table.Column]:
         ("", "fmt", lambda r: r.format),
         ("", "size", lambda r: _size(r.file_bytes)),
         ("", "stage", lambda r: r.stage),
-        ("", "cause", lambda r: (r.cause or "")[:48]),
+        ("", "cause", lambda r: (r.cause or "")[:60]),
         ("", "compile s", lambda r: num(r.compile_s, ".1f")),
         ("", "const/w", lambda r: num(r.constants_ratio, ".2f")),
         ("", "max abs diff", lambda r: num(r.max_abs_diff, ".1e")),
@@ -274,6 +275,21 @@ def report(collected: Sequence[CorpusResult], notes: Sequence[str]) -> str:
         lines.append(f"  {len(names):2d}  {cause}: {', '.join(names)}")
     lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
+
+
+def report_file(path: Path) -> str:
+    """The report of a --json file, each failure's cause classified again from its message."""
+    payload = json.loads(path.read_text())
+    known = {f.name for f in fields(CorpusResult)}
+    collected = []
+    for record in payload["models"]:
+        result = CorpusResult(**{k: v for k, v in record.items() if k in known})
+        if result.error is not None:
+            result.cause = corpus_causes.classify(result.error, result.exit_code)
+        collected.append(result)
+    product = payload.get("product") or {}
+    return (f"tvmc_multimodule: {product.get('path')} ({product.get('commit')})\n"
+            + report(collected, payload.get("notes", [])))
 
 
 def product_provenance() -> dict[str, Any]:
@@ -305,6 +321,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="wheels, archives or folders to take models from instead of the "
                              "pinned packages (each one counts as a package)")
     parser.add_argument("--list", action="store_true", help="list the models and stop")
+    parser.add_argument("--report", type=Path, metavar="JSON", help="print the table of an "
+                        "earlier --json file (also while it is being written), causes "
+                        "classified anew, and stop")
     parser.add_argument("--cflags", default="-O2", help='C flags for our code (default "-O2")')
     parser.add_argument("--workdir", type=Path, help="keep archives and builds here")
     parser.add_argument("--no-nice", action="store_true", help="do not lower our priority")
@@ -320,6 +339,9 @@ def matches(model: corpus_sources.CorpusModel, pattern: str | None) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        print(report_file(args.report))
+        return 0
     if not args.no_nice:
         os.nice(10)
     packages = () if args.local else corpus_sources.PACKAGES

@@ -59,14 +59,17 @@ Rule = tuple[str, Callable[[re.Match], str] | str]
 RULES: Sequence[Rule] = (
     (r"unsupported operators?: (.*)", _operators),
     (r"custom operators?: (.*)", _custom),
+    (r"unresolved custom op: (\w+)", lambda m: f"custom op {m.group(1)}"),  # LiteRT
+    (r"Node number \d+ \((\w+)\) failed to prepare", lambda m: f"{m.group(1)} failed to prepare"),
+    (r"an output is not a tensor", "non-tensor output"),
     (r"control flow is not supported: (.*)", _control),
     (r"stateful variables|VAR_HANDLE|READ_VARIABLE|ASSIGN_VARIABLE|resource variable",
      "resource variables"),
     (r"dynamic-range quanti[sz]ation", "dynamic-range quantisation"),
     (r"unsupported tensor types: (.*)", _types),
+    (r"holds \d+ bytes of data for the shape", "sparse weights"),  # sparse data read as dense
     (r"float16", "fp16 weights"),
     (r"sparse", "sparse weights"),
-    (r"holds \d+ bytes of data for the shape", "sparse weights"),
     (r"has dynamic dim 0$", "dynamic batch dim"),
     (r"has dynamic dim|dynamic input|symbolic dimension|--input-shapes", "dynamic dims"),
     (r"Expected nested to match tuple|Invalid SLayout|layout", "layout conversion"),

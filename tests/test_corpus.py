@@ -40,7 +40,7 @@ def corpus() -> ModuleType:
     ("error: m (a/b.tflite): input 'x:0' has dynamic dim 0 - give static shapes", 3,
      "dynamic batch dim"),
     ("error: m (a/b.tflite): corrupt file: tensor 7 holds 154 bytes of data for the shape "
-     "[8,1,1,32]", 3, "sparse weights"),
+     "[8,1,1,32] of float16", 3, "sparse weights"),
     ("error: m (a/b.onnx): internal error: TVMError: Invalid SLayout: can't find S in source "
      "layout - please report", 70, "internal error: layout conversion"),
     ("error: m (a/b.onnx): the onnx frontend failed: Reshape requires the input new shape to "
@@ -49,6 +49,9 @@ def corpus() -> ModuleType:
      "conv2d_transpose left after lowering"),
     ("error: m (p): internal error: KeyError: 'x_17'", 70, "internal error: KeyError: '…'"),
     ("timed out after 120 s", None, "timeout"),
+    ("RuntimeError: Encountered unresolved custom op: Landmarks2TransformMatrix. See "
+     "instructions: ... Node number 192 (Landmarks2TransformMatrix) failed to prepare.", None,
+     "custom op Landmarks2TransformMatrix"),
 ])
 def test_cause_of_a_message(corpus: ModuleType, line: str, exit_code: int | None,
                             cause: str) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 from ..c_api import ModuleApi
 from ..errors import BuildError, OutputError, TvmcError, UsageError
 from ..model import TensorInfo
-from . import options
+from . import micro, options
 from .report import find_c_compiler, first_error_line
 
 BUILD_TIMEOUT_S = 900
@@ -52,11 +52,16 @@ def register_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="values of the inputs when --inputs is not given (default: zeros)")
     parser.add_argument("--print-top", type=int, metavar="N",
                         help="print the N largest values of each output and their indices")
+    micro.add_device_options(parser)
     options.add_verbose(parser)
     parser.set_defaults(func=drive_run)
 
 
 def drive_run(args: argparse.Namespace) -> int:
+    if args.device == "micro":
+        return micro.drive_run_on_device(args)
+    if args.profile:
+        raise UsageError("--profile needs --device micro (a tvmc micro project)")
     _validate(args)
     from ..mlf import extract_archive, load_model_library_format
 
