@@ -70,7 +70,7 @@ RULES: Sequence[Rule] = (
     (r"holds \d+ bytes of data for the shape", "sparse weights"),  # sparse data read as dense
     (r"float16", "fp16 weights"),
     (r"sparse", "sparse weights"),
-    (r"has dynamic dim 0$", "dynamic batch dim"),
+    (r"has dynamic dim 0( \([^)]*\))?$", "dynamic batch dim"),
     (r"has dynamic dim|dynamic input|symbolic dimension|--input-shapes", "dynamic dims"),
     (r"Expected nested to match tuple|Invalid SLayout|layout", "layout conversion"),
     (r"operation '([\w.]+)' is left after lowering", _left_after_lowering),

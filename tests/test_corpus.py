@@ -39,6 +39,8 @@ def corpus() -> ModuleType:
      "resource variables"),
     ("error: m (a/b.tflite): input 'x:0' has dynamic dim 0 - give static shapes", 3,
      "dynamic batch dim"),
+    ("error: m (a/b.onnx): input 'x' has dynamic dim 0 ('batch'); input 'y' has dynamic dim 0 "
+     "('N') - give static shapes", 3, "dynamic batch dim"),
     ("error: m (a/b.tflite): corrupt file: tensor 7 holds 154 bytes of data for the shape "
      "[8,1,1,32] of float16", 3, "sparse weights"),
     ("error: m (a/b.onnx): internal error: TVMError: Invalid SLayout: can't find S in source "
