@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import codegen, frontends, pipeline
+from .c_api import ModuleApi, assign_c_names
 from .errors import InternalError, TvmcError, UsageError
 from .model import CompiledModule, ImportedModel, OperatorInfo, TensorInfo
 from .names import check_module_name
@@ -69,25 +70,24 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                                      pass_config)
     plan = pipeline.plan_memory(program, operators.signatures,
                                 alignment=spec.workspace_alignment)
-    inputs = _resolve_tensors(imported.inputs, program.input_types, "input")
-    outputs = _resolve_tensors(imported.outputs, program.output_types, "output")
-    shared = workspace == "shared"
+    inputs, outputs = assign_c_names(
+        _resolve_tensors(imported.inputs, program.input_types, "input"),
+        _resolve_tensors(imported.outputs, program.output_types, "output"))
+    c_api = ModuleApi.build(name, inputs, outputs, plan.workspace_bytes, workspace,
+                            spec.workspace_alignment)
     sources = {
         f"{name}_lib0.c": codegen.add_restrict(
             codegen.operators_source(operators.host_module, target, name, imported.c_support),
             operators.signatures),
-        f"{name}_lib1.c": codegen.runner_source(name, program, plan, operators.signatures,
-                                                inputs, outputs,
-                                                "run" if shared else "run_with_workspace",
+        f"{name}_lib1.c": codegen.runner_source(c_api, program, plan, operators.signatures,
                                                 spec.constants_alignment),
     }
-    if not shared:  # in a file of its own: RAM an application sharing memory never links
-        sources[f"{name}_lib2.c"] = codegen.static_workspace_source(name, plan.workspace_bytes)
+    if not c_api.shared:  # in a file of its own: RAM an application sharing memory never links
+        sources[f"{name}_lib2.c"] = codegen.static_workspace_source(c_api)
     return CompiledModule(
         name=name, model_path=imported.path, model_format=imported.model_format,
         target=spec.canonical, inputs=inputs, outputs=outputs, sources=sources,
-        header=codegen.module_header(name, inputs, outputs, plan.workspace_bytes, workspace,
-                                     spec.workspace_alignment),
+        header=codegen.module_header(c_api), c_api=c_api,
         relax_text=imported.relax_module.script(show_meta=False),
         params={f"const_{i}": array for i, array in enumerate(program.constants)},
         operators=[OperatorInfo(s.c_name, s.scratch_bytes)
@@ -113,7 +113,8 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
                   pass_config: dict[str, Any] | None = None,
                   schedule: str | None = None, workspace: str = "static",
                   strict_int8: bool = False,
-                  desired_layout: str | None = None) -> CompiledModule:
+                  desired_layout: str | None = None,
+                  input_values: dict[str, Any] | None = None) -> CompiledModule:
     """Compile one TFLite or ONNX model to plain C (symbols prefixed `tvmgen_<module_name>_`).
 
     Fully int8-quantised TFLite models run on integer-only kernels; an operator without one
@@ -125,6 +126,8 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
     the target's -mcpu. `workspace`: "static" (the module owns a static arena; `run(in, out)`)
     or "shared" (`run(in, out, workspace)` takes the caller's arena, see tvmgen_modules.h).
     `desired_layout` ("NHWC", "NCHW"): tvmc's --desired-layout for the float convolutions.
+    `input_values` (ONNX): inputs fixed to constant values (e.g. {"sr": 16000}); they leave
+    the module's inputs, and If / Loop nodes depending on them fold at compile time.
     """
     bad_name = check_module_name(module_name)
     if bad_name:
@@ -144,7 +147,8 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
     start = time.perf_counter()
     imported = frontends.import_model(
         path, module_name, model_format, input_shapes, strict_int8=strict_int8,
-        int8_variant="scalar" if schedule_options.variant == "scalar" else "vector")
+        int8_variant="scalar" if schedule_options.variant == "scalar" else "vector",
+        input_values=input_values)
     try:
         compiled = _compile_imported(imported, spec, opt_level, pass_config, schedule_options,
                                       workspace, desired_layout)
@@ -156,6 +160,9 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
                             module=module_name, path=path) from exc
     compiled.compile_seconds = time.perf_counter() - start
     compiled.options["strict_int8"] = strict_int8
+    if input_values:
+        compiled.options["input_values"] = {k: np.asarray(v).tolist()
+                                            for k, v in input_values.items()}
     log.info("compiled %s (%s) in %.2f s", module_name, path, compiled.compile_seconds)
     return compiled
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .c_api import ModuleApi
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,9 @@ class CompiledModule:
     liveness_bound_bytes: int = 0   # lower bound of workspace_bytes for these lifetimes
     compile_seconds: float = 0.0
     options: dict[str, Any] = field(default_factory=dict)
+    # the C API the header and sources were derived from (None in modules made by hand:
+    # ModuleApi.of rebuilds it from the fields above)
+    c_api: ModuleApi | None = None
     layers: list[LayerInfo] = field(default_factory=list)
     memory_layout: MemoryLayout | None = None
 
@@ -136,4 +142,7 @@ class CompiledModule:
         return sum(t.nbytes for t in self.inputs) + sum(t.nbytes for t in self.outputs)
 
     def replace(self, **changes: Any) -> "CompiledModule":
+        """A copy with `changes`; a change to what the C API describes drops `c_api`."""
+        if changes.keys() & {"name", "inputs", "outputs", "workspace_bytes", "options"}:
+            changes.setdefault("c_api", None)
         return dataclasses.replace(self, **changes)
