@@ -199,10 +199,13 @@ def totals_line(modules: Sequence[CompiledModule], sizes: Sequence[int | None],
     constants = sum(m.constants_bytes for m in modules)
     code = None if any(s is None for s in sizes) else sum(s or 0 for s in sizes)
     workspace = (max if shared else sum)(m.workspace_bytes for m in modules)
-    io = sum(m.io_bytes for m in modules)
+    # inputs and outputs planned inside the workspace (tir.usmp.use_workspace_io) cost nothing more
+    io = sum(m.io_bytes for m in modules if not m.options.get("workspace_io"))
     flash = (f"flash {constants + code:,} B (constants {constants:,} + code {code:,})"
              if code is not None else f"flash {constants:,} B of constants + code")
-    how = ("max over modules: one shared arena" if shared and len(modules) > 1
-           else "sum over modules" if len(modules) > 1 else "workspace")
-    return (f"total: {flash}; RAM {workspace + io:,} B (workspace {workspace:,}, {how}; "
-            f"inputs/outputs {io:,})")
+    how = ("max over modules: one shared arena, " if shared and len(modules) > 1
+           else "sum over modules, " if len(modules) > 1 else "")
+    inside = (" inside the workspace" if all(m.options.get("workspace_io") for m in modules)
+              else f" {io:,}")
+    return (f"total: {flash}; RAM {workspace + io:,} B (workspace {workspace:,}, {how}"
+            f"inputs/outputs{inside})")
