@@ -185,7 +185,43 @@ def loop_static(trips: int = 3, seed: int = 5) -> onnx.ModelProto:
          helper.make_tensor_value_info("stacked", F32, [trips, 1, 4])], inits))
 
 
+def if_on_shape(seed: int = 6) -> onnx.ModelProto:
+    """silero-VAD's exporter pattern: an If (on a constant) returns x[2,6] either unsqueezed
+    to rank 3 or as it is; a second If branches on the rank of that result (Size(Shape(.)) ==
+    3), known only once the first If is resolved -> y[2,4]."""
+    rng = np.random.default_rng(seed)
+    axes = numpy_helper.from_array(np.array([0], np.int64), "axes0")
+    first = helper.make_node(
+        "If", ["flag"], ["maybe3d"], name="rank_if",
+        then_branch=helper.make_graph([helper.make_node("Unsqueeze", ["x", "axes0"], ["u"])],
+                                      "unsqueeze", [], [helper.make_tensor_value_info(
+                                          "u", F32, [1, 2, 6])]),
+        else_branch=helper.make_graph([helper.make_node("Identity", ["x"], ["same"])],
+                                      "same", [], [helper.make_tensor_value_info(
+                                          "same", F32, [2, 6])]))
+    second = helper.make_node(
+        "If", ["is3d"], ["flat"], name="squeeze_if",
+        then_branch=helper.make_graph([helper.make_node("Squeeze", ["maybe3d", "axes0"], ["sq"])],
+                                      "squeeze", [], [helper.make_tensor_value_info(
+                                          "sq", F32, [2, 6])]),
+        else_branch=helper.make_graph([helper.make_node("Identity", ["maybe3d"], ["id"])],
+                                      "keep", [], [helper.make_tensor_value_info(
+                                          "id", F32, [2, 6])]))
+    nodes = [first,
+             helper.make_node("Shape", ["maybe3d"], ["shape"]),
+             helper.make_node("Size", ["shape"], ["rank"]),
+             helper.make_node("Equal", ["rank", "three"], ["is3d"]),
+             second,
+             helper.make_node("MatMul", ["flat", "w"], ["y"])]
+    inits = [axes, numpy_helper.from_array(np.array(True), "flag"),
+             numpy_helper.from_array(np.array(3, np.int64), "three"), _weights(rng, "w", (6, 4))]
+    return _model(helper.make_graph(nodes, "if_on_shape",
+                                    [helper.make_tensor_value_info("x", F32, [2, 6])],
+                                    [helper.make_tensor_value_info("y", F32, [2, 4])], inits))
+
+
 CONTROL_MODELS: dict[str, Callable[[], onnx.ModelProto]] = {
+    "if_on_shape": if_on_shape,
     "if_constant_then": lambda: if_constant(True),
     "if_constant_else": lambda: if_constant(False),
     "loop_static": loop_static,
