@@ -5,6 +5,7 @@ The work is in `tvmc_multimodule.micro`; this module parses, validates, prints.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 from typing import Any
@@ -115,7 +116,16 @@ def drive_build(args: argparse.Namespace) -> int:
 
 
 def _built_elf(directory: str) -> str:
-    for candidate in ("build/firmware.elf", "build-cmake/firmware.elf"):
+    """The ELF of the last `tvmc micro build` (footprint.json), else make's or CMake's."""
+    from ..micro.firmware import FOOTPRINT_FILE
+
+    candidates = ["build/firmware.elf", "build-cmake/firmware.elf"]
+    try:
+        with open(os.path.join(directory, FOOTPRINT_FILE)) as fh:
+            candidates.insert(0, str(json.load(fh)["elf"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    for candidate in candidates:
         path = os.path.join(directory, candidate)
         if os.path.isfile(path):
             return path
