@@ -15,7 +15,7 @@ ONNX_EXPECTED = {
     "if_node": (UnsupportedError, ["control flow", "If"]),
     "custom_op": (UnsupportedError, ["custom", "com.example::MyOp"]),
     "missing_initializer": (ModelError, ["w_missing"]),
-    "dynamic_batch": (ModelError, ["'x'", "dynamic", "batch", "--input-shapes"]),
+    "dynamic_length": (ModelError, ["'x'", "dynamic", "dim 1 ('len')", "--input-shapes"]),
 }
 TFLITE_EXPECTED = {
     "custom_op": (UnsupportedError, ["custom", "MyCustom"]),

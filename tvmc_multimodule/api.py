@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import codegen, frontends, pipeline
+from .c_api import ModuleApi, assign_c_names
 from .errors import InternalError, TvmcError, UsageError
 from .model import CompiledModule, ImportedModel, OperatorInfo, TensorInfo
 from .names import check_module_name
@@ -69,31 +70,32 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                                      pass_config)
     plan = pipeline.plan_memory(program, operators.signatures,
                                 alignment=spec.workspace_alignment)
-    inputs = _resolve_tensors(imported.inputs, program.input_types, "input")
-    outputs = _resolve_tensors(imported.outputs, program.output_types, "output")
-    shared = workspace == "shared"
+    inputs, outputs = assign_c_names(
+        _resolve_tensors(imported.inputs, program.input_types, "input"),
+        _resolve_tensors(imported.outputs, program.output_types, "output"))
+    c_api = ModuleApi.build(name, inputs, outputs, plan.workspace_bytes, workspace,
+                            spec.workspace_alignment)
     sources = {
         f"{name}_lib0.c": codegen.add_restrict(
             codegen.operators_source(operators.host_module, target, name, imported.c_support),
             operators.signatures),
-        f"{name}_lib1.c": codegen.runner_source(name, program, plan, operators.signatures,
-                                                inputs, outputs,
-                                                "run" if shared else "run_with_workspace",
+        f"{name}_lib1.c": codegen.runner_source(c_api, program, plan, operators.signatures,
                                                 spec.constants_alignment),
     }
-    if not shared:  # in a file of its own: RAM an application sharing memory never links
-        sources[f"{name}_lib2.c"] = codegen.static_workspace_source(name, plan.workspace_bytes)
+    if not c_api.shared:  # in a file of its own: RAM an application sharing memory never links
+        sources[f"{name}_lib2.c"] = codegen.static_workspace_source(c_api)
     return CompiledModule(
         name=name, model_path=imported.path, model_format=imported.model_format,
         target=spec.canonical, inputs=inputs, outputs=outputs, sources=sources,
-        header=codegen.module_header(name, inputs, outputs, plan.workspace_bytes, workspace,
-                                     spec.workspace_alignment),
+        header=codegen.module_header(c_api), c_api=c_api,
         relax_text=imported.relax_module.script(show_meta=False),
         params={f"const_{i}": array for i, array in enumerate(program.constants)},
         operators=[OperatorInfo(s.c_name, s.scratch_bytes)
                    for s in sorted(operators.signatures.values(), key=lambda s: s.c_name)],
         workspace_bytes=plan.workspace_bytes,
         liveness_bound_bytes=plan.liveness_bound_bytes,
+        layers=pipeline.describe_layers(relaxed, program, operators.signatures),
+        memory_layout=pipeline.memory_layout(program, operators.signatures, plan),
         constants_bytes=int(sum(a.nbytes for a in program.constants)),
         options={"opt_level": opt_level, "pass_config": dict(pass_config or {}),
                  "executor": "aot", "runtime": "crt", "interface_api": "c",

@@ -255,6 +255,12 @@ def dynamic_batch() -> onnx.ModelProto:
     return _model("dynamic_batch", [node], [_value("x", ["batch", 8])], [_value("y", ["batch", 8])])
 
 
+def dynamic_length() -> onnx.ModelProto:
+    """x[1,"len"] -> Relu -> y[1,"len"]: a symbolic dimension that is not the batch."""
+    node = helper.make_node("Relu", ["x"], ["y"])
+    return _model("dynamic_length", [node], [_value("x", [1, "len"])], [_value("y", [1, "len"])])
+
+
 # ---------------------------------------------------------------- catalogues
 
 
@@ -294,5 +300,5 @@ def bad_models() -> dict[str, Callable[[], onnx.ModelProto]]:
         "if_node": if_node,
         "custom_op": custom_op,
         "missing_initializer": missing_initializer,
-        "dynamic_batch": dynamic_batch,
+        "dynamic_length": dynamic_length,
     }

@@ -130,6 +130,11 @@ def _static_shapes(model: Any, path: str, shapes: dict[str, list[int]]) -> dict[
         if name in shapes:
             result[name] = [int(d) for d in shapes[name]]
             continue
+        if len(dims) >= 2 and not isinstance(dims[0], int):
+            # a symbolic batch: one inference at a time, as TFLite Micro runs
+            log.warning("input '%s': symbolic batch dim%s set to 1 (--input-shapes sets "
+                        "another)", name, f" '{dims[0]}'" if dims[0] else "")
+            dims = [1, *dims[1:]]
         dynamic = [f"dim {i} ('{d}')" if d else f"dim {i}" for i, d in enumerate(dims)
                    if not isinstance(d, int)]
         if dynamic:
@@ -281,9 +286,11 @@ def _io_quantisation(model: Any) -> dict[str, QuantParams]:
 
 
 def _fold_shapes(model: Any, shapes: dict[str, list[int]]) -> Any:
-    """Fix the input shapes in the graph and infer the rest, so shape arithmetic of older
-    exporters (Shape -> Gather -> Reshape) sees static values."""
+    """Fix the input shapes in the graph and fold the shape arithmetic of older exporters
+    (Shape -> Gather -> Concat -> Reshape) into constants (`onnx_fold.py`)."""
     import onnx
+
+    from .onnx_fold import fold_shape_arithmetic
 
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
@@ -293,7 +300,4 @@ def _fold_shapes(model: Any, shapes: dict[str, list[int]]) -> Any:
             for d, size in zip(dims, shapes[value.name]):
                 d.Clear()
                 d.dim_value = int(size)
-    try:
-        return onnx.shape_inference.infer_shapes(fixed)
-    except Exception:  # inference is only a help; the frontend decides
-        return fixed
+    return fold_shape_arithmetic(fixed)
