@@ -16,8 +16,9 @@ from typing import Any
 
 from ..c_api import DEFAULT_ALIGNMENT, ModuleApi, api_problems, assign_c_names
 from ..errors import OutputError
-from ..model import OperatorInfo, QuantParams, TensorInfo
+from ..model import LayerInfo, MemoryLayout, OperatorInfo, QuantParams, TensorInfo
 from ..names import check_module_name, is_c_identifier
+from .analysis import read_analysis
 
 SUPPORTED_VERSIONS = (5, 6, 7)
 MAX_ARCHIVE_BYTES = 2 * 1024 ** 3   # total size of the regular files in one archive
@@ -44,6 +45,8 @@ class LoadedModule:
     ir_text: str | None              # src/<name>.relax, src/<name>.relay or src/relay.txt
     c_api: ModuleApi | None = None   # the module's C API, from the validated metadata
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    layers: list[LayerInfo] = field(default_factory=list)   # ours: what `tvmc report` shows
+    memory_layout: MemoryLayout | None = None
 
 
 @dataclass
@@ -256,6 +259,7 @@ def module_from(root: str, origin: str, name: str, raw: dict[str, Any], ir_files
     inputs, outputs = tensors_from(main.get("inputs"), main.get("outputs"), origin, name)
     workspace_bytes = main.get("workspace_size_bytes", 0)
     c_api = module_api(origin, name, inputs, outputs, workspace_bytes, raw.get("options"))
+    layers, memory_layout = read_analysis(raw, origin, name)
     return LoadedModule(
         name=name,
         target=target_list(raw.get("target")),
@@ -273,6 +277,8 @@ def module_from(root: str, origin: str, name: str, raw: dict[str, Any], ir_files
         ir_text=first_text(root, origin, ir_files),
         c_api=c_api,
         raw=raw,
+        layers=layers,
+        memory_layout=memory_layout,
     )
 
 

@@ -28,6 +28,7 @@ from ..interrupts import deferred
 from ..c_api import ModuleApi
 from ..model import CompiledModule, TensorInfo
 from ..names import CText, c_text, validate_module_names
+from .analysis import layers_entry, memory_plan_entry
 
 MLF_VERSION = 7
 DEVICE_CPU = 1  # kDLCPU, the only device the C backend targets
@@ -213,11 +214,17 @@ def memory_entry(mod: CompiledModule) -> dict[str, Any]:
 
 
 def module_metadata(mod: CompiledModule, epoch: int) -> dict[str, Any]:
+    # "layers" and "memory_plan" are ours (tvmc report; written and validated in analysis.py)
+    analysis = {"layers": layers_entry(mod.layers)} if mod.layers else {}
+    if mod.memory_layout is not None:
+        analysis["memory_plan"] = memory_plan_entry(mod.memory_layout)
     return {
         "executors": ["aot"],
         "export_datetime": format_datetime(epoch),
         "external_dependencies": [],
+        **({"layers": analysis["layers"]} if "layers" in analysis else {}),
         "memory": memory_entry(mod),
+        **({"memory_plan": analysis["memory_plan"]} if "memory_plan" in analysis else {}),
         "model_file": os.path.basename(mod.model_path),
         "model_format": mod.model_format,
         "model_name": mod.name,
@@ -455,6 +462,7 @@ def example_makefile(mods: list[CompiledModule]) -> str:
         "#   tar xf models.tar -C out && make -C out/templates/host && out/templates/host/"
         f"{EXAMPLE_PROGRAM}",
         "",
+        "# For a Cortex-M board (startup code, linker script): tvmc micro create-project.",
         "# TVMGEN_CFLAGS are always used; CFLAGS (optimisation) may come from the environment",
         f"TVMGEN_CFLAGS := {EXAMPLE_REQUIRED_CFLAGS}",
         f"CFLAGS ?= {EXAMPLE_OPT_CFLAGS}",
@@ -469,7 +477,7 @@ def example_makefile(mods: list[CompiledModule]) -> str:
         f"all: {EXAMPLE_PROGRAM}",
         "",
         f"{EXAMPLE_PROGRAM}: $(OBJECTS)",
-        "\t$(CC) $(LDFLAGS) -o $@ $(OBJECTS) $(LDLIBS)",
+        "\t$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJECTS) $(LDLIBS)",  # -mcpu, -flto... link too
         "",
         "build:",
         "\tmkdir -p build",
