@@ -70,6 +70,10 @@ class CorpusResult:
     max_abs_reference: float | None = None
 
     @property
+    def file_name(self) -> str:
+        return Path(self.member).name
+
+    @property
     def constants_ratio(self) -> float | None:
         if self.constants_bytes is None or not self.weight_bytes:
             return None
@@ -234,12 +238,22 @@ def totals(collected: Sequence[CorpusResult]) -> dict[str, int]:
     return reached
 
 
+def labels(collected: Sequence[CorpusResult]) -> dict[int, str]:
+    """Each result's file name, with its package where two packages ship the same name."""
+    counts: dict[str, int] = {}
+    for r in collected:
+        counts[r.file_name] = counts.get(r.file_name, 0) + 1
+    return {id(r): r.file_name if counts[r.file_name] == 1 else f"{r.file_name} ({r.package})"
+            for r in collected}
+
+
 def by_cause(collected: Sequence[CorpusResult]) -> dict[str, list[str]]:
     """Failures after the reference ran, grouped by stage and cause (most frequent first)."""
+    label = labels(collected)
     groups: dict[str, list[str]] = {}
     for r in collected:
         if r.stage not in ("ok", "reference"):
-            groups.setdefault(f"{r.stage}: {r.cause}", []).append(r.name)
+            groups.setdefault(f"{r.stage}: {r.cause}", []).append(label[id(r)])
     return dict(sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])))
 
 
@@ -252,7 +266,7 @@ def _size(n: int | None) -> str:
 def columns() -> list[table.Column]:
     num = table._num  # noqa: SLF001 - the same number formatting as bench/run.py
     return [
-        ("", "model", lambda r: r.name),
+        ("", "model", lambda r: r.file_name),
         ("", "package", lambda r: r.package),
         ("", "fmt", lambda r: r.format),
         ("", "size", lambda r: _size(r.file_bytes)),
@@ -270,7 +284,7 @@ def report(collected: Sequence[CorpusResult], notes: Sequence[str]) -> str:
     skipped = [r for r in collected if r.stage == "reference"]
     if skipped:
         lines.append(f"reference could not run {len(skipped)}: " + "; ".join(
-            f"{r.name} ({r.cause})" for r in skipped))
+            f"{r.file_name} ({r.cause})" for r in skipped))
     for cause, names in by_cause(collected).items():
         lines.append(f"  {len(names):2d}  {cause}: {', '.join(names)}")
     lines += [f"note: {n}" for n in notes]
