@@ -102,6 +102,7 @@ def one_line(text: str) -> str:
 
 
 def run_reference(model: corpus_sources.CorpusModel, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The reference runtime's outputs, in the model's output order."""
     if model.model_format == "onnx":
         run = refs.run_onnxruntime(str(model.path), inputs, ONE_CALL)
     else:
@@ -140,9 +141,11 @@ def _by_name(entries: dict[str, dict], names: Sequence[str]) -> list[dict]:
 
 
 def run_ours(archive: compiling.CompiledArchive, inputs: list[np.ndarray],
-             input_names: Sequence[str], work: Path, cflags: str,
+             names: tuple[list[str], list[str]], work: Path, cflags: str,
              timeout: float) -> list[np.ndarray]:
-    """Build the harness with the module (stage build) and run it once (stage run)."""
+    """Build the harness with the module (stage build) and run it once (stage run); outputs
+    in the order of `names` (the model's input and output names) where the archive has them."""
+    input_names, output_names = names
     ours_in = _by_name(archive.main["inputs"], input_names)
     if len(ours_in) != len(inputs):
         raise StageFailure("run", f"{len(ours_in)} inputs in the archive, the model has {len(inputs)}")
@@ -161,7 +164,8 @@ def run_ours(archive: compiling.CompiledArchive, inputs: list[np.ndarray],
                                  timeout=timeout)
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         raise StageFailure("run", one_line(str(exc))) from None
-    return outputs
+    ours = dict(zip(archive.main["outputs"], outputs))
+    return [ours[n] for n in output_names] if set(output_names) == set(ours) else outputs
 
 
 def compare(result: CorpusResult, ours: list[np.ndarray], reference: list[np.ndarray]) -> None:
@@ -219,7 +223,8 @@ def _through_stages(model: corpus_sources.CorpusModel, result: CorpusResult, wor
     except Exception as exc:  # noqa: BLE001
         raise StageFailure("compile", f"archive unreadable: {type(exc).__name__}: {exc}") from None
     result.constants_bytes = archive.main.get("constants_size_bytes")
-    ours = run_ours(archive, inputs, [s.name for s in specs], work, cflags, timeout)
+    names = ([s.name for s in specs], corpus_inputs.output_names(model.path))
+    ours = run_ours(archive, inputs, names, work, cflags, timeout)
     compare(result, ours, reference)
 
 
