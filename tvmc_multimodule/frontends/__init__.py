@@ -1,9 +1,16 @@
 """Stage 1: a model file -> ImportedModel (Relax IRModule + the tensors it declares)."""
 from __future__ import annotations
 
-from ..errors import TvmcError, UnsupportedError
+from ..errors import InternalError, TvmcError, UnsupportedError
 from ..model import ImportedModel
 from .detect import FORMATS, check_readable, detect_format
+
+
+# Exceptions that mean a converter's code is wrong (a call with an old signature, a missing
+# attribute), whatever the model: internal errors (exit 70). The frontends' own refusals
+# (tvm.error.OpNotImplemented...) and their checks of the file (assertions, ValueError) stay
+# "unsupported" (exit 4).
+_PROGRAMMING_ERRORS = (TypeError, AttributeError, NameError, ImportError, RecursionError)
 
 
 def import_model(path: str, name: str, model_format: str | None = None,
@@ -25,10 +32,27 @@ def import_model(path: str, name: str, model_format: str | None = None,
     except TvmcError as err:
         raise err.located(module=name, path=path)
     except Exception as exc:  # the TVM frontends raise anything from ValueError to TVMError
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
-        raise UnsupportedError(f"the {fmt} frontend failed: {first[:300]}", module=name,
-                               path=path, hint="the model uses a feature TVM's Relax frontend "
-                               "cannot convert") from exc
+        # TFLite: our converter layer absorbs TVM's bugs, the rest are ours (ONNX: not yet)
+        if fmt != "tflite" or not _is_programming_error(exc):
+            raise _unsupported(fmt, exc, name, path) from exc
+        first = (str(exc).strip().splitlines() or [""])[-1]
+        raise InternalError(f"the {fmt} frontend failed with {type(exc).__name__}: "
+                            f"{first[:300]}", module=name, path=path,
+                            hint="this is a bug; please report it with the model") from exc
+
+
+def _is_programming_error(exc: Exception) -> bool:
+    """TypeError & co., but not TVM's own refusals (tvm.error.OpAttributeInvalid is also an
+    AttributeError)."""
+    return isinstance(exc, _PROGRAMMING_ERRORS) and not any(
+        cls.__module__.startswith("tvm") for cls in type(exc).__mro__)
+
+
+def _unsupported(fmt: str, exc: Exception, name: str, path: str) -> UnsupportedError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+    return UnsupportedError(f"the {fmt} frontend failed: {first[:300]}", module=name,
+                            path=path, hint="the model uses a feature TVM's Relax frontend "
+                            "cannot convert")
 
 
 __all__ = ["import_model", "detect_format", "check_readable", "FORMATS"]
