@@ -153,10 +153,11 @@ def drive_flash(args: argparse.Namespace) -> int:
 
 
 def _generic_instructions(project: Any, elf: str) -> str:
+    flash, ram = project.flash.split(":"), project.ram.split(":")
     return "\n".join([
         f"board {project.board} has no emulator: flash {elf} with your part's tool.",
-        f"  core {project.mcpu}; code at {project.flash.split(':')[0]} ({project.flash.split(':')[1]}"
-        f" B), data at {project.ram.split(':')[0]} ({project.ram.split(':')[1]} B)",
+        f"  core {project.mcpu}; code at {flash[0]} ({flash[1]} B), data at {ram[0]} "
+        f"({ram[1]} B)",
         f"  openocd -f <interface.cfg> -f <target.cfg> -c \"program {elf} verify reset exit\"",
         f"  pyocd flash -t <part> {elf}      or the vendor's tool (STM32CubeProgrammer, J-Link...)",
         f"  a raw image: arm-none-eabi-objcopy -O binary {elf} firmware.bin",

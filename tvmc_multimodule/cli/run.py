@@ -16,6 +16,7 @@ import argparse
 import os
 import subprocess
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -386,13 +387,22 @@ def run_runner(executable: str, arrays: Sequence[np.ndarray], outputs: Sequence[
 
 # ----------------------------------------------------------------------------- results
 
+def write_npz(fh: Any, arrays: dict[str, np.ndarray]) -> None:
+    """numpy.savez's format, for any tensor name: savez(file, **arrays) fails on a tensor
+    named `file` or `allow_pickle`, its own parameters."""
+    with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, array in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
 def save_npz(arrays: dict[str, np.ndarray], path: str) -> None:
     """Write atomically: a half-written .npz would look valid to the next tool."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tvmc-run-", suffix=".npz")
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)  # a file object: numpy adds no ".npz" to the name
+            write_npz(fh, arrays)
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"cannot write outputs: {exc.strerror or exc}", path=path) from None
@@ -410,7 +420,8 @@ def top_values(array: np.ndarray, count: int) -> list[tuple[int, Any]]:
 
 def _print_results(outputs: dict[str, np.ndarray], top: int | None) -> None:
     for name, array in outputs.items():
-        print(f"output {name}: {_shape(array.shape)} {array.dtype}")
+        shown = name if name.isprintable() else repr(name)  # no raw control characters
+        print(f"output {shown}: {_shape(array.shape)} {array.dtype}")
         if top:
             for index, value in top_values(array, top):
                 print(f"  [{index}] {value}")

@@ -501,6 +501,7 @@ def example_makefile(mods: list[CompiledModule]) -> str:
         "#   tar xf models.tar -C out && make -C out/templates/host && out/templates/host/"
         f"{EXAMPLE_PROGRAM}",
         "",
+        "# For a Cortex-M board (startup code, linker script): tvmc micro create-project.",
         "# TVMGEN_CFLAGS are always used; CFLAGS (optimisation) may come from the environment",
         f"TVMGEN_CFLAGS := {EXAMPLE_REQUIRED_CFLAGS}",
         f"CFLAGS ?= {EXAMPLE_OPT_CFLAGS}",
@@ -515,7 +516,7 @@ def example_makefile(mods: list[CompiledModule]) -> str:
         f"all: {EXAMPLE_PROGRAM}",
         "",
         f"{EXAMPLE_PROGRAM}: $(OBJECTS)",
-        "\t$(CC) $(LDFLAGS) -o $@ $(OBJECTS) $(LDLIBS)",
+        "\t$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJECTS) $(LDLIBS)",  # -mcpu, -flto... link too
         "",
         "build:",
         "\tmkdir -p build",
