@@ -5,10 +5,12 @@ input/output structs and their members, and the signatures of the run functions 
 workspace mode. codegen builds it from the compiled module (`ModuleApi.build`) and derives
 the header, the runner and the static-workspace file from it; mlf/writer derives the
 umbrella header and the example main.c; mlf/reader rebuilds it from validated metadata and
-`tvmc run` derives its harness from it. No other code spells a `tvmgen_` name.
+`tvmc run` derives its harness from it. None of these spells an API name itself (operator
+symbols, `tvmgen_<name>_<op>`, are the pipeline's).
 
-Model text (tensor names) reaches C only through `names.c_text`: as identifiers (`c_name`),
-and as comments or string literals (`CTensor.comment`, `CTensor.literal`).
+Model text (tensor names) reaches C only through `names.c_text`: as identifiers (`c_name`,
+made by `assign_c_names` or checked by `c_name_problems`), as comments (`CTensor.comment`)
+and as string literals (main.c's labels).
 """
 from __future__ import annotations
 
