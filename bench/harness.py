@@ -6,8 +6,10 @@ the warm-up calls, then times each call with clock_gettime(CLOCK_MONOTONIC), pri
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any, Sequence
@@ -82,6 +84,22 @@ int main(int argc, char** argv) {{
 """
 
 
+def run_group(cmd: Sequence[str], timeout: float | None = None,
+              cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`subprocess.run(cmd, capture_output=True, text=True)` in a new process group that is
+    killed whole on timeout (gcc's cc1, or a compiler's own children, are not left running);
+    raises subprocess.TimeoutExpired then."""
+    proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=cwd, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
 def _macro(name: str, tensor: dict[str, Any]) -> str:
     return f"TVMGEN_{name.upper()}_{tensor['c_name'].upper()}_SIZE"
 
@@ -109,7 +127,8 @@ def harness_source(name: str, inputs: Sequence[dict], outputs: Sequence[dict]) -
     return "\n".join([PRELUDE.format(name=name), *_buffers(name, inputs, outputs), main])
 
 
-def build(archive: CompiledArchive, work: Path, cflags: str, compiler: str = "gcc") -> Path:
+def build(archive: CompiledArchive, work: Path, cflags: str, compiler: str = "gcc",
+          timeout: float | None = None) -> Path:
     """Compile the harness and the module's sources into `work/bench`; returns the executable."""
     work.mkdir(parents=True, exist_ok=True)
     source = work / "bench_main.c"
@@ -118,20 +137,20 @@ def build(archive: CompiledArchive, work: Path, cflags: str, compiler: str = "gc
     exe = work / "bench"
     cmd = [compiler, "-std=c11", *shlex.split(cflags), "-I", str(archive.include_dir),
            str(source), *map(str, archive.sources), "-lm", "-o", str(exe)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = run_group(cmd, timeout)
     if result.returncode != 0:
         raise RuntimeError(f"harness build failed: {result.stderr.strip()[-1500:]}")
     return exe
 
 
 def run(exe: Path, inputs: Sequence[np.ndarray], outputs: Sequence[dict],
-        config: TimingConfig) -> tuple[Latency, list[np.ndarray]]:
+        config: TimingConfig, timeout: float = 3600) -> tuple[Latency, list[np.ndarray]]:
     """Run the harness (single thread) on `inputs`; returns its latency and the outputs."""
     work = exe.parent
     for i, array in enumerate(inputs):
         np.ascontiguousarray(array).tofile(work / f"in{i}.bin")
     args = [str(exe), str(config.warmup), str(config.repeats), str(int(config.budget_s * 1e9))]
-    result = subprocess.run(args, cwd=work, capture_output=True, text=True, timeout=3600)
+    result = run_group(args, timeout, cwd=work)
     if result.returncode != 0:
         raise RuntimeError(f"harness failed ({result.returncode}): {result.stderr.strip()[-800:]}")
     match = re.search(r"samples (\d+) median_ns (\d+) min_ns (\d+)", result.stdout)

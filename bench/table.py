@@ -1,11 +1,11 @@
 """The printed table: one row per model, plain text, aligned columns, `-` for no figure."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from results import ModelResult
 
-Column = tuple[str, str, Callable[[ModelResult], str]]  # group, heading, cell
+Column = tuple[str, str, Callable[[Any], str]]  # group, heading, cell
 NONE = "-"
 
 
@@ -89,10 +89,10 @@ def _group_line(groups: Sequence[tuple[str, list[int]]], widths: Sequence[int]) 
     return "  ".join(cells).rstrip()
 
 
-def render(results: Sequence[ModelResult]) -> str:
-    """The table as text: group headings, headings, a rule, one row per model (figures
-    right-aligned)."""
-    cols = columns()
+def render(results: Sequence[Any], cols: Sequence[Column] | None = None) -> str:
+    """The table as text: group headings, headings, a rule, one row per result (figures
+    right-aligned). `cols`: another table's columns (default: bench/run.py's)."""
+    cols = columns() if cols is None else cols
     body = [[cell(r) for _, _, cell in cols] for r in results]
     widths = [max([len(heading), *(len(row[i]) for row in body)])
               for i, (_, heading, _) in enumerate(cols)]

@@ -61,12 +61,12 @@ def write_models(folder: Path) -> None:
     onnx_models.save(onnx_models.missing_initializer(), folder / "no_init.onnx")
     (folder / "empty.tflite").write_bytes(b"")
     (folder / "a_directory.onnx").mkdir(exist_ok=True)
-    onnx_models.save(onnx_models.lstm(), folder / "lstm.onnx")
+    onnx_models.save(onnx_models.det(), folder / "det.onnx")
     onnx_models.save(onnx_models.custom_op(), folder / "custom.onnx")
     (folder / "custom.tflite").write_bytes(tflite_models.custom_op())
     (folder / "while.tflite").write_bytes(tflite_models.while_loop())
     (folder / "hybrid.tflite").write_bytes(tflite_models.dynamic_range_fc())
-    onnx_models.save(onnx_models.dynamic_batch(), folder / "dynamic.onnx")
+    onnx_models.save(onnx_models.dynamic_length(), folder / "dynamic.onnx")
     (folder / "notes.txt").write_text("not a model\n")
     (folder / "plain_file").write_text("a regular file, not a directory\n")
 
@@ -87,8 +87,8 @@ ROWS = [
         lambda p: ["ad", p.m("missing.onnx"), "file not found"]),
     Row("not-a-model", lambda p: [p.m("notes.txt") + ":doc"], 3,
         lambda p: ["doc", p.m("notes.txt"), "not a TFLite or ONNX model"]),
-    Row("onnx-unsupported-op", lambda p: [p.m("good.onnx") + ":ok", p.m("lstm.onnx") + ":rnn"],
-        4, lambda p: ["rnn", p.m("lstm.onnx"), "unsupported operators: LSTM"]),
+    Row("onnx-unsupported-op", lambda p: [p.m("good.onnx") + ":ok", p.m("det.onnx") + ":rnn"],
+        4, lambda p: ["rnn", p.m("det.onnx"), "unsupported operators: Det"]),
     Row("onnx-custom-op", lambda p: [p.m("custom.onnx") + ":ad"], 4,
         lambda p: ["ad", p.m("custom.onnx"), "custom operators: com.example::MyOp"]),
     Row("tflite-custom-op", lambda p: [p.m("custom.tflite") + ":kws"], 4,

@@ -61,12 +61,13 @@ def test_onnx_save_roundtrip(tmp_path) -> None:
 
 
 def test_onnx_bad_models_are_bad_for_the_intended_reason() -> None:
-    for name in ("lstm", "if_node", "dynamic_batch"):  # valid ONNX, just unsupported
+    for name in ("det", "if_node", "dynamic_length"):  # valid ONNX, just unsupported
         model = onnx_models.bad_models()[name]()
         onnx.checker.check_model(model, full_check=True)
     ops = {n.op_type for n in onnx_models.if_node().graph.node}
     assert "If" in ops
     assert references.onnx_input_specs(onnx_models.dynamic_batch())["x"][0] == ("batch", 8)
+    assert references.onnx_input_specs(onnx_models.dynamic_length())["x"][0] == (1, "len")
     with pytest.raises(onnx.checker.ValidationError):
         onnx.checker.check_model(onnx_models.missing_initializer())
     custom = onnx_models.custom_op()

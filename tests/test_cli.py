@@ -469,7 +469,8 @@ def test_compile_errors_carry_module_and_file(capsys, monkeypatch, model, out_di
                           "-o", str(out_dir / "m.tar"))
     assert code == 3
     assert_one_error(err, f"ad ({model}): operator FOO is not supported")
-    assert f"[1/2] kws ({model}) ..." in err and f"[2/2] ad ({model}) ... failed" in err
+    base = os.path.basename(model)
+    assert f"[1/2] kws ({base}) ..." in err and f"[2/2] ad ({base}) ... failed" in err
     assert list(out_dir.iterdir()) == []
 
 
@@ -546,12 +547,12 @@ def test_typed_error_exit_code(capsys):
 # ----------------------------------------------------------------------------- registry
 
 def test_registry_has_builtins_without_entry_points():
-    assert driver.build_registry(NO_PLUGINS).names == ["compile", "compile-multi", "run"]
+    assert driver.build_registry(NO_PLUGINS).names == ["compile", "compile-multi", "run", "micro", "report"]
 
 
 def test_registry_with_installed_metadata_has_each_name_once():
     # installed: compile-multi comes as built-in AND entry point; not installed: built-in only
-    assert driver.build_registry().names == ["compile", "compile-multi", "run"]
+    assert driver.build_registry().names == ["compile", "compile-multi", "run", "micro", "report"]
 
 
 def test_registry_picks_up_entry_point(capsys):
@@ -568,7 +569,7 @@ def test_registry_never_registers_a_name_twice(caplog):
     same = SimpleNamespace(name="compile-multi", load=lambda: compile_multi.register_parser)
     other = plugin("compile", lambda: 0)
     registry = driver.build_registry(lambda: [same, other])
-    assert registry.names == ["compile", "compile-multi", "run"]
+    assert registry.names == ["compile", "compile-multi", "run", "micro", "report"]
     assert "ignoring subcommand 'compile'" in caplog.text
     parse("compile-multi", "a.tflite")  # the parser still builds
 
@@ -621,15 +622,17 @@ class FakeStream(io.StringIO):
 
 @pytest.mark.parametrize("tty", [True, False])
 def test_progress_line(tty):
+    """A line when each module starts (the user sees what runs), one with its time at the end;
+    the file by its base name."""
     stream = FakeStream(tty)
-    with report.progress(1, 2, "kws", "kws.tflite", stream):
-        pass
+    with report.progress(1, 2, "kws", "/long/path/to/kws.tflite", stream):
+        assert stream.getvalue() == "[1/2] kws (kws.tflite) ...\n"
     with pytest.raises(KeyError), report.progress(2, 2, "ad", "ad.onnx", stream):
         raise KeyError
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 2
-    assert lines[0].startswith("[1/2] kws (kws.tflite) ... ") and lines[0].endswith(" s")
-    assert lines[1] == "[2/2] ad (ad.onnx) ... failed"
+    assert len(lines) == 4
+    assert lines[1].startswith("[1/2] kws (kws.tflite) ... ") and lines[1].endswith(" s")
+    assert lines[2:] == ["[2/2] ad (ad.onnx) ...", "[2/2] ad (ad.onnx) ... failed"]
 
 
 def plus_one_module(name: str = "plus") -> CompiledModule:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import codegen, frontends, pipeline
+from .c_api import ModuleApi, assign_c_names
 from .errors import InternalError, TvmcError, UsageError
 from .model import CompiledModule, ImportedModel, OperatorInfo, TensorInfo
 from .names import check_module_name
@@ -57,48 +58,51 @@ def _scheduled_operators(relaxed: Any, program: pipeline.Program, prefix: str, t
 
 def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                       pass_config: dict[str, Any] | None,
-                      schedule: pipeline.ScheduleOptions, workspace: str) -> CompiledModule:
+                      schedule: pipeline.ScheduleOptions, workspace: str,
+                      desired_layout: str | None = None) -> CompiledModule:
     import tvm
 
     name = imported.name
     target = tvm.target.Target("c")
-    relaxed = pipeline.lower_relax(imported.relax_module, opt_level)
+    relaxed = pipeline.lower_relax(imported.relax_module, opt_level, desired_layout)
     program = pipeline.build_program(relaxed)
     operators = _scheduled_operators(relaxed, program, f"tvmgen_{name}_", target, schedule,
                                      pass_config)
     plan = pipeline.plan_memory(program, operators.signatures,
                                 alignment=spec.workspace_alignment)
-    inputs = _resolve_tensors(imported.inputs, program.input_types, "input")
-    outputs = _resolve_tensors(imported.outputs, program.output_types, "output")
-    shared = workspace == "shared"
+    inputs, outputs = assign_c_names(
+        _resolve_tensors(imported.inputs, program.input_types, "input"),
+        _resolve_tensors(imported.outputs, program.output_types, "output"))
+    c_api = ModuleApi.build(name, inputs, outputs, plan.workspace_bytes, workspace,
+                            spec.workspace_alignment)
     sources = {
         f"{name}_lib0.c": codegen.add_restrict(
             codegen.operators_source(operators.host_module, target, name, imported.c_support),
             operators.signatures),
-        f"{name}_lib1.c": codegen.runner_source(name, program, plan, operators.signatures,
-                                                inputs, outputs,
-                                                "run" if shared else "run_with_workspace",
+        f"{name}_lib1.c": codegen.runner_source(c_api, program, plan, operators.signatures,
                                                 spec.constants_alignment),
     }
-    if not shared:  # in a file of its own: RAM an application sharing memory never links
-        sources[f"{name}_lib2.c"] = codegen.static_workspace_source(name, plan.workspace_bytes)
+    if not c_api.shared:  # in a file of its own: RAM an application sharing memory never links
+        sources[f"{name}_lib2.c"] = codegen.static_workspace_source(c_api)
     return CompiledModule(
         name=name, model_path=imported.path, model_format=imported.model_format,
         target=spec.canonical, inputs=inputs, outputs=outputs, sources=sources,
-        header=codegen.module_header(name, inputs, outputs, plan.workspace_bytes, workspace,
-                                     spec.workspace_alignment),
+        header=codegen.module_header(c_api), c_api=c_api,
         relax_text=imported.relax_module.script(show_meta=False),
         params={f"const_{i}": array for i, array in enumerate(program.constants)},
         operators=[OperatorInfo(s.c_name, s.scratch_bytes)
                    for s in sorted(operators.signatures.values(), key=lambda s: s.c_name)],
         workspace_bytes=plan.workspace_bytes,
         liveness_bound_bytes=plan.liveness_bound_bytes,
+        layers=pipeline.describe_layers(relaxed, program, operators.signatures),
+        memory_layout=pipeline.memory_layout(program, operators.signatures, plan),
         constants_bytes=int(sum(a.nbytes for a in program.constants)),
         options={"opt_level": opt_level, "pass_config": dict(pass_config or {}),
                  "executor": "aot", "runtime": "crt", "interface_api": "c",
                  "unpacked_api": True, "schedule": schedule.variant, "workspace": workspace,
                  "memory_planner": plan.strategy, "inplace_reuses": plan.inplace_reuses,
                  "workspace_byte_alignment": spec.workspace_alignment,
+                 **({"desired_layout": desired_layout} if desired_layout else {}),
                  "constants_byte_alignment": spec.constants_alignment},
     )
 
@@ -108,7 +112,9 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
                   model_format: str | None = None, opt_level: int = 3,
                   pass_config: dict[str, Any] | None = None,
                   schedule: str | None = None, workspace: str = "static",
-                  strict_int8: bool = False) -> CompiledModule:
+                  strict_int8: bool = False,
+                  desired_layout: str | None = None,
+                  input_values: dict[str, Any] | None = None) -> CompiledModule:
     """Compile one TFLite or ONNX model to plain C (symbols prefixed `tvmgen_<module_name>_`).
 
     Fully int8-quantised TFLite models run on integer-only kernels; an operator without one
@@ -119,6 +125,9 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
     (register-blocked, for Cortex-M), "none" (TVM's unscheduled loops); by default it follows
     the target's -mcpu. `workspace`: "static" (the module owns a static arena; `run(in, out)`)
     or "shared" (`run(in, out, workspace)` takes the caller's arena, see tvmgen_modules.h).
+    `desired_layout` ("NHWC", "NCHW"): tvmc's --desired-layout for the float convolutions.
+    `input_values` (ONNX): inputs fixed to constant values (e.g. {"sr": 16000}); they leave
+    the module's inputs, and If / Loop nodes depending on them fold at compile time.
     """
     bad_name = check_module_name(module_name)
     if bad_name:
@@ -129,6 +138,8 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
     if schedule is not None and schedule not in pipeline.SCHEDULE_VARIANTS:
         raise UsageError(f"unknown schedule '{schedule}'",
                          hint=f"use one of: {', '.join(pipeline.SCHEDULE_VARIANTS)}")
+    if desired_layout not in (None, *pipeline.DESIRED_LAYOUTS):
+        raise UsageError(f"unknown layout '{desired_layout}'", hint="use NHWC or NCHW")
     if workspace not in codegen.WORKSPACE_MODES:
         raise UsageError(f"unknown workspace mode '{workspace}'",
                          hint=f"use one of: {', '.join(codegen.WORKSPACE_MODES)}")
@@ -136,10 +147,11 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
     start = time.perf_counter()
     imported = frontends.import_model(
         path, module_name, model_format, input_shapes, strict_int8=strict_int8,
-        int8_variant="scalar" if schedule_options.variant == "scalar" else "vector")
+        int8_variant="scalar" if schedule_options.variant == "scalar" else "vector",
+        input_values=input_values)
     try:
         compiled = _compile_imported(imported, spec, opt_level, pass_config, schedule_options,
-                                      workspace)
+                                      workspace, desired_layout)
     except TvmcError as err:
         raise err.located(module=module_name, path=path)
     except Exception as exc:
@@ -148,6 +160,9 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
                             module=module_name, path=path) from exc
     compiled.compile_seconds = time.perf_counter() - start
     compiled.options["strict_int8"] = strict_int8
+    if input_values:
+        compiled.options["input_values"] = {k: np.asarray(v).tolist()
+                                            for k, v in input_values.items()}
     log.info("compiled %s (%s) in %.2f s", module_name, path, compiled.compile_seconds)
     return compiled
 

@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import UsageError
+from .errors import ErrorGroup, UsageError
 
 SUPPORTED_KIND = "c"
 
@@ -61,16 +61,35 @@ class TargetSpec:
         return {"kind": self.kind, **self.options}
 
 
-def parse_target(text: str) -> TargetSpec:
-    """Parse a tvmc target string (``c``, ``c -mcpu=cortex-m4``) or a JSON dict."""
+def parse_target(text: str, extra_options: dict[str, str] | None = None) -> TargetSpec:
+    """Parse a tvmc target string (``c``, ``c -mcpu=cortex-m4``) or a JSON dict.
+
+    `extra_options` are tvmc's ``--target-c-OPTION=VALUE`` options, merged into the target (an
+    option given both ways must agree). Every problem of the string is reported at once.
+    """
     stripped = (text or "").strip()
     if not stripped:
         raise UsageError("empty --target", hint="use --target c")
+    problems: list[UsageError] = []
     if stripped.startswith("{"):
         kind, raw_options = _from_json(stripped)
     else:
-        kind, raw_options = _from_string(stripped)
-    options = {name: _option_value(name, value) for name, value in raw_options.items()}
+        kind, raw_options = _from_string(stripped, problems)
+    for name, value in (extra_options or {}).items():
+        if name in raw_options and str(raw_options[name]) != str(value):
+            problems.append(UsageError(f"target option '-{name}' is given twice, as "
+                                       f"'{raw_options[name]}' and '{value}'"))
+        raw_options[name] = value
+    options = {}
+    for name, value in raw_options.items():
+        try:
+            options[name] = _option_value(name, value)
+        except UsageError as err:
+            problems.append(err)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ErrorGroup(list(problems))
     return TargetSpec(kind, options, _canonical(kind, options))
 
 
@@ -116,7 +135,8 @@ def _split_targets(tokens: list[str]) -> list[list[str]]:
     return groups
 
 
-def _from_string(text: str) -> tuple[str, dict[str, str]]:
+def _from_string(text: str, problems: list[UsageError]) -> tuple[str, dict[str, str]]:
+    """Kind and raw options; each bad kind or option is added to `problems`."""
     try:
         tokens = shlex.split(text)
     except ValueError as exc:  # unbalanced quotes
@@ -124,20 +144,23 @@ def _from_string(text: str) -> tuple[str, dict[str, str]]:
     groups = [g for g in _split_targets(tokens) if g]
     if not groups:
         raise UsageError(f"cannot parse --target '{text}'", hint="use --target c")
-    for group in groups:
-        if group[0] != SUPPORTED_KIND:
-            raise _unsupported(group[0])
-    if len(groups) > 1:
-        raise UsageError(f"--target '{text}' names {len(groups)} targets: only one 'c' target "
-                         "is supported", hint="use --target c")
-    kind, *option_tokens = groups[0]
+    problems.extend(_unsupported(group[0]) for group in groups if group[0] != SUPPORTED_KIND)
+    if len(groups) > 1 and not problems:  # "c, c": else each other kind is its own problem
+        problems.append(UsageError(f"--target '{text}' names {len(groups)} targets: only one "
+                                   "'c' target is supported", hint="use --target c"))
+    # the options of every 'c' group are checked (other kinds' options are not ours to judge)
+    option_tokens = [t for g in groups if g[0] == SUPPORTED_KIND for t in g[1:]]
     options: dict[str, str] = {}
     for token in option_tokens:
-        name, value = _split_option(token)
+        try:
+            name, value = _split_option(token)
+        except UsageError as err:
+            problems.append(err)
+            continue
         if name in options:
-            raise UsageError(f"target option '-{name}' is given twice")
+            problems.append(UsageError(f"target option '-{name}' is given twice"))
         options[name] = value
-    return kind, options
+    return SUPPORTED_KIND, options
 
 
 def _split_option(token: str) -> tuple[str, str]:

@@ -212,12 +212,10 @@ def square() -> onnx.ModelProto:
 # ---------------------------------------------------------------- bad models (error tests)
 
 
-def lstm(seed: int = 7) -> onnx.ModelProto:
-    """X[2,1,4] (seq, batch, input) -> LSTM hidden 3 -> Y[2,1,1,3]. Valid ONNX, recurrent op."""
-    rng = np.random.default_rng(seed)
-    inits = [_const("W", _weights(rng, [1, 12, 4])), _const("R", _weights(rng, [1, 12, 3]))]
-    node = helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=3)
-    return _model("lstm", [node], [_value("X", [2, 1, 4])], [_value("Y", [2, 1, 1, 3])], inits)
+def det() -> onnx.ModelProto:
+    """x[3,3] -> Det -> y[] (a matrix determinant). Valid ONNX, an operator TVM lacks."""
+    node = helper.make_node("Det", ["x"], ["y"])
+    return _model("det", [node], [_value("x", [3, 3])], [_value("y", [])], [])
 
 
 def if_node() -> onnx.ModelProto:
@@ -257,6 +255,12 @@ def dynamic_batch() -> onnx.ModelProto:
     return _model("dynamic_batch", [node], [_value("x", ["batch", 8])], [_value("y", ["batch", 8])])
 
 
+def dynamic_length() -> onnx.ModelProto:
+    """x[1,"len"] -> Relu -> y[1,"len"]: a symbolic dimension that is not the batch."""
+    node = helper.make_node("Relu", ["x"], ["y"])
+    return _model("dynamic_length", [node], [_value("x", [1, "len"])], [_value("y", [1, "len"])])
+
+
 # ---------------------------------------------------------------- catalogues
 
 
@@ -292,9 +296,9 @@ def good_models() -> dict[str, Callable[[], onnx.ModelProto]]:
 def bad_models() -> dict[str, Callable[[], onnx.ModelProto]]:
     """Name -> builder of every model a static, plain-C compiler must reject."""
     return {
-        "lstm": lstm,
+        "det": det,
         "if_node": if_node,
         "custom_op": custom_op,
         "missing_initializer": missing_initializer,
-        "dynamic_batch": dynamic_batch,
+        "dynamic_length": dynamic_length,
     }

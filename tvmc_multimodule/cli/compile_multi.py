@@ -5,6 +5,7 @@ Declared as the ``compile-multi`` entry point of the ``tvmc.subcommands`` group.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import multiprocessing
 import os
@@ -66,12 +67,14 @@ def compile_and_write(jobs: list[options.ModelJob], settings: options.CompileSet
     # imported here: TVM takes most of a second to import, argument errors should not wait
     from .. import api
 
+    for note in settings.notes:
+        print(f"note: {note}", file=sys.stderr, flush=True)
     workers = min(settings.jobs, len(jobs))
     if workers > 1:
         modules = compile_in_parallel(jobs, settings, workers)
     else:
         modules = [compile_job(job, settings, i, len(jobs)) for i, job in enumerate(jobs, 1)]
-    table = report.module_table(modules, settings.jobs)
+    table = report.module_table(modules, settings.jobs, shared=settings.workspace == "shared")
     if settings.output == options.STDOUT:
         write_to_stdout(modules, table)
         return 0
@@ -115,7 +118,7 @@ def compile_one(job: options.ModelJob, settings: options.CompileSettings) -> Com
             input_shapes=job.input_shapes or None, model_format=job.model_format,
             opt_level=settings.opt_level, pass_config=settings.pass_config or None,
             schedule=settings.schedule, workspace=settings.workspace,
-            strict_int8=settings.strict_int8)
+            strict_int8=settings.strict_int8, desired_layout=settings.desired_layout)
     except TvmcError as err:
         raise options.locate_all(err, module=job.name, path=job.path)
     except Exception as exc:  # a bug; still say which model triggered it
@@ -147,6 +150,10 @@ def compile_in_parallel(jobs: list[options.ModelJob], settings: options.CompileS
             with deferred(), _ctrl_c_ignored_by_new_processes():
                 futures = {pool.submit(compile_one, job, settings): i
                            for i, job in enumerate(jobs)}
+            # the pool starts `workers` modules, then the next one as each finishes
+            starting = iter(enumerate(jobs, 1))
+            for index, job in itertools.islice(starting, workers):
+                report.progress_start(index, len(jobs), job.name, job.path)
             for done, future in enumerate(as_completed(futures), 1):
                 if future.cancelled():  # after another module failed
                     continue
@@ -159,8 +166,9 @@ def compile_in_parallel(jobs: list[options.ModelJob], settings: options.CompileS
                     outcome = "failed"
                     for pending in futures:
                         pending.cancel()
-                print(f"[{done}/{len(jobs)}] {job.name} ({job.path}) ... {outcome}",
-                      file=sys.stderr, flush=True)
+                report.progress_end(index + 1, len(jobs), job.name, job.path, outcome)
+                for next_index, next_job in itertools.islice(starting, 1):
+                    report.progress_start(next_index, len(jobs), next_job.name, next_job.path)
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (driver.Terminated)
             _stop_workers(pool)
             raise

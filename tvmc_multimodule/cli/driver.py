@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from typing import Any, NoReturn, Protocol
 
 from .. import interrupts
-from ..errors import InternalError, TvmcError, UsageError
+from ..errors import ErrorGroup, InternalError, TvmcError, UsageError
+from . import legacy
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ BUILTIN_SUBCOMMANDS = (
     ("compile", "tvmc_multimodule.cli.compile:register_parser"),
     ("compile-multi", "tvmc_multimodule.cli.compile_multi:register_parser"),
     ("run", "tvmc_multimodule.cli.run:register_parser"),
+    ("micro", "tvmc_multimodule.cli.micro:register_parser"),
+    ("report", "tvmc_multimodule.cli.report_command:register_parser"),
 )
 
 RegisterParser = Callable[[Any], None]
@@ -183,6 +186,39 @@ def build_parser(registry: SubcommandRegistry) -> argparse.ArgumentParser:
     return parser
 
 
+def _subparser(parser: argparse.ArgumentParser,
+               argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The subcommand's parser named in `argv` (the parser itself when there is none)."""
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        choices = getattr(action, "choices", None) or {}
+        for token in argv:
+            if token in choices:
+                return choices[token]
+    return parser
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """parse_args, except that arguments argparse does not know are reported by the options
+    themselves (every one of them, with the subcommand's usage): an unknown option that takes a
+    value would otherwise make argparse take the value as the model and name the model file."""
+    argv = legacy.join_target_values(list(argv))
+    args, extras = parser.parse_known_args(argv)
+    if not extras:
+        return args
+    sub = _subparser(parser, argv)
+    options = [token for token in extras if token.startswith("-") and token != "-"]
+    sub.print_usage(sys.stderr)
+    if not options:
+        raise UsageError(f"unexpected argument(s): {' '.join(extras)}",
+                         hint=f"see '{sub.prog} --help'")
+    problems = [legacy.unknown_option_error(token) for token in options]
+    for problem in problems:
+        problem.hint = problem.hint or f"see '{sub.prog} --help'"
+    if len(problems) == 1:
+        raise problems[0]
+    raise ErrorGroup(problems)
+
+
 # ----------------------------------------------------------------------------- boundary
 
 def internal_error(exc: BaseException) -> InternalError:
@@ -262,7 +298,7 @@ def main(argv: Sequence[str] | None = None,
     with _logging_to_stderr(verbosity), interrupts.handlers() as signals:
         try:
             parser = build_parser(build_registry(entry_point_loader))
-            args = parser.parse_args(argv)
+            args = parse_arguments(parser, argv)
             verbosity = args.verbose + getattr(args, "sub_verbose", 0)
             _set_log_level(verbosity)
             if not hasattr(args, "func"):

@@ -22,6 +22,7 @@ from ..frontends.detect import FORMATS, detect_format
 from ..names import module_name_from_path, validate_module_names
 from ..output_paths import check_name_length, resolve_output, same_file
 from ..target import TargetSpec, parse_target
+from . import legacy
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def add_compile_options(parser: argparse.ArgumentParser, *, multi: bool) -> None
                         help="compile up to N models in parallel worker processes; the "
                              "archive is byte-identical to -j 1 (default: number of CPUs)")
     add_verbose(parser)
+    legacy.add_legacy_options(parser)
 
 
 # ----------------------------------------------------------------------------- models
@@ -415,6 +417,9 @@ class CompileSettings:
     workspace: str = "static"
     schedule: str | None = None     # None: chosen by the target
     strict_int8: bool = False
+    workspace_io: bool = False      # inputs and outputs inside the workspace (tir.usmp)
+    desired_layout: str | None = None
+    notes: tuple[str, ...] = ()     # what the tvmc 0.18 options given amount to
 
 
 def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
@@ -435,8 +440,12 @@ def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
         per_module = _collect(problems, split_input_shapes, shapes, names) or {}
     else:
         per_module = {names[0]: shapes}
-    target = _collect(problems, parse_target, args.target)
-    pass_config = _collect(problems, parse_pass_configs, args.pass_config)
+    old = legacy.map_legacy_options(args)
+    problems.extend(old.problems)
+    target = _collect(problems, parse_target, args.target, old.target_options)
+    usmp = legacy.map_usmp(_collect(problems, parse_pass_configs, args.pass_config) or {})
+    problems.extend(usmp.problems)
+    pass_config = usmp.pass_config
     problems.extend(check_fixed_options(args))
     _collect(problems, lambda: check_output_path(args.output, [path for path, _ in pairs],
                                                  stdout_allowed=True))
@@ -448,7 +457,8 @@ def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
     settings = CompileSettings(target, args.output, args.opt_level, pass_config or {},
                                args.jobs, args.workspace,
                                None if args.schedule == "auto" else args.schedule,
-                               args.strict_int8)
+                               args.strict_int8, usmp.workspace_io, old.desired_layout,
+                               tuple(old.notes + usmp.notes))
     return jobs, settings
 
 

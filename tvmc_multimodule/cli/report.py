@@ -119,26 +119,36 @@ def _text_bytes(output: str) -> int:
 
 # ----------------------------------------------------------------------------- progress
 
+def _progress_head(index: int, count: int, name: str, path: str) -> str:
+    return f"[{index}/{count}] {name} ({os.path.basename(path)}) ..."
+
+
+def progress_start(index: int, count: int, name: str, path: str,
+                   stream: TextIO | None = None) -> None:
+    """``[n/N] <name> (<file>) ...`` when a module starts (a line of its own: other messages,
+    such as the frontends' warnings, may come before it ends)."""
+    print(_progress_head(index, count, name, path), file=stream or sys.stderr, flush=True)
+
+
+def progress_end(index: int, count: int, name: str, path: str, outcome: str,
+                 stream: TextIO | None = None) -> None:
+    """``[n/N] <name> (<file>) ... <t.tt> s`` (or ``failed``) when it ends."""
+    print(f"{_progress_head(index, count, name, path)} {outcome}", file=stream or sys.stderr,
+          flush=True)
+
+
 @contextmanager
 def progress(index: int, count: int, name: str, path: str,
              stream: TextIO | None = None) -> Iterator[None]:
-    """``[n/N] <name> (<file>) ... <t.tt> s`` on stderr around one module's compilation.
-
-    On a terminal the line starts before the work so the user sees what is running; in a log
-    it is printed whole afterwards, so no other message lands in the middle of it.
-    """
-    stream = stream or sys.stderr
-    head = f"[{index}/{count}] {name} ({path}) ..."
-    live = stream.isatty()
-    if live:
-        print(head, end="", flush=True, file=stream)
+    """The start line, then the end line with the module's compile time, around the work."""
+    progress_start(index, count, name, path, stream)
     start = time.perf_counter()
     outcome = "failed"
     try:
         yield
         outcome = f"{time.perf_counter() - start:.2f} s"
     finally:
-        print(f" {outcome}" if live else f"{head} {outcome}", file=stream, flush=True)
+        progress_end(index, count, name, path, outcome, stream)
 
 
 # ----------------------------------------------------------------------------- table
@@ -154,14 +164,30 @@ def tensor_list(tensors: Sequence[TensorInfo]) -> str:
 
 
 def module_row(module: CompiledModule, code_bytes: int | None) -> list[str]:
-    return [module.name, module.model_path, module.model_format, tensor_list(module.inputs),
-            tensor_list(module.outputs), str(module.workspace_bytes),
-            str(module.liveness_bound_bytes), str(module.constants_bytes), "-" if code_bytes is None else str(code_bytes)]
+    return [module.name, os.path.basename(module.model_path), module.model_format,
+            tensor_list(module.inputs), tensor_list(module.outputs), str(module.workspace_bytes),
+            str(module.liveness_bound_bytes), str(module.constants_bytes),
+            "-" if code_bytes is None else str(code_bytes)]
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain, aligned text table; numbers right-aligned."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+def total_row(modules: Sequence[CompiledModule], sizes: Sequence[int | None],
+              shared: bool) -> list[str]:
+    """Flash adds up; RAM is the MAX over the modules when they share one workspace
+    (--workspace shared: they never run at once), the SUM of their arenas otherwise."""
+    ram = max if shared else sum
+    code = "-" if any(s is None for s in sizes) else str(sum(s or 0 for s in sizes))
+    how = "workspace: max (shared arena)" if shared else "workspace: sum (one arena each)"
+    return ["total", f"{len(modules)} modules", "", how, "",
+            str(ram(m.workspace_bytes for m in modules)),
+            str(ram(m.liveness_bound_bytes for m in modules)),
+            str(sum(m.constants_bytes for m in modules)), code]
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+                 footer: Sequence[Sequence[str]] = ()) -> str:
+    """A plain, aligned text table; numbers right-aligned; `footer` rows below a second rule."""
+    widths = [max(len(str(cell)) for cell in column)
+              for column in zip(headers, *rows, *footer)]
 
     def line(cells: Sequence[str]) -> str:
         out = []
@@ -171,10 +197,28 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         return "  ".join(out).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+    tail = [rule, *(line(r) for r in footer)] if footer else []
+    return "\n".join([line(headers), rule, *(line(r) for r in rows), *tail])
 
 
-def module_table(modules: Sequence[CompiledModule], jobs: int = 1) -> str:
+def module_table(modules: Sequence[CompiledModule], jobs: int = 1, shared: bool = False) -> str:
     sizes = code_sizes(modules, jobs)
     rows = [module_row(m, size) for m, size in zip(modules, sizes)]
-    return format_table(TABLE_HEADERS, rows)
+    footer = [total_row(modules, sizes, shared)] if len(modules) > 1 else []
+    return format_table(TABLE_HEADERS, rows, footer) + "\n" + totals_line(modules, sizes, shared)
+
+
+def totals_line(modules: Sequence[CompiledModule], sizes: Sequence[int | None],
+                shared: bool) -> str:
+    """What the archive costs the device: flash (constants + code) and RAM (the workspace,
+    MAX or SUM over the modules, plus the input/output buffers the application provides)."""
+    constants = sum(m.constants_bytes for m in modules)
+    code = None if any(s is None for s in sizes) else sum(s or 0 for s in sizes)
+    workspace = (max if shared else sum)(m.workspace_bytes for m in modules)
+    io = sum(m.io_bytes for m in modules)
+    flash = (f"flash {constants + code:,} B (constants {constants:,} + code {code:,})"
+             if code is not None else f"flash {constants:,} B of constants + code")
+    how = ("max over modules: one shared arena" if shared and len(modules) > 1
+           else "sum over modules" if len(modules) > 1 else "workspace")
+    return (f"total: {flash}; RAM {workspace + io:,} B (workspace {workspace:,}, {how}; "
+            f"inputs/outputs {io:,})")

@@ -12,11 +12,12 @@ from ..errors import ModelError, UnsupportedError
 from ..model import ImportedModel, QuantParams, TensorInfo
 from ..names import unique_c_names
 from .checks import check_imported, raise_shape_problems, shape_problem
+from .onnx_control import CONTROL_OPS, fix_input_values, resolve_control_flow
 from .onnx_qoperator import rewrite_qoperators
 
 log = logging.getLogger(__name__)
 
-_CONTROL_FLOW = {"If", "Loop", "Scan"}
+_CONTROL_FLOW = {"Scan"}  # If and Loop: onnx_control.py makes them static or names them
 _STANDARD_DOMAINS = {"", "ai.onnx"}
 _SPARSE_TYPE = "sparse_tensor_type"
 
@@ -36,9 +37,9 @@ def _load(path: str) -> Any:
 
 
 def _supported_ops() -> set[str]:
-    from tvm.relax.frontend.onnx import onnx_frontend
+    from .onnx_relax import supported_ops
 
-    return set(onnx_frontend._get_convert_map())
+    return supported_ops()
 
 
 def unsupported_features(model: Any) -> list[str]:
@@ -47,13 +48,14 @@ def unsupported_features(model: Any) -> list[str]:
     counts: Counter[str] = Counter()
     custom: Counter[str] = Counter()
     control: Counter[str] = Counter()
-    for node in model.graph.node:
-        if node.domain not in _STANDARD_DOMAINS:
-            custom[f"{node.domain}::{node.op_type}"] += 1
-        elif node.op_type in _CONTROL_FLOW:
-            control[node.op_type] += 1
-        elif node.op_type not in supported:
-            counts[node.op_type] += 1
+    for graph in [model.graph, *_subgraphs(model.graph)]:  # If branches, Loop bodies too
+        for node in graph.node:
+            if node.domain not in _STANDARD_DOMAINS:
+                custom[f"{node.domain}::{node.op_type}"] += 1
+            elif node.op_type in _CONTROL_FLOW:
+                control[node.op_type] += 1
+            elif node.op_type not in supported and node.op_type not in CONTROL_OPS:
+                counts[node.op_type] += 1
     problems = []
     if counts:
         problems.append("unsupported operators: " + _counted(counts))
@@ -67,6 +69,16 @@ def unsupported_features(model: Any) -> list[str]:
         if value.type.WhichOneof("value") == _SPARSE_TYPE:
             problems.append(f"sparse tensor '{value.name}'")
     return problems
+
+
+def _subgraphs(graph: Any) -> list[Any]:
+    """Every graph nested in `graph`'s nodes (If branches, Loop bodies), recursively."""
+    found = []
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                found += [sub, *_subgraphs(sub)]
+    return found
 
 
 def _counted(counts: Counter[str]) -> str:
@@ -117,6 +129,11 @@ def _static_shapes(model: Any, path: str, shapes: dict[str, list[int]]) -> dict[
         if name in shapes:
             result[name] = [int(d) for d in shapes[name]]
             continue
+        if len(dims) >= 2 and not isinstance(dims[0], int):
+            # a symbolic batch: one inference at a time, as TFLite Micro runs
+            log.warning("input '%s': symbolic batch dim%s set to 1 (--input-shapes sets "
+                        "another)", name, f" '{dims[0]}'" if dims[0] else "")
+            dims = [1, *dims[1:]]
         dynamic = [f"dim {i} ('{d}')" if d else f"dim {i}" for i, d in enumerate(dims)
                    if not isinstance(d, int)]
         if dynamic:
@@ -177,8 +194,10 @@ def _check_types(model: Any, path: str) -> None:
 
 
 def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None = None,
-                strict_int8: bool = False, int8_variant: str = "vector") -> ImportedModel:
-    """Statically quantised (QDQ) models go to the integer kernels (onnx_int8), the rest to
+                strict_int8: bool = False, int8_variant: str = "vector",
+                input_values: dict[str, Any] | None = None) -> ImportedModel:
+    """`input_values`: inputs fixed to constants (they leave the module's inputs; If and Loop
+    depending on them fold, see onnx_control.py). Statically quantised (QDQ) models go to the integer kernels (onnx_int8), the rest to
     TVM's Relax frontend. `strict_int8`: a quantised model, or one of its operators, that the
     integer kernels cannot take is an UnsupportedError instead of running in float."""
     model = rewrite_qoperators(_load(path))  # QLinearConv, QGemm... -> their QDQ form
@@ -189,10 +208,11 @@ def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None 
     _check_element_types(model, path)
     _check_wiring(model, path)
     _check_types(model, path)
+    model = fix_input_values(model, input_values or {})
     shapes = _static_shapes(model, path, input_shapes or {})
     inputs = graph_inputs(model)
     dtypes = {n: dt for n, _, dt in inputs}
-    model = _fold_shapes(model, shapes)
+    model = resolve_control_flow(_fold_shapes(model, shapes))
     in_names = [n for n, _, _ in inputs]
     outs = list(model.graph.output)
     out_names = [v.name for v in outs]
@@ -208,9 +228,9 @@ def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None 
         relax_mod, c_support = integer
         return ImportedModel(name, path, "onnx", relax_mod, in_infos, out_infos,
                              c_support=c_support)
-    from tvm.relax.frontend.onnx import from_onnx
+    from .onnx_relax import from_onnx
 
-    relax_mod = from_onnx(model, shape_dict=shapes, dtype_dict=dtypes, keep_params_in_input=False)
+    relax_mod = from_onnx(model, shape_dict=shapes, dtype_dict=dtypes)
     check_imported(relax_mod, path, "tvm.relax.frontend.onnx.from_onnx")
     return ImportedModel(name, path, "onnx", relax_mod, in_infos, out_infos)
 
@@ -263,9 +283,11 @@ def _io_quantisation(model: Any) -> dict[str, QuantParams]:
 
 
 def _fold_shapes(model: Any, shapes: dict[str, list[int]]) -> Any:
-    """Fix the input shapes in the graph and infer the rest, so shape arithmetic of older
-    exporters (Shape -> Gather -> Reshape) sees static values."""
+    """Fix the input shapes in the graph and fold the shape arithmetic of older exporters
+    (Shape -> Gather -> Concat -> Reshape) into constants (`onnx_fold.py`)."""
     import onnx
+
+    from .onnx_fold import fold_shape_arithmetic
 
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
@@ -275,7 +297,4 @@ def _fold_shapes(model: Any, shapes: dict[str, list[int]]) -> Any:
             for d, size in zip(dims, shapes[value.name]):
                 d.Clear()
                 d.dim_value = int(size)
-    try:
-        return onnx.shape_inference.infer_shapes(fixed)
-    except Exception:  # inference is only a help; the frontend decides
-        return fixed
+    return fold_shape_arithmetic(fixed)

@@ -1,6 +1,7 @@
 """TFLite flatbuffer -> Relax IRModule, with every unsupported feature named up front."""
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any
 
@@ -10,6 +11,8 @@ from ..errors import ModelError, UnsupportedError
 from ..model import ImportedModel, QuantParams, TensorInfo
 from ..names import unique_c_names
 from .checks import MAX_TENSOR_BYTES, check_imported, raise_shape_problems, tensor_bytes
+
+log = logging.getLogger(__name__)
 
 _STATEFUL = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
 _CONTROL_FLOW = {"WHILE", "IF", "CALL", "STABLEHLO_WHILE", "STABLEHLO_CASE"}
@@ -240,6 +243,15 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
         raise UnsupportedError("strict int8: the integer kernels need the input shapes the "
                                "model declares", module=name, path=path,
                                hint="drop --input-shapes for this model")
+    if full_int8:
+        changed = ", ".join(f"'{t.name}' {list(int8_graph.tensor(i).shape)} -> {list(t.shape)}"
+                            for i, t in zip(int8_graph.inputs, inputs)
+                            if int8_graph.tensor(i).shape != t.shape)
+        log.warning("module '%s': --input-shapes change the shape the int8 model declares "
+                    "(%s) and the integer kernels are built for the declared shapes, so the "
+                    "model compiles in float (dequantize -> op -> quantize, float weights: "
+                    "larger and slower); drop --input-shapes to keep it integer-only",
+                    name, changed)
     if strict_int8 and _has_quantized_tensors(graph):
         raise UnsupportedError("strict int8: the model is quantised but not fully int8 (float "
                                "or other integer tensors between operators)", module=name,

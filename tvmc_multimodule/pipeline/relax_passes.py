@@ -5,20 +5,24 @@ list is explicit (measured on apache-tvm 0.27, see docs/architecture.md).
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import tvm
 from tvm import relax
 
 from .constant_guard import shrink_broadcast_constants
+from .layout import CHANNELS_LAST, convert_layout
 
-# Channels-last is what the schedules vectorise (channel axis innermost); ONNX graphs are NCHW.
-# Measured on the DS-CNN exported from torch: 0.52 ms NCHW -> 0.17 ms NHWC/HWIO at -O3.
-# (pooling and elementwise operators follow the convolutions' layout by inference)
-CHANNELS_LAST = {"relax.nn.conv2d": ["NHWC", "HWIO"]}
-# ...except around quantize/dequantize, which take no layout: the transposes ConvertLayout puts
-# there cost RAM (the torch DS-CNN in QDQ form: 66,008 -> 106,008 B)
+# ConvertLayout puts no layout on quantize/dequantize: the transposes it puts around them cost
+# RAM (the torch DS-CNN in QDQ form: 66,008 -> 106,008 B)
 _LAYOUT_BLOCKERS = {"relax.quantize", "relax.dequantize"}
+# what `main` may still call after the passes (build_program walks exactly these)
+_LOWERED_OPS = {"relax.memory.alloc_storage", "relax.memory.alloc_tensor",
+                "relax.builtin.alloc_tensor", "relax.reshape", "relax.memory.view",
+                "relax.null_value"}
+
+log = logging.getLogger(__name__)
 
 
 def _uses(mod: tvm.IRModule, op_names: set[str]) -> bool:
@@ -30,12 +34,40 @@ def _uses(mod: tvm.IRModule, op_names: set[str]) -> bool:
     return False
 
 
-def _passes(mod: tvm.IRModule, opt_level: int) -> list[Any]:
+# tvmc's --desired-layout: the layout asked for the float convolutions
+DESIRED_LAYOUTS = {"NHWC": CHANNELS_LAST, "NCHW": {"relax.nn.conv2d": ["NCHW", "OIHW"]}}
+
+
+def _layouts(mod: tvm.IRModule, opt_level: int,
+             desired_layout: str | None) -> dict[str, list[str]] | None:
+    if desired_layout is not None:  # asked for: also at -O0 and around quantize/dequantize
+        return DESIRED_LAYOUTS[desired_layout]
+    if opt_level >= 1 and not _uses(mod, _LAYOUT_BLOCKERS):
+        return CHANNELS_LAST
+    return None
+
+
+def _leftover_ops(mod: tvm.IRModule) -> list[str]:
+    """Operators still in `main` after the passes that no C can run (none legalised them)."""
+    names = set()
+    for block in mod["main"].body.blocks:
+        for binding in block.bindings:
+            op = getattr(binding.value, "op", None)
+            name = getattr(op, "name", None) if isinstance(op, tvm.ir.Op) else None
+            if name and name not in _LOWERED_OPS and not name.startswith("relax.memory.kill"):
+                names.add(name)
+    return sorted(names)
+
+
+def _passes(opt_level: int, layouts: dict[str, list[str]] | None) -> list[Any]:
     fusion = [relax.transform.FuseOps(), relax.transform.FuseTIR()] if opt_level >= 1 else []
-    convert = opt_level >= 1 and not _uses(mod, _LAYOUT_BLOCKERS)
-    layout = [relax.transform.ConvertLayout(CHANNELS_LAST)] if convert else []
     return [
-        *layout,
+        # batch_norm -> arithmetic on constants: FoldConstant leaves one multiply-add, and no
+        # unused mean/variance outputs are computed
+        relax.transform.DecomposeOpsForInference(),
+        relax.transform.CanonicalizeBindings(),  # (y, mean, var)[0] -> y
+        relax.transform.DeadCodeElimination(["main"]),
+        *([convert_layout(layouts)] if layouts else []),
         shrink_broadcast_constants,  # no constant broadcast to an activation's full size
         relax.transform.LegalizeOps(),
         relax.transform.AnnotateTIROpPattern(),
@@ -50,7 +82,26 @@ def _passes(mod: tvm.IRModule, opt_level: int) -> list[Any]:
     ]
 
 
-def lower_relax(mod: tvm.IRModule, opt_level: int = 3) -> tvm.IRModule:
-    """Legalise, fuse and statically plan `main`; stops before the VM-specific passes."""
+def lower_relax(mod: tvm.IRModule, opt_level: int = 3,
+                desired_layout: str | None = None) -> tvm.IRModule:
+    """Legalise, fuse and statically plan `main`; stops before the VM-specific passes.
+
+    At -O1 and above convolutions go channels-last (`layout.py`, safe per operator;
+    `desired_layout` "NHWC"/"NCHW" asks for a layout at any level). Should the conversion
+    still fail on some graph, or leave an operator no legaliser takes, the model is lowered
+    again in its own layout: a model that compiles at -O0 compiles at -O3.
+    """
     with tvm.target.Target("c"):
-        return tvm.transform.Sequential(_passes(mod, opt_level))(mod)
+        layouts = _layouts(mod, opt_level, desired_layout)
+        if layouts is not None:
+            try:
+                lowered = tvm.transform.Sequential(_passes(opt_level, layouts))(mod)
+                leftover = _leftover_ops(lowered)
+                if not leftover:
+                    return lowered
+                reason = "leaves " + ", ".join(leftover)
+            except Exception as exc:  # noqa: BLE001 - TVM raises anything; the retry decides
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
+            log.warning("layout conversion failed (%s): the model keeps its own layout",
+                        reason)
+        return tvm.transform.Sequential(_passes(opt_level, None))(mod)

@@ -1,0 +1,110 @@
+"""Patterns of real edge ONNX exports that once failed (issue 10): the channels-last layout
+conversion on Dropout, variadic Sum/Max/Mean, ConvTranspose and 3-D heads; shape arithmetic
+computed at run time (tf2onnx, paddle2onnx, YOLO-style heads); a symbolic batch dim. Each is
+compiled at -O3 and -O0, all built into ONE program with gcc -Werror, run, and compared with
+onnxruntime."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx
+import pytest
+
+import cbuild
+import references
+from builders import onnx_edge_models as edge
+from builders import onnx_models
+from tvmc_multimodule import compile_model, export_model_library_format
+
+CASES = {
+    "conv_dropout": edge.conv_dropout,
+    "conv_sum": lambda: edge.conv_variadic("Sum"),
+    "conv_max": lambda: edge.conv_variadic("Max"),
+    "conv_mean": lambda: edge.conv_variadic("Mean"),
+    "conv_conv_transpose": edge.conv_conv_transpose,
+    "conv_sequence_head": edge.conv_sequence_head,
+    "conv_layout_followers": edge.conv_layout_followers,
+    "computed_reshape": edge.computed_reshape,
+    "yolo_style_head": edge.yolo_style_head,
+    "dynamic_batch": onnx_models.dynamic_batch,
+}
+OPT_LEVELS = (3, 0)
+
+
+@pytest.fixture(scope="module")
+def edge_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    root = tmp_path_factory.mktemp("edge_onnx")
+    rng = np.random.default_rng(10)
+    modules, inputs, expected, warnings = [], {}, {}, {}
+    for key, build in CASES.items():
+        model = build()
+        path = root / f"{key}.onnx"
+        onnx.save(model, path)
+        for level in OPT_LEVELS:
+            name = f"{key}_o{level}"
+            records: list[logging.LogRecord] = []
+            handler = logging.Handler()
+            handler.emit = records.append  # type: ignore[method-assign]
+            logging.getLogger("tvmc_multimodule").addHandler(handler)
+            try:
+                module = compile_model(str(path), module_name=name, opt_level=level)
+            finally:
+                logging.getLogger("tvmc_multimodule").removeHandler(handler)
+            warnings[name] = [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+            xs = [references.random_array(t.shape, t.dtype, rng) for t in module.inputs]
+            expected[name] = references.run_onnxruntime(
+                model, {t.name: x for t, x in zip(module.inputs, xs)})
+            modules.append(module)
+            inputs[name] = xs
+    archive = export_model_library_format(modules, str(root / "edge.tar"))
+    outputs = cbuild.build_and_run(cbuild.extract(archive, root / "mlf"),
+                                   {m.name: (m.inputs, m.outputs) for m in modules}, inputs)
+    return {"outputs": outputs, "expected": expected, "warnings": warnings,
+            "modules": {m.name: m for m in modules}}
+
+
+@pytest.mark.parametrize("name", [f"{k}_o{level}" for k in CASES for level in OPT_LEVELS])
+def test_matches_onnxruntime(edge_run: dict, name: str) -> None:
+    actual, expected = edge_run["outputs"][name], edge_run["expected"][name]
+    assert len(actual) == len(expected)
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        cbuild.assert_close(a, np.asarray(e), f"{name} output {i}")
+
+
+def test_layout_conversion_is_safe_per_operator(edge_run: dict) -> None:
+    """No model falls back to converting nothing: the operators that cannot follow the
+    channels-last layout keep theirs, the convolutions still convert."""
+    for name, messages in edge_run["warnings"].items():
+        assert not any("layout" in m for m in messages), (name, messages)
+
+
+def test_unconvertible_operators_keep_their_layout_behind_transposes() -> None:
+    from tvm.relax.frontend.onnx import from_onnx
+
+    from tvmc_multimodule.pipeline.layout import CHANNELS_LAST, convert_layout
+
+    imported = from_onnx(edge.conv_variadic("Max"), keep_params_in_input=False)
+    converted = convert_layout(CHANNELS_LAST)(imported)["main"].script(show_meta=False)
+    assert 'data_layout="NHWC"' in converted  # the convolution converts...
+    assert "R.stack" not in converted and "call_tir" in converted  # ...stack does not
+    assert "R.stack" in imported["main"].script(show_meta=False)  # input left unchanged
+
+
+def test_shape_arithmetic_is_folded_before_import() -> None:
+    from tvmc_multimodule.frontends.onnx_fold import fold_shape_arithmetic
+
+    for build in (edge.computed_reshape, edge.yolo_style_head):
+        folded = fold_shape_arithmetic(build())
+        ops = {n.op_type for n in folded.graph.node}
+        assert not ops & {"Shape", "Size", "Gather", "Cast", "ConstantOfShape", "Range",
+                          "Concat", "Unsqueeze"}, ops
+        assert "Conv" in ops and "Reshape" in ops
+
+
+def test_symbolic_batch_defaults_to_one_with_a_warning(edge_run: dict) -> None:
+    module = edge_run["modules"]["dynamic_batch_o3"]
+    assert module.inputs[0].shape == (1, 8) and module.outputs[0].shape == (1, 8)
+    (message,) = edge_run["warnings"]["dynamic_batch_o3"]
+    assert "'x'" in message and "'batch'" in message and "set to 1" in message
+    assert "\n" not in message

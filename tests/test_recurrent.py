@@ -1,0 +1,120 @@
+"""ONNX LSTM / GRU and control flow (If, Loop): every small model built with onnx.helper,
+compiled into ONE archive, built into ONE program with gcc -Wall -Wextra -Werror, run, and
+compared with onnxruntime (the ONNX reference evaluator where onnxruntime has no kernel:
+batch-major LSTM, layout=1) within 1e-5 relative."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+import pytest
+
+import cbuild
+import references
+from builders import onnx_models
+from builders import onnx_recurrent_models as models
+from tvmc_multimodule import compile_model, export_model_library_format
+from tvmc_multimodule.errors import UnsupportedError, UsageError
+
+RTOL = 1e-5
+
+
+def _cases() -> dict[str, Callable[[], onnx.ModelProto]]:
+    cases: dict[str, Callable[[], onnx.ModelProto]] = {}
+    for op in ("LSTM", "GRU"):
+        for direction in ("forward", "reverse", "bidirectional"):
+            for initial in (False, True):
+                key = f"{op}_{direction}_{'h0' if initial else 'zero'}".lower()
+                cases[key] = (lambda op=op, d=direction, i=initial:
+                              models.recurrent(op, d, i, seed=len(d) + i))
+    cases["gru_linear_before_reset"] = lambda: models.recurrent(
+        "GRU", "bidirectional", True, linear_before_reset=1)
+    cases["lstm_peepholes_batch_major"] = lambda: models.recurrent(
+        "LSTM", "bidirectional", True, layout=1, peepholes=True)
+    cases.update(models.CONTROL_MODELS)
+    for rate in (16000, 8000):  # sr fixed at compile time, the model as users have it
+        cases[f"vad_sr{rate // 1000}k"] = models.vad
+    return cases
+
+
+# case -> inputs fixed at compile time (given to onnxruntime as inputs)
+FIXED = {"vad_sr16k": {"sr": np.array(16000, np.int64)},
+         "vad_sr8k": {"sr": np.array(8000, np.int64)}}
+
+
+CASES = _cases()
+NO_ORT = {"lstm_peepholes_batch_major"}  # onnxruntime refuses layout=1
+
+
+def _reference(name: str, model: onnx.ModelProto, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    if name in NO_ORT:
+        from onnx.reference import ReferenceEvaluator
+
+        return [np.asarray(a) for a in ReferenceEvaluator(model).run(None, feed)]
+    return references.run_onnxruntime(model, feed)
+
+
+@pytest.fixture(scope="module")
+def recurrent_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    root: Path = tmp_path_factory.mktemp("recurrent")
+    rng = np.random.default_rng(7)
+    compiled, inputs, expected = [], {}, {}
+    for name, build in CASES.items():
+        model = build()
+        path = root / f"{name}.onnx"
+        onnx_models.save(model, path)
+        fixed = FIXED.get(name, {})
+        module = compile_model(str(path), module_name=name, input_values=fixed)
+        xs = [references.random_array(t.shape, t.dtype, rng) for t in module.inputs]
+        feed = {t.name: x for t, x in zip(module.inputs, xs)}
+        expected[name] = _reference(name, model, {**feed, **fixed})
+        compiled.append(module)
+        inputs[name] = xs
+    archive = export_model_library_format(compiled, str(root / "recurrent.tar"))
+    extracted = cbuild.extract(archive, root / "mlf")
+    outputs = cbuild.build_and_run(extracted, {m.name: (m.inputs, m.outputs) for m in compiled},
+                                   inputs)
+    return {"outputs": outputs, "expected": expected, "root": extracted}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_matches_onnxruntime(recurrent_run: dict, name: str) -> None:
+    actual, expected = recurrent_run["outputs"][name], recurrent_run["expected"][name]
+    assert len(actual) == len(expected)
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        cbuild.assert_close(a, np.asarray(e), f"{name} output {i}", rtol=RTOL)
+
+
+def test_time_loop_is_not_unrolled(recurrent_run: dict) -> None:
+    """One kernel per recurrent node with the loop over time inside: the C does not grow
+    with the sequence length."""
+    source = (recurrent_run["root"] / "codegen" / "host" / "src"
+              / "lstm_bidirectional_h0_lib0.c").read_text()
+    assert source.count("int32_t tvmgen_lstm_bidirectional_h0_lstm(") == 2  # prototype + body
+    assert "for (int32_t s = 0; s < 6; ++s)" in source
+
+
+def test_fixed_input_leaves_the_signature(recurrent_run: dict) -> None:
+    header = (recurrent_run["root"] / "codegen" / "host" / "include" / "tvmgen_vad_sr16k.h").read_text()
+    assert " sr;" not in header and " h;" in header
+
+
+def test_run_time_if_is_one_clear_error(tmp_path: Path) -> None:
+    """Without --input-values the sample rate is a real input: the If is named, exit 4."""
+    path = tmp_path / "vad.onnx"
+    onnx_models.save(models.vad(), path)
+    with pytest.raises(UnsupportedError) as caught:
+        compile_model(str(path), module_name="vad")
+    line = caught.value.one_line()
+    for word in ("control flow", "If node 'sample_rate_if'", "'is16k'", "--input-values",
+                 str(path), "vad"):
+        assert word in line, f"{word!r} missing from: {line}"
+
+
+def test_unknown_input_value_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "vad.onnx"
+    onnx_models.save(models.vad(), path)
+    with pytest.raises(UsageError, match="samplerate"):
+        compile_model(str(path), module_name="vad", input_values={"samplerate": 16000})

@@ -1,0 +1,50 @@
+"""TVM's Relax ONNX importer, extended with the operators it lacks (LSTM, GRU: see
+onnx_recurrent.py). The extension is a subclass of TVM's importer, so TVM itself is unchanged."""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from .onnx_recurrent import CONVERTERS
+
+
+def _importer_class() -> type:
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    class Importer(onnx_frontend.ONNXGraphImporter):
+        """TVM's importer; LSTM and GRU nodes go to our converters."""
+
+        def _check_for_unsupported_ops(self, graph: Any) -> None:
+            kept = [n for n in graph.node if n.op_type not in CONVERTERS]
+            trimmed = type(graph)()
+            trimmed.node.extend(kept)
+            super()._check_for_unsupported_ops(trimmed)
+
+        def _convert_operator(self, op_name: str, inputs: Any, attrs: dict,
+                              opset: int) -> Any:
+            if op_name in CONVERTERS:
+                return self.bb.normalize(CONVERTERS[op_name](self.bb, inputs, attrs))
+            return super()._convert_operator(op_name, inputs, attrs, opset)
+
+    return Importer
+
+
+def supported_ops() -> set[str]:
+    """Operator types the extended importer converts."""
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    return set(onnx_frontend._get_convert_map()) | set(CONVERTERS)
+
+
+def from_onnx(model: Any, shape_dict: dict[str, list[int]],
+              dtype_dict: dict[str, str]) -> Any:
+    """tvm.relax.frontend.onnx.from_onnx (parameters folded as constants) with our converters."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # noqa: BLE001 - TVM's from_onnx only warns too
+        warnings.warn(str(exc))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    importer = _importer_class()(shape_dict, dtype_dict, keep_params_in_input=False)
+    return importer.from_onnx(model.graph, opset)
