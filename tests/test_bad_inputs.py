@@ -65,7 +65,7 @@ def write_models(folder: Path) -> None:
     onnx_models.save(onnx_models.custom_op(), folder / "custom.onnx")
     (folder / "custom.tflite").write_bytes(tflite_models.custom_op())
     (folder / "while.tflite").write_bytes(tflite_models.while_loop())
-    (folder / "hybrid.tflite").write_bytes(tflite_models.dynamic_range_fc())
+    (folder / "hybrid.tflite").write_bytes(tflite_models.dynamic_range_batch_matmul())
     onnx_models.save(onnx_models.dynamic_length(), folder / "dynamic.onnx")
     (folder / "notes.txt").write_text("not a model\n")
     (folder / "plain_file").write_text("a regular file, not a directory\n")

@@ -176,3 +176,33 @@ def test_tvmc_run_with_hostile_names(compiled, tmp_path):
         for i, (tensor, expected) in enumerate(zip(module.outputs, want)):
             cbuild.assert_close(data[tensor.name], expected.reshape(SHAPE), f"output {i}")
     assert not Path("PWNED").exists()
+
+
+def test_c_text_round_trips_through_gcc(tmp_path):
+    """Random hostile text as comments, string literals and identifiers: the C builds under
+    -std=c11 -trigraphs -Wall -Werror, each literal prints back the text's exact UTF-8 bytes,
+    and no comment ends early (each is followed by a line that must survive)."""
+    from tvmc_multimodule.names import CText, c_text, is_c_identifier
+
+    rng = np.random.default_rng(11)
+    alphabet = list("*/\\?\n\r\t\"'%#() ;{}azAZ09_.") + ["??/", "??=", "*\\\n/", "λ", "\x00",
+                                                          "\x1b", "\u2028", "名"]
+    texts = ["".join(rng.choice(alphabet, size=int(rng.integers(0, 12)))) for _ in range(300)]
+    texts += [name for pair in PAIRS for name in pair]
+    lines = ["#include <stdio.h>", "int main(void) {", "  int survived = 0;"]
+    for i, text in enumerate(texts):
+        identifier = c_text(text, CText.IDENTIFIER, fallback=f"empty{i}")
+        assert is_c_identifier(identifier), (text, identifier)
+        lines += [f"  /* {c_text(text, CText.COMMENT)} */", "  ++survived;",
+                  f"  {{ int {identifier} = 0; (void){identifier}; }}",
+                  f"  fwrite({c_text(text, CText.STRING)}, 1, {len(text.encode())}, stdout);",
+                  "  fputc(0xff, stdout);"]
+    lines += [f"  return survived == {len(texts)} ? 0 : 1;", "}", ""]
+    (tmp_path / "t.c").write_text("\n".join(lines))
+    build = subprocess.run(["gcc", "-std=c11", "-trigraphs", "-Wall", "-Wextra", "-Werror",
+                            str(tmp_path / "t.c"), "-o", str(tmp_path / "t")],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[:2000]
+    run = subprocess.run([str(tmp_path / "t")], capture_output=True)
+    assert run.returncode == 0, "a comment swallowed code"
+    assert run.stdout.split(b"\xff")[:-1] == [t.encode() for t in texts]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import QuantParams, TensorInfo
+from .model import CompiledModule, QuantParams, TensorInfo
 from .names import CText, c_text, check_module_name, is_c_identifier, unique_c_names
 
 WORKSPACE_MODES = ("static", "shared")
@@ -171,15 +171,13 @@ class ModuleApi:
                    tuple(tensor(t) for t in inputs), tuple(tensor(t) for t in outputs))
 
     @classmethod
-    def of(cls, module: object) -> "ModuleApi":
-        """The API of a CompiledModule: the one codegen built, else one rebuilt from its
-        fields (modules made by hand)."""
-        api = getattr(module, "c_api", None)
-        if isinstance(api, ModuleApi):
-            return api
-        options = getattr(module, "options", {}) or {}
-        return cls.build(module.name, module.inputs, module.outputs,  # type: ignore[attr-defined]
-                         module.workspace_bytes,  # type: ignore[attr-defined]
+    def of(cls, module: CompiledModule) -> "ModuleApi":
+        """The API of a compiled module: the one codegen built, else one rebuilt from its
+        fields (modules made by hand); ValueError when they cannot describe one."""
+        if isinstance(module.c_api, ModuleApi):
+            return module.c_api
+        options = module.options or {}
+        return cls.build(module.name, module.inputs, module.outputs, module.workspace_bytes,
                          str(options.get("workspace", "static")),
                          int(options.get("workspace_byte_alignment", DEFAULT_ALIGNMENT)))
 

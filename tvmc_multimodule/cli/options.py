@@ -23,6 +23,7 @@ from ..names import module_name_from_path, validate_module_names
 from ..output_paths import check_name_length, resolve_output, same_file
 from ..target import TargetSpec, parse_target
 from . import legacy
+from .input_values import parse_input_values, split_input_values
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -56,6 +57,11 @@ def add_compile_options(parser: argparse.ArgumentParser, *, multi: bool) -> None
     parser.add_argument("--input-shapes", action="append", metavar="SHAPES",
                         help="static input shapes, '\"input0:[1,32,32,3] input1:[10]\"'."
                              + prefix_note + " May be repeated.")
+    parser.add_argument("--input-values", action="append", metavar="VALUES",
+                        help="ONNX inputs fixed at compile time, e.g. 'sr=16000': the input "
+                             "leaves the module's signature and If/Loop depending on it fold."
+                             + (" Prefix each with its module: 'vad:sr=16000'." if multi else "")
+                             + " May be repeated.")
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, metavar="PATH",
                         help=f"output Model Library Format archive (default: {DEFAULT_OUTPUT})")
     parser.add_argument("-f", "--output-format", default="mlf", metavar="{mlf}",
@@ -403,6 +409,7 @@ class ModelJob:
     name: str
     model_format: str
     input_shapes: dict[str, list[int]] = field(default_factory=dict, hash=False)
+    input_values: dict[str, list[float]] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -440,6 +447,8 @@ def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
         per_module = _collect(problems, split_input_shapes, shapes, names) or {}
     else:
         per_module = {names[0]: shapes}
+    values = _collect(problems, parse_input_values, args.input_values) or {}
+    values_per_module = _collect(problems, split_input_values, values, names) or {}
     old = legacy.map_legacy_options(args)
     problems.extend(old.problems)
     target = _collect(problems, parse_target, args.target, old.target_options)
@@ -452,7 +461,7 @@ def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
     if pass_config and not problems:  # needs TVM: only once all else is right
         pass_config = _collect(problems, check_pass_configs, pass_config)
     raise_all(problems)
-    jobs = [ModelJob(path, name, fmt, per_module.get(name, {}))
+    jobs = [ModelJob(path, name, fmt, per_module.get(name, {}), values_per_module.get(name, {}))
             for (path, name), fmt in zip(pairs, formats)]
     settings = CompileSettings(target, args.output, args.opt_level, pass_config or {},
                                args.jobs, args.workspace,

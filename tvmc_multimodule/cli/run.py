@@ -406,7 +406,8 @@ def top_values(array: np.ndarray, count: int) -> list[tuple[int, Any]]:
 
 def _print_results(outputs: dict[str, np.ndarray], top: int | None) -> None:
     for name, array in outputs.items():
-        print(f"output {name}: {_shape(array.shape)} {array.dtype}")
+        shown = name if name.isprintable() else repr(name)  # no raw control characters
+        print(f"output {shown}: {_shape(array.shape)} {array.dtype}")
         if top:
             for index, value in top_values(array, top):
                 print(f"  [{index}] {value}")

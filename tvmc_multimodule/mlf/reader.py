@@ -209,8 +209,14 @@ def modules_v7(root: str, origin: str, metadata: dict[str, Any]) -> dict[str, Lo
     if not isinstance(modules, dict) or not modules:
         raise OutputError("metadata.json (version 7) has no 'modules' object", path=origin)
     out: dict[str, LoadedModule] = {}
-    for name, raw in modules.items():
+    lower = {}
+    for name in modules:
         check_name(origin, name, "module key")
+        if lower.setdefault(name.lower(), name) != name:
+            raise OutputError(f"metadata.json module keys '{lower[name.lower()]}' and '{name}' "
+                              "differ only in case (their macros would be the same)",
+                              path=origin, hint="the archive is refused")
+    for name, raw in modules.items():
         if not isinstance(raw, dict):
             raise OutputError(f"metadata of module '{name}' is not an object", path=origin,
                               module=name)
