@@ -285,9 +285,12 @@ class ModuleApi:
 
 def _tensor_problems(tensor: TensorInfo) -> list[str]:
     try:
-        itemsize = np.dtype(tensor.dtype).itemsize
-    except TypeError:
+        dtype = np.dtype(tensor.dtype)
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype.kind not in "biuf" or dtype.name != tensor.dtype:
         return [f"tensor {tensor.name!r} has an unknown dtype {tensor.dtype!r}"]
+    itemsize = dtype.itemsize
     shape = tensor.shape
     if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
                and 0 <= d < 2 ** 31 for d in shape):
