@@ -5,10 +5,12 @@ input/output structs and their members, and the signatures of the run functions 
 workspace mode. codegen builds it from the compiled module (`ModuleApi.build`) and derives
 the header, the runner and the static-workspace file from it; mlf/writer derives the
 umbrella header and the example main.c; mlf/reader rebuilds it from validated metadata and
-`tvmc run` derives its harness from it. No other code spells a `tvmgen_` name.
+`tvmc run` derives its harness from it. None of these spells an API name itself (operator
+symbols, `tvmgen_<name>_<op>`, are the pipeline's).
 
-Model text (tensor names) reaches C only through `names.c_text`: as identifiers (`c_name`),
-and as comments or string literals (`CTensor.comment`, `CTensor.literal`).
+Model text (tensor names) reaches C only through `names.c_text`: as identifiers (`c_name`,
+made by `assign_c_names` or checked by `c_name_problems`), as comments (`CTensor.comment`)
+and as string literals (main.c's labels).
 """
 from __future__ import annotations
 
@@ -322,9 +324,12 @@ class ModuleApi:
 
 def _tensor_problems(tensor: TensorInfo) -> list[str]:
     try:
-        itemsize = np.dtype(tensor.dtype).itemsize
-    except TypeError:
+        dtype = np.dtype(tensor.dtype)
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype.kind not in "biuf" or dtype.name != tensor.dtype:
         return [f"tensor {tensor.name!r} has an unknown dtype {tensor.dtype!r}"]
+    itemsize = dtype.itemsize
     shape = tensor.shape
     if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
                and 0 <= d < 2 ** 31 for d in shape):

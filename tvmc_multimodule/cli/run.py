@@ -13,6 +13,7 @@ every dtype); tvmc filled them with random values. ``--fill-mode ones|random`` i
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import subprocess
 import tempfile
@@ -25,6 +26,7 @@ import numpy as np
 from ..c_api import ModuleApi
 from ..errors import BuildError, OutputError, TvmcError, UsageError
 from ..model import TensorInfo
+from ..processes import child_options
 from . import micro, options
 from .report import find_c_compiler, first_error_line
 
@@ -98,7 +100,8 @@ def _validate(args: argparse.Namespace) -> None:
         problems.append(UsageError(f"--print-top {args.print_top}: N must be at least 1"))
     if args.outputs:
         try:
-            options.check_output_path(args.outputs)
+            options.check_output_path(args.outputs, [p for p in (args.archive, args.inputs)
+                                                     if p])
         except TvmcError as err:
             problems.append(err)
     options.raise_all(problems)
@@ -351,7 +354,7 @@ def build_runner(root: str, api: ModuleApi, source_files: Sequence[str],
                "include"), main_c, *sources, "-o", executable, "-lm"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
-                              check=False)
+                              check=False, **child_options())
     except FileNotFoundError:
         raise BuildError(f"C compiler '{compiler[0]}' not found",
                          hint="install gcc or clang, or set CC") from None
@@ -374,7 +377,8 @@ def run_runner(executable: str, arrays: Sequence[np.ndarray], outputs: Sequence[
             fh.write(np.ascontiguousarray(array).tobytes())
     try:
         done = subprocess.run([executable, *in_files, *out_files], capture_output=True,
-                              text=True, timeout=RUN_TIMEOUT_S, check=False)
+                              text=True, timeout=RUN_TIMEOUT_S, check=False,
+                              **child_options())
     except subprocess.TimeoutExpired:
         raise BuildError(f"the module ran for more than {RUN_TIMEOUT_S} s") from None
     if done.returncode != 0:
@@ -397,18 +401,18 @@ def write_npz(fh: Any, arrays: dict[str, np.ndarray]) -> None:
 
 
 def save_npz(arrays: dict[str, np.ndarray], path: str) -> None:
-    """Write atomically: a half-written .npz would look valid to the next tool."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tvmc-run-", suffix=".npz")
+    """Write atomically, with the archive writer's rules (a symbolic link is written through,
+    a special file is never replaced): a half-written .npz would look valid to the next tool."""
+    from ..mlf.writer import write_atomically
+
+    buffer = io.BytesIO()
+    write_npz(buffer, arrays)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            write_npz(fh, arrays)
-        os.replace(tmp, path)
+        write_atomically(path, buffer.getvalue())
+    except TvmcError as err:
+        raise err.located(path=path)
     except OSError as exc:
         raise OutputError(f"cannot write outputs: {exc.strerror or exc}", path=path) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def top_values(array: np.ndarray, count: int) -> list[tuple[int, Any]]:

@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputError, TvmcError, UsageError
-from ..interrupts import deferred
+from ..interrupts import committed, deferred
 from ..c_api import ModuleApi
 from ..model import CompiledModule, TensorInfo
 from ..names import CText, c_text, validate_module_names
+from ..output_paths import resolve_output, temp_prefix
 from .analysis import layers_entry, memory_plan_entry
 
 MLF_VERSION = 7
@@ -65,12 +66,11 @@ def export_model_library_format(modules: CompiledModule | list[CompiledModule], 
     plain tar. Timestamps come from `source_date_epoch`, else the ``SOURCE_DATE_EPOCH``
     environment variable, else the current time.
     """
-    mods = [modules] if isinstance(modules, CompiledModule) else list(modules)
-    check_modules(mods)
-    epoch = resolve_epoch(source_date_epoch)
     path = os.fspath(path)
     try:
-        data = build_archive_bytes(mods, epoch, compress=wants_gzip(path))
+        resolve_output(path)  # a path that can never be written fails before the work
+        data = archive_bytes(modules, compress=wants_gzip(path),
+                             source_date_epoch=source_date_epoch)
         write_atomically(path, data)
     except TvmcError as err:
         raise err.located(path=path)
@@ -78,6 +78,14 @@ def export_model_library_format(modules: CompiledModule | list[CompiledModule], 
         raise OutputError(f"cannot write the archive: {exc}", path=path,
                           hint="check that the directory exists and is writable") from exc
     return path
+
+
+def archive_bytes(modules: CompiledModule | list[CompiledModule], *, compress: bool = False,
+                  source_date_epoch: int | None = None) -> bytes:
+    """The archive `export_model_library_format` writes, as bytes (``tvmc ... -o -``)."""
+    mods = [modules] if isinstance(modules, CompiledModule) else list(modules)
+    check_modules(mods)
+    return build_archive_bytes(mods, resolve_epoch(source_date_epoch), compress=compress)
 
 
 # --------------------------------------------------------------------------------------------
@@ -648,26 +656,27 @@ def write_atomically(path: str, data: bytes) -> None:
     """Write `data` to a temporary file next to `path`, then rename it over `path`.
 
     Whatever stops the write (an OSError, Ctrl-C, SIGTERM turned into an exception by the
-    CLI) removes the temporary file and leaves an existing `path` untouched.
+    CLI) removes the temporary file and leaves an existing `path` untouched. Only a regular
+    file is replaced; a symbolic link is written through (see `output_paths`). Once the
+    rename is done, `interrupts.committed()` tells the CLI the outcome is success.
     """
-    if os.path.isdir(path):
-        raise OutputError("the archive path is a directory", path=path,
-                          hint="give a file name such as models.tar")
-    directory = os.path.dirname(os.path.abspath(path))
-    prefix = f".{os.path.basename(path)}."
+    target = resolve_output(path)
+    directory = os.path.dirname(os.path.abspath(target))
     tmp: str | None = None
     try:
         with deferred():  # the file exists only once `tmp` names it
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=temp_prefix(target),
+                                       suffix=".tmp")
             handle = os.fdopen(fd, "wb")
         with handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, target_mode(path))
+        os.chmod(tmp, target_mode(target))
         with deferred():  # renamed means done: no interrupt between the two
-            os.replace(tmp, path)
+            os.replace(tmp, target)
             tmp = None
+            committed()
     except BaseException:
         if tmp is not None:
             with deferred():
