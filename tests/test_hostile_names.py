@@ -39,6 +39,7 @@ PAIRS = [  # (input name, output name)
     ("NULL", "__LINE__"),
     ("default", "x_1"),
     ("file", "allow_pickle"),  # parameters of numpy.savez: `tvmc run -o` must still save them
+    ("class", "this"),  # C++ keywords: the header is also included from C++
 ]
 SHAPE = (1, 4)
 
@@ -133,6 +134,15 @@ def test_c_names_and_macros_are_unique(compiled):
     assert len(defined) == len(set(defined)), "a macro is defined twice"
     assert "#define TVMGEN_M_WORKSPACE_SIZE " in header
     assert header.count("#define TVMGEN_M_WORKSPACE_SIZE ") == 1
+
+
+@pytest.mark.skipif(not cbuild.have("g++"), reason="needs g++")
+def test_header_is_valid_cxx(compiled):
+    include = compiled["root"] / "codegen/host/include"
+    done = subprocess.run(["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
+                           "-x", "c++", str(include / "tvmgen_modules.h")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[:2000]
 
 
 def test_built_strictly_and_outputs_match_reference(compiled):
