@@ -121,7 +121,7 @@ class _Folder:
             folded += 1
             for name, array in zip(node.output, results):
                 if name:
-                    tensor = self.numpy_helper.from_array(np.ascontiguousarray(array), name)
+                    tensor = self.numpy_helper.from_array(np.array(array, order="C"), name)
                     self.model.graph.initializer.append(tensor)
                     self.initializers[name] = tensor
                     self.cache[name] = array
