@@ -70,6 +70,10 @@ class CorpusResult:
     max_abs_reference: float | None = None
 
     @property
+    def file_name(self) -> str:
+        return Path(self.member).name
+
+    @property
     def constants_ratio(self) -> float | None:
         if self.constants_bytes is None or not self.weight_bytes:
             return None
@@ -98,6 +102,7 @@ def one_line(text: str) -> str:
 
 
 def run_reference(model: corpus_sources.CorpusModel, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The reference runtime's outputs, in the model's output order."""
     if model.model_format == "onnx":
         run = refs.run_onnxruntime(str(model.path), inputs, ONE_CALL)
     else:
@@ -136,9 +141,11 @@ def _by_name(entries: dict[str, dict], names: Sequence[str]) -> list[dict]:
 
 
 def run_ours(archive: compiling.CompiledArchive, inputs: list[np.ndarray],
-             input_names: Sequence[str], work: Path, cflags: str,
+             names: tuple[list[str], list[str]], work: Path, cflags: str,
              timeout: float) -> list[np.ndarray]:
-    """Build the harness with the module (stage build) and run it once (stage run)."""
+    """Build the harness with the module (stage build) and run it once (stage run); outputs
+    in the order of `names` (the model's input and output names) where the archive has them."""
+    input_names, output_names = names
     ours_in = _by_name(archive.main["inputs"], input_names)
     if len(ours_in) != len(inputs):
         raise StageFailure("run", f"{len(ours_in)} inputs in the archive, the model has {len(inputs)}")
@@ -157,7 +164,8 @@ def run_ours(archive: compiling.CompiledArchive, inputs: list[np.ndarray],
                                  timeout=timeout)
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         raise StageFailure("run", one_line(str(exc))) from None
-    return outputs
+    ours = dict(zip(archive.main["outputs"], outputs))
+    return [ours[n] for n in output_names] if set(output_names) == set(ours) else outputs
 
 
 def compare(result: CorpusResult, ours: list[np.ndarray], reference: list[np.ndarray]) -> None:
@@ -215,7 +223,8 @@ def _through_stages(model: corpus_sources.CorpusModel, result: CorpusResult, wor
     except Exception as exc:  # noqa: BLE001
         raise StageFailure("compile", f"archive unreadable: {type(exc).__name__}: {exc}") from None
     result.constants_bytes = archive.main.get("constants_size_bytes")
-    ours = run_ours(archive, inputs, [s.name for s in specs], work, cflags, timeout)
+    names = ([s.name for s in specs], corpus_inputs.output_names(model.path))
+    ours = run_ours(archive, inputs, names, work, cflags, timeout)
     compare(result, ours, reference)
 
 
@@ -234,12 +243,22 @@ def totals(collected: Sequence[CorpusResult]) -> dict[str, int]:
     return reached
 
 
+def labels(collected: Sequence[CorpusResult]) -> dict[int, str]:
+    """Each result's file name, with its package where two packages ship the same name."""
+    counts: dict[str, int] = {}
+    for r in collected:
+        counts[r.file_name] = counts.get(r.file_name, 0) + 1
+    return {id(r): r.file_name if counts[r.file_name] == 1 else f"{r.file_name} ({r.package})"
+            for r in collected}
+
+
 def by_cause(collected: Sequence[CorpusResult]) -> dict[str, list[str]]:
     """Failures after the reference ran, grouped by stage and cause (most frequent first)."""
+    label = labels(collected)
     groups: dict[str, list[str]] = {}
     for r in collected:
         if r.stage not in ("ok", "reference"):
-            groups.setdefault(f"{r.stage}: {r.cause}", []).append(r.name)
+            groups.setdefault(f"{r.stage}: {r.cause}", []).append(label[id(r)])
     return dict(sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])))
 
 
@@ -252,7 +271,7 @@ def _size(n: int | None) -> str:
 def columns() -> list[table.Column]:
     num = table._num  # noqa: SLF001 - the same number formatting as bench/run.py
     return [
-        ("", "model", lambda r: r.name),
+        ("", "model", lambda r: r.file_name),
         ("", "package", lambda r: r.package),
         ("", "fmt", lambda r: r.format),
         ("", "size", lambda r: _size(r.file_bytes)),
@@ -270,7 +289,7 @@ def report(collected: Sequence[CorpusResult], notes: Sequence[str]) -> str:
     skipped = [r for r in collected if r.stage == "reference"]
     if skipped:
         lines.append(f"reference could not run {len(skipped)}: " + "; ".join(
-            f"{r.name} ({r.cause})" for r in skipped))
+            f"{r.file_name} ({r.cause})" for r in skipped))
     for cause, names in by_cause(collected).items():
         lines.append(f"  {len(names):2d}  {cause}: {', '.join(names)}")
     lines += [f"note: {n}" for n in notes]

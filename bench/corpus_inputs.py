@@ -104,6 +104,18 @@ def input_specs(path: Path) -> list[InputSpec]:
     return specs
 
 
+def output_names(path: Path) -> list[str]:
+    """The model's output names in the order its reference runtime returns them."""
+    if path.suffix == ".onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return [meta.name for meta in session.get_outputs()]
+    from ai_edge_litert.interpreter import Interpreter
+
+    return [d["name"] for d in Interpreter(model_path=str(path)).get_output_details()]
+
+
 def shape_option(specs: Sequence[InputSpec]) -> str | None:
     """`--input-shapes` text for the inputs that need it (None: no option)."""
     entries = [f"{s.name}:[{','.join(map(str, s.shape))}]" for s in specs if s.needs_shape_option]

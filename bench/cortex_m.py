@@ -1,112 +1,90 @@
-"""Instructions per inference of our C on an emulated Cortex-M4F (QEMU mps2-an386).
+"""Instructions per inference, footprint and stack of our C on an emulated Cortex-M4F
+(QEMU mps2-an386), through the same project `tvmc micro` writes.
 
-    python bench/cortex_m.py [--models FILE ...] [--repeat N]
+    python bench/cortex_m.py [--models FILE ...] [--repeat N] [--schedules scalar vector]
 
 QEMU is not cycle-accurate, but with `-icount shift=0` its virtual clock advances 1 ns per
-executed instruction, and the board's 25 MHz CMSDK timer then ticks once per 40 instructions:
-the firmware reads it around the model's `run`, so the figure is an instruction count
-(deterministic, +-40), good for comparing schedule variants and int8 against float on the
-same core, not a latency. Each model is compiled with `-mcpu=cortex-m4` in both schedule
-variants (scalar, the default there, and vector) and built with arm-none-eabi-gcc -O2.
+executed instruction, and the core's SysTick (25 MHz on this board) then ticks once per 40
+instructions: the firmware reads it around the model's `run`, so the figure is an instruction
+count (deterministic, +-40), good for comparing schedule variants and int8 against float on
+the same core, not a latency. Each model is compiled with `-mcpu=cortex-m4` in each schedule
+variant (scalar, the default there, and vector), put into a `tvmc micro` project for
+mps2_an386 (arm-none-eabi-gcc -O2) and run on zero inputs: one warm-up, then N timed runs.
+Footprint: code (.text) and constants (.rodata) of the module's objects, its workspace and
+input/output buffers, and the stack peak (painted before the run, checked after).
 """
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
-FIRMWARE = REPO / "tests" / "cortex_m"  # startup code and linker script of the QEMU tests
 SHARED = REPO.parent / "shared" / "models" / "tflite"
 DEFAULT_MODELS = [SHARED / f"{m}_{k}.tflite" for m in
                   ("kws_dscnn", "vww_mobilenet_v1_025", "ic_resnet8", "ad_autoencoder")
                   for k in ("int8", "float32")]
-CFLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-O2"]
-INSTRUCTIONS_PER_TICK = 40  # 1 GHz virtual clock (icount shift 0) / 25 MHz timer
-
-_MAIN = """#include <stdio.h>
-#include <stdint.h>
-#include "tvmgen_{name}.h"
-#define TIMER ((volatile uint32_t*)0x40002000u)  /* CMSDK dual timer 1: load, value, control */
-{buffers}
-int main(void) {{
-  struct tvmgen_{name}_inputs in;
-  struct tvmgen_{name}_outputs out;
-  uint32_t start, stop;
-{bind}
-  TIMER[0] = 0xFFFFFFFFu;
-  TIMER[2] = (1u << 7) | (1u << 1);  /* enabled, 32-bit, free running */
-  if (tvmgen_{name}_run(&in, &out) != 0) return 1;  /* warm-up */
-  start = TIMER[1];
-  for (int i = 0; i < {repeat}; ++i) {{
-    if (tvmgen_{name}_run(&in, &out) != 0) return 1;
-  }}
-  stop = TIMER[1];
-  printf("ticks %lu\\n", (unsigned long)(start - stop));
-  return 0;
-}}
-"""
+BOARD = "mps2_an386"
+TARGET = "c -mcpu=cortex-m4"
 
 
-def firmware_main(module: object, repeat: int) -> str:
-    buffers, bind = [], []
-    for kind, tensors in (("in", module.inputs), ("out", module.outputs)):  # type: ignore[attr-defined]
-        for i, t in enumerate(tensors):
-            buffers.append(f"static _Alignas(16) uint8_t {kind}{i}[{max(t.nbytes, 1)}];")
-            bind.append(f"  {kind}.{t.c_name} = {kind}{i};")
-    return _MAIN.format(name=module.name, buffers="\n".join(buffers),  # type: ignore[attr-defined]
-                        bind="\n".join(bind), repeat=repeat)
+def measure(path: Path, schedule: str, repeat: int, work: Path) -> dict:
+    """Instructions per inference (mean of `repeat` runs after a warm-up), the module's
+    footprint, its stack peak and the firmware's .text."""
+    from tvmc_multimodule import compile_model, export_model_library_format
+    from tvmc_multimodule.micro import create_project, load_board
+    from tvmc_multimodule.micro.emulator import instructions, run_module
+    from tvmc_multimodule.micro.firmware import build, footprint
+
+    module = compile_model(str(path), module_name="m", target=TARGET, schedule=schedule)
+    archive = export_model_library_format(module, str(work / "m.tar"))
+    project = create_project(str(work / "fw"), archive, load_board(BOARD))
+    project, elf = build(str(work / "fw"))
+    zeros = [np.zeros(t.shape, t.dtype) for t in module.inputs]
+    _, run = run_module(project, elf, "m", zeros, str(work / "io"), invokes=1 + repeat)
+    timed = run.invokes[1:]
+    assert project.cpu_clock_hz
+    fp = footprint(str(work / "fw"), project, elf)
+    return {"instructions": instructions(sum(i.ticks for i in timed) / len(timed),
+                                         project.cpu_clock_hz),
+            "stack": max(i.stack for i in run.invokes), "module": fp.modules["m"],
+            "text": fp.sections.get(".text", 0)}
 
 
 def instructions(path: Path, schedule: str, repeat: int, work: Path) -> tuple[float, int]:
     """(instructions per inference, .text bytes of the firmware)."""
-    from tvmc_multimodule import compile_model, export_model_library_format
-
-    name = "m"
-    module = compile_model(str(path), module_name=name, target="c -mcpu=cortex-m4",
-                           schedule=schedule)
-    archive = export_model_library_format(module, str(work / "m.tar"))
-    root = work / "mlf"
-    root.mkdir(exist_ok=True)
-    subprocess.run(["tar", "xf", archive, "-C", str(root)], check=True)
-    (work / "main.c").write_text(firmware_main(module, repeat))
-    sources = sorted((root / "codegen" / "host" / "src").glob(f"{name}_lib*.c"))
-    elf = work / "app.elf"
-    subprocess.run(["arm-none-eabi-gcc", *CFLAGS, "-I", str(root / "codegen" / "host" / "include"),
-                    str(FIRMWARE / "startup.c"), str(work / "main.c"), *map(str, sources),
-                    "-T", str(FIRMWARE / "link.ld"), "--specs=rdimon.specs", "-nostartfiles",
-                    "-lm", "-o", str(elf)], check=True, capture_output=True, text=True)
-    run = subprocess.run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-icount",
-                          "shift=0", "-semihosting-config", "enable=on,target=native",
-                          "-kernel", str(elf)], capture_output=True, text=True, timeout=600)
-    if run.returncode != 0 or "ticks" not in run.stdout:
-        raise RuntimeError(f"firmware failed: {run.stdout[-300:]} {run.stderr[-300:]}")
-    ticks = int(run.stdout.split("ticks", 1)[1].split()[0])
-    size = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True,
-                          text=True).stdout
-    text = next(int(line.split()[1]) for line in size.splitlines() if line.startswith(".text"))
-    return ticks * INSTRUCTIONS_PER_TICK / repeat, text
+    result = measure(path, schedule, repeat, work)
+    return result["instructions"], result["text"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", type=Path, default=DEFAULT_MODELS)
     parser.add_argument("--repeat", type=int, default=2, help="timed runs after one warm-up")
+    parser.add_argument("--schedules", nargs="+", default=["scalar", "vector"],
+                        choices=["scalar", "vector", "none"])
     args = parser.parse_args(argv)
-    print(f"{'model':34s} {'scalar Minstr':>14s} {'vector Minstr':>14s} {'vector/scalar':>14s}")
+    first = args.schedules[0]
+    print(" ".join([f"{'model':30s}", *(f"{s + ' Minstr':>14s}" for s in args.schedules),
+                    f"{'code B':>8s} {'const B':>9s} {'ws B':>8s} {'io B':>7s} {'stack B':>7s}"
+                    f"   ({first})"]))
     for path in args.models:
         if not path.exists():
             print(f"{path.name}: missing", file=sys.stderr)
             continue
-        counts = {}
-        for schedule in ("scalar", "vector"):
+        results = {}
+        for schedule in args.schedules:
             with tempfile.TemporaryDirectory(prefix="tvmc-m4-") as tmp:
-                counts[schedule], _ = instructions(path, schedule, args.repeat, Path(tmp))
-        print(f"{path.stem:34s} {counts['scalar'] / 1e6:14.3f} {counts['vector'] / 1e6:14.3f} "
-              f"{counts['vector'] / counts['scalar']:14.2f}", flush=True)
+                results[schedule] = measure(path, schedule, args.repeat, Path(tmp))
+        m, stack = results[first]["module"], results[first]["stack"]
+        print(" ".join([f"{path.stem:30s}",
+                        *(f"{results[s]['instructions'] / 1e6:14.3f}" for s in args.schedules),
+                        f"{m.code:8d} {m.constants:9d} {m.workspace:8d} {m.io:7d} {stack:7d}"]),
+              flush=True)
     return 0
 
 

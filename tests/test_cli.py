@@ -547,12 +547,12 @@ def test_typed_error_exit_code(capsys):
 # ----------------------------------------------------------------------------- registry
 
 def test_registry_has_builtins_without_entry_points():
-    assert driver.build_registry(NO_PLUGINS).names == ["compile", "compile-multi", "run", "micro"]
+    assert driver.build_registry(NO_PLUGINS).names == ["compile", "compile-multi", "run", "micro", "report"]
 
 
 def test_registry_with_installed_metadata_has_each_name_once():
     # installed: compile-multi comes as built-in AND entry point; not installed: built-in only
-    assert driver.build_registry().names == ["compile", "compile-multi", "run", "micro"]
+    assert driver.build_registry().names == ["compile", "compile-multi", "run", "micro", "report"]
 
 
 def test_registry_picks_up_entry_point(capsys):
@@ -569,7 +569,7 @@ def test_registry_never_registers_a_name_twice(caplog):
     same = SimpleNamespace(name="compile-multi", load=lambda: compile_multi.register_parser)
     other = plugin("compile", lambda: 0)
     registry = driver.build_registry(lambda: [same, other])
-    assert registry.names == ["compile", "compile-multi", "run", "micro"]
+    assert registry.names == ["compile", "compile-multi", "run", "micro", "report"]
     assert "ignoring subcommand 'compile'" in caplog.text
     parse("compile-multi", "a.tflite")  # the parser still builds
 

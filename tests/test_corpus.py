@@ -61,15 +61,19 @@ def test_cause_of_a_message(corpus: ModuleType, line: str, exit_code: int | None
 
 
 def test_totals_count_the_stages_each_model_passed(corpus: ModuleType) -> None:
-    def result(name: str, stage: str, cause: str | None = None) -> object:
-        return corpus.CorpusResult(name, "pkg==1", name, "onnx", 10, stage=stage, cause=cause)
+    def result(name: str, stage: str, cause: str | None = None, package: str = "p==1") -> object:
+        return corpus.CorpusResult(name, package, f"p/{name}", "onnx", 10, stage=stage,
+                                   cause=cause)
 
     collected = [result("a", "ok"), result("b", "reference", "custom op"),
-                 result("c", "compile", "If"), result("d", "compile", "If"),
-                 result("e", "match", "output 0 differs"), result("f", "build", "gcc")]
-    assert corpus.totals(collected) == {"attempted": 6, "reference runs": 5, "compile": 3,
+                 result("c", "compile", "If"), result("d", "compile", "If", "q==2"),
+                 result("e", "match", "output 0 differs"), result("f", "build", "gcc"),
+                 result("d", "compile", "LSTM", "r==3")]
+    assert corpus.totals(collected) == {"attempted": 7, "reference runs": 6, "compile": 3,
                                         "build": 2, "run": 2, "match": 1}
-    assert corpus.by_cause(collected) == {"compile: If": ["c", "d"], "build: gcc": ["f"],
+    # the same file name in two packages: each one named with its package
+    assert corpus.by_cause(collected) == {"compile: If": ["c", "d (q==2)"], "build: gcc": ["f"],
+                                          "compile: LSTM": ["d (r==3)"],
                                           "match: output 0 differs": ["e"]}
 
 

@@ -164,13 +164,14 @@ def test_tensor_order_kept_and_repeated_names(tmp_path):
     mod = make_module("alpha")
     a = TensorInfo("zeta", "zeta", (2,), "float32")
     b = TensorInfo("alpha", "alpha", (2,), "float32")
-    dup = TensorInfo("zeta", "zeta_1", (2,), "float32")
-    mod = mod.replace(inputs=[a, b], outputs=[a, dup])
+    out_a = TensorInfo("zeta", "zeta_1", (2,), "float32")
+    dup = TensorInfo("zeta", "zeta_2", (2,), "float32")
+    mod = mod.replace(inputs=[a, b], outputs=[out_a, dup])
     out = tmp_path / "m.tar"
     export_model_library_format(mod, str(out), source_date_epoch=EPOCH)
     got = load_model_library_format(str(out)).modules["alpha"]
     assert [t.c_name for t in got.inputs] == ["zeta", "alpha"]
-    assert [t.c_name for t in got.outputs] == ["zeta", "zeta_1"]
+    assert [t.c_name for t in got.outputs] == ["zeta_1", "zeta_2"]
 
 
 def test_archive_layout(tmp_path):

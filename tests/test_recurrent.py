@@ -98,7 +98,7 @@ def test_time_loop_is_not_unrolled(recurrent_run: dict) -> None:
 
 def test_fixed_input_leaves_the_signature(recurrent_run: dict) -> None:
     header = (recurrent_run["root"] / "codegen" / "host" / "include" / "tvmgen_vad_sr16k.h").read_text()
-    assert " sr;" not in header and " h;" in header
+    assert " sr;" not in header and " state;" in header
 
 
 def test_run_time_if_is_one_clear_error(tmp_path: Path) -> None:
@@ -118,3 +118,22 @@ def test_unknown_input_value_is_a_usage_error(tmp_path: Path) -> None:
     onnx_models.save(models.vad(), path)
     with pytest.raises(UsageError, match="samplerate"):
         compile_model(str(path), module_name="vad", input_values={"samplerate": 16000})
+
+
+def test_cli_input_values_select_the_branch(capsys, tmp_path: Path) -> None:
+    """`--input-values vad:sr=16000` folds the If; without it the run-time If is exit 4 naming
+    the node; a bad value is a usage error (exit 2)."""
+    from tvmc_multimodule.cli import driver
+
+    path = tmp_path / "vad.onnx"
+    onnx_models.save(models.vad(), path)
+    out = tmp_path / "out.tar"
+    code = driver.main(["compile-multi", f"{path}:vad", "--input-values", "vad:sr=16000",
+                        "-o", str(out)])
+    assert code == 0 and out.exists()
+    code = driver.main(["compile", str(path), "--module-name", "vad", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 4 and "If node 'sample_rate_if'" in err and "Traceback" not in err
+    code = driver.main(["compile", str(path), "--input-values", "sr=16k", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--input-values 'sr'" in err

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import codegen, frontends, pipeline
+from .c_api import ModuleApi, assign_c_names
 from .errors import InternalError, TvmcError, UsageError
 from .model import CompiledModule, ImportedModel, OperatorInfo, TensorInfo
 from .names import check_module_name
@@ -58,7 +59,8 @@ def _scheduled_operators(relaxed: Any, program: pipeline.Program, prefix: str, t
 def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                       pass_config: dict[str, Any] | None,
                       schedule: pipeline.ScheduleOptions, workspace: str,
-                      desired_layout: str | None = None) -> CompiledModule:
+                      desired_layout: str | None = None,
+                      workspace_io: bool = False) -> CompiledModule:
     import tvm
 
     name = imported.name
@@ -68,32 +70,35 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
     operators = _scheduled_operators(relaxed, program, f"tvmgen_{name}_", target, schedule,
                                      pass_config)
     plan = pipeline.plan_memory(program, operators.signatures,
-                                alignment=spec.workspace_alignment)
-    inputs = _resolve_tensors(imported.inputs, program.input_types, "input")
-    outputs = _resolve_tensors(imported.outputs, program.output_types, "output")
-    shared = workspace == "shared"
+                                alignment=spec.workspace_alignment,
+                                io_in_workspace=workspace_io)
+    inputs, outputs = assign_c_names(
+        _resolve_tensors(imported.inputs, program.input_types, "input"),
+        _resolve_tensors(imported.outputs, program.output_types, "output"))
+    c_api = ModuleApi.build(name, inputs, outputs, plan.workspace_bytes, workspace,
+                            spec.workspace_alignment,
+                            plan.input_offsets + plan.output_offsets if workspace_io else None)
     sources = {
         f"{name}_lib0.c": codegen.add_restrict(
             codegen.operators_source(operators.host_module, target, name, imported.c_support),
             operators.signatures),
-        f"{name}_lib1.c": codegen.runner_source(name, program, plan, operators.signatures,
-                                                inputs, outputs,
-                                                "run" if shared else "run_with_workspace",
+        f"{name}_lib1.c": codegen.runner_source(c_api, program, plan, operators.signatures,
                                                 spec.constants_alignment),
     }
-    if not shared:  # in a file of its own: RAM an application sharing memory never links
-        sources[f"{name}_lib2.c"] = codegen.static_workspace_source(name, plan.workspace_bytes)
+    if not c_api.shared:  # in a file of its own: RAM an application sharing memory never links
+        sources[f"{name}_lib2.c"] = codegen.static_workspace_source(c_api)
     return CompiledModule(
         name=name, model_path=imported.path, model_format=imported.model_format,
         target=spec.canonical, inputs=inputs, outputs=outputs, sources=sources,
-        header=codegen.module_header(name, inputs, outputs, plan.workspace_bytes, workspace,
-                                     spec.workspace_alignment),
+        header=codegen.module_header(c_api), c_api=c_api,
         relax_text=imported.relax_module.script(show_meta=False),
         params={f"const_{i}": array for i, array in enumerate(program.constants)},
         operators=[OperatorInfo(s.c_name, s.scratch_bytes)
                    for s in sorted(operators.signatures.values(), key=lambda s: s.c_name)],
         workspace_bytes=plan.workspace_bytes,
         liveness_bound_bytes=plan.liveness_bound_bytes,
+        layers=pipeline.describe_layers(relaxed, program, operators.signatures),
+        memory_layout=pipeline.memory_layout(program, operators.signatures, plan),
         constants_bytes=int(sum(a.nbytes for a in program.constants)),
         options={"opt_level": opt_level, "pass_config": dict(pass_config or {}),
                  "executor": "aot", "runtime": "crt", "interface_api": "c",
@@ -101,6 +106,7 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                  "memory_planner": plan.strategy, "inplace_reuses": plan.inplace_reuses,
                  "workspace_byte_alignment": spec.workspace_alignment,
                  **({"desired_layout": desired_layout} if desired_layout else {}),
+                 **({"workspace_io": True} if workspace_io else {}),
                  "constants_byte_alignment": spec.constants_alignment},
     )
 
@@ -112,7 +118,8 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
                   schedule: str | None = None, workspace: str = "static",
                   strict_int8: bool = False,
                   desired_layout: str | None = None,
-                  input_values: dict[str, Any] | None = None) -> CompiledModule:
+                  input_values: dict[str, Any] | None = None,
+                  workspace_io: bool = False) -> CompiledModule:
     """Compile one TFLite or ONNX model to plain C (symbols prefixed `tvmgen_<module_name>_`).
 
     Fully int8-quantised TFLite models run on integer-only kernels; an operator without one
@@ -149,7 +156,7 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
         input_values=input_values)
     try:
         compiled = _compile_imported(imported, spec, opt_level, pass_config, schedule_options,
-                                      workspace, desired_layout)
+                                      workspace, desired_layout, workspace_io)
     except TvmcError as err:
         raise err.located(module=module_name, path=path)
     except Exception as exc:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .c_api import ModuleApi
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,43 @@ class OperatorInfo:
 
 
 @dataclass(frozen=True)
+class LayerInfo:
+    """One operator call of the runner, as `tvmc report` shows it."""
+
+    step: int                              # index in the runner's sequence of steps
+    function_name: str                     # the C function called
+    op: str                                # the operators it fuses: conv2d_add_relu
+    input_shapes: tuple[tuple[int, ...], ...]  # non-constant inputs
+    output_shape: tuple[int, ...]
+    dtype: str                             # of the output
+    macs: int                              # multiply-accumulates (0: none counted)
+    weight_bytes: int                      # constants read
+    activation_bytes: int                  # non-constant tensors read and written
+
+
+@dataclass(frozen=True)
+class PlannedBuffer:
+    """One buffer of the memory plan: live from step `first` to `last` at `offset`."""
+
+    kind: str                              # "tensor", "scratch", "input" or "output"
+    first: int
+    last: int
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class MemoryLayout:
+    """The memory plan of one module as a picture needs it."""
+
+    steps: int
+    workspace_bytes: int
+    liveness_bound_bytes: int
+    buffers: tuple[PlannedBuffer, ...]
+    live_bytes: tuple[int, ...]            # tensor bytes live at each step
+
+
+@dataclass(frozen=True)
 class ImportedModel:
     """A model file turned into a Relax IRModule (frontends -> pipeline)."""
 
@@ -91,10 +131,18 @@ class CompiledModule:
     liveness_bound_bytes: int = 0   # lower bound of workspace_bytes for these lifetimes
     compile_seconds: float = 0.0
     options: dict[str, Any] = field(default_factory=dict)
+    # the C API the header and sources were derived from (None in modules made by hand:
+    # ModuleApi.of rebuilds it from the fields above)
+    c_api: ModuleApi | None = None
+    layers: list[LayerInfo] = field(default_factory=list)
+    memory_layout: MemoryLayout | None = None
 
     @property
     def io_bytes(self) -> int:
         return sum(t.nbytes for t in self.inputs) + sum(t.nbytes for t in self.outputs)
 
     def replace(self, **changes: Any) -> "CompiledModule":
+        """A copy with `changes`; a change to what the C API describes drops `c_api`."""
+        if changes.keys() & {"name", "inputs", "outputs", "workspace_bytes", "options"}:
+            changes.setdefault("c_api", None)
         return dataclasses.replace(self, **changes)

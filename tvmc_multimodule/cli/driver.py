@@ -38,6 +38,7 @@ BUILTIN_SUBCOMMANDS = (
     ("compile-multi", "tvmc_multimodule.cli.compile_multi:register_parser"),
     ("run", "tvmc_multimodule.cli.run:register_parser"),
     ("micro", "tvmc_multimodule.cli.micro:register_parser"),
+    ("report", "tvmc_multimodule.cli.report_command:register_parser"),
 )
 
 RegisterParser = Callable[[Any], None]

@@ -5,6 +5,7 @@ The work is in `tvmc_multimodule.micro`; this module parses, validates, prints.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 from typing import Any
@@ -115,7 +116,16 @@ def drive_build(args: argparse.Namespace) -> int:
 
 
 def _built_elf(directory: str) -> str:
-    for candidate in ("build/firmware.elf", "build-cmake/firmware.elf"):
+    """The ELF of the last `tvmc micro build` (footprint.json), else make's or CMake's."""
+    from ..micro.firmware import FOOTPRINT_FILE
+
+    candidates = ["build/firmware.elf", "build-cmake/firmware.elf"]
+    try:
+        with open(os.path.join(directory, FOOTPRINT_FILE)) as fh:
+            candidates.insert(0, str(json.load(fh)["elf"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    for candidate in candidates:
         path = os.path.join(directory, candidate)
         if os.path.isfile(path):
             return path
@@ -143,10 +153,11 @@ def drive_flash(args: argparse.Namespace) -> int:
 
 
 def _generic_instructions(project: Any, elf: str) -> str:
+    flash, ram = project.flash.split(":"), project.ram.split(":")
     return "\n".join([
         f"board {project.board} has no emulator: flash {elf} with your part's tool.",
-        f"  core {project.mcpu}; code at {project.flash.split(':')[0]} ({project.flash.split(':')[1]}"
-        f" B), data at {project.ram.split(':')[0]} ({project.ram.split(':')[1]} B)",
+        f"  core {project.mcpu}; code at {flash[0]} ({flash[1]} B), data at {ram[0]} "
+        f"({ram[1]} B)",
         f"  openocd -f <interface.cfg> -f <target.cfg> -c \"program {elf} verify reset exit\"",
         f"  pyocd flash -t <part> {elf}      or the vendor's tool (STM32CubeProgrammer, J-Link...)",
         f"  a raw image: arm-none-eabi-objcopy -O binary {elf} firmware.bin",

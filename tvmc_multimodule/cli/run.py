@@ -13,16 +13,20 @@ every dtype); tvmc filled them with random values. ``--fill-mode ones|random`` i
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import subprocess
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from ..c_api import ModuleApi
 from ..errors import BuildError, OutputError, TvmcError, UsageError
 from ..model import TensorInfo
+from ..processes import child_options
 from . import micro, options
 from .report import find_c_compiler, first_error_line
 
@@ -35,7 +39,9 @@ def register_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run", help="build one module of an archive for the host and run it",
         description="Build one module of a Model Library Format archive with the host C\n"
-                    "compiler, run it once on the given inputs and save its outputs.",
+                    "compiler, run it once on the given inputs and save its outputs.\n"
+                    "This compiles and executes the C code inside the archive: run only\n"
+                    "archives you trust. Names in its metadata are validated first (exit 5).",
         epilog="example:\n  tvmc run models.tar --module kws --inputs in.npz -o out.npz "
                "--print-top 3", formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("archive", metavar="MLF", help="Model Library Format archive (.tar)")
@@ -70,8 +76,8 @@ def drive_run(args: argparse.Namespace) -> int:
         try:
             arrays = (match_inputs(_load_npz(args.inputs), module.inputs) if args.inputs
                       else fill_inputs(module.inputs, args.fill_mode))
-            executable = build_runner(root, module.name, module.inputs, module.outputs,
-                                      list(module.sources), os.path.join(tmp, "build"))
+            executable = build_runner(root, module.c_api, list(module.sources),
+                                      os.path.join(tmp, "build"))
             outputs = run_runner(executable, arrays, module.outputs, os.path.join(tmp, "io"))
         except TvmcError as err:
             raise options.locate_all(err, module=module.name, path=args.archive)
@@ -94,7 +100,8 @@ def _validate(args: argparse.Namespace) -> None:
         problems.append(UsageError(f"--print-top {args.print_top}: N must be at least 1"))
     if args.outputs:
         try:
-            options.check_output_path(args.outputs)
+            options.check_output_path(args.outputs, [p for p in (args.archive, args.inputs)
+                                                     if p])
         except TvmcError as err:
             problems.append(err)
     options.raise_all(problems)
@@ -219,31 +226,67 @@ def _int_range(dtype: np.dtype) -> tuple[int, int]:
 
 # ----------------------------------------------------------------------------- harness
 
-def harness_source(name: str, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo]) -> str:
+def _entry(api: ModuleApi) -> Any:
+    """The function the harness calls: `run`, or with the inputs and outputs inside the
+    workspace the one that takes the harness's own arena."""
+    return api.runner_entry if api.workspace_io else api.run
+
+
+def _workspace_lines(api: ModuleApi) -> list[str]:
+    """A static arena of the metadata's size and alignment when `run` takes a workspace."""
+    if not _entry(api).takes_workspace:
+        return []
+    return [f"#if {api.workspace_size_macro} > {api.workspace_bytes} || "
+            f"{api.workspace_alignment_macro} > {api.workspace_alignment}",
+            "#error \"the header's workspace does not fit the metadata's\"", "#endif",
+            f"static _Alignas({api.workspace_alignment}) uint8_t "
+            f"workspace[{max(api.workspace_bytes, 1)}];"]
+
+
+def _mode_check(api: ModuleApi) -> list[str]:
+    """The header must declare the workspace mode the metadata records."""
+    condition = "!defined" if api.shared else "defined"
+    io = "!defined" if api.workspace_io else "defined"
+    return [f"#if {condition}({api.workspace_shared_macro})",
+            "#error \"the header's workspace mode differs from the metadata's\"", "#endif",
+            f"#if {io}({api.workspace_io_macro})",
+            "#error \"the header's inputs and outputs are not where the metadata says\"",
+            "#endif"]
+
+
+def harness_source(api: ModuleApi) -> str:
     """main.c: argv = input files..., output files...; exit 0 on success."""
-    macro = f"TVMGEN_{name.upper()}"
     checks, loads, allocs, saves = [], [], [], []
-    for i, t in enumerate(inputs, 1):
-        loads.append(f"  inputs.{t.c_name} = load_file(argv[{i}], {t.nbytes}u);")
-    for i, t in enumerate(outputs, 1 + len(inputs)):
-        allocs.append(f"  outputs.{t.c_name} = alloc_buffer({t.nbytes}u);")
+    if api.workspace_io:  # the buffers are inside the workspace: copy the inputs there
+        allocs += [f"  inputs = {api.map_inputs}(workspace);",
+                   f"  outputs = {api.map_outputs}(workspace);"]
+        loads += [f"  memcpy(inputs.{t.c_name}, load_file(argv[{i}], {t.nbytes}u), {t.nbytes}u);"
+                  for i, t in enumerate(api.inputs, 1)]
+    else:
+        for i, t in enumerate(api.inputs, 1):
+            loads.append(f"  inputs.{t.c_name} = load_file(argv[{i}], {t.nbytes}u);")
+        for t in api.outputs:
+            allocs.append(f"  outputs.{t.c_name} = alloc_buffer({t.nbytes}u);")
+    for i, t in enumerate(api.outputs, 1 + len(api.inputs)):
         saves.append(f"  save_file(argv[{i}], outputs.{t.c_name}, {t.nbytes}u);")
-    for t in [*inputs, *outputs]:
+    for t in (*api.inputs, *api.outputs):
         # the header's size macros must agree with the metadata the buffers are sized from
-        size_macro = f"{macro}_{t.c_name.upper()}_SIZE"
-        checks.append(f"#ifdef {size_macro}\n_Static_assert({size_macro} == {t.nbytes}, "
+        checks.append(f"#ifdef {t.size_macro}\n_Static_assert({t.size_macro} == {t.nbytes}, "
                       f"\"{t.c_name}: header and metadata sizes differ\");\n#endif")
-    argc = 1 + len(inputs) + len(outputs)
+    argc = 1 + len(api.inputs) + len(api.outputs)
+    call = _entry(api).call({"inputs": "&inputs", "outputs": "&outputs",
+                             "workspace": "workspace"})
     return f"""\
-/* Generated by `tvmc run`: runs module '{name}' once on inputs read from files. */
+/* Generated by `tvmc run`: runs module '{api.name}' once on inputs read from files. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tvmgen_{name}.h"
+#include "{api.header_file}"
 
 {chr(10).join(checks)}
+{chr(10).join(_mode_check(api) + _workspace_lines(api))}
 
 static void* alloc_buffer(size_t size) {{
   void* data = calloc(size ? size : 1, 1);
@@ -271,8 +314,8 @@ static void save_file(const char* path, const void* data, size_t size) {{
 }}
 
 int main(int argc, char** argv) {{
-  struct tvmgen_{name}_inputs inputs;
-  struct tvmgen_{name}_outputs outputs;
+  {api.inputs_struct} inputs;
+  {api.outputs_struct} outputs;
   int32_t status;
   if (argc != {argc}) {{
     fprintf(stderr, "expected {argc - 1} file arguments\\n");
@@ -280,10 +323,10 @@ int main(int argc, char** argv) {{
   }}
   memset(&inputs, 0, sizeof(inputs));
   memset(&outputs, 0, sizeof(outputs));
-{chr(10).join(loads + allocs)}
-  status = tvmgen_{name}_run(&inputs, &outputs);
+{chr(10).join(allocs + loads)}
+  status = {call};
   if (status != 0) {{
-    fprintf(stderr, "tvmgen_{name}_run returned %d\\n", (int)status);
+    fprintf(stderr, "{_entry(api).symbol} returned %d\\n", (int)status);
     return 1;
   }}
 {chr(10).join(saves)}
@@ -292,8 +335,7 @@ int main(int argc, char** argv) {{
 """
 
 
-def build_runner(root: str, name: str, inputs: Sequence[TensorInfo],
-                 outputs: Sequence[TensorInfo], source_files: Sequence[str],
+def build_runner(root: str, api: ModuleApi, source_files: Sequence[str],
                  build_dir: str) -> str:
     """Compile main.c with the module's own sources; the executable's path, or BuildError."""
     compiler = find_c_compiler()
@@ -304,7 +346,7 @@ def build_runner(root: str, name: str, inputs: Sequence[TensorInfo],
     os.makedirs(build_dir, exist_ok=True)
     main_c = os.path.join(build_dir, "main.c")
     with open(main_c, "w") as fh:
-        fh.write(harness_source(name, inputs, outputs))
+        fh.write(harness_source(api))
     sources = [os.path.join(root, "codegen", "host", "src", os.path.basename(f))
                for f in source_files]
     executable = os.path.join(build_dir, "runner")
@@ -312,7 +354,7 @@ def build_runner(root: str, name: str, inputs: Sequence[TensorInfo],
                "include"), main_c, *sources, "-o", executable, "-lm"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
-                              check=False)
+                              check=False, **child_options())
     except FileNotFoundError:
         raise BuildError(f"C compiler '{compiler[0]}' not found",
                          hint="install gcc or clang, or set CC") from None
@@ -335,7 +377,8 @@ def run_runner(executable: str, arrays: Sequence[np.ndarray], outputs: Sequence[
             fh.write(np.ascontiguousarray(array).tobytes())
     try:
         done = subprocess.run([executable, *in_files, *out_files], capture_output=True,
-                              text=True, timeout=RUN_TIMEOUT_S, check=False)
+                              text=True, timeout=RUN_TIMEOUT_S, check=False,
+                              **child_options())
     except subprocess.TimeoutExpired:
         raise BuildError(f"the module ran for more than {RUN_TIMEOUT_S} s") from None
     if done.returncode != 0:
@@ -348,19 +391,28 @@ def run_runner(executable: str, arrays: Sequence[np.ndarray], outputs: Sequence[
 
 # ----------------------------------------------------------------------------- results
 
+def write_npz(fh: Any, arrays: dict[str, np.ndarray]) -> None:
+    """numpy.savez's format, for any tensor name: savez(file, **arrays) fails on a tensor
+    named `file` or `allow_pickle`, its own parameters."""
+    with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, array in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
 def save_npz(arrays: dict[str, np.ndarray], path: str) -> None:
-    """Write atomically: a half-written .npz would look valid to the next tool."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tvmc-run-", suffix=".npz")
+    """Write atomically, with the archive writer's rules (a symbolic link is written through,
+    a special file is never replaced): a half-written .npz would look valid to the next tool."""
+    from ..mlf.writer import write_atomically
+
+    buffer = io.BytesIO()
+    write_npz(buffer, arrays)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)  # a file object: numpy adds no ".npz" to the name
-        os.replace(tmp, path)
+        write_atomically(path, buffer.getvalue())
+    except TvmcError as err:
+        raise err.located(path=path)
     except OSError as exc:
         raise OutputError(f"cannot write outputs: {exc.strerror or exc}", path=path) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def top_values(array: np.ndarray, count: int) -> list[tuple[int, Any]]:
@@ -372,7 +424,8 @@ def top_values(array: np.ndarray, count: int) -> list[tuple[int, Any]]:
 
 def _print_results(outputs: dict[str, np.ndarray], top: int | None) -> None:
     for name, array in outputs.items():
-        print(f"output {name}: {_shape(array.shape)} {array.dtype}")
+        shown = name if name.isprintable() else repr(name)  # no raw control characters
+        print(f"output {shown}: {_shape(array.shape)} {array.dtype}")
         if top:
             for index, value in top_values(array, top):
                 print(f"  [{index}] {value}")

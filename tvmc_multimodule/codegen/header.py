@@ -1,44 +1,53 @@
-"""The public header of one module: tvmgen_<name>.h."""
+"""The public header of one module, tvmgen_<name>.h, derived from its `ModuleApi`."""
 from __future__ import annotations
 
-from ..model import TensorInfo
+import math
 
-ALIGNMENT = 16
+from ..c_api import DEFAULT_ALIGNMENT, WORKSPACE_MODES, CTensor, ModuleApi
 
+ALIGNMENT = DEFAULT_ALIGNMENT
+__all__ = ["ALIGNMENT", "WORKSPACE_MODES", "module_header"]
 
 _RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
 
 
-def _tensor_lines(prefix: str, tensors: list[TensorInfo]) -> list[str]:
+def _float_literal(value: float) -> str:
+    """A C float constant; a non-finite scale (a broken model) as an expression C accepts."""
+    if math.isfinite(value):
+        return f"{value!r}f"
+    return "(0.0f / 0.0f)" if math.isnan(value) else ("(1.0f / 0.0f)" if value > 0
+                                                       else "(-1.0f / 0.0f)")
+
+
+def _tensor_lines(api: ModuleApi, tensors: tuple[CTensor, ...]) -> list[str]:
     lines = []
+    real_to_q, q_to_real = api.quant_functions
     for t in tensors:
-        base = f"{prefix}_{t.c_name.upper()}"
-        lines.append(f"/* '{_comment(t.name)}': {t.dtype}{list(t.shape)} */")
-        lines.append(f"#define {base}_SIZE {t.nbytes}")
+        base = t.macro
+        lines.append(f"/* '{t.comment}': {t.dtype}{list(t.shape)} */")
+        lines.append(f"#define {t.size_macro} {t.nbytes}")
+        if t.offset is not None:
+            lines.append(f"#define {t.offset_macro} {t.offset}")
         if t.quant is not None and len(t.quant.scale) == 1:
-            lines.append(f"#define {base}_SCALE {t.quant.scale[0]!r}f")
-            lines.append(f"#define {base}_ZERO_POINT {t.quant.zero_point[0]}")
-            if t.dtype in _RANGES:
-                fn, (lo, hi) = prefix.lower(), _RANGES[t.dtype]
-                lines.append(f"#define {base}_QUANTIZE(x) (({t.dtype}_t){fn}_real_to_q((x), "
+            lines.append(f"#define {base}_SCALE {_float_literal(t.quant.scale[0])}")
+            lines.append(f"#define {base}_ZERO_POINT {int(t.quant.zero_point[0])}")
+            if t.has_8_bit_quant:
+                lo, hi = _RANGES[t.dtype]
+                lines.append(f"#define {base}_QUANTIZE(x) (({t.dtype}_t){real_to_q}((x), "
                              f"{base}_SCALE, {base}_ZERO_POINT, {lo}, {hi}))")
-                lines.append(f"#define {base}_DEQUANTIZE(q) {fn}_q_to_real((int32_t)(q), "
+                lines.append(f"#define {base}_DEQUANTIZE(q) {q_to_real}((int32_t)(q), "
                              f"{base}_SCALE, {base}_ZERO_POINT)")
     return lines
 
 
-def _has_8_bit_quant(tensors: list[TensorInfo]) -> bool:
-    return any(t.dtype in _RANGES and t.quant is not None and len(t.quant.scale) == 1
-               for t in tensors)
-
-
-def _quant_functions(prefix: str) -> list[str]:
+def _quant_functions(api: ModuleApi) -> list[str]:
     """What <TENSOR>_QUANTIZE / _DEQUANTIZE call: TFLite's round(x / scale) + zero point
     (halves away from zero, saturated to the type; NaN gives the lowest value) and
     scale * (q - zero point)."""
+    real_to_q, q_to_real = api.quant_functions
     return [
         "/* real value <-> 8-bit value of a quantised input or output (no libm needed) */",
-        f"static inline int32_t {prefix}_real_to_q(float x, float scale, int32_t zero_point,",
+        f"static inline int32_t {real_to_q}(float x, float scale, int32_t zero_point,",
         "                                         int32_t lo, int32_t hi) {",
         "  float v = x / scale, frac;",
         "  int32_t r;",
@@ -50,63 +59,99 @@ def _quant_functions(prefix: str) -> list[str]:
         "  r += zero_point;",
         "  return r < lo ? lo : (r > hi ? hi : r);",
         "}",
-        f"static inline float {prefix}_q_to_real(int32_t q, float scale, int32_t zero_point) {{",
+        f"static inline float {q_to_real}(int32_t q, float scale, int32_t zero_point) {{",
         "  return scale * (float)(q - zero_point);",
         "}", "",
     ]
 
 
-def _comment(text: str) -> str:
-    return text.replace("*/", "* /")
+def _struct(tag: str, tensors: tuple[CTensor, ...]) -> list[str]:
+    return [f"{tag} {{", *[f"  void* {t.c_name};" for t in tensors], "};"]
 
 
-def _struct(name: str, tensors: list[TensorInfo]) -> list[str]:
-    return [f"struct {name} {{", *[f"  void* {t.c_name};" for t in tensors], "};"]
+def _map_function(api: ModuleApi, function: str, tag: str,
+                  tensors: tuple[CTensor, ...]) -> list[str]:
+    """`struct .. map(void* workspace)`: the tensors' pointers inside a workspace."""
+    return [f"static inline {tag} {function}(void* workspace) {{",
+            f"  {tag} io;",
+            *[f"  io.{t.c_name} = (uint8_t*)workspace + {t.offset_macro};" for t in tensors],
+            "  return io;", "}"]
 
 
-WORKSPACE_MODES = ("static", "shared")
+def _workspace_io(api: ModuleApi) -> list[str]:
+    """With the inputs and outputs in the workspace: where they are, and the arena of the
+    static mode the application writes them into."""
+    if not api.workspace_io:
+        return []
+    arena = ([f"/* The module's static workspace (run() uses it): "
+              f"{api.map_inputs}({api.static_workspace_symbol}) */",
+              f"extern uint8_t {api.static_workspace_symbol}[{api.workspace_size_macro}];", ""]
+             if not api.shared and api.workspace_bytes else [])
+    return [
+        "/* The inputs and outputs live inside the workspace (tir.usmp.use_workspace_io): write",
+        f"   the inputs through {api.map_inputs}(workspace), run, read the outputs through",
+        f"   {api.map_outputs}(workspace). The workspace is all the RAM the module needs; an",
+        "   input may be overwritten by the run, so write every input before each run. */",
+        *_map_function(api, api.map_inputs, api.inputs_struct, api.inputs),
+        *_map_function(api, api.map_outputs, api.outputs_struct, api.outputs), "", *arena,
+    ]
 
 
-def _entry_points(prefix: str, macro: str, workspace: str) -> list[str]:
-    args = f"struct {prefix}_inputs* inputs, struct {prefix}_outputs* outputs"
-    if workspace == "shared":
+def _entry_points(api: ModuleApi) -> list[str]:
+    macro = api.macro
+    if api.workspace_io:
+        return _workspace_io(api) + _entry_points_io(api)
+    if api.shared:
         return [
             f"/* Runs the model in the caller's workspace: {macro}_WORKSPACE_SIZE bytes aligned to",
             f"   {macro}_WORKSPACE_ALIGNMENT (TVMGEN_MAX_WORKSPACE_SIZE in tvmgen_modules.h fits",
             "   every module of the archive, for modules that never run at the same time).",
             "   Returns 0 on success. */",
-            f"int32_t {prefix}_run({args}, void* workspace);",
+            api.run.prototype(),
         ]
     return [
         "/* Runs the model with the module's own static workspace; 0 on success. */",
-        f"int32_t {prefix}_run({args});", "",
+        api.run.prototype(), "",
         f"/* Same, with a caller-provided workspace of {macro}_WORKSPACE_SIZE bytes aligned to",
         f"   {macro}_WORKSPACE_ALIGNMENT. An application that only calls this one and links the",
         "   module from a library does not link the static workspace. */",
-        f"int32_t {prefix}_run_with_workspace({args}, void* workspace);",
+        api.runner_entry.prototype(),
     ]
 
 
-def module_header(name: str, inputs: list[TensorInfo], outputs: list[TensorInfo],
-                  workspace_bytes: int, workspace: str = "static",
-                  alignment: int = ALIGNMENT) -> str:
-    prefix, macro = f"tvmgen_{name}", f"TVMGEN_{name.upper()}"
-    guard = f"{macro}_H_"
-    mode_macro = [f"#define {macro}_WORKSPACE_SHARED 1"] if workspace == "shared" else []
+def _entry_points_io(api: ModuleApi) -> list[str]:
+    macro = api.macro
+    if api.shared:
+        return [f"/* Runs the model in the caller's workspace ({macro}_WORKSPACE_SIZE bytes aligned "
+                f"to {macro}_WORKSPACE_ALIGNMENT, holding the inputs); 0 on success. */",
+                api.run.prototype()]
+    return ["/* Runs the model in the module's static workspace; 0 on success. */",
+            api.run.prototype(), "",
+            f"/* Same, in a caller-provided workspace of {macro}_WORKSPACE_SIZE bytes aligned to",
+            f"   {macro}_WORKSPACE_ALIGNMENT. */", api.runner_entry.prototype()]
+
+
+def module_header(api: ModuleApi) -> str:
+    """tvmgen_<name>.h: sizes, quantisation, structs and entry points of the module."""
+    guard = api.guard
+    mode_macro = [f"#define {api.workspace_shared_macro} 1"] if api.shared else []
+    if api.workspace_io:
+        mode_macro.append(f"#define {api.workspace_io_macro} 1")
+    quantised = any(t.has_8_bit_quant for t in (*api.inputs, *api.outputs))
     lines = [
-        f"/* Module '{name}' generated by tvmc-multimodule. */",
+        f"/* Module '{api.name}' generated by tvmc-multimodule. */",
         f"#ifndef {guard}", f"#define {guard}", "", "#include <stdint.h>", "",
         "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
         "/* Bytes of working memory the module needs, and their alignment. The contents are",
         "   not kept between calls: any other code may use the memory between two runs. */",
-        f"#define {macro}_WORKSPACE_SIZE {workspace_bytes}",
-        f"#define {macro}_WORKSPACE_ALIGNMENT {alignment}", *mode_macro, "",
-        *(_quant_functions(prefix) if _has_8_bit_quant(inputs + outputs) else []),
-        "/* inputs */", *_tensor_lines(macro, inputs), "",
-        "/* outputs */", *_tensor_lines(macro, outputs), "",
+        f"#define {api.workspace_size_macro} {api.workspace_bytes}",
+        f"#define {api.workspace_alignment_macro} {api.workspace_alignment}", *mode_macro, "",
+        *(_quant_functions(api) if quantised else []),
+        "/* inputs */", *_tensor_lines(api, api.inputs), "",
+        "/* outputs */", *_tensor_lines(api, api.outputs), "",
         "/* Pointers to the input and output buffers, one per tensor, in the model's order. */",
-        *_struct(f"{prefix}_inputs", inputs), *_struct(f"{prefix}_outputs", outputs), "",
-        *_entry_points(prefix, macro, workspace),
+        *_struct(api.inputs_struct, api.inputs), *_struct(api.outputs_struct, api.outputs), "",
+        *_entry_points(api),
         "", "#ifdef __cplusplus", "}", "#endif", f"#endif /* {guard} */", "",
     ]
     return "\n".join(lines)

@@ -90,6 +90,11 @@ def run_firmware(project: Project, elf: str, args: Sequence[str] = (), *, cwd: s
     if done.returncode != 0:
         detail = _failure_line(done.stdout + "\n" + done.stderr) or f"exit status {done.returncode}"
         raise BuildError(f"the firmware failed on QEMU {project.qemu_machine}: {detail}")
+    for invoke in result.invokes:
+        if invoke.stack >= invoke.stack_size:  # the painted stack is used up to its last word
+            raise BuildError(f"module {invoke.module} overflowed the {invoke.stack_size}-byte "
+                             "stack (its results cannot be trusted)",
+                             hint="create the project again with a larger --stack-size")
     return result
 
 

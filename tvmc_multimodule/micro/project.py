@@ -29,9 +29,11 @@ from .boards import GENERIC, Board, Region, base_cpu, cpu_flags
 PROJECT_RECORD = "tvmc_micro.json"
 MODEL_DIR = "model"
 DEFAULT_STACK_SIZE = 16 * 1024
+MIN_STACK_SIZE = 2048
 MAX_ARGS = 64
 PRINT_VALUES = 8
 _MCPU = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
+_SOURCE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 # element types main.c prints as values; anything else is printed as bytes
 _PRINTABLE = {"int8": ("int8_t", "%d", "int"), "uint8": ("uint8_t", "%u", "unsigned"),
               "int16": ("int16_t", "%d", "int"), "uint16": ("uint16_t", "%u", "unsigned"),
@@ -129,6 +131,11 @@ def _resolve(board: Board, modules: list[LoadedModule], archive: str, flash: Reg
         if bad:
             problems.append(OutputError(f"invalid module name in the archive: {bad.message}",
                                         path=archive))
+        for source in module.sources:
+            if not _SOURCE_NAME.match(source):  # it becomes a make target and a CMake source
+                problems.append(OutputError(f"source file name '{source}' of module "
+                                            f"{module.name} is not a plain C file name",
+                                            path=archive))
     mcpu = _archive_mcpu(modules, archive)
     if board.name == GENERIC:
         if mcpu is None:
@@ -149,8 +156,10 @@ def _resolve(board: Board, modules: list[LoadedModule], archive: str, flash: Reg
                                   f"{base_cpu(mcpu)} board")
         mcpu = mcpu or board.cpu
         flash, ram = board.flash, board.ram
-    if stack_size < 1024 or stack_size % 8:
-        problems.append(UsageError(f"--stack-size {stack_size}: at least 1024, a multiple of 8"))
+    if stack_size < MIN_STACK_SIZE or stack_size % 8:
+        # newlib's printf alone takes about 1 KB of stack
+        problems.append(UsageError(f"--stack-size {stack_size}: at least {MIN_STACK_SIZE}, a "
+                                   "multiple of 8"))
     if problems:
         raise problems[0] if len(problems) == 1 else ErrorGroup(problems)
     assert mcpu is not None and flash is not None and ram is not None

@@ -14,9 +14,11 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..c_api import DEFAULT_ALIGNMENT, ModuleApi, api_problems, assign_c_names
 from ..errors import OutputError
-from ..model import OperatorInfo, QuantParams, TensorInfo
-from ..names import unique_c_names
+from ..model import LayerInfo, MemoryLayout, OperatorInfo, QuantParams, TensorInfo
+from ..names import check_module_name, is_c_identifier
+from .analysis import read_analysis
 
 SUPPORTED_VERSIONS = (5, 6, 7)
 MAX_ARCHIVE_BYTES = 2 * 1024 ** 3   # total size of the regular files in one archive
@@ -41,7 +43,10 @@ class LoadedModule:
     header: str | None               # codegen/host/include/tvmgen_<name>.h
     params_bytes: bytes | None       # parameters/<name>.params as stored
     ir_text: str | None              # src/<name>.relax, src/<name>.relay or src/relay.txt
+    c_api: ModuleApi | None = None   # the module's C API, from the validated metadata
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    layers: list[LayerInfo] = field(default_factory=list)   # ours: what `tvmc report` shows
+    memory_layout: MemoryLayout | None = None
 
 
 @dataclass
@@ -204,6 +209,13 @@ def modules_v7(root: str, origin: str, metadata: dict[str, Any]) -> dict[str, Lo
     if not isinstance(modules, dict) or not modules:
         raise OutputError("metadata.json (version 7) has no 'modules' object", path=origin)
     out: dict[str, LoadedModule] = {}
+    lower = {}
+    for name in modules:
+        check_name(origin, name, "module key")
+        if lower.setdefault(name.lower(), name) != name:
+            raise OutputError(f"metadata.json module keys '{lower[name.lower()]}' and '{name}' "
+                              "differ only in case (their macros would be the same)",
+                              path=origin, hint="the archive is refused")
     for name, raw in modules.items():
         if not isinstance(raw, dict):
             raise OutputError(f"metadata of module '{name}' is not an object", path=origin,
@@ -211,6 +223,16 @@ def modules_v7(root: str, origin: str, metadata: dict[str, Any]) -> dict[str, Lo
         ir_files = [f"src/{name}.relax", f"src/{name}.relay"]
         out[name] = build_module(root, origin, name, raw, ir_files, single=len(modules) == 1)
     return out
+
+
+def check_name(origin: str, name: object, what: str) -> None:
+    """A module name from metadata names files (tvmgen_<name>.h, parameters/<name>.params)
+    and C symbols: it must be a plain C identifier, or the archive is refused."""
+    bad = check_module_name(name) if isinstance(name, str) else None
+    if not isinstance(name, str) or bad is not None or not name.isascii():
+        raise OutputError(f"metadata.json {what} {name!r} is not a valid module name (a C "
+                          "identifier)", path=origin,
+                          hint="the archive is refused: its names must be C identifiers")
 
 
 def bad_metadata(origin: str, name: str, exc: Exception) -> OutputError:
@@ -224,6 +246,7 @@ def module_single(root: str, origin: str, metadata: dict[str, Any],
     name = metadata.get("model_name")
     if not isinstance(name, str) or not name:
         raise OutputError(f"metadata.json (version {version}) has no 'model_name'", path=origin)
+    check_name(origin, name, "model_name")
     ir_files = ["src/relay.txt", f"src/{name}.relay", f"src/{name}.relax"]
     return build_module(root, origin, name, metadata, ir_files, single=True)
 
@@ -232,30 +255,69 @@ def build_module(root: str, origin: str, name: str, raw: dict[str, Any], ir_file
                  *, single: bool) -> LoadedModule:
     try:
         return module_from(root, origin, name, raw, ir_files, single=single)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise bad_metadata(origin, name, exc) from exc
 
 
 def module_from(root: str, origin: str, name: str, raw: dict[str, Any], ir_files: list[str],
                 *, single: bool) -> LoadedModule:
     main = main_entry(raw, origin, name)
+    inputs, outputs = tensors_from(main.get("inputs"), main.get("outputs"), origin, name)
+    workspace_bytes = main.get("workspace_size_bytes", 0)
+    c_api = module_api(origin, name, inputs, outputs, workspace_bytes, raw.get("options"),
+                       io_offsets_from(main, raw.get("options")))
+    layers, memory_layout = read_analysis(raw, origin, name)
     return LoadedModule(
         name=name,
         target=target_list(raw.get("target")),
-        inputs=tensors_from(main.get("inputs"), origin, name),
-        outputs=tensors_from(main.get("outputs"), origin, name),
-        workspace_size_bytes=int(main.get("workspace_size_bytes", 0)),
+        inputs=inputs,
+        outputs=outputs,
+        workspace_size_bytes=int(workspace_bytes),
         constants_size_bytes=int(main.get("constants_size_bytes", 0)),
         io_size_bytes=int(main.get("io_size_bytes", 0)),
-        operator_functions=operators_from(raw),
+        operator_functions=operators_from(raw, origin, name),
         liveness_bound_bytes=main.get("liveness_bound_bytes"),
         sources=module_sources(root, origin, name, single=single),
         header=first_text(root, origin, [f"codegen/host/include/tvmgen_{name}.h",
                                          f"codegen/host/include/tvmgen_{name.lower()}.h"]),
         params_bytes=read_bytes(root, origin, f"parameters/{name}.params"),
         ir_text=first_text(root, origin, ir_files),
+        c_api=c_api,
         raw=raw,
+        layers=layers,
+        memory_layout=memory_layout,
     )
+
+
+def io_offsets_from(main: dict[str, Any], options: object) -> list[object] | None:
+    """The inputs' then the outputs' `workspace_offset`, when options.workspace_io says they
+    live in the workspace (checked with the rest of the API by `api_problems`)."""
+    if not isinstance(options, dict) or options.get("workspace_io") is not True:
+        return None
+    offsets: list[object] = []
+    for key in ("inputs", "outputs"):
+        entries = main.get(key) or {}
+        for entry in entries.values() if isinstance(entries, dict) else []:
+            offsets.append(entry.get("workspace_offset") if isinstance(entry, dict) else None)
+    return offsets
+
+
+def module_api(origin: str, name: str, inputs: list[TensorInfo], outputs: list[TensorInfo],
+               workspace_bytes: object, options: object,
+               io_offsets: list[object] | None = None) -> ModuleApi:
+    """The module's C API from its metadata, every value checked first: `tvmc run` builds C
+    from it. Archives of other writers (no options) use the static workspace's API."""
+    options = options if isinstance(options, dict) else {}
+    mode = options.get("workspace", "static")
+    alignment = options.get("workspace_byte_alignment", DEFAULT_ALIGNMENT)
+    problems = api_problems(name, inputs, outputs, workspace_bytes, mode, alignment,
+                            io_offsets)
+    if problems:
+        raise OutputError(f"metadata of module '{name}': {problems[0]}", path=origin,
+                          module=name, hint="the archive is refused")
+    return ModuleApi.build(name, inputs, outputs, int(workspace_bytes),  # type: ignore[arg-type]
+                           str(mode), int(alignment),  # type: ignore[arg-type]
+                           io_offsets)  # type: ignore[arg-type]
 
 
 def main_entry(raw: dict[str, Any], origin: str, name: str) -> dict[str, Any]:
@@ -284,28 +346,53 @@ def target_list(value: Any) -> list[str]:
     return [str(t) for t in value]
 
 
-def tensors_from(entries: Any, origin: str, module: str) -> list[TensorInfo]:
+def tensors_from(inputs: Any, outputs: Any, origin: str,
+                 module: str) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    """The module's inputs and outputs. Their `c_name`s are checked (plain C identifiers,
+    unique ignoring case, not reserved); archives without them (other writers) get the C
+    names our writer would give."""
+    lists = [tensor_list(inputs, origin, module), tensor_list(outputs, origin, module)]
+    given = [[c_name for c_name, _ in pairs] for pairs in lists]
+    tensors = [[tensor for _, tensor in pairs] for pairs in lists]
+    if all(c is None for c in given[0] + given[1]):
+        return assign_c_names(tensors[0], tensors[1])
+    if any(c is None for c in given[0] + given[1]):
+        raise OutputError("some tensors have a 'c_name' and some do not", path=origin,
+                          module=module, hint="the archive is refused")
+    return tensors[0], tensors[1]
+
+
+def tensor_list(entries: Any, origin: str, module: str) -> list[tuple[str | None, TensorInfo]]:
+    """(c_name as given or None, tensor) for one inputs/outputs object."""
     if not entries:
         return []
     if not isinstance(entries, dict):
         raise OutputError("inputs/outputs metadata is not an object", path=origin, module=module)
-    names = list(entries)
-    fallback = unique_c_names(names)
-    tensors = []
-    for name, c_default in zip(names, fallback):
-        entry = entries[name] if isinstance(entries[name], dict) else {}
+    out = []
+    for name, entry in entries.items():
+        entry = entry if isinstance(entry, dict) else {}
+        c_name = entry.get("c_name")
+        if c_name is not None and not is_c_identifier(c_name):
+            raise OutputError(f"tensor {name!r} has the C name {c_name!r}, which is not a "
+                              "plain C identifier", path=origin, module=module,
+                              hint="the archive is refused")
+        shape = entry.get("shape") or ()
+        if not isinstance(shape, (list, tuple)) or not all(
+                isinstance(d, int) and not isinstance(d, bool) for d in shape):
+            raise OutputError(f"tensor {name!r} has a shape that is not a list of integers",
+                              path=origin, module=module, hint="the archive is refused")
         quant = entry.get("quantization")
-        tensors.append(TensorInfo(
+        out.append((c_name, TensorInfo(
             name=name,
-            c_name=str(entry.get("c_name") or c_default),
-            shape=tuple(int(d) for d in entry.get("shape") or ()),
+            c_name=c_name or "",
+            shape=tuple(shape),
             dtype=str(entry.get("dtype", "")),
             quant=QuantParams.from_json(quant) if isinstance(quant, dict) else None,
-        ))
-    return tensors
+        )))
+    return out
 
 
-def operators_from(raw: dict[str, Any]) -> list[OperatorInfo]:
+def operators_from(raw: dict[str, Any], origin: str, module: str) -> list[OperatorInfo]:
     try:
         entries = raw["memory"]["functions"]["operator_functions"]
     except (KeyError, TypeError):
@@ -313,7 +400,12 @@ def operators_from(raw: dict[str, Any]) -> list[OperatorInfo]:
     operators = []
     for entry in entries or []:
         sizes = [int(w.get("workspace_size_bytes", 0)) for w in entry.get("workspace") or []]
-        operators.append(OperatorInfo(str(entry["function_name"]), max(sizes, default=0)))
+        function_name = entry["function_name"]
+        if not is_c_identifier(function_name):
+            raise OutputError(f"operator function name {function_name!r} is not a plain C "
+                              "identifier", path=origin, module=module,
+                              hint="the archive is refused")
+        operators.append(OperatorInfo(function_name, max(sizes, default=0)))
     return operators
 
 
@@ -335,7 +427,7 @@ def module_sources(root: str, origin: str, name: str, *, single: bool) -> dict[s
     pattern = re.compile(rf"^{re.escape(name)}_lib\d+\.({'|'.join(_SOURCE_EXTENSIONS)})$")
     chosen = [f for f in files if pattern.match(f)]
     if not chosen and single:
-        chosen = files
+        chosen = [f for f in files if f.rsplit(".", 1)[-1] in _SOURCE_EXTENSIONS]
     return {f: read_text(root, origin, f"codegen/host/src/{f}") or ""
             for f in sorted(chosen, key=lib_index)}
 
@@ -344,6 +436,9 @@ def read_bytes(root: str, origin: str, relative: str) -> bytes | None:
     file_path = os.path.join(root, *relative.split("/"))
     if not os.path.isfile(file_path):
         return None
+    if not inside(os.path.realpath(root), os.path.realpath(file_path)):
+        raise OutputError(f"'{relative}' leads outside the archive (a link)", path=origin,
+                          hint="the archive is refused")
     try:
         with open(file_path, "rb") as handle:
             return handle.read()

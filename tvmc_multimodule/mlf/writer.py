@@ -24,9 +24,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputError, TvmcError, UsageError
-from ..interrupts import deferred
+from ..interrupts import committed, deferred
+from ..c_api import ModuleApi
 from ..model import CompiledModule, TensorInfo
-from ..names import validate_module_names
+from ..names import CText, c_text, validate_module_names
+from ..output_paths import resolve_output, temp_prefix
+from .analysis import layers_entry, memory_plan_entry
 
 MLF_VERSION = 7
 DEVICE_CPU = 1  # kDLCPU, the only device the C backend targets
@@ -63,12 +66,11 @@ def export_model_library_format(modules: CompiledModule | list[CompiledModule], 
     plain tar. Timestamps come from `source_date_epoch`, else the ``SOURCE_DATE_EPOCH``
     environment variable, else the current time.
     """
-    mods = [modules] if isinstance(modules, CompiledModule) else list(modules)
-    check_modules(mods)
-    epoch = resolve_epoch(source_date_epoch)
     path = os.fspath(path)
     try:
-        data = build_archive_bytes(mods, epoch, compress=wants_gzip(path))
+        resolve_output(path)  # a path that can never be written fails before the work
+        data = archive_bytes(modules, compress=wants_gzip(path),
+                             source_date_epoch=source_date_epoch)
         write_atomically(path, data)
     except TvmcError as err:
         raise err.located(path=path)
@@ -76,6 +78,14 @@ def export_model_library_format(modules: CompiledModule | list[CompiledModule], 
         raise OutputError(f"cannot write the archive: {exc}", path=path,
                           hint="check that the directory exists and is writable") from exc
     return path
+
+
+def archive_bytes(modules: CompiledModule | list[CompiledModule], *, compress: bool = False,
+                  source_date_epoch: int | None = None) -> bytes:
+    """The archive `export_model_library_format` writes, as bytes (``tvmc ... -o -``)."""
+    mods = [modules] if isinstance(modules, CompiledModule) else list(modules)
+    check_modules(mods)
+    return build_archive_bytes(mods, resolve_epoch(source_date_epoch), compress=compress)
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,6 +100,7 @@ def check_modules(mods: list[CompiledModule]) -> None:
         if not isinstance(mod, CompiledModule):
             raise UsageError(f"cannot export {type(mod).__name__}: expected a CompiledModule")
     validate_module_names([m.name for m in mods])
+    check_c_apis(mods)
     seen: dict[str, str] = {}
     for mod in mods:
         for file_name in mod.sources:
@@ -100,6 +111,27 @@ def check_modules(mods: list[CompiledModule]) -> None:
             if owner != mod.name:
                 raise OutputError(f"source file '{file_name}' is produced by modules "
                                   f"'{owner}' and '{mod.name}'", module=mod.name)
+
+
+UMBRELLA_MACROS = ("TVMGEN_MODULES_H_", "TVMGEN_MODULES_COUNT", "TVMGEN_MAX_WORKSPACE_SIZE",
+                   "TVMGEN_MAX_WORKSPACE_ALIGNMENT")
+
+
+def check_c_apis(mods: list[CompiledModule]) -> None:
+    """Every module has a valid C API and no two modules (or the umbrella header) define the
+    same macro or symbol (module `a` tensor `b_x` and module `a_b` tensor `x` would)."""
+    owners: dict[str, str] = {macro: "tvmgen_modules.h" for macro in UMBRELLA_MACROS}
+    for mod in mods:
+        try:
+            api = ModuleApi.of(mod)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"the module's C API is invalid: {exc}", module=mod.name) from None
+        for name in (*api.macros(), *api.symbols()):
+            owner = owners.setdefault(name, mod.name)
+            if owner != mod.name:
+                raise UsageError(f"'{name}' would be defined by module '{owner}' and module "
+                                 f"'{mod.name}'", module=mod.name,
+                                 hint="rename one of the modules")
 
 
 def is_plain_file_name(name: str) -> bool:
@@ -172,14 +204,24 @@ def tensor_map(tensors: Iterable[TensorInfo]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def with_workspace_offsets(entries: dict[str, dict[str, Any]],
+                           tensors: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """Each tensor's `workspace_offset` when the inputs and outputs live in the workspace."""
+    for entry, tensor in zip(entries.values(), tensors):
+        if tensor.offset is not None:
+            entry["workspace_offset"] = int(tensor.offset)
+    return entries
+
+
 def memory_entry(mod: CompiledModule) -> dict[str, Any]:
+    api = ModuleApi.of(mod)
     main = {
         "constants_size_bytes": int(mod.constants_bytes),
         "device": DEVICE_CPU,
-        "inputs": tensor_map(mod.inputs),
+        "inputs": with_workspace_offsets(tensor_map(mod.inputs), api.inputs),
         "io_size_bytes": int(mod.io_bytes),
         "liveness_bound_bytes": int(mod.liveness_bound_bytes),
-        "outputs": tensor_map(mod.outputs),
+        "outputs": with_workspace_offsets(tensor_map(mod.outputs), api.outputs),
         "workspace_size_bytes": int(mod.workspace_bytes),
     }
     operators = [{
@@ -190,11 +232,17 @@ def memory_entry(mod: CompiledModule) -> dict[str, Any]:
 
 
 def module_metadata(mod: CompiledModule, epoch: int) -> dict[str, Any]:
+    # "layers" and "memory_plan" are ours (tvmc report; written and validated in analysis.py)
+    analysis = {"layers": layers_entry(mod.layers)} if mod.layers else {}
+    if mod.memory_layout is not None:
+        analysis["memory_plan"] = memory_plan_entry(mod.memory_layout)
     return {
         "executors": ["aot"],
         "export_datetime": format_datetime(epoch),
         "external_dependencies": [],
+        **({"layers": analysis["layers"]} if "layers" in analysis else {}),
         "memory": memory_entry(mod),
+        **({"memory_plan": analysis["memory_plan"]} if "memory_plan" in analysis else {}),
         "model_file": os.path.basename(mod.model_path),
         "model_format": mod.model_format,
         "model_name": mod.name,
@@ -249,18 +297,6 @@ def params_bytes(params: dict[str, np.ndarray]) -> bytes:
 # C: umbrella header and the example host program
 
 
-def macro_prefix(module_name: str) -> str:
-    return f"TVMGEN_{module_name.upper()}"
-
-
-def tensor_size_macro(module_name: str, tensor: TensorInfo) -> str:
-    return f"{macro_prefix(module_name)}_{tensor.c_name.upper()}_SIZE"
-
-
-def workspace_macro(module_name: str) -> str:
-    return f"{macro_prefix(module_name)}_WORKSPACE_SIZE"
-
-
 def max_expression(terms: list[str]) -> str:
     """MAX of constant expressions, as a balanced tree of ?: (text grows as n log n)."""
     if len(terms) == 1:
@@ -271,16 +307,17 @@ def max_expression(terms: list[str]) -> str:
 
 
 def umbrella_header(mods: list[CompiledModule]) -> str:
-    names = ", ".join(m.name for m in mods)
+    apis = [ModuleApi.of(m) for m in mods]
+    names = ", ".join(api.name for api in apis)
     lines = [
         "/* tvmgen_modules.h: every module of this Model Library Format archive.",
         " * Generated by tvmc-multimodule; do not edit.",
-        f" * Modules: {c_comment(names)} */",
+        f" * Modules: {c_text(names, CText.COMMENT)} */",
         "#ifndef TVMGEN_MODULES_H_",
         "#define TVMGEN_MODULES_H_",
         "",
     ]
-    lines += [f'#include "tvmgen_{m.name}.h"' for m in mods]
+    lines += [f'#include "{api.header_file}"' for api in apis]
     lines += [
         "",
         "/* number of modules in the archive */",
@@ -288,33 +325,15 @@ def umbrella_header(mods: list[CompiledModule]) -> str:
         "",
         "/* bytes of one workspace that any module can use when the modules run one at a time */",
         "#define TVMGEN_MAX_WORKSPACE_SIZE "
-        + max_expression([workspace_macro(m.name) for m in mods]),
+        + max_expression([api.workspace_size_macro for api in apis]),
         "/* ... and the alignment it needs (the largest of the modules') */",
         "#define TVMGEN_MAX_WORKSPACE_ALIGNMENT "
-        + max_expression([f"TVMGEN_{m.name.upper()}_WORKSPACE_ALIGNMENT" for m in mods]),
+        + max_expression([api.workspace_alignment_macro for api in apis]),
         "",
         "#endif /* TVMGEN_MODULES_H_ */",
         "",
     ]
     return "\n".join(lines)
-
-
-def c_comment(text: str) -> str:
-    return text.replace("*/", "* /")
-
-
-def c_string(text: str) -> str:
-    """A C string literal for any text (non-printable and non-ASCII bytes as octal escapes)."""
-    out = []
-    for byte in text.encode("utf-8"):
-        char = chr(byte)
-        if char in '"\\?':
-            out.append("\\" + char)
-        elif 0x20 <= byte < 0x7F:
-            out.append(char)
-        else:
-            out.append(f"\\{byte:03o}")
-    return '"' + "".join(out) + '"'
 
 
 def dtype_kind(dtype: str) -> tuple[str, str, int]:
@@ -360,54 +379,75 @@ def printer_functions(dtypes: set[str]) -> list[str]:
     return lines
 
 
-def shape_text(tensor: TensorInfo) -> str:
-    return f"{tensor.dtype}[{','.join(str(d) for d in tensor.shape)}]"
-
-
-def example_buffers(index: int, mod: CompiledModule) -> list[str]:
-    lines = [f"/* module {c_comment(mod.name)} */"]
-    for kind, tensors in (("in", mod.inputs), ("out", mod.outputs)):
+def example_buffers(index: int, api: ModuleApi) -> list[str]:
+    lines = [f"/* module {api.name} */"]
+    if api.workspace_io:
+        return lines + ["/* inputs and outputs inside its workspace */"]
+    for kind, tensors in (("in", api.inputs), ("out", api.outputs)):
         for j, tensor in enumerate(tensors):
             lines.append(f"static _Alignas(16) uint8_t m{index}_{kind}{j}"
-                         f"[EXAMPLE_BYTES({tensor_size_macro(mod.name, tensor)})];"
-                         f" /* {c_comment(tensor.name)}: {shape_text(tensor)} */")
+                         f"[EXAMPLE_BYTES({tensor.size_macro})];"
+                         f" /* {tensor.comment}: {tensor.shape_text} */")
     return lines
 
 
-def example_run_block(index: int, mod: CompiledModule) -> list[str]:
-    prefix = f"tvmgen_{mod.name}"
+def example_run_block_io(api: ModuleApi) -> list[str]:
+    """A module whose inputs and outputs live in its workspace: their pointers from the
+    header's map functions."""
+    arena = "shared_workspace" if api.shared else api.static_workspace_symbol
     lines = ["  {",
-             f"    struct {prefix}_inputs inputs;",
-             f"    struct {prefix}_outputs outputs;",
-             "    int32_t status;",
-             "    memset(&inputs, 0, sizeof(inputs));",
-             "    memset(&outputs, 0, sizeof(outputs));"]
-    for j, tensor in enumerate(mod.inputs):
-        lines += [f"    memset(m{index}_in{j}, 0, sizeof(m{index}_in{j}));",
-                  f"    inputs.{tensor.c_name} = m{index}_in{j};"]
-    for j, tensor in enumerate(mod.outputs):
-        lines.append(f"    outputs.{tensor.c_name} = m{index}_out{j};")
-    workspace = ", shared_workspace" if uses_shared_workspace(mod) else ""
-    lines += [f"    status = {prefix}_run(&inputs, &outputs{workspace});",
+             f"    {api.inputs_struct} inputs = {api.map_inputs}({arena});",
+             f"    {api.outputs_struct} outputs = {api.map_outputs}({arena});",
+             "    int32_t status;"]
+    lines += [f"    memset(inputs.{t.c_name}, 0, {t.size_macro});" for t in api.inputs]
+    call = api.run.call({"workspace": "shared_workspace"})
+    lines += [f"    status = {call};",
               "    if (status != 0) {",
-              f"      fprintf(stderr, \"%s: {prefix}_run returned %d\\n\", "
-              f"{c_string(mod.name)}, (int)status);",
+              f"      fprintf(stderr, \"%s: {api.run.symbol} returned %d\\n\", "
+              f"{c_text(api.name, CText.STRING)}, (int)status);",
               "      ++failures;",
               "    } else {"]
-    for j, tensor in enumerate(mod.outputs):
-        label = f"{mod.name} {tensor.name} ({shape_text(tensor)}):"
-        lines += [f"      printf(\"%s\", {c_string(label)});",
-                  f"      {printer_name(tensor.dtype)}(m{index}_out{j}, "
-                  f"{tensor_size_macro(mod.name, tensor)});"]
+    for tensor in api.outputs:
+        label = f"{api.name} {tensor.name} ({tensor.shape_text}):"
+        lines += [f"      printf(\"%s\", {c_text(label, CText.STRING)});",
+                  f"      {printer_name(tensor.dtype)}(outputs.{tensor.c_name}, "
+                  f"{tensor.size_macro});"]
     lines += ["    }", "  }"]
     return lines
 
 
-def uses_shared_workspace(mod: CompiledModule) -> bool:
-    return mod.options.get("workspace") == "shared"
+def example_run_block(index: int, api: ModuleApi) -> list[str]:
+    if api.workspace_io:
+        return example_run_block_io(api)
+    lines = ["  {",
+             f"    {api.inputs_struct} inputs;",
+             f"    {api.outputs_struct} outputs;",
+             "    int32_t status;",
+             "    memset(&inputs, 0, sizeof(inputs));",
+             "    memset(&outputs, 0, sizeof(outputs));"]
+    for j, tensor in enumerate(api.inputs):
+        lines += [f"    memset(m{index}_in{j}, 0, sizeof(m{index}_in{j}));",
+                  f"    inputs.{tensor.c_name} = m{index}_in{j};"]
+    for j, tensor in enumerate(api.outputs):
+        lines.append(f"    outputs.{tensor.c_name} = m{index}_out{j};")
+    call = api.run.call({"inputs": "&inputs", "outputs": "&outputs",
+                         "workspace": "shared_workspace"})
+    lines += [f"    status = {call};",
+              "    if (status != 0) {",
+              f"      fprintf(stderr, \"%s: {api.run.symbol} returned %d\\n\", "
+              f"{c_text(api.name, CText.STRING)}, (int)status);",
+              "      ++failures;",
+              "    } else {"]
+    for j, tensor in enumerate(api.outputs):
+        label = f"{api.name} {tensor.name} ({tensor.shape_text}):"
+        lines += [f"      printf(\"%s\", {c_text(label, CText.STRING)});",
+                  f"      {printer_name(tensor.dtype)}(m{index}_out{j}, {tensor.size_macro});"]
+    lines += ["    }", "  }"]
+    return lines
 
 
 def example_main(mods: list[CompiledModule]) -> str:
+    apis = [ModuleApi.of(m) for m in mods]
     lines = [
         "/* main.c: example host program for this Model Library Format archive.",
         " * Generated by tvmc-multimodule. Runs every module once with all-zero inputs and",
@@ -425,16 +465,16 @@ def example_main(mods: list[CompiledModule]) -> str:
         "#define EXAMPLE_BYTES(n) ((n) > 0 ? (n) : 1)",
         "",
     ]
-    for i, mod in enumerate(mods):
-        lines += example_buffers(i, mod) + [""]
-    if any(uses_shared_workspace(m) for m in mods):
+    for i, api in enumerate(apis):
+        lines += example_buffers(i, api) + [""]
+    if any(api.run.takes_workspace for api in apis):
         lines += ["/* one arena for every module compiled with --workspace shared */",
                   "static _Alignas(TVMGEN_MAX_WORKSPACE_ALIGNMENT) uint8_t shared_workspace"
                   "[EXAMPLE_BYTES(TVMGEN_MAX_WORKSPACE_SIZE)];", ""]
-    lines += printer_functions({t.dtype for m in mods for t in m.outputs})
+    lines += printer_functions({t.dtype for api in apis for t in api.outputs})
     lines += ["int main(void) {", "  int failures = 0;"]
-    for i, mod in enumerate(mods):
-        lines += example_run_block(i, mod)
+    for i, api in enumerate(apis):
+        lines += example_run_block(i, api)
     lines += ["  printf(\"%d of %d modules ran\\n\", TVMGEN_MODULES_COUNT - failures, "
               "TVMGEN_MODULES_COUNT);",
               "  return failures == 0 ? 0 : 1;",
@@ -462,13 +502,14 @@ def example_makefile(mods: list[CompiledModule]) -> str:
     sources = compiled_sources(mods)
     objects = " ".join(f"build/{os.path.splitext(f)[0]}.o" for f in sources)
     headers = " ".join(["$(INCLUDE)/" + UMBRELLA_HEADER]
-                       + [f"$(INCLUDE)/tvmgen_{m.name}.h" for m in mods])
+                       + [f"$(INCLUDE)/{ModuleApi.of(m).header_file}" for m in mods])
     lines = [
         "# Builds every module of this Model Library Format archive plus main.c into one",
         "# host executable. Generated by tvmc-multimodule.",
         "#   tar xf models.tar -C out && make -C out/templates/host && out/templates/host/"
         f"{EXAMPLE_PROGRAM}",
         "",
+        "# For a Cortex-M board (startup code, linker script): tvmc micro create-project.",
         "# TVMGEN_CFLAGS are always used; CFLAGS (optimisation) may come from the environment",
         f"TVMGEN_CFLAGS := {EXAMPLE_REQUIRED_CFLAGS}",
         f"CFLAGS ?= {EXAMPLE_OPT_CFLAGS}",
@@ -483,7 +524,7 @@ def example_makefile(mods: list[CompiledModule]) -> str:
         f"all: {EXAMPLE_PROGRAM}",
         "",
         f"{EXAMPLE_PROGRAM}: $(OBJECTS)",
-        "\t$(CC) $(LDFLAGS) -o $@ $(OBJECTS) $(LDLIBS)",
+        "\t$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJECTS) $(LDLIBS)",  # -mcpu, -flto... link too
         "",
         "build:",
         "\tmkdir -p build",
@@ -542,7 +583,7 @@ def archive_files(mods: list[CompiledModule], epoch: int) -> dict[str, bytes]:
     for mod in mods:
         for file_name, text in mod.sources.items():
             files[f"codegen/host/src/{file_name}"] = text
-        files[f"codegen/host/include/tvmgen_{mod.name}.h"] = mod.header
+        files[f"codegen/host/include/{ModuleApi.of(mod).header_file}"] = mod.header
         files[f"parameters/{mod.name}.params"] = params_bytes(mod.params)
         files[f"src/{mod.name}.relax"] = mod.relax_text
     files[f"codegen/host/include/{UMBRELLA_HEADER}"] = umbrella_header(mods)
@@ -615,26 +656,27 @@ def write_atomically(path: str, data: bytes) -> None:
     """Write `data` to a temporary file next to `path`, then rename it over `path`.
 
     Whatever stops the write (an OSError, Ctrl-C, SIGTERM turned into an exception by the
-    CLI) removes the temporary file and leaves an existing `path` untouched.
+    CLI) removes the temporary file and leaves an existing `path` untouched. Only a regular
+    file is replaced; a symbolic link is written through (see `output_paths`). Once the
+    rename is done, `interrupts.committed()` tells the CLI the outcome is success.
     """
-    if os.path.isdir(path):
-        raise OutputError("the archive path is a directory", path=path,
-                          hint="give a file name such as models.tar")
-    directory = os.path.dirname(os.path.abspath(path))
-    prefix = f".{os.path.basename(path)}."
+    target = resolve_output(path)
+    directory = os.path.dirname(os.path.abspath(target))
     tmp: str | None = None
     try:
         with deferred():  # the file exists only once `tmp` names it
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=temp_prefix(target),
+                                       suffix=".tmp")
             handle = os.fdopen(fd, "wb")
         with handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, target_mode(path))
+        os.chmod(tmp, target_mode(target))
         with deferred():  # renamed means done: no interrupt between the two
-            os.replace(tmp, path)
+            os.replace(tmp, target)
             tmp = None
+            committed()
     except BaseException:
         if tmp is not None:
             with deferred():

@@ -1,5 +1,6 @@
 """Stage 2: Relax passes, operator schedules and lowering to host TIR, the static program and
 its memory plan."""
+from .layers import count_macs, describe_layers, memory_layout
 from .memory_plan import (MemoryPlan, align_up, check_plan, liveness_bound, plan_memory,
                           scratch_at_peak)
 from .program import Buffer, Call, Constant, Copy, Input, Output, Program, build_program
@@ -8,7 +9,7 @@ from .schedules import VARIANTS as SCHEDULE_VARIANTS
 from .schedules import ScheduleOptions, options_for_target, schedule_operators
 from .tir_passes import LoweredOperators, OperatorSignature, lower_operators
 
-__all__ = ["MemoryPlan", "align_up", "check_plan", "liveness_bound", "plan_memory", "scratch_at_peak", "Buffer",
+__all__ = ["count_macs", "describe_layers", "memory_layout", "MemoryPlan", "align_up", "check_plan", "liveness_bound", "plan_memory", "scratch_at_peak", "Buffer",
            "Call", "Constant", "Copy", "Input", "Output", "Program", "build_program",
            "lower_relax", "DESIRED_LAYOUTS", "SCHEDULE_VARIANTS", "ScheduleOptions", "options_for_target",
            "schedule_operators", "LoweredOperators", "OperatorSignature", "lower_operators"]

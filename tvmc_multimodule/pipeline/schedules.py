@@ -81,15 +81,29 @@ def _place_padding(sch: s_tir.Schedule, block: object, row_loop: object | None,
             sch.compute_inline(producer)
 
 
+def _out_shape(sch: s_tir.Schedule, block: object) -> tuple[int, ...] | None:
+    writes = sch.get(block).writes
+    if len(writes) != 1:
+        return None
+    source = writes[0].source
+    return tuple(int(d) if hasattr(d, "value") or isinstance(d, int) else -1
+                 for d in getattr(source, "shape", ()))
+
+
 def _fuse_epilogue(sch: s_tir.Schedule, block: object) -> object | None:
-    """Inline the elementwise chain after `block` into its first consumer; return that block."""
+    """Inline the elementwise chain after `block` into its first consumer; return that block.
+    Only blocks that write `block`'s shape: a consumer of another shape (a PAD of the
+    channels) placed under the producer's loops would write only the producer's region."""
     consumers = sch.get_consumers(block)
-    if len(consumers) != 1 or _is_reduction(sch, consumers[0]):
+    shape = _out_shape(sch, block)
+    if (len(consumers) != 1 or _is_reduction(sch, consumers[0])
+            or _out_shape(sch, consumers[0]) != shape):
         return None
     epilogue = consumers[0]
     for _ in range(MAX_EPILOGUE_BLOCKS):
         following = sch.get_consumers(epilogue)
-        if len(following) != 1 or _is_reduction(sch, following[0]):
+        if (len(following) != 1 or _is_reduction(sch, following[0])
+                or _out_shape(sch, following[0]) != shape):
             break
         sch.reverse_compute_inline(following[0])
     return epilogue

@@ -1,0 +1,174 @@
+"""`tvmc report`: the layer tables and memory plans an archive carries, as text and as an HTML
+page rendered by a real headless browser (Debian's chromium)."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+import tarfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from builders import onnx_models, tflite_int8_models
+from tvmc_multimodule import load_model_library_format
+from tvmc_multimodule.cli import driver
+from tvmc_multimodule.errors import OutputError
+
+NO_PLUGINS = lambda: []  # noqa: E731
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+# 1x3x8x8 input, 4 output channels, 3x3 kernel, padding 1: 8*8*4 outputs x 27 taps
+CONV_MACS = 8 * 8 * 4 * 27
+
+
+def tvmc(capsys, *argv: str) -> tuple[int, str, str]:
+    code = driver.main(list(argv), entry_point_loader=NO_PLUGINS)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("report")
+    onnx_models.save(onnx_models.conv2d(), folder / "conv.onnx")
+    (folder / "fc.tflite").write_bytes(tflite_int8_models.fully_connected())
+    out = folder / "models.tar"
+    assert driver.main(["compile-multi", f"{folder / 'conv.onnx'}:conv",
+                        f"{folder / 'fc.tflite'}:fc", "-j", "1", "-o", str(out)],
+                       entry_point_loader=NO_PLUGINS) == 0
+    return out
+
+
+def test_archive_carries_layers_and_plan(archive):
+    modules = load_model_library_format(str(archive)).modules
+    conv = modules["conv"]
+    assert [layer.macs for layer in conv.layers if "conv2d" in layer.op] == [CONV_MACS]
+    assert conv.memory_layout is not None
+    assert conv.memory_layout.workspace_bytes == conv.workspace_size_bytes
+    assert max(conv.memory_layout.live_bytes) == conv.liveness_bound_bytes
+    fc = modules["fc"]
+    # int8: x[2,24] -> 16 units -> 10 units
+    assert [layer.macs for layer in fc.layers if layer.macs] == [2 * 24 * 16, 2 * 16 * 10]
+    assert fc.layers[0].weight_bytes >= 16 * 24  # int8 weights (+ bias, multipliers)
+
+
+def test_text_report(capsys, archive):
+    code, out, err = tvmc(capsys, "report", str(archive))
+    assert code == 0, err
+    assert re.search(r"^conv\s+conv\.onnx\s+onnx\s+\d+\s+" + str(CONV_MACS), out, re.M)
+    assert "arena: one shared arena (MAX)" in out and "memory plan of fc:" in out
+    assert "step  function" in out
+
+
+def test_profile_adds_instructions(capsys, archive, tmp_path):
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps({"fc": {"0": 1234, "1": 567}}))
+    code, out, _ = tvmc(capsys, "report", str(archive), "--profile", str(profile))
+    assert code == 0 and "instructions" in out and "1234" in out
+    profile.write_text(json.dumps({"nope": {"0": 1}}))
+    code, _, err = tvmc(capsys, "report", str(archive), "--profile", str(profile))
+    assert code == 2 and "not in the archive: nope" in err
+
+
+def _tampered(archive: Path, tmp_path: Path, change) -> Path:
+    root = tmp_path / "x"
+    with tarfile.open(archive) as tar:
+        tar.extractall(root, filter="data")
+    meta_path = root / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    change(meta["modules"]["conv"])
+    meta_path.write_text(json.dumps(meta))
+    return root
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m["memory_plan"]["buffers"][0].update(offset=-4), "offset must be an integer"),
+    (lambda m: m["memory_plan"]["buffers"][0].update(size=1 << 30), "size must be"),
+    (lambda m: m["layers"][0].update(function_name="<script>"), "not a valid name"),
+    (lambda m: m["memory_plan"].update(live_bytes=[1]), "entries for"),
+    (lambda m: m["layers"][0].update(macs="many"), "macs must be an integer"),
+])
+def test_malformed_analysis_is_refused(capsys, archive, tmp_path, change, message):
+    root = _tampered(archive, tmp_path, change)
+    with pytest.raises(OutputError) as info:
+        load_model_library_format(str(root))
+    assert message in info.value.one_line() and "conv" in info.value.one_line()
+    code, _, err = tvmc(capsys, "report", str(root))
+    assert code == 5 and "malformed" in err
+
+
+def _png_pixels(data: bytes) -> tuple[int, int, list[bytes], int]:
+    """Width, height and rows of RGB(A) pixels of an 8-bit PNG (what chromium writes)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", chunk[:10])
+            assert depth == 8 and colour in (2, 6)
+            channels = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    raw, stride, rows, prev = zlib.decompress(idat), width * channels, [], bytes(width * channels)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - channels] if i >= channels else 0
+            b, c = prev[i], prev[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = bytes(line)
+    return width, height, rows, channels
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir(exist_ok=True)
+    return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                          capture_output=True, timeout=120, check=False)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
+                    "(apt-get install chromium); the HTML report is not rendered")
+def test_html_report_renders_in_chromium(capsys, archive, tmp_path):
+    page = tmp_path / "report.html"
+    code, out, err = tvmc(capsys, "report", str(archive), "-o", str(page))
+    assert code == 0, err
+    html = page.read_text()
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "<script" not in html and "https://" not in html
+    # the DOM chromium built: every picture is an SVG element with its shapes
+    dom = _chromium(tmp_path, "--dump-dom", page.as_uri()).stdout.decode()
+    plan = load_model_library_format(str(archive)).modules["conv"].memory_layout
+    for svg_id in ("flash-bars", "ram-bars", "arena-bars"):
+        assert f'<svg id="{svg_id}"' in dom
+    assert dom.count('<svg class="plan"') == 2
+    assert dom.count('class="buffer"') >= len(plan.buffers)
+    assert dom.count('class="peak"') == 2 and dom.count('class="bound"') == 2
+    # the screenshot is not blank: the plan's tensor colour is painted over many pixels
+    shot = tmp_path / "shot.png"
+    _chromium(tmp_path, "--window-size=1200,1400", f"--screenshot={shot}", page.as_uri())
+    width, height, rows, channels = _png_pixels(shot.read_bytes())
+    pixels = [row[i:i + 3] for row in rows for i in range(0, len(row), channels)]
+    non_white = sum(1 for p in pixels if min(p) < 200)
+    assert non_white > 0.02 * width * height
+    blue = sum(1 for p in pixels if abs(p[0] - 113) < 20 and abs(p[1] - 146) < 20
+               and abs(p[2] - 184) < 20)  # #4e79a7 at 0.8 over the plan's #fafafa
+    assert blue > 500
