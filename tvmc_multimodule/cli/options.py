@@ -76,7 +76,9 @@ def add_compile_options(parser: argparse.ArgumentParser, *, multi: bool) -> None
                         help="accepted for tvmc compatibility; the unpacked API is always used")
     parser.add_argument("--pass-config", action="append", metavar="NAME=VALUE",
                         help="TVM PassContext configuration, repeatable, e.g. "
-                             "'tirx.disable_vectorize=1'")
+                             "'tirx.disable_vectorize=1'; TVM 0.18's "
+                             "'tir.usmp.use_workspace_io=1' puts the inputs and outputs in the "
+                             "workspace (the module's only RAM)")
     parser.add_argument("-O", "--opt-level", type=int, choices=range(4), default=3,
                         metavar="[0-3]", help="optimization level (default: 3)")
     parser.add_argument("--workspace", choices=("static", "shared"), default="static",
