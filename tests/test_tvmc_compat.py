@@ -225,3 +225,13 @@ def test_desired_layout_nhwc_applies_at_o0(capsys, tmp_path):
         names[label] = _operator_names(out)
     assert not any("transpose" in n for n in names["default"])
     assert any("transpose" in n for n in names["nhwc"])
+
+
+def test_unknown_option_reported_with_the_other_problems(capsys, model, tmp_path):
+    code, _, err = tvmc(capsys, "compile", str(model), "-o", str(tmp_path / "m.tar"), "--frob",
+                        "--target-llvm-mcpu", "x", "--target", "c -foo=1", "--use-vm")
+    line = error_line(err)
+    for needle in ("unknown option '--frob'", "target 'llvm' is not supported",
+                   "unknown option '-foo'", "--use-vm is not supported"):
+        assert needle in line
+    assert code == 2 and "usage: tvmc compile " in err
