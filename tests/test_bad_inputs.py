@@ -65,7 +65,7 @@ def write_models(folder: Path) -> None:
     onnx_models.save(onnx_models.custom_op(), folder / "custom.onnx")
     (folder / "custom.tflite").write_bytes(tflite_models.custom_op())
     (folder / "while.tflite").write_bytes(tflite_models.while_loop())
-    (folder / "hybrid.tflite").write_bytes(tflite_models.dynamic_range_fc())
+    (folder / "hybrid.tflite").write_bytes(tflite_models.dynamic_range_batch_matmul())
     onnx_models.save(onnx_models.dynamic_length(), folder / "dynamic.onnx")
     (folder / "notes.txt").write_text("not a model\n")
     (folder / "plain_file").write_text("a regular file, not a directory\n")
@@ -138,6 +138,32 @@ ROWS = [
     Row("output-directory-missing",
         lambda p: [p.m("good.onnx") + ":a", "-o", str(p.out / "no" / "m.tar")], 5,
         lambda p: [str(p.out / "no"), "does not exist"]),
+    Row("output-is-fifo", lambda p: [p.m("good.onnx") + ":a", "-o", str(p.out / "fifo")], 5,
+        lambda p: [str(p.out / "fifo"), "is a FIFO", "refusing to replace it"]),
+    Row("output-links-to-fifo",
+        lambda p: [p.m("good.onnx") + ":a", "-o", str(p.out / "to_fifo")], 5,
+        lambda p: [str(p.out / "to_fifo"), "is a FIFO", f"through the link to '{p.out}"]),
+    Row("output-dangling-link",
+        lambda p: [p.m("good.onnx") + ":a", "-o", str(p.out / "dangling")], 5,
+        lambda p: [str(p.out / "dangling"), "symbolic link to a missing file"]),
+    Row("output-is-the-model", lambda p: [p.m("good.onnx") + ":a", "-o", p.m("good.onnx")], 5,
+        lambda p: [p.m("good.onnx"), "is the input file", "refusing to overwrite it"]),
+    Row("output-is-a-model-hard-link",
+        lambda p: [p.m("good.onnx") + ":a", p.m("good.tflite") + ":b",
+                   "-o", str(p.out / "hard.tflite")], 5,
+        lambda p: [str(p.out / "hard.tflite"), f"is the input file '{p.m('good.tflite')}'"]),
+    Row("output-links-to-the-model",
+        lambda p: [p.m("good.onnx") + ":a", "-o", str(p.out / "to_model")], 5,
+        lambda p: [str(p.out / "to_model"), f"is the input file '{p.m('good.onnx')}'"]),
+    Row("output-name-too-long",
+        lambda p: [p.m("good.onnx") + ":a", "-o", str(p.out / ("m" * 252 + ".tar"))], 5,
+        lambda p: ["256 bytes long, longer than the 255 bytes the file system allows"]),
+    Row("run-output-is-the-archive",
+        lambda p: [p.m("notes.txt"), "-o", p.m("notes.txt")], 5,
+        lambda p: [p.m("notes.txt"), "is the input file", "refusing to overwrite it"],
+        command="run"),
+    Row("run-output-on-stdout", lambda p: [p.m("notes.txt"), "-o", "-"], 5,
+        lambda p: ["'-' (stdout) is not accepted", "./- for a file named '-'"], command="run"),
     # --- target and legacy options
     Row("target-unknown", lambda p: [p.m("good.onnx") + ":a", "--target", "foo"], 2,
         lambda p: ["target 'foo' is not supported"]),
@@ -172,10 +198,17 @@ def models(tmp_path_factory) -> Path:
 def prepare(models: Path, out: Path, row: Row) -> tuple[Place, list[str]]:
     out.mkdir()
     (out / "plain_file").write_text("a regular file\n")
+    os.mkfifo(out / "fifo")
+    (out / "to_fifo").symlink_to(out / "fifo")
+    (out / "dangling").symlink_to(out / "nowhere")
+    (out / "to_model").symlink_to(models / "good.onnx")
+    os.link(models / "good.tflite", out / "hard.tflite")
     place = Place(models, out)
     argv = row.argv(place)
     if "-o" not in argv:
         argv += ["-o", place.tar]
+    if row.command == "run":
+        return place, [row.command, *argv]
     # -j 1 in-process: no worker processes for a command that is meant to fail
     return place, [row.command, *argv, "-j", "1"]
 

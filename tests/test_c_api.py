@@ -79,3 +79,18 @@ def test_run_in_both_workspace_modes_matches_references(models, workspace):
     got = _run(folder, archive, "kws", {"x": x})
     want = references.run_litert(models["tflite"], [x], reference_kernels=True)
     cbuild.assert_close(got["y"], want[0], f"kws y ({workspace})")
+
+
+def test_archive_refuses_macros_shared_by_two_modules(tmp_path):
+    """Module `a` with tensor `b_x` and module `a_b` with tensor `x` would both define
+    TVMGEN_A_B_X_SIZE in tvmgen_modules.h's translation unit."""
+    from test_mlf import make_module
+    from tvmc_multimodule.errors import UsageError
+    from tvmc_multimodule.mlf import export_model_library_format
+
+    clash = [make_module("a", in_name="b_x", in_c="b_x"), make_module("a_b")]
+    with pytest.raises(UsageError, match="TVMGEN_A_B_X_SIZE"):
+        export_model_library_format(clash, str(tmp_path / "m.tar"))
+    assert not (tmp_path / "m.tar").exists()
+    with pytest.raises(UsageError, match="reserved"):
+        export_model_library_format([make_module("max")], str(tmp_path / "m.tar"))

@@ -135,6 +135,9 @@ HOSTILE: dict[str, Callable[[dict], dict]] = {
     "operator name injected": lambda m: (m["modules"]["m"]["memory"]["functions"]
                                          ["operator_functions"][0].update(
                                              function_name="f(); system(\"id\")") or m),
+    "v7 keys differing only in case": lambda m: (m["modules"].update(M=m["modules"]["m"]) or m),
+    "dtype numpy cannot hold in C": lambda m: (_main(m)["inputs"]["x"].update(dtype="object")
+                                               or m),
     "workspace alignment not a power of two": lambda m: (
         m["modules"]["m"]["options"].update(workspace_byte_alignment=24) or m),
 }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,8 @@ PAIRS = [  # (input name, output name)
     (f"g*??/\n/ int {MARKER}_3 = 3; /*", f"h??/\n#error {MARKER}_4"),
     ("NULL", "__LINE__"),
     ("default", "x_1"),
+    ("file", "allow_pickle"),  # parameters of numpy.savez: `tvmc run -o` must still save them
+    ("class", "this"),  # C++ keywords: the header is also included from C++
 ]
 SHAPE = (1, 4)
 
@@ -120,16 +123,26 @@ def test_no_name_escapes_a_comment(compiled):
 
 def test_c_names_and_macros_are_unique(compiled):
     module = compiled["module"]
-    c_names = [t.c_name for t in module.inputs + module.outputs]
-    assert c_names[:4] == ["x", "a_b", "u03bb", "workspace_1"]
-    assert c_names[8:12] == ["X_1", "a_b_1", "u03bc", "int_"]
-    assert c_names[6] == "NULL_" and c_names[14] == "t__LINE__" and c_names[15] == "x_1_1"
+    ins, outs = [t.c_name for t in module.inputs], [t.c_name for t in module.outputs]
+    assert ins[:4] == ["x", "a_b", "u03bb", "workspace_1"] and ins[6] == "NULL_"
+    assert outs[:4] == ["X_1", "a_b_1", "u03bc", "int_"]
+    assert outs[6:8] == ["t__LINE__", "x_1_1"]
+    c_names = ins + outs
     assert len({c.upper() for c in c_names}) == len(c_names)
     header = (compiled["root"] / "codegen/host/include/tvmgen_m.h").read_text()
     defined = re.findall(r"^#define (\w+)", header, re.M)
     assert len(defined) == len(set(defined)), "a macro is defined twice"
     assert "#define TVMGEN_M_WORKSPACE_SIZE " in header
     assert header.count("#define TVMGEN_M_WORKSPACE_SIZE ") == 1
+
+
+@pytest.mark.skipif(not cbuild.have("g++"), reason="needs g++")
+def test_header_is_valid_cxx(compiled):
+    include = compiled["root"] / "codegen/host/include"
+    done = subprocess.run(["g++", "-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
+                           "-x", "c++", str(include / "tvmgen_modules.h")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[:2000]
 
 
 def test_built_strictly_and_outputs_match_reference(compiled):
@@ -154,16 +167,52 @@ def test_archive_template_builds_with_trigraphs(compiled):
     assert MARKER in run.stdout  # the names are printed as data, from string literals
 
 
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, array in arrays.items():
+            with archive.open(f"{key}.npy", "w") as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
+
+
 def test_tvmc_run_with_hostile_names(compiled, tmp_path):
     xs = _inputs()
     want = _reference(compiled["kind"], compiled["data"], xs)
     in_file, out_file = tmp_path / "in.npz", tmp_path / "out.npz"
     module = compiled["module"]
-    # keyed by C name: model names such as "a.b" are fine too, but not every name is a valid
-    # keyword argument for numpy.savez
-    np.savez(in_file, **{t.c_name: x for t, x in zip(module.inputs, xs)})
+    # keyed by C name (model names work too); "file" cannot go through numpy.savez's keywords
+    _write_npz(in_file, {t.c_name: x for t, x in zip(module.inputs, xs)})
     assert tvmc(["run", str(compiled["archive"]), "-i", str(in_file), "-o", str(out_file)]) == 0
     with np.load(out_file) as data:
         for i, (tensor, expected) in enumerate(zip(module.outputs, want)):
             cbuild.assert_close(data[tensor.name], expected.reshape(SHAPE), f"output {i}")
     assert not Path("PWNED").exists()
+
+
+def test_c_text_round_trips_through_gcc(tmp_path):
+    """Random hostile text as comments, string literals and identifiers: the C builds under
+    -std=c11 -trigraphs -Wall -Werror, each literal prints back the text's exact UTF-8 bytes,
+    and no comment ends early (each is followed by a line that must survive)."""
+    from tvmc_multimodule.names import CText, c_text, is_c_identifier
+
+    rng = np.random.default_rng(11)
+    alphabet = list("*/\\?\n\r\t\"'%#() ;{}azAZ09_.") + ["??/", "??=", "*\\\n/", "λ", "\x00",
+                                                          "\x1b", "\u2028", "名"]
+    texts = ["".join(rng.choice(alphabet, size=int(rng.integers(0, 12)))) for _ in range(300)]
+    texts += [name for pair in PAIRS for name in pair]
+    lines = ["#include <stdio.h>", "int main(void) {", "  int survived = 0;"]
+    for i, text in enumerate(texts):
+        identifier = c_text(text, CText.IDENTIFIER, fallback=f"empty{i}")
+        assert is_c_identifier(identifier), (text, identifier)
+        lines += [f"  /* {c_text(text, CText.COMMENT)} */", "  ++survived;",
+                  f"  {{ int {identifier} = 0; (void){identifier}; }}",
+                  f"  fwrite({c_text(text, CText.STRING)}, 1, {len(text.encode())}, stdout);",
+                  "  fputc(0xff, stdout);"]
+    lines += [f"  return survived == {len(texts)} ? 0 : 1;", "}", ""]
+    (tmp_path / "t.c").write_text("\n".join(lines))
+    build = subprocess.run(["gcc", "-std=c11", "-trigraphs", "-Wall", "-Wextra", "-Werror",
+                            str(tmp_path / "t.c"), "-o", str(tmp_path / "t")],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[:2000]
+    run = subprocess.run([str(tmp_path / "t")], capture_output=True)
+    assert run.returncode == 0, "a comment swallowed code"
+    assert run.stdout.split(b"\xff")[:-1] == [t.encode() for t in texts]

@@ -76,9 +76,9 @@ def tvm_loaded(pid: int) -> bool:
         return False
 
 
-def fork_server_processes(pgid: int) -> int:
-    """The fork server and the workers forked from it share its command line."""
-    return sum("multiprocessing.forkserver" in p for p in group_members(pgid))
+def worker_processes(pgid: int) -> list[int]:
+    """The -j worker processes (spawned interpreters) of process group `pgid`."""
+    return [int(p.split()[0]) for p in group_members(pgid) if "multiprocessing.spawn" in p]
 
 
 def wait_for(predicate, timeout: float, step: float = 0.001) -> bool:
@@ -97,10 +97,10 @@ MOMENTS = {
     "compiling-later": (lambda p, out: tvm_loaded(p.pid), 1.8),
     # the temporary archive exists: the archive is being written
     "writing": (lambda p, out: any(f.suffix == ".tmp" for f in out.iterdir()), 0.0),
-    # the fork server is importing TVM (its workers do not exist yet)
-    "starting-workers": (lambda p, out: fork_server_processes(p.pid) >= 1, 0.2),
-    # fork server + 2 workers: the workers compile
-    "workers": (lambda p, out: fork_server_processes(p.pid) >= 3, 0.3),
+    # the workers start up (Python and our modules import)
+    "starting-workers": (lambda p, out: len(worker_processes(p.pid)) >= 1, 0.2),
+    # 2 workers with TVM loaded: the workers compile
+    "workers": (lambda p, out: sum(map(tvm_loaded, worker_processes(p.pid))) >= 2, 0.3),
 }
 
 # (id, models, -j, signal, to the whole process group (Ctrl-C in a terminal), moment)
@@ -158,9 +158,153 @@ def test_interrupt_leaves_nothing_behind(tmp_path, models, names, jobs, signum, 
         assert sorted(load_model_library_format(str(archive)).modules) == sorted(names)
     else:
         assert code != 0
-    # the workers and the fork server go with the parent (zombies may wait to be reaped)
+    # the workers go with the parent (zombies may wait to be reaped)
     assert wait_for(lambda: not group_members(process.pid), timeout=5, step=0.05), \
         group_members(process.pid)
+
+
+# ----------------------------------------------------------------------------- kill -9, code size
+
+def slow_compiler(folder: Path, marker: Path) -> Path:
+    """A `$CC` that says it started (creates `marker`) and then takes a minute: the moment a
+    signal comes while `tvmc` measures code sizes. `exec` keeps one process, which is what
+    a killed `tvmc` must take along."""
+    script = folder / "slow-cc"
+    script.write_text(f"#!/bin/sh\ntouch '{marker}'\nexec sleep 60\n")
+    script.chmod(0o755)
+    return script
+
+
+def start_tvmc(tmp_path: Path, models: dict[str, Path], names: list[str], jobs: int,
+               archive: Path, cc: Path) -> subprocess.Popen:
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "SOURCE_DATE_EPOCH": "0",
+           "CC": str(cc),
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    command = [sys.executable, "-m", "tvmc_multimodule", "compile-multi",
+               *(f"{models[n]}:{n}" for n in names), "-j", str(jobs), "-o", str(archive)]
+    with open(tmp_path / "stdout", "w") as out, open(tmp_path / "stderr", "w") as err:
+        # files, not pipes: a survivor holding a pipe open would block reading it
+        return subprocess.Popen(command, stdout=out, stderr=err, text=True, env=env,
+                                start_new_session=True)
+
+
+def finish(process: subprocess.Popen, tmp_path: Path) -> tuple[str, str]:
+    """Wait for `tvmc`, then kill whatever of its process group is left (survivors of a
+    failed test must not linger); its stdout and stderr."""
+    try:
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return (tmp_path / "stdout").read_text(), (tmp_path / "stderr").read_text()
+
+
+def no_survivors(pgid: int) -> list[str]:
+    """Wait (5 s at most) for the process group to be empty; what is left, killed."""
+    wait_for(lambda: not group_members(pgid), timeout=5, step=0.05)
+    left = group_members(pgid)
+    if left:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
+
+
+def test_sigterm_while_measuring_code_size_keeps_outcome_and_archive_in_step(tmp_path, models):
+    """The code-size step runs `cc`; a SIGTERM then must not leave a NEW archive behind a
+    `terminated` report (the archive used to be renamed into place before this step)."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    archive = out_dir / "models.tar"
+    archive.write_bytes(OLD_ARCHIVE)
+    marker = tmp_path / "cc-started"
+    process = start_tvmc(tmp_path, models, ["small"], 1, archive,
+                         slow_compiler(tmp_path, marker))
+    try:
+        assert wait_for(lambda: marker.exists() or process.poll() is not None, timeout=60)
+        assert process.poll() is None, (tmp_path / "stderr").read_text()
+        os.kill(process.pid, signal.SIGTERM)
+    finally:
+        out, err = finish(process, tmp_path)
+    assert process.returncode == 143, err
+    assert err.splitlines()[-1:] == ["error: terminated (SIGTERM)"], err
+    assert archive.read_bytes() == OLD_ARCHIVE  # terminated: the old archive stays
+    assert sorted(p.name for p in out_dir.iterdir()) == ["models.tar"]
+    assert no_survivors(process.pid) == []  # the compiler went with it
+
+
+def helpers_with_tvm(pid: int) -> list[int]:
+    """Processes of `pid`'s group, other than `pid`, that have loaded TVM (the workers, and
+    a fork server if there is one)."""
+    return [int(p.split()[0]) for p in group_members(pid)
+            if int(p.split()[0]) != pid and tvm_loaded(int(p.split()[0]))]
+
+
+def test_sigkill_with_two_jobs_leaves_no_process(tmp_path, models):
+    """`kill -9` runs no clean-up of ours: the workers (and whatever helper processes the
+    pool has) must die with the parent, through the kernel."""
+    archive = tmp_path / "models.tar"
+    process = start_tvmc(tmp_path, models, ["a", "b"], 2, archive, tmp_path / "no-compiler")
+    try:
+        assert wait_for(lambda: len(helpers_with_tvm(process.pid)) >= 2
+                        or process.poll() is not None, timeout=90), group_members(process.pid)
+        time.sleep(0.3)  # the workers compile
+        assert process.poll() is None, (tmp_path / "stderr").read_text()
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        finish(process, tmp_path)
+    assert process.returncode == -signal.SIGKILL
+    assert no_survivors(process.pid) == []
+    assert not archive.exists()
+
+
+def test_sigkill_while_measuring_code_size_leaves_no_compiler(tmp_path, models):
+    marker = tmp_path / "cc-started"
+    process = start_tvmc(tmp_path, models, ["small"], 1, tmp_path / "models.tar",
+                         slow_compiler(tmp_path, marker))
+    try:
+        assert wait_for(lambda: marker.exists() or process.poll() is not None, timeout=60)
+        assert process.poll() is None, (tmp_path / "stderr").read_text()
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        finish(process, tmp_path)
+    assert no_survivors(process.pid) == []
+
+
+def test_signal_at_the_rename_does_not_undo_a_success(tmp_path, monkeypatch):
+    """A SIGTERM held while the archive is renamed into place: the archive is complete, so
+    under `success_once_committed` (what compile_and_write uses) the run goes on to report
+    its success instead of raising `Terminated` after the fact."""
+    from tvmc_multimodule import interrupts
+    from tvmc_multimodule.mlf import writer
+
+    archive = tmp_path / "models.tar"
+    archive.write_bytes(OLD_ARCHIVE)
+    real_replace = os.replace
+
+    def replace_with_a_signal(src, dst):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler has run and holds the signal
+        real_replace(src, dst)
+
+    monkeypatch.setattr(writer.os, "replace", replace_with_a_signal)
+    steps = []
+    with interrupts.handlers() as state:
+        with interrupts.success_once_committed():
+            writer.write_atomically(str(archive), b"new archive")
+            os.kill(os.getpid(), signal.SIGTERM)  # after the commit: noted, not raised
+            time.sleep(0.05)
+            steps.append("reported")
+    assert steps == ["reported"] and state.signum == signal.SIGTERM
+    assert archive.read_bytes() == b"new archive"
+    # outside the block (library use) a held signal still raises after the rename
+    with interrupts.handlers():
+        with pytest.raises(interrupts.Terminated):
+            writer.write_atomically(str(archive), b"newer archive")
+    assert archive.read_bytes() == b"newer archive"
 
 
 # ----------------------------------------------------------------------------- in-process

@@ -1,7 +1,8 @@
 """ONNX LSTM / GRU and control flow (If, Loop): every small model built with onnx.helper,
 compiled into ONE archive, built into ONE program with gcc -Wall -Wextra -Werror, run, and
 compared with onnxruntime (the ONNX reference evaluator where onnxruntime has no kernel:
-batch-major LSTM, layout=1) within 1e-5 relative."""
+batch-major LSTM, layout=1) within 1e-5 relative; TFLite UNIDIRECTIONAL_SEQUENCE_LSTM against
+LiteRT."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,6 +16,7 @@ import cbuild
 import references
 from builders import onnx_models
 from builders import onnx_recurrent_models as models
+from builders import tflite_recurrent_models as tflite_models
 from tvmc_multimodule import compile_model, export_model_library_format
 from tvmc_multimodule.errors import UnsupportedError, UsageError
 
@@ -45,6 +47,13 @@ FIXED = {"vad_sr16k": {"sr": np.array(16000, np.int64)},
 
 
 CASES = _cases()
+# float TFLite UNIDIRECTIONAL_SEQUENCE_LSTM, compared with LiteRT (one invoke from zero state)
+TFLITE_CASES = {
+    "tfl_lstm": lambda: tflite_models.sequence_lstm(),
+    "tfl_lstm_time_major": lambda: tflite_models.sequence_lstm(time_major=True, batch=2,
+                                                                seed=1),
+    "tfl_lstm_peepholes": lambda: tflite_models.sequence_lstm(peepholes=True, steps=7, seed=2),
+}
 NO_ORT = {"lstm_peepholes_batch_major"}  # onnxruntime refuses layout=1
 
 
@@ -72,6 +81,15 @@ def recurrent_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]
         expected[name] = _reference(name, model, {**feed, **fixed})
         compiled.append(module)
         inputs[name] = xs
+    for name, build in TFLITE_CASES.items():
+        model = build()
+        path = root / f"{name}.tflite"
+        path.write_bytes(model)
+        module = compile_model(str(path), module_name=name)
+        xs = [references.random_array(t.shape, t.dtype, rng) for t in module.inputs]
+        expected[name] = references.run_litert(model, xs)
+        compiled.append(module)
+        inputs[name] = xs
     archive = export_model_library_format(compiled, str(root / "recurrent.tar"))
     extracted = cbuild.extract(archive, root / "mlf")
     outputs = cbuild.build_and_run(extracted, {m.name: (m.inputs, m.outputs) for m in compiled},
@@ -79,8 +97,8 @@ def recurrent_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]
     return {"outputs": outputs, "expected": expected, "root": extracted}
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_matches_onnxruntime(recurrent_run: dict, name: str) -> None:
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(TFLITE_CASES))
+def test_matches_reference_runtime(recurrent_run: dict, name: str) -> None:
     actual, expected = recurrent_run["outputs"][name], recurrent_run["expected"][name]
     assert len(actual) == len(expected)
     for i, (a, e) in enumerate(zip(actual, expected)):
@@ -98,7 +116,7 @@ def test_time_loop_is_not_unrolled(recurrent_run: dict) -> None:
 
 def test_fixed_input_leaves_the_signature(recurrent_run: dict) -> None:
     header = (recurrent_run["root"] / "codegen" / "host" / "include" / "tvmgen_vad_sr16k.h").read_text()
-    assert " sr;" not in header and " h;" in header
+    assert " sr;" not in header and " state;" in header
 
 
 def test_run_time_if_is_one_clear_error(tmp_path: Path) -> None:
@@ -118,3 +136,22 @@ def test_unknown_input_value_is_a_usage_error(tmp_path: Path) -> None:
     onnx_models.save(models.vad(), path)
     with pytest.raises(UsageError, match="samplerate"):
         compile_model(str(path), module_name="vad", input_values={"samplerate": 16000})
+
+
+def test_cli_input_values_select_the_branch(capsys, tmp_path: Path) -> None:
+    """`--input-values vad:sr=16000` folds the If; without it the run-time If is exit 4 naming
+    the node; a bad value is a usage error (exit 2)."""
+    from tvmc_multimodule.cli import driver
+
+    path = tmp_path / "vad.onnx"
+    onnx_models.save(models.vad(), path)
+    out = tmp_path / "out.tar"
+    code = driver.main(["compile-multi", f"{path}:vad", "--input-values", "vad:sr=16000",
+                        "-o", str(out)])
+    assert code == 0 and out.exists()
+    code = driver.main(["compile", str(path), "--module-name", "vad", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 4 and "If node 'sample_rate_if'" in err and "Traceback" not in err
+    code = driver.main(["compile", str(path), "--input-values", "sr=16k", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--input-values 'sr'" in err

@@ -21,7 +21,7 @@ TFLITE_EXPECTED = {
     "custom_op": (UnsupportedError, ["custom", "MyCustom"]),
     "while_loop": (UnsupportedError, ["control flow", "WHILE"]),
     "stateful": (UnsupportedError, ["stateful", "VAR_HANDLE"]),
-    "dynamic_range": (UnsupportedError, ["dynamic-range", "FULLY_CONNECTED"]),
+    "dynamic_range": (UnsupportedError, ["dynamic-range", "BATCH_MATMUL"]),
     "truncated": (ModelError, ["truncated"]),
 }
 

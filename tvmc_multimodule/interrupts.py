@@ -6,7 +6,10 @@ SIGTERM raises `Terminated` (a KeyboardInterrupt), in the main thread, so every 
 
 `deferred()` holds a signal that comes during a few statements that must run together
 (create a temporary file and register it for removal; start a worker process and record it)
-and raises it at the end of the block. It works at the Python level: a signal mask would not
+and raises it at the end of the block. `committed()` marks the point after which the run has
+succeeded (the archive renamed into place): inside `success_once_committed()` a signal from
+then on is noted and not raised, so `tvmc` never reports "terminated" for a run whose output
+is complete. It works at the Python level: a signal mask would not
 do, since the C-level handler may run in any thread (TVM's thread pool, the executor's
 manager thread) and Python then runs the handler in the main thread at once.
 """
@@ -45,6 +48,7 @@ class _State:
         self.pending: int | None = None   # a signal held by deferred()
         self.depth = 0                    # nesting of deferred()
         self.raising = True               # False: only note signals (the CLI is reporting)
+        self.settle_on_commit = False     # committed() makes the run a success (the CLI)
 
     def handler(self, signum: int, frame: Any) -> None:
         self.signum = self.signum or signum
@@ -111,3 +115,25 @@ def deferred() -> Iterator[None]:
         if state.depth == 0 and state.pending and state.raising:
             signum, state.pending = state.pending, None
             raise exception_for(signum)
+
+
+@contextmanager
+def success_once_committed() -> Iterator[None]:
+    """In the block, `committed()` settles the outcome: the run has succeeded, so a signal
+    that comes from then on (or was held by `deferred()` around the commit) is noted and not
+    raised, and the block finishes its last steps (printing the report)."""
+    state = _state
+    state.settle_on_commit = True
+    try:
+        yield
+    finally:
+        state.settle_on_commit = False
+
+
+def committed() -> None:
+    """The output is complete and in place. Inside `success_once_committed()`, signals stop
+    raising from here on; elsewhere (library use) nothing changes."""
+    state = _state
+    if state.settle_on_commit:
+        state.raising = False
+        state.pending = None

@@ -17,8 +17,9 @@ Three forms, one function:
   gets a ``_`` before it; a name the implementation reserves (``__x``, ``_X``) or starting
   with ``TVMGEN_`` (the module's own macros) gets a ``t`` before it; a C keyword or a macro of
   the standard headers the generated code includes (``NULL``, ``EOF``, ``INT8_MAX``...) gets
-  a ``_`` after it. A valid name comes back unchanged, so ``c_text(s, IDENTIFIER) == s`` is the
-  test an archive's C names must pass (`is_c_identifier`).
+  a ``_`` after it, and so does a C++ keyword (``class``, ``this``: the header is C++ too).
+  A valid name comes back unchanged, so ``c_text(s, IDENTIFIER) == s`` is the test an
+  archive's C names must pass (`is_c_identifier`).
 
 Uniqueness is `unique_c_names`' job: names are compared upper-cased (macros are upper-case).
 """
@@ -37,6 +38,15 @@ auto break case char const continue default do double else enum extern float for
 inline int long register restrict return short signed sizeof static struct switch typedef
 union unsigned void volatile while _Alignas _Alignof _Atomic _Bool _Complex _Generic
 _Imaginary _Noreturn _Static_assert _Thread_local bool true false alignas alignof asm
+""".split())
+
+# the module header is also C++ (extern "C"): a member may not be a C++ keyword either
+CXX_KEYWORDS = frozenset("""
+and and_eq bitand bitor catch char8_t char16_t char32_t class compl concept consteval
+constexpr constinit const_cast co_await co_return co_yield decltype delete dynamic_cast
+explicit export friend mutable namespace new noexcept not not_eq nullptr operator or or_eq
+private protected public reinterpret_cast requires static_assert static_cast template this
+thread_local throw try typeid typename using virtual wchar_t xor xor_eq
 """.split())
 
 # object-like macros of the headers generated C includes (stdint.h, inttypes.h, stddef.h,
@@ -132,8 +142,10 @@ def _identifier(text: str, fallback: str) -> str:
 
 
 def is_reserved_word(name: str) -> bool:
-    """A C keyword, a Python keyword, or a macro the generated code's headers define."""
-    return (name in C_KEYWORDS or keyword.iskeyword(name) or name in _STANDARD_MACROS
+    """A C or C++ keyword, a Python keyword, or a macro the generated code's headers
+    define."""
+    return (name in C_KEYWORDS or name in CXX_KEYWORDS or keyword.iskeyword(name)
+            or name in _STANDARD_MACROS
             or bool(_STDINT_MACRO.match(name)))
 
 

@@ -78,56 +78,62 @@ def _lstm_nodes(rng: np.random.Generator, prefix: str, x: str, h: str, c: str, i
 def _vad_branch(rng: np.random.Generator, prefix: str, features: int, steps: int,
                 hidden: int) -> onnx.GraphProto:
     """x[steps*features] -> frames [steps,1,features] -> a linear encoder with ReLU -> LSTM
-    with the outer state (h, c) -> sigmoid head averaged over time: (prob[1,1], h_out,
-    c_out)."""
+    whose state comes from the outer `state`[2,1,H] (h = state[0], c = state[1], scalar
+    Gather indices as Constant nodes, as exported from PyTorch) -> sigmoid head averaged over
+    time: (prob[1,1], state_out[2,1,H])."""
     enc = 2 * hidden
-    inits = [numpy_helper.from_array(np.array([steps, 1, features], np.int64), f"{prefix}_shape"),
-             _weights(rng, f"{prefix}_enc", (features, enc)),
-             _weights(rng, f"{prefix}_head", (hidden, 1)),
-             numpy_helper.from_array(np.array([1, steps], np.int64), f"{prefix}_out_shape")]
-    nodes = [helper.make_node("Reshape", ["x", f"{prefix}_shape"], [f"{prefix}_frames"]),
-             helper.make_node("MatMul", [f"{prefix}_frames", f"{prefix}_enc"], [f"{prefix}_mm"]),
-             helper.make_node("Relu", [f"{prefix}_mm"], [f"{prefix}_feat"])]
-    lstm, lstm_inits = _lstm_nodes(rng, prefix, f"{prefix}_feat", "h", "c", enc, hidden)
+    p = prefix
+    inits = [numpy_helper.from_array(np.array([steps, 1, features], np.int64), f"{p}_shape"),
+             _weights(rng, f"{p}_enc", (features, enc)),
+             _weights(rng, f"{p}_head", (hidden, 1)),
+             numpy_helper.from_array(np.array([1, steps], np.int64), f"{p}_out_shape"),
+             numpy_helper.from_array(np.array([0], np.int64), f"{p}_axes0")]
+    scalar = {i: helper.make_tensor(f"{p}_i{i}", TensorProto.INT64, [], [i]) for i in (0, 1)}
+    nodes = [helper.make_node("Constant", [], [f"{p}_idx{i}"], value=scalar[i]) for i in (0, 1)]
+    nodes += [helper.make_node("Gather", ["state", f"{p}_idx0"], [f"{p}_h2"]),
+              helper.make_node("Gather", ["state", f"{p}_idx1"], [f"{p}_c2"]),
+              helper.make_node("Unsqueeze", [f"{p}_h2", f"{p}_axes0"], [f"{p}_h0"]),
+              helper.make_node("Unsqueeze", [f"{p}_c2", f"{p}_axes0"], [f"{p}_c0"]),
+              helper.make_node("Reshape", ["x", f"{p}_shape"], [f"{p}_frames"]),
+              helper.make_node("MatMul", [f"{p}_frames", f"{p}_enc"], [f"{p}_mm"]),
+              helper.make_node("Relu", [f"{p}_mm"], [f"{p}_feat"])]
+    lstm, lstm_inits = _lstm_nodes(rng, p, f"{p}_feat", f"{p}_h0", f"{p}_c0", enc, hidden)
     nodes += lstm
-    nodes += [helper.make_node("Squeeze", [f"{prefix}_y", f"{prefix}_axes"], [f"{prefix}_seq"]),
-              helper.make_node("MatMul", [f"{prefix}_seq", f"{prefix}_head"], [f"{prefix}_logit"]),
-              helper.make_node("Sigmoid", [f"{prefix}_logit"], [f"{prefix}_p"]),
-              helper.make_node("Reshape", [f"{prefix}_p", f"{prefix}_out_shape"], [f"{prefix}_ps"]),
-              helper.make_node("ReduceMean", [f"{prefix}_ps"], [f"{prefix}_prob"], axes=[1])]
-    inits += lstm_inits + [numpy_helper.from_array(np.array([1], np.int64), f"{prefix}_axes")]
-    state = [1, 1, hidden]
+    nodes += [helper.make_node("Squeeze", [f"{p}_y", f"{p}_axes"], [f"{p}_seq"]),
+              helper.make_node("MatMul", [f"{p}_seq", f"{p}_head"], [f"{p}_logit"]),
+              helper.make_node("Sigmoid", [f"{p}_logit"], [f"{p}_p"]),
+              helper.make_node("Reshape", [f"{p}_p", f"{p}_out_shape"], [f"{p}_ps"]),
+              helper.make_node("ReduceMean", [f"{p}_ps"], [f"{p}_prob"], axes=[1]),
+              helper.make_node("Concat", [f"{p}_h", f"{p}_c"], [f"{p}_state"], axis=0)]
+    inits += lstm_inits + [numpy_helper.from_array(np.array([1], np.int64), f"{p}_axes")]
     return helper.make_graph(
         nodes, prefix, [],
-        [helper.make_tensor_value_info(f"{prefix}_prob", F32, [1, 1]),
-         helper.make_tensor_value_info(f"{prefix}_h", F32, state),
-         helper.make_tensor_value_info(f"{prefix}_c", F32, state)], inits)
+        [helper.make_tensor_value_info(f"{p}_prob", F32, [1, 1]),
+         helper.make_tensor_value_info(f"{p}_state", F32, [2, 1, hidden])], inits)
 
 
 def vad(samples: int = 64, hidden: int = 8, sr_constant: int | None = None,
         seed: int = 3) -> onnx.ModelProto:
-    """Voice-activity-detector-like (silero-VAD's shape): inputs x[1,samples], sr (int64
-    scalar), h[1,1,H], c[1,1,H]; If(sr == 16000) selects a 16 kHz branch (frames of 16
-    samples) or an 8 kHz one (frames of 8), each an encoder + LSTM on the state passed in;
-    outputs (prob, h_out, c_out). With `sr_constant`, sr is an initializer, not an input."""
+    """Voice-activity-detector-like (silero-VAD v5's shape): inputs x[1,samples], sr (int64
+    scalar), state[2,1,H]; If(sr == 16000) selects a 16 kHz branch (frames of 16 samples) or
+    an 8 kHz one (frames of 8), each an encoder + LSTM on the state passed in; outputs (prob,
+    state_out). With `sr_constant`, sr is an initializer, not an input."""
     rng = np.random.default_rng(seed)
     then_graph = _vad_branch(rng, "sr16k", 16, samples // 16, hidden)
     else_graph = _vad_branch(rng, "sr8k", 8, samples // 8, hidden)
-    state = [1, 1, hidden]
+    state = [2, 1, hidden]
     inputs = [helper.make_tensor_value_info("x", F32, [1, samples])]
     inits = [numpy_helper.from_array(np.array(16000, np.int64), "sr16000")]
     if sr_constant is None:
         inputs.append(helper.make_tensor_value_info("sr", TensorProto.INT64, []))
     else:
         inits.append(numpy_helper.from_array(np.array(sr_constant, np.int64), "sr"))
-    inputs += [helper.make_tensor_value_info("h", F32, state),
-               helper.make_tensor_value_info("c", F32, state)]
+    inputs.append(helper.make_tensor_value_info("state", F32, state))
     nodes = [helper.make_node("Equal", ["sr", "sr16000"], ["is16k"]),
-             helper.make_node("If", ["is16k"], ["prob", "h_out", "c_out"], name="sample_rate_if",
+             helper.make_node("If", ["is16k"], ["prob", "state_out"], name="sample_rate_if",
                               then_branch=then_graph, else_branch=else_graph)]
     outputs = [helper.make_tensor_value_info("prob", F32, [1, 1]),
-               helper.make_tensor_value_info("h_out", F32, state),
-               helper.make_tensor_value_info("c_out", F32, state)]
+               helper.make_tensor_value_info("state_out", F32, state)]
     return _model(helper.make_graph(nodes, "vad", inputs, outputs, inits))
 
 
@@ -185,7 +191,43 @@ def loop_static(trips: int = 3, seed: int = 5) -> onnx.ModelProto:
          helper.make_tensor_value_info("stacked", F32, [trips, 1, 4])], inits))
 
 
+def if_on_shape(seed: int = 6) -> onnx.ModelProto:
+    """silero-VAD's exporter pattern: an If (on a constant) returns x[2,6] either unsqueezed
+    to rank 3 or as it is; a second If branches on the rank of that result (Size(Shape(.)) ==
+    3), known only once the first If is resolved -> y[2,4]."""
+    rng = np.random.default_rng(seed)
+    axes = numpy_helper.from_array(np.array([0], np.int64), "axes0")
+    first = helper.make_node(
+        "If", ["flag"], ["maybe3d"], name="rank_if",
+        then_branch=helper.make_graph([helper.make_node("Unsqueeze", ["x", "axes0"], ["u"])],
+                                      "unsqueeze", [], [helper.make_tensor_value_info(
+                                          "u", F32, [1, 2, 6])]),
+        else_branch=helper.make_graph([helper.make_node("Identity", ["x"], ["same"])],
+                                      "same", [], [helper.make_tensor_value_info(
+                                          "same", F32, [2, 6])]))
+    second = helper.make_node(
+        "If", ["is3d"], ["flat"], name="squeeze_if",
+        then_branch=helper.make_graph([helper.make_node("Squeeze", ["maybe3d", "axes0"], ["sq"])],
+                                      "squeeze", [], [helper.make_tensor_value_info(
+                                          "sq", F32, [2, 6])]),
+        else_branch=helper.make_graph([helper.make_node("Identity", ["maybe3d"], ["id"])],
+                                      "keep", [], [helper.make_tensor_value_info(
+                                          "id", F32, [2, 6])]))
+    nodes = [first,
+             helper.make_node("Shape", ["maybe3d"], ["shape"]),
+             helper.make_node("Size", ["shape"], ["rank"]),
+             helper.make_node("Equal", ["rank", "three"], ["is3d"]),
+             second,
+             helper.make_node("MatMul", ["flat", "w"], ["y"])]
+    inits = [axes, numpy_helper.from_array(np.array(True), "flag"),
+             numpy_helper.from_array(np.array(3, np.int64), "three"), _weights(rng, "w", (6, 4))]
+    return _model(helper.make_graph(nodes, "if_on_shape",
+                                    [helper.make_tensor_value_info("x", F32, [2, 6])],
+                                    [helper.make_tensor_value_info("y", F32, [2, 4])], inits))
+
+
 CONTROL_MODELS: dict[str, Callable[[], onnx.ModelProto]] = {
+    "if_on_shape": if_on_shape,
     "if_constant_then": lambda: if_constant(True),
     "if_constant_else": lambda: if_constant(False),
     "loop_static": loop_static,

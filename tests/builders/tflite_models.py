@@ -30,6 +30,7 @@ int32 vectors and str values become strings."""
 
 TENSOR_TYPES: dict[str, int] = {
     "float32": TensorType.FLOAT32,
+    "float16": TensorType.FLOAT16,
     "int8": TensorType.INT8,
     "uint8": TensorType.UINT8,
     "int16": TensorType.INT16,
@@ -62,6 +63,16 @@ class Quantization:
     axis: int = 0
 
 
+@dataclass(frozen=True)
+class Sparsity:
+    """TFLite SparsityParameters: ``levels`` in traversal order, each ``("DENSE", size)`` or
+    ``("CSR", segments, indices)`` (int32 vectors)."""
+
+    traversal_order: tuple[int, ...]
+    block_map: tuple[int, ...]
+    levels: tuple[tuple[Any, ...], ...]
+
+
 @dataclass
 class _Tensor:
     name: str
@@ -69,6 +80,9 @@ class _Tensor:
     type_name: str
     buffer: int
     quant: Quantization | None
+    sparsity: Sparsity | None = None
+    shape_signature: tuple[int, ...] | None = None
+    variable: bool = False
 
 
 @dataclass
@@ -114,13 +128,17 @@ class TFLiteGraph:
         zero_point: int | Sequence[int] = 0,
         axis: int = 0,
         subgraph: int = 0,
+        sparsity: Sparsity | None = None,
+        shape_signature: Sequence[int] | None = None,
+        variable: bool = False,
     ) -> int:
-        """Add a tensor (constant if ``data`` is given, quantised if ``scale`` is); returns its index."""
+        """Add a tensor (constant if ``data`` is given, quantised if ``scale`` is); returns its index.
+        With ``sparsity``, ``data`` is the flat array of stored values."""
         type_name = _type_name(dtype)
         buffer = 0
         if data is not None:
             array = np.ascontiguousarray(data, dtype=type_name)
-            if array.shape != tuple(shape):
+            if sparsity is None and array.shape != tuple(shape):
                 raise ValueError(f"{name}: data shape {array.shape} != {tuple(shape)}")
             self._buffers.append(array.tobytes())
             buffer = len(self._buffers) - 1
@@ -132,7 +150,9 @@ class TFLiteGraph:
                 zero_points *= len(scales)
             quant = Quantization(scales, zero_points, axis)
         tensors = self._subgraphs[subgraph].tensors
-        tensors.append(_Tensor(name, tuple(int(d) for d in shape), type_name, buffer, quant))
+        signature = None if shape_signature is None else tuple(int(d) for d in shape_signature)
+        tensors.append(_Tensor(name, tuple(int(d) for d in shape), type_name, buffer, quant,
+                               sparsity, signature, variable))
         return len(tensors) - 1
 
     def add_const(self, name: str, data: np.ndarray, **quant: Any) -> int:
@@ -224,14 +244,63 @@ def _write_quantization(b: flatbuffers.Builder, q: Quantization) -> int:
     return qp.QuantizationParametersEnd(b)
 
 
+def _write_index_vector(b: flatbuffers.Builder, values: Sequence[int]) -> int:
+    iv = _table("Int32Vector")
+    vec = _ints(b, values)
+    iv.Int32VectorStart(b)
+    iv.Int32VectorAddValues(b, vec)
+    return iv.Int32VectorEnd(b)
+
+
+def _write_sparsity(b: flatbuffers.Builder, sp: Sparsity) -> int:
+    from tflite.DimensionType import DimensionType
+    from tflite.SparseIndexVector import SparseIndexVector
+
+    dm = _table("DimensionMetadata")
+    metas = []
+    for level in sp.levels:
+        if level[0] == "DENSE":
+            dm.DimensionMetadataStart(b)
+            dm.DimensionMetadataAddFormat(b, DimensionType.DENSE)
+            dm.DimensionMetadataAddDenseSize(b, int(level[1]))
+        else:
+            segments = _write_index_vector(b, level[1])
+            indices = _write_index_vector(b, level[2])
+            dm.DimensionMetadataStart(b)
+            dm.DimensionMetadataAddFormat(b, DimensionType.SPARSE_CSR)
+            dm.DimensionMetadataAddArraySegmentsType(b, SparseIndexVector.Int32Vector)
+            dm.DimensionMetadataAddArraySegments(b, segments)
+            dm.DimensionMetadataAddArrayIndicesType(b, SparseIndexVector.Int32Vector)
+            dm.DimensionMetadataAddArrayIndices(b, indices)
+        metas.append(dm.DimensionMetadataEnd(b))
+    spm = _table("SparsityParameters")
+    order = _ints(b, sp.traversal_order)
+    block_map = _ints(b, sp.block_map) if sp.block_map else None
+    metas_vec = _offsets(b, spm.SparsityParametersStartDimMetadataVector, metas)
+    spm.SparsityParametersStart(b)
+    spm.SparsityParametersAddTraversalOrder(b, order)
+    if block_map is not None:
+        spm.SparsityParametersAddBlockMap(b, block_map)
+    spm.SparsityParametersAddDimMetadata(b, metas_vec)
+    return spm.SparsityParametersEnd(b)
+
+
 def _write_tensor(b: flatbuffers.Builder, t: _Tensor) -> int:
     tm = _table("Tensor")
     name = b.CreateString(t.name)
     shape = _ints(b, t.shape)
     quant = _write_quantization(b, t.quant) if t.quant is not None else None
+    sparsity = _write_sparsity(b, t.sparsity) if t.sparsity is not None else None
+    signature = _ints(b, t.shape_signature) if t.shape_signature is not None else None
     tm.TensorStart(b)
     tm.TensorAddShape(b, shape)
+    if sparsity is not None:
+        tm.TensorAddSparsity(b, sparsity)
+    if signature is not None:
+        tm.TensorAddShapeSignature(b, signature)
     tm.TensorAddType(b, TENSOR_TYPES[t.type_name])
+    if t.variable:
+        tm.TensorAddIsVariable(b, True)
     tm.TensorAddBuffer(b, t.buffer)
     tm.TensorAddName(b, name)
     if quant is not None:
@@ -632,6 +701,22 @@ def dynamic_range_fc(seed: int = 6) -> bytes:
     return g.to_bytes()
 
 
+def dynamic_range_batch_matmul(seed: int = 6) -> bytes:
+    """Dynamic-range (hybrid) BATCH_MATMUL, which we do not compile: x[1,4,16] f32 times
+    int8 constant [16,8] (per-tensor scale) -> y[1,4,8] f32."""
+    rng = np.random.default_rng(seed)
+    w = _weights(rng, [16, 8])
+    scale = float(np.abs(w).max() / 127.0)
+    w_q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 4, 16])
+    t_w = g.add_const("w", w_q, scale=scale, zero_point=0)
+    y = g.add_tensor("y", [1, 4, 8])
+    g.add_operator("BATCH_MATMUL", [x, t_w], [y], ("BatchMatMulOptions", {}), version=4)
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
 def truncated() -> bytes:
     """The float ``conv2d()`` model cut in half (unparseable)."""
     data = conv2d()
@@ -673,6 +758,6 @@ def bad_models() -> dict[str, Callable[[], bytes]]:
         "custom_op": custom_op,
         "while_loop": while_loop,
         "stateful": stateful,
-        "dynamic_range": dynamic_range_fc,
+        "dynamic_range": dynamic_range_batch_matmul,
         "truncated": truncated,
     }

@@ -8,15 +8,18 @@ import argparse
 import itertools
 import logging
 import multiprocessing
-import multiprocessing.forkserver
+import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 
-from ..errors import TvmcError
-from ..interrupts import deferred
+from ..errors import OutputError, TvmcError
+from ..interrupts import deferred, success_once_committed
 from ..model import CompiledModule
+from ..processes import die_with_parent
 from . import options, report
 from .driver import internal_error
 
@@ -54,7 +57,13 @@ def drive_compile_multi(args: argparse.Namespace) -> int:
 
 
 def compile_and_write(jobs: list[options.ModelJob], settings: options.CompileSettings) -> int:
-    """Compile every job, then write the archive and print the table (nothing on failure)."""
+    """Compile every job, then write the archive and print the table (nothing on failure).
+
+    The table (its code sizes take a few compiler runs) is measured BEFORE the archive is
+    renamed into place: the rename is the last step that can fail or be interrupted, so an
+    interrupted run never leaves a new archive behind, and a run whose archive is in place
+    ends as a success (`interrupts.success_once_committed`).
+    """
     # imported here: TVM takes most of a second to import, argument errors should not wait
     from .. import api
 
@@ -65,11 +74,38 @@ def compile_and_write(jobs: list[options.ModelJob], settings: options.CompileSet
         modules = compile_in_parallel(jobs, settings, workers)
     else:
         modules = [compile_job(job, settings, i, len(jobs)) for i, job in enumerate(jobs, 1)]
-    path = api.export_model_library_format(modules, settings.output)
-    print(report.module_table(modules, settings.jobs, shared=settings.workspace == "shared"))
-    print(f"wrote {path}")
-    sys.stdout.flush()
+    table = report.module_table(modules, settings.jobs, shared=settings.workspace == "shared")
+    if settings.output == options.STDOUT:
+        write_to_stdout(modules, table)
+        return 0
+    with success_once_committed():
+        path = api.export_model_library_format(modules, settings.output)
+        print(table)
+        print(f"wrote {path}")
+        sys.stdout.flush()
     return 0
+
+
+def write_to_stdout(modules: list[CompiledModule], table: str) -> None:
+    """``-o -``: the plain tar on stdout, the table on stderr. The archive is built whole
+    first; an interrupt while it is being written leaves the reader a truncated tar."""
+    from ..mlf.writer import archive_bytes
+
+    data = archive_bytes(modules)
+    print(table, file=sys.stderr, flush=True)
+    try:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        # the reader went away: stop writing and keep Python's exit-time flush quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise OutputError("stdout was closed before the archive was written",
+                          path="-") from None
+    except OSError as exc:
+        raise OutputError(f"cannot write the archive to stdout: {exc.strerror or exc}",
+                          path="-") from None
+    print(f"wrote the archive to stdout ({len(data)} bytes)", file=sys.stderr, flush=True)
 
 
 def compile_one(job: options.ModelJob, settings: options.CompileSettings) -> CompiledModule:
@@ -82,7 +118,8 @@ def compile_one(job: options.ModelJob, settings: options.CompileSettings) -> Com
             input_shapes=job.input_shapes or None, model_format=job.model_format,
             opt_level=settings.opt_level, pass_config=settings.pass_config or None,
             schedule=settings.schedule, workspace=settings.workspace,
-            strict_int8=settings.strict_int8, desired_layout=settings.desired_layout)
+            strict_int8=settings.strict_int8, desired_layout=settings.desired_layout,
+            input_values=job.input_values or None, workspace_io=settings.workspace_io)
     except TvmcError as err:
         raise options.locate_all(err, module=job.name, path=job.path)
     except Exception as exc:  # a bug; still say which model triggered it
@@ -99,19 +136,19 @@ def compile_in_parallel(jobs: list[options.ModelJob], settings: options.CompileS
                         workers: int) -> list[CompiledModule]:
     """Worker processes compile the modules; results keep the command line's order, so the
     archive is byte-identical to -j 1. The first failure (in that order) is raised."""
-    # not a plain fork of this process (TVM's thread pools do not survive a fork): a fresh
-    # fork server imports TVM once, and the workers are forked from it
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["tvmc_multimodule.api"])
-    _start_fork_server()
+    # Fresh interpreters ("spawn"), children of this process: not a plain fork (TVM's
+    # thread pools do not survive one), and not a fork server, whose workers are ITS
+    # children and so outlive a `kill -9` of this process. Each worker asks the kernel to
+    # kill it when this process dies (`processes.die_with_parent`).
+    context = multiprocessing.get_context("spawn")
     results: dict[int, CompiledModule] = {}
     errors: dict[int, BaseException] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_leave_interrupts_to_parent) as pool:
+                             initializer=_worker_setup, initargs=(os.getpid(),)) as pool:
         try:
             # submit starts the workers: an interrupt in the middle would leave one that is
             # not yet in the pool's list (and so never stopped) starting up alone
-            with deferred():
+            with deferred(), _ctrl_c_ignored_by_new_processes():
                 futures = {pool.submit(compile_one, job, settings): i
                            for i, job in enumerate(jobs)}
             # the pool starts `workers` modules, then the next one as each finishes
@@ -141,23 +178,26 @@ def compile_in_parallel(jobs: list[options.ModelJob], settings: options.CompileS
     return [results[i] for i in range(len(jobs))]
 
 
-def _start_fork_server() -> None:
-    """Start the fork server with SIGINT ignored, a disposition that survives exec: it and
-    the workers forked from it then ignore Ctrl-C (sent to the whole process group) even
-    while it imports TVM, instead of dying with a traceback. This process stops them."""
+@contextmanager
+def _ctrl_c_ignored_by_new_processes() -> Iterator[None]:
+    """Start processes with SIGINT ignored, a disposition that survives exec: the workers then
+    ignore Ctrl-C (sent to the whole process group) even while they import TVM, instead of
+    dying with a traceback; this process stops them. This process ignores a Ctrl-C during
+    these few milliseconds too (the next one counts)."""
     if threading.current_thread() is not threading.main_thread():
-        multiprocessing.forkserver.ensure_running()
+        yield
         return
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        multiprocessing.forkserver.ensure_running()
+        yield
     finally:
         signal.signal(signal.SIGINT, handler)
 
 
-def _leave_interrupts_to_parent() -> None:
-    """Workers ignore Ctrl-C: the terminal sends it to the whole process group, and the
-    parent stops them (an idle worker would otherwise die printing a traceback)."""
+def _worker_setup(parent_pid: int) -> None:
+    """In each worker: die with the parent (even on `kill -9`), leave Ctrl-C to it (the
+    terminal sends it to the whole process group, and the parent stops the workers)."""
+    die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

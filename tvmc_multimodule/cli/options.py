@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,13 +20,16 @@ from typing import Any, TypeVar
 from ..errors import ErrorGroup, OutputError, TvmcError, UsageError
 from ..frontends.detect import FORMATS, detect_format
 from ..names import module_name_from_path, validate_module_names
+from ..output_paths import check_name_length, resolve_output, same_file
 from ..target import TargetSpec, parse_target
 from . import legacy
+from .input_values import parse_input_values, split_input_values
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT = "module.tar"
+STDOUT = "-"  # -o -: the archive on stdout
 
 
 # ----------------------------------------------------------------------------- argparse
@@ -53,6 +57,11 @@ def add_compile_options(parser: argparse.ArgumentParser, *, multi: bool) -> None
     parser.add_argument("--input-shapes", action="append", metavar="SHAPES",
                         help="static input shapes, '\"input0:[1,32,32,3] input1:[10]\"'."
                              + prefix_note + " May be repeated.")
+    parser.add_argument("--input-values", action="append", metavar="VALUES",
+                        help="ONNX inputs fixed at compile time, e.g. 'sr=16000': the input "
+                             "leaves the module's signature and If/Loop depending on it fold."
+                             + (" Prefix each with its module: 'vad:sr=16000'." if multi else "")
+                             + " May be repeated.")
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, metavar="PATH",
                         help=f"output Model Library Format archive (default: {DEFAULT_OUTPUT})")
     parser.add_argument("-f", "--output-format", default="mlf", metavar="{mlf}",
@@ -339,30 +348,55 @@ def check_fixed_options(args: argparse.Namespace) -> list[TvmcError]:
 
 # ----------------------------------------------------------------------------- output
 
-def check_output_path(path: str) -> None:
-    """The archive can be written at `path`: not a directory, and its folder is writable.
+def check_output_path(path: str, inputs: Iterable[str] = (), *,
+                      stdout_allowed: bool = False) -> None:
+    """The output can be written at `path` without destroying anything (see output_paths).
 
-    Writability is tested by creating (and removing) a temporary file there, because
-    os.access lies on some file systems (ACLs, read-only mounts, root).
+    Refused: a directory, device, FIFO or socket (also through a symbolic link), a link to a
+    missing file, one of the `inputs` (also through links or hard links), a file name longer
+    than the file system allows, and a folder where no file can be created. Writability is
+    tested by creating (and removing) a temporary file there, because os.access lies on
+    some file systems (ACLs, read-only mounts, root). ``-`` is stdout when `stdout_allowed`
+    (and stdout is not a terminal).
     """
     if not path:
         raise OutputError("empty output path", hint="give -o PATH.tar")
-    if os.path.isdir(path):
-        raise OutputError("output path is a directory", path=path,
-                          hint="give a file name, e.g. -o " + os.path.join(path, "models.tar"))
-    folder = os.path.dirname(os.path.abspath(path))
+    if path == STDOUT:
+        check_stdout(stdout_allowed)
+        return
+    target = resolve_output(path)
+    for source in inputs:
+        if same_file(target, source):
+            raise OutputError(f"output path is the input file '{source}': refusing to "
+                              "overwrite it", path=path, hint="give another -o")
+    folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         if os.path.exists(folder):
             raise OutputError(f"'{folder}' is not a directory", path=path,
                               hint="the output's parent must be a directory")
         raise OutputError(f"output directory '{folder}' does not exist", path=path,
                           hint="create it first")
+    check_name_length(path)
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".tvmc-write-test-"):
             pass
     except OSError as exc:
         raise OutputError(f"cannot write to directory '{folder}': {exc.strerror}", path=path,
                           hint="check its permissions or choose another -o") from None
+
+
+def check_stdout(allowed: bool) -> None:
+    """``-o -``: stdout, unless this command does not write there or it is a terminal."""
+    if not allowed:
+        raise OutputError("'-' (stdout) is not accepted for this output", path=STDOUT,
+                          hint="give a file name (./- for a file named '-')")
+    try:
+        terminal = os.isatty(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # no real stdout (embedded, tests)
+        terminal = False
+    if terminal:
+        raise OutputError("refusing to write a binary archive to a terminal", path=STDOUT,
+                          hint="redirect stdout (-o - > models.tar, or | tar t) or give -o FILE")
 
 
 # ----------------------------------------------------------------------------- validation
@@ -375,6 +409,7 @@ class ModelJob:
     name: str
     model_format: str
     input_shapes: dict[str, list[int]] = field(default_factory=dict, hash=False)
+    input_values: dict[str, list[float]] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -412,6 +447,8 @@ def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
         per_module = _collect(problems, split_input_shapes, shapes, names) or {}
     else:
         per_module = {names[0]: shapes}
+    values = _collect(problems, parse_input_values, args.input_values) or {}
+    values_per_module = _collect(problems, split_input_values, values, names) or {}
     old = legacy.map_legacy_options(args)
     problems.extend(old.problems)
     target = _collect(problems, parse_target, args.target, old.target_options)
@@ -419,11 +456,12 @@ def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
     problems.extend(usmp.problems)
     pass_config = usmp.pass_config
     problems.extend(check_fixed_options(args))
-    _collect(problems, check_output_path, args.output)
+    _collect(problems, lambda: check_output_path(args.output, [path for path, _ in pairs],
+                                                 stdout_allowed=True))
     if pass_config and not problems:  # needs TVM: only once all else is right
         pass_config = _collect(problems, check_pass_configs, pass_config)
     raise_all(problems)
-    jobs = [ModelJob(path, name, fmt, per_module.get(name, {}))
+    jobs = [ModelJob(path, name, fmt, per_module.get(name, {}), values_per_module.get(name, {}))
             for (path, name), fmt in zip(pairs, formats)]
     settings = CompileSettings(target, args.output, args.opt_level, pass_config or {},
                                args.jobs, args.workspace,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,18 +220,12 @@ def text_report(report: ArchiveReport) -> str:
 # ----------------------------------------------------------------------------- command
 
 def write_text_atomically(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
+    """With the archive writer's rules: a symbolic link is written through, a device or
+    FIFO is never replaced (docs/cli.md, Output paths)."""
+    from ..mlf.writer import write_atomically
+
     options.check_output_path(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tvmc-report-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomically(path, text.encode("utf-8"))
 
 
 def drive_report(args: argparse.Namespace) -> int:

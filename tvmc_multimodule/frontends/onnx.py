@@ -12,7 +12,8 @@ from ..errors import ModelError, UnsupportedError
 from ..model import ImportedModel, QuantParams, TensorInfo
 from ..names import unique_c_names
 from .checks import check_imported, raise_shape_problems, shape_problem
-from .onnx_control import CONTROL_OPS, fix_input_values, resolve_control_flow
+from .onnx_control import (CONTROL_OPS, fix_input_values, has_control_flow,
+                           resolve_control_flow)
 from .onnx_qoperator import rewrite_qoperators
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,9 @@ def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None 
     shapes = _static_shapes(model, path, input_shapes or {})
     inputs = graph_inputs(model)
     dtypes = {n: dt for n, _, dt in inputs}
-    model = resolve_control_flow(_fold_shapes(model, shapes))
+    model = _fold_shapes(model, shapes)
+    if has_control_flow(model):  # fold again: the inlined branches' shape arithmetic too
+        model = _fold_shapes(resolve_control_flow(model), shapes)
     in_names = [n for n, _, _ in inputs]
     outs = list(model.graph.output)
     out_names = [v.name for v in outs]

@@ -17,6 +17,7 @@ from ..errors import UnsupportedError, UsageError
 
 CONTROL_OPS = ("If", "Loop")
 MAX_CONE_NODES = 200           # a condition depending on more nodes is not worth folding
+MAX_SHAPE_NODES = 5000         # nodes run (on zeros) to learn one tensor's shape
 MAX_UNROLL = 4096              # iterations of one Loop; more is surely not a microcontroller model
 
 
@@ -69,22 +70,64 @@ def resolve_control_flow(model: Any) -> Any:
         return model
     result = onnx.ModelProto()
     result.CopyFrom(model)
-    graph = result.graph
     opset = next((o.version for o in result.opset_import if o.domain in ("", "ai.onnx")), 1)
     for _ in range(10_000):
-        index = next((i for i, n in enumerate(graph.node) if n.op_type in CONTROL_OPS), None)
+        # shapes inferred through an If are a merge of both branches: infer afresh each time,
+        # so everything before the first remaining If / Loop has its true static shape
+        del result.graph.value_info[:]
+        index = next((i for i, n in enumerate(result.graph.node) if n.op_type in CONTROL_OPS),
+                     None)
         if index is None:
+            _drop_dead_nodes(result.graph)
             return result
-        node = graph.node[index]
-        folder = _Folder(graph)
-        if node.op_type == "If":
-            replacement = _inline_if(node, folder)
-        else:
-            replacement = _unroll_loop(node, folder, opset, index)
+        result = _inferred(result)
+        graph = result.graph
+        replacement = _replacement(graph.node[index], _Folder(graph, opset), opset, index)
         nodes = list(graph.node)
         del graph.node[:]
         graph.node.extend(nodes[:index] + replacement + nodes[index + 1:])
     raise UnsupportedError("control flow nested too deeply to resolve")
+
+
+def _drop_dead_nodes(graph: Any) -> None:
+    """Remove nodes none of whose outputs is used: the conditions of the resolved Ifs (shape
+    arithmetic the frontend might not even convert)."""
+    used = {o.name for o in graph.output}
+    kept = []
+    for node in reversed(list(graph.node)):
+        if any(o in used for o in node.output):
+            kept.append(node)
+            used.update(node.input)
+            used.update(_outer_names(node))
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+
+
+def _outer_names(node: Any) -> set[str]:
+    """Names a node's subgraphs read from the enclosing scope (a superset: every input name)."""
+    names: set[str] = set()
+    for a in node.attribute:
+        for g in ([a.g] if a.type == 5 else list(a.graphs)):
+            for n in g.node:
+                names.update(n.input)
+                names |= _outer_names(n)
+            names.update(o.name for o in g.output)
+    return names
+
+
+def _replacement(node: Any, folder: "_Folder", opset: int, index: int) -> list[Any]:
+    if node.op_type == "If":
+        return _inline_if(node, folder)
+    return _unroll_loop(node, folder, opset, index)
+
+
+def _inferred(model: Any) -> Any:
+    import onnx
+
+    try:
+        return onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - inference only helps folding
+        return model
 
 
 def _attr_graph(node: Any, name: str) -> Any:
@@ -98,10 +141,11 @@ def _node_label(node: Any) -> str:
 class _Folder:
     """Constant values of a graph's tensors, computed on demand by onnx's reference evaluator."""
 
-    def __init__(self, graph: Any):
+    def __init__(self, graph: Any, opset: int):
         from onnx import numpy_helper
 
-        self.graph = graph
+        self.graph, self.opset = graph, opset
+        self.input_types = {v.name: (v.name, v.type.tensor_type.elem_type) for v in graph.input}
         self.values: dict[str, np.ndarray] = {
             t.name: numpy_helper.to_array(t) for t in graph.initializer}
         self.producer = {out: n for n in graph.node for out in n.output}
@@ -122,57 +166,86 @@ class _Folder:
                 self.producer[out] = n
 
     def value(self, name: str) -> np.ndarray | None:
+        """The constant value of `name`, or None when it depends on a real input."""
         if name in self.values:
             return self.values[name]
-        cone = self._cone(name)
-        if cone is None:
-            return None
-        try:
-            result = self._evaluate(cone, name)
-        except Exception:  # noqa: BLE001 - a condition the evaluator cannot fold stays dynamic
-            return None
-        self.values[name] = result
+        result = self._fold(name, zero_inputs=False)
+        if result is not None:
+            self.values[name] = result
         return result
 
-    def _cone(self, name: str) -> list[Any] | None:
-        """The nodes `name` depends on, in order, if they end in constants only."""
+    def shape(self, name: str) -> list[int] | None:
+        """The static shape of `name`: from shape inference, or by running the nodes it
+        depends on with zero-filled inputs (all input shapes are static here)."""
+        if name not in self.static_shapes:
+            result = self._fold(name, zero_inputs=True)
+            if result is None:
+                return None
+            self.static_shapes[name] = list(np.shape(result))
+        return self.static_shapes[name]
+
+    def _fold(self, name: str, zero_inputs: bool) -> np.ndarray | None:
+        found = self._cone(name, zero_inputs)
+        if found is None:
+            return None
+        nodes, feeds = found
+        try:
+            return self._evaluate(nodes, name, feeds)
+        except Exception:  # noqa: BLE001 - what the evaluator cannot fold stays dynamic
+            return None
+
+    def _cone(self, name: str, zero_inputs: bool) -> tuple[list[Any], list[str]] | None:
+        """The nodes `name` depends on, in order, and the graph inputs among their inputs (to
+        be fed zeros), or None: a real input (`zero_inputs` False) or a subgraph is in the way."""
         order: list[Any] = []
+        feeds: list[str] = []
         seen: set[str] = set()
         stack = [name]
+        limit = MAX_SHAPE_NODES if zero_inputs else MAX_CONE_NODES
         while stack:
             current = stack.pop()
             if current in seen or current in self.values or current == "":
                 continue
             seen.add(current)
             node = self.producer.get(current)
-            if node is None or any(a.type in (5, 10) for a in node.attribute):  # GRAPH(S)
-                return None
-            if len(order) >= MAX_CONE_NODES:
-                return None
-            if node.op_type == "Shape" and node.input[0] in self.static_shapes:
-                self.values[current] = _shape_value(node, self.static_shapes[node.input[0]])
+            if node is None:
+                if not zero_inputs or current not in self.input_types:
+                    return None
+                feeds.append(current)
+                continue
+            if any(a.type in (5, 10) for a in node.attribute) or len(order) >= limit:
+                return None  # GRAPH / GRAPHS attributes: unresolved control flow
+            if node.op_type in ("Shape", "Size") and not zero_inputs:
+                dims = self.shape(node.input[0])
+                if dims is None:
+                    return None
+                self.values[current] = _shape_value(node, dims)
                 continue
             order.append(node)
             stack.extend(node.input)
-        return sorted({id(n): n for n in order}.values(), key=lambda n: self.position[id(n)])
+        nodes = sorted({id(n): n for n in order}.values(), key=lambda n: self.position[id(n)])
+        return nodes, feeds
 
-    def _evaluate(self, nodes: list[Any], name: str) -> np.ndarray:
+    def _evaluate(self, nodes: list[Any], name: str, feeds: list[str]) -> np.ndarray:
         from onnx import helper, numpy_helper
         from onnx.reference import ReferenceEvaluator
 
         produced = {o for n in nodes for o in n.output}
-        needed = {i for n in nodes for i in n.input if i and i not in produced}
+        needed = {i for n in nodes for i in n.input if i and i not in produced} - set(feeds)
         inits = [numpy_helper.from_array(np.asarray(self.values[i]), i) for i in sorted(needed)]
-        graph = helper.make_graph(list(nodes), "cone", [],
+        inputs = [helper.make_tensor_value_info(f, self.input_types[f][1], self.static_shapes[f])
+                  for f in feeds]
+        graph = helper.make_graph(list(nodes), "cone", inputs,
                                   [helper.make_empty_tensor_value_info(name)], inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET_FOLD)])
-        return np.asarray(ReferenceEvaluator(model).run(None, {})[0])
-
-
-_OPSET_FOLD = 18  # the reference evaluator runs each node by this opset's definition
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
+        zeros = {f: np.zeros(self.static_shapes[f], helper.tensor_dtype_to_np_dtype(
+            self.input_types[f][1])) for f in feeds}
+        return np.asarray(ReferenceEvaluator(model).run(None, zeros)[0])
 
 
 def _shape_value(node: Any, dims: list[int]) -> np.ndarray:
+    if node.op_type == "Size":
+        return np.asarray(int(np.prod(dims, dtype=np.int64)), np.int64)
     attrs = {a.name: a.i for a in node.attribute}
     start, end = attrs.get("start", 0), attrs.get("end", len(dims))
     return np.asarray(dims[start:end] if "end" in attrs else dims[start:], np.int64)

@@ -121,7 +121,9 @@ class _Folder:
             folded += 1
             for name, array in zip(node.output, results):
                 if name:
-                    tensor = self.numpy_helper.from_array(np.ascontiguousarray(array), name)
+                    # np.asarray keeps a scalar 0-d (np.ascontiguousarray makes it [1]: silero-VAD's
+                    # Gather(state, 0) then gained a dimension)
+                    tensor = self.numpy_helper.from_array(np.asarray(array, order="C"), name)
                     self.model.graph.initializer.append(tensor)
                     self.initializers[name] = tensor
                     self.cache[name] = array

@@ -4,8 +4,9 @@ TVM 0.27's Relax ONNX frontend has no recurrent operators. Each LSTM/GRU node be
 opaque PrimFunc (per distinct shape and attributes) with the loop over time inside it: the code
 size does not grow with the sequence length (unrolling each step into separate fused operators
 would, by several functions per step), and the state lives in the Y_h / Y_c output buffers, so
-the only scratch is one step's gate pre-activations. Weights are read in ONNX's own layout
-([D, gates*H, I], rows contiguous: the inner loops are dot products).
+the only scratch is one step's gate pre-activations. Weights are transposed at compile time to
+[D, I, gates*H], so the inner loop updates all gates of one input element: contiguous, and
+vectorisable without reassociating float sums.
 """
 from __future__ import annotations
 
@@ -88,8 +89,8 @@ def lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: in
 
     @T.prim_func(private=True)
     def lstm(x: T.Buffer((steps, batch, inputs), "float32"),
-             w: T.Buffer((directions, G, inputs), "float32"),
-             r: T.Buffer((directions, G, hidden), "float32"),
+             w: T.Buffer((directions, inputs, G), "float32"),
+             r: T.Buffer((directions, hidden, G), "float32"),
              bias: T.Buffer((directions, G), "float32"),
              h0: T.Buffer((directions, batch, hidden), "float32"),
              c0: T.Buffer((directions, batch, hidden), "float32"),
@@ -106,10 +107,12 @@ def lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: in
                 for s in range(steps):
                     for g in range(G):
                         gates[g] = bias[d, g]
-                        for i in range(inputs):
-                            gates[g] = gates[g] + x[time(s, d), b, i] * w[d, g, i]
-                        for k in range(hidden):
-                            gates[g] = gates[g] + yh[d, b, k] * r[d, g, k]
+                    for i in range(inputs):
+                        for g in range(G):
+                            gates[g] = gates[g] + x[time(s, d), b, i] * w[d, i, g]
+                    for k in range(hidden):
+                        for g in range(G):
+                            gates[g] = gates[g] + yh[d, b, k] * r[d, k, g]
                     for j in range(hidden):
                         # forget gate into gates[2H + j], input gate * candidate into gates[j]
                         gates[2 * hidden + j] = f_(clip(gates[2 * hidden + j]
@@ -140,8 +143,8 @@ def gru_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
 
     @T.prim_func(private=True)
     def gru_lbr(x: T.Buffer((steps, batch, inputs), "float32"),
-                w: T.Buffer((directions, G, inputs), "float32"),
-                r: T.Buffer((directions, G, hidden), "float32"),
+                w: T.Buffer((directions, inputs, G), "float32"),
+                r: T.Buffer((directions, hidden, G), "float32"),
                 wb: T.Buffer((directions, G), "float32"),
                 rb: T.Buffer((directions, G), "float32"),
                 h0: T.Buffer((directions, batch, hidden), "float32"),
@@ -156,16 +159,20 @@ def gru_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
                 for s in range(steps):
                     for g in range(G):
                         gates[g] = wb[d, g]
-                        for i in range(inputs):
-                            gates[g] = gates[g] + x[time(s, d), b, i] * w[d, g, i]
+                    for i in range(inputs):
+                        for g in range(G):
+                            gates[g] = gates[g] + x[time(s, d), b, i] * w[d, i, g]
+                    for k in range(hidden):
+                        for g in range(H2):
+                            gates[g] = gates[g] + yh[d, b, k] * r[d, k, g]
                     for g in range(H2):
-                        for k in range(hidden):
-                            gates[g] = gates[g] + yh[d, b, k] * r[d, g, k]
                         gates[g] = f_(clip(gates[g] + rb[d, g]))
                     for j in range(hidden):
                         new_h[j] = rb[d, H2 + j]
-                        for k in range(hidden):
-                            new_h[j] = new_h[j] + yh[d, b, k] * r[d, H2 + j, k]
+                    for k in range(hidden):
+                        for j in range(hidden):
+                            new_h[j] = new_h[j] + yh[d, b, k] * r[d, k, H2 + j]
+                    for j in range(hidden):
                         new_h[j] = g_(clip(gates[H2 + j] + gates[hidden + j] * new_h[j]))
                     for j in range(hidden):
                         yh[d, b, j] = (T.float32(1) - gates[j]) * new_h[j] + gates[j] * yh[d, b, j]
@@ -173,8 +180,8 @@ def gru_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
 
     @T.prim_func(private=True)
     def gru(x: T.Buffer((steps, batch, inputs), "float32"),
-            w: T.Buffer((directions, G, inputs), "float32"),
-            r: T.Buffer((directions, G, hidden), "float32"),
+            w: T.Buffer((directions, inputs, G), "float32"),
+            r: T.Buffer((directions, hidden, G), "float32"),
             wb: T.Buffer((directions, G), "float32"),
             rb: T.Buffer((directions, G), "float32"),
             h0: T.Buffer((directions, batch, hidden), "float32"),
@@ -189,16 +196,20 @@ def gru_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
                 for s in range(steps):
                     for g in range(G):
                         gates[g] = wb[d, g]
-                        for i in range(inputs):
-                            gates[g] = gates[g] + x[time(s, d), b, i] * w[d, g, i]
+                    for i in range(inputs):
+                        for g in range(G):
+                            gates[g] = gates[g] + x[time(s, d), b, i] * w[d, i, g]
+                    for k in range(hidden):
+                        for g in range(H2):
+                            gates[g] = gates[g] + yh[d, b, k] * r[d, k, g]
                     for g in range(H2):
-                        for k in range(hidden):
-                            gates[g] = gates[g] + yh[d, b, k] * r[d, g, k]
                         gates[g] = f_(clip(gates[g] + rb[d, g]))
                     for j in range(hidden):
                         new_h[j] = rb[d, H2 + j]
-                        for k in range(hidden):
-                            new_h[j] = new_h[j] + gates[hidden + k] * yh[d, b, k] * r[d, H2 + j, k]
+                    for k in range(hidden):
+                        for j in range(hidden):
+                            new_h[j] = new_h[j] + gates[hidden + k] * yh[d, b, k] * r[d, k, H2 + j]
+                    for j in range(hidden):
                         new_h[j] = g_(clip(gates[H2 + j] + new_h[j]))
                     for j in range(hidden):
                         yh[d, b, j] = (T.float32(1) - gates[j]) * new_h[j] + gates[j] * yh[d, b, j]
@@ -265,6 +276,12 @@ class _Recurrent:
             return self.bb.emit(self.relax.op.permute_dims(value, [1, 0, 2]))
         return value
 
+    def transposed(self, weights: Any) -> Any:
+        """[D, gates*H, K] -> [D, K, gates*H] (folded at compile time for constant weights):
+        the kernel's inner loop then runs over contiguous gate rows, which compilers
+        vectorise without reordering any sum."""
+        return self.bb.emit(self.relax.op.permute_dims(weights, [0, 2, 1]))
+
     def bias_halves(self, inputs: Sequence[Any], gates: int) -> tuple[Any, Any]:
         width = gates * self.hidden
         bias = self.optional(inputs, 3, [self.directions, 2 * width])
@@ -298,7 +315,8 @@ def convert_lstm(bb: Any, inputs: Sequence[Any], attrs: dict) -> Any:
     state = [rec.directions, rec.batch, rec.hidden]
     kernel = lstm_kernel(rec.steps, rec.batch, rec.inputs, rec.hidden, rec.directions,
                          rec.rev_base, rec.rev_step, acts, _clip(attrs))
-    args = [rec.x, inputs[1], inputs[2], bias, rec.optional(inputs, 5, state),
+    args = [rec.x, rec.transposed(inputs[1]), rec.transposed(inputs[2]), bias,
+            rec.optional(inputs, 5, state),
             rec.optional(inputs, 6, state),
             rec.optional(inputs, 7, [rec.directions, 3 * rec.hidden])]
     return rec.call(kernel, "lstm", args, 3)
@@ -313,7 +331,8 @@ def convert_gru(bb: Any, inputs: Sequence[Any], attrs: dict) -> Any:
     kernel = gru_kernel(rec.steps, rec.batch, rec.inputs, rec.hidden, rec.directions,
                         rec.rev_base, rec.rev_step, acts, _clip(attrs),
                         bool(int(attrs.get("linear_before_reset", 0))))
-    args = [rec.x, inputs[1], inputs[2], wb, rb, rec.optional(inputs, 5, state)]
+    args = [rec.x, rec.transposed(inputs[1]), rec.transposed(inputs[2]), wb, rb,
+            rec.optional(inputs, 5, state)]
     return rec.call(kernel, "gru", args, 2)
 
 

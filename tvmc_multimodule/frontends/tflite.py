@@ -14,11 +14,12 @@ from .checks import MAX_TENSOR_BYTES, check_imported, raise_shape_problems, tens
 
 log = logging.getLogger(__name__)
 
+HYBRID_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _STATEFUL = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
 _CONTROL_FLOW = {"WHILE", "IF", "CALL", "STABLEHLO_WHILE", "STABLEHLO_CASE"}
 _TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool",
                7: "int16", 9: "int8", 10: "float64", 15: "uint32", 16: "uint16"}
-_UNSUPPORTED_TYPES = {1: "float16", 5: "string", 8: "complex64", 11: "complex128",
+_UNSUPPORTED_TYPES = {5: "string", 8: "complex64", 11: "complex128",
                       14: "resource", 16: "uint16", 17: "int4", 18: "bfloat16"}
 
 
@@ -57,7 +58,11 @@ def _touch_everything(model: Any) -> None:
             if buffer_index >= model.BuffersLength():
                 raise ModelError(f"tensor {t} points at buffer {buffer_index}, "
                                  f"beyond the {model.BuffersLength()} buffers")
-            _check_tensor(t, tensor, shape, model.Buffers(buffer_index).DataLength())
+            data_bytes = model.Buffers(buffer_index).DataLength()
+            # a sparse constant stores only its non-zero values: densify checks them
+            _check_tensor(t, tensor, shape, 0 if tensor.Sparsity() is not None else data_bytes)
+        if s == 0 and (graph.InputsLength() == 0 or graph.OutputsLength() == 0):
+            raise ModelError("the main subgraph declares no inputs or no outputs")
         for what, indices in (("input", graph.InputsAsNumpy()), ("output", graph.OutputsAsNumpy())):
             for t in _indices(indices):
                 if not 0 <= t < graph.TensorsLength():
@@ -69,6 +74,31 @@ def _touch_everything(model: Any) -> None:
             for t in _indices(op.InputsAsNumpy()) + _indices(op.OutputsAsNumpy()):
                 if t >= graph.TensorsLength() or t < -1:  # -1: an omitted optional input
                     raise ModelError(f"operator {o} uses tensor {t}, beyond the table")
+        _check_dataflow(model, graph, s)
+
+
+def _check_dataflow(model: Any, graph: Any, s: int) -> None:
+    """Every operator input is a subgraph input, a constant, a variable or an earlier
+    operator's output (a tensor with no value at all means the file is corrupt)."""
+    ready = set(_indices(graph.InputsAsNumpy()))
+    for t in range(graph.TensorsLength()):
+        tensor = graph.Tensors(t)
+        if tensor.IsVariable() or model.Buffers(tensor.Buffer()).DataLength():
+            ready.add(t)
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        for t in _indices(op.InputsAsNumpy()):
+            if t >= 0 and t not in ready:
+                raise ModelError(f"corrupt file: operator {o} of subgraph {s} reads tensor {t}, "
+                                 "which has no data and which no earlier operator writes")
+        ready.update(_indices(op.OutputsAsNumpy()))
+
+
+def tensor_name(graph: Any, index: int) -> str:
+    """A tensor's name; the schema makes it optional, and TVM's frontend then calls it
+    `tvmgen_tensor_<index>`, which is what its input shapes are keyed by."""
+    raw = graph.Tensors(index).Name()
+    return raw.decode(errors="replace") if raw is not None else f"tvmgen_tensor_{index}"
 
 
 def _indices(vector: Any) -> list[int]:
@@ -121,6 +151,7 @@ def unsupported_features(model: Any) -> list[str]:
     control: Counter[str] = Counter()
     stateful: Counter[str] = Counter()
     dynamic_range: Counter[str] = Counter()
+    consumers = _consumers(model, graph)
     for o in range(graph.OperatorsLength()):
         op = graph.Operators(o)
         name, custom_code = _op_name(model, op)
@@ -132,7 +163,7 @@ def unsupported_features(model: Any) -> list[str]:
             control[name] += 1
         elif name not in supported:
             unknown[name] += 1
-        elif _is_dynamic_range(graph, op):
+        elif _is_dynamic_range(graph, op) and name not in HYBRID_OPS:
             dynamic_range[name] += 1
     problems = []
     if unknown:
@@ -145,25 +176,76 @@ def unsupported_features(model: Any) -> list[str]:
     if stateful:
         problems.append("stateful variables are not supported: " + _counted(stateful))
     if dynamic_range:
-        problems.append("dynamic-range quantisation (float activations, int8 weights) is not "
-                        "supported: " + _counted(dynamic_range)
+        problems.append("dynamic-range quantisation (float activations, int8 weights) is "
+                        "supported for " + ", ".join(HYBRID_OPS) + " only, not: "
+                        + _counted(dynamic_range)
                         + "; convert the model with full-integer quantisation")
-    bad_types = _unsupported_tensor_types(graph)
+    bad_types = _unsupported_tensor_types(model, graph, consumers)
     if bad_types:
         problems.append("unsupported tensor types: " + ", ".join(bad_types))
-    if any(graph.Tensors(t).Sparsity() is not None for t in range(graph.TensorsLength())):
-        problems.append("sparse tensors are not supported")
+    sparse = [t for t in range(graph.TensorsLength()) if graph.Tensors(t).Sparsity() is not None
+              and not _is_constant(model, graph.Tensors(t))]
+    if sparse:
+        problems.append(f"sparse tensors that are not constants (x{len(sparse)})")
     return problems
 
 
-def _unsupported_tensor_types(graph: Any) -> list[str]:
-    found = {_UNSUPPORTED_TYPES[graph.Tensors(t).Type()] for t in range(graph.TensorsLength())
-             if graph.Tensors(t).Type() in _UNSUPPORTED_TYPES}
+def _consumers(model: Any, graph: Any) -> dict[int, list[str]]:
+    """Tensor index -> names of the operators reading it."""
+    readers: dict[int, list[str]] = {}
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        name = _op_name(model, op)[0]
+        for t in _indices(op.InputsAsNumpy()):
+            readers.setdefault(t, []).append(name)
+    return readers
+
+
+def _is_constant(model: Any, tensor: Any) -> bool:
+    return model.Buffers(tensor.Buffer()).DataLength() > 0
+
+
+def _producers(model: Any, graph: Any) -> dict[int, str]:
+    made: dict[int, str] = {}
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        for t in _indices(op.OutputsAsNumpy()):
+            made[t] = _op_name(model, op)[0]
+    return made
+
+
+def _unsupported_tensor_types(model: Any, graph: Any, consumers: dict[int, list[str]]
+                              ) -> list[str]:
+    """Tensor types without C support. float16 is fine as weights (a constant, or a
+    DENSIFY of one) that only DEQUANTIZE/DENSIFY read: converted to float32 at compile time."""
+    found = set()
+    producers = _producers(model, graph)
+    for t in range(graph.TensorsLength()):
+        tensor = graph.Tensors(t)
+        kind = tensor.Type()
+        if kind == 1:
+            weights = _is_constant(model, tensor) or producers.get(t) == "DENSIFY"
+            if not (weights and set(consumers.get(t, [])) <= {"DEQUANTIZE", "DENSIFY"}):
+                found.add("float16 (activations; float16 weights feeding DEQUANTIZE are "
+                          "supported)")
+        elif kind in _UNSUPPORTED_TYPES:
+            found.add(_UNSUPPORTED_TYPES[kind])
     return sorted(found)
 
 
+def hybrid_weights(model: Any) -> frozenset[int]:
+    """The int8 weight tensors of dynamic-range CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED."""
+    graph = model.Subgraphs(0)
+    found = set()
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        if _op_name(model, op)[0] in HYBRID_OPS and _is_dynamic_range(graph, op):
+            found.add(_indices(op.InputsAsNumpy())[1])
+    return frozenset(found)
+
+
 def _is_dynamic_range(graph: Any, op: Any) -> bool:
-    ins = [graph.Tensors(int(t)) for t in op.InputsAsNumpy() if t >= 0]
+    ins = [graph.Tensors(t) for t in _indices(op.InputsAsNumpy()) if t >= 0]
     if not ins or ins[0].Type() != 0:
         return False
     return any(t.Type() in (9, 3) and t.Buffer() > 0 for t in ins[1:])
@@ -186,10 +268,10 @@ def _quant(tensor: Any) -> QuantParams | None:
 def _tensor_infos(graph: Any, indices: list[int], fallback: str,
                   shapes: dict[str, list[int]]) -> tuple[TensorInfo, ...]:
     tensors = [graph.Tensors(int(i)) for i in indices]
-    names = [t.Name().decode(errors="replace") for t in tensors]
+    names = [tensor_name(graph, int(i)) for i in indices]
     infos = []
     for t, name, c_name in zip(tensors, names, unique_c_names(names, fallback)):
-        shape = tuple(shapes.get(name) or [int(d) for d in t.ShapeAsNumpy()] or [])
+        shape = tuple(shapes.get(name) or _shape(t))
         dtype = _TYPE_NAMES.get(t.Type(), "float32")
         infos.append(TensorInfo(name, c_name, shape, dtype, _quant(t)))
     return tuple(infos)
@@ -198,14 +280,21 @@ def _tensor_infos(graph: Any, indices: list[int], fallback: str,
 def _check_static(graph: Any, path: str, shapes: dict[str, list[int]]) -> None:
     problems = []
     names = []
-    for i in graph.InputsAsNumpy():
+    for i in _indices(graph.InputsAsNumpy()):
         t = graph.Tensors(int(i))
-        name = t.Name().decode(errors="replace")
+        name = tensor_name(graph, int(i))
         names.append(name)
         if name in shapes:
             continue
-        sig = t.ShapeSignatureAsNumpy() if t.ShapeSignatureLength() else []
-        dyn = [f"dim {k}" for k, d in enumerate(sig) if d < 0]
+        if not isinstance(t.ShapeAsNumpy(), np.ndarray):  # absent, not empty: TVM needs one
+            problems.append(f"input '{name}' declares no shape")
+            continue
+        # shape_signature may say -1 (a dynamic batch): the concrete `shape` beside it is
+        # what LiteRT and TFLite Micro allocate and run, and so do we
+        shape = _shape(t)
+        sig = _indices(t.ShapeSignatureAsNumpy()) if t.ShapeSignatureLength() else []
+        dyn = [f"dim {k}" for k, d in enumerate(sig) if d < 0 and (k >= len(shape)
+                                                                    or shape[k] <= 0)]
         if dyn:
             problems.append(f"input '{name}' has dynamic {', '.join(dyn)}")
     raise_shape_problems(path, problems, [n for n in shapes if n not in names], names)
@@ -225,8 +314,8 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
     graph = model.Subgraphs(0)
     shapes = dict(input_shapes or {})
     _check_static(graph, path, shapes)
-    inputs = _tensor_infos(graph, list(graph.InputsAsNumpy()), "input", shapes)
-    outputs = _tensor_infos(graph, list(graph.OutputsAsNumpy()), "output", {})
+    inputs = _tensor_infos(graph, _indices(graph.InputsAsNumpy()), "input", shapes)
+    outputs = _tensor_infos(graph, _indices(graph.OutputsAsNumpy()), "output", {})
     from .tflite_int8 import import_int8, is_full_int8, read_graph
 
     int8_graph = read_graph(model)
@@ -258,8 +347,12 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
                                path=path, hint="convert with full-integer int8 quantisation")
     from tvm.relax.frontend.tflite import from_tflite
 
+    from .tflite_converter import Converter
+
+    hybrid = hybrid_weights(model)
     relax_mod = from_tflite(model, shape_dict={t.name: list(t.shape) for t in inputs},
-                            dtype_dict={t.name: t.dtype for t in inputs})
+                            dtype_dict={t.name: t.dtype for t in inputs},
+                            op_converter=lambda *args: Converter(*args, hybrid_weights=hybrid))
     check_imported(relax_mod, path, "tvm.relax.frontend.tflite.from_tflite")
     return ImportedModel(name, path, "tflite", relax_mod, inputs, outputs)
 

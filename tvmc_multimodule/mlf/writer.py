@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import OutputError, TvmcError, UsageError
-from ..interrupts import deferred
+from ..interrupts import committed, deferred
 from ..c_api import ModuleApi
 from ..model import CompiledModule, TensorInfo
 from ..names import CText, c_text, validate_module_names
+from ..output_paths import resolve_output, temp_prefix
 from .analysis import layers_entry, memory_plan_entry
 
 MLF_VERSION = 7
@@ -65,12 +66,11 @@ def export_model_library_format(modules: CompiledModule | list[CompiledModule], 
     plain tar. Timestamps come from `source_date_epoch`, else the ``SOURCE_DATE_EPOCH``
     environment variable, else the current time.
     """
-    mods = [modules] if isinstance(modules, CompiledModule) else list(modules)
-    check_modules(mods)
-    epoch = resolve_epoch(source_date_epoch)
     path = os.fspath(path)
     try:
-        data = build_archive_bytes(mods, epoch, compress=wants_gzip(path))
+        resolve_output(path)  # a path that can never be written fails before the work
+        data = archive_bytes(modules, compress=wants_gzip(path),
+                             source_date_epoch=source_date_epoch)
         write_atomically(path, data)
     except TvmcError as err:
         raise err.located(path=path)
@@ -78,6 +78,14 @@ def export_model_library_format(modules: CompiledModule | list[CompiledModule], 
         raise OutputError(f"cannot write the archive: {exc}", path=path,
                           hint="check that the directory exists and is writable") from exc
     return path
+
+
+def archive_bytes(modules: CompiledModule | list[CompiledModule], *, compress: bool = False,
+                  source_date_epoch: int | None = None) -> bytes:
+    """The archive `export_model_library_format` writes, as bytes (``tvmc ... -o -``)."""
+    mods = [modules] if isinstance(modules, CompiledModule) else list(modules)
+    check_modules(mods)
+    return build_archive_bytes(mods, resolve_epoch(source_date_epoch), compress=compress)
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,14 +204,24 @@ def tensor_map(tensors: Iterable[TensorInfo]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def with_workspace_offsets(entries: dict[str, dict[str, Any]],
+                           tensors: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """Each tensor's `workspace_offset` when the inputs and outputs live in the workspace."""
+    for entry, tensor in zip(entries.values(), tensors):
+        if tensor.offset is not None:
+            entry["workspace_offset"] = int(tensor.offset)
+    return entries
+
+
 def memory_entry(mod: CompiledModule) -> dict[str, Any]:
+    api = ModuleApi.of(mod)
     main = {
         "constants_size_bytes": int(mod.constants_bytes),
         "device": DEVICE_CPU,
-        "inputs": tensor_map(mod.inputs),
+        "inputs": with_workspace_offsets(tensor_map(mod.inputs), api.inputs),
         "io_size_bytes": int(mod.io_bytes),
         "liveness_bound_bytes": int(mod.liveness_bound_bytes),
-        "outputs": tensor_map(mod.outputs),
+        "outputs": with_workspace_offsets(tensor_map(mod.outputs), api.outputs),
         "workspace_size_bytes": int(mod.workspace_bytes),
     }
     operators = [{
@@ -363,6 +381,8 @@ def printer_functions(dtypes: set[str]) -> list[str]:
 
 def example_buffers(index: int, api: ModuleApi) -> list[str]:
     lines = [f"/* module {api.name} */"]
+    if api.workspace_io:
+        return lines + ["/* inputs and outputs inside its workspace */"]
     for kind, tensors in (("in", api.inputs), ("out", api.outputs)):
         for j, tensor in enumerate(tensors):
             lines.append(f"static _Alignas(16) uint8_t m{index}_{kind}{j}"
@@ -371,7 +391,34 @@ def example_buffers(index: int, api: ModuleApi) -> list[str]:
     return lines
 
 
+def example_run_block_io(api: ModuleApi) -> list[str]:
+    """A module whose inputs and outputs live in its workspace: their pointers from the
+    header's map functions."""
+    arena = "shared_workspace" if api.shared else api.static_workspace_symbol
+    lines = ["  {",
+             f"    {api.inputs_struct} inputs = {api.map_inputs}({arena});",
+             f"    {api.outputs_struct} outputs = {api.map_outputs}({arena});",
+             "    int32_t status;"]
+    lines += [f"    memset(inputs.{t.c_name}, 0, {t.size_macro});" for t in api.inputs]
+    call = api.run.call({"workspace": "shared_workspace"})
+    lines += [f"    status = {call};",
+              "    if (status != 0) {",
+              f"      fprintf(stderr, \"%s: {api.run.symbol} returned %d\\n\", "
+              f"{c_text(api.name, CText.STRING)}, (int)status);",
+              "      ++failures;",
+              "    } else {"]
+    for tensor in api.outputs:
+        label = f"{api.name} {tensor.name} ({tensor.shape_text}):"
+        lines += [f"      printf(\"%s\", {c_text(label, CText.STRING)});",
+                  f"      {printer_name(tensor.dtype)}(outputs.{tensor.c_name}, "
+                  f"{tensor.size_macro});"]
+    lines += ["    }", "  }"]
+    return lines
+
+
 def example_run_block(index: int, api: ModuleApi) -> list[str]:
+    if api.workspace_io:
+        return example_run_block_io(api)
     lines = ["  {",
              f"    {api.inputs_struct} inputs;",
              f"    {api.outputs_struct} outputs;",
@@ -609,26 +656,27 @@ def write_atomically(path: str, data: bytes) -> None:
     """Write `data` to a temporary file next to `path`, then rename it over `path`.
 
     Whatever stops the write (an OSError, Ctrl-C, SIGTERM turned into an exception by the
-    CLI) removes the temporary file and leaves an existing `path` untouched.
+    CLI) removes the temporary file and leaves an existing `path` untouched. Only a regular
+    file is replaced; a symbolic link is written through (see `output_paths`). Once the
+    rename is done, `interrupts.committed()` tells the CLI the outcome is success.
     """
-    if os.path.isdir(path):
-        raise OutputError("the archive path is a directory", path=path,
-                          hint="give a file name such as models.tar")
-    directory = os.path.dirname(os.path.abspath(path))
-    prefix = f".{os.path.basename(path)}."
+    target = resolve_output(path)
+    directory = os.path.dirname(os.path.abspath(target))
     tmp: str | None = None
     try:
         with deferred():  # the file exists only once `tmp` names it
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=temp_prefix(target),
+                                       suffix=".tmp")
             handle = os.fdopen(fd, "wb")
         with handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, target_mode(path))
+        os.chmod(tmp, target_mode(target))
         with deferred():  # renamed means done: no interrupt between the two
-            os.replace(tmp, path)
+            os.replace(tmp, target)
             tmp = None
+            committed()
     except BaseException:
         if tmp is not None:
             with deferred():

@@ -101,9 +101,14 @@ class Graph:
         return self.tensors[index]
 
 
+def _ints(vector: Any) -> list[int]:
+    """A flatbuffers int vector as a list (its accessor returns 0 when the vector is absent)."""
+    return [int(i) for i in vector] if isinstance(vector, np.ndarray) else []
+
+
 def _tensor(model: Any, graph: Any, index: int) -> Tensor:
     t = graph.Tensors(index)
-    shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+    shape = tuple(_ints(t.ShapeAsNumpy()))
     dtype = _DTYPES.get(t.Type(), f"type{t.Type()}")
     q = t.Quantization()
     scales = zero_points = None
@@ -117,9 +122,12 @@ def _tensor(model: Any, graph: Any, index: int) -> Tensor:
     buffer = model.Buffers(t.Buffer())
     if buffer is not None and buffer.DataLength() and dtype in ("int8", "int32", "float32",
                                                                  "int64", "int16", "uint8"):
-        raw = buffer.DataAsNumpy().tobytes()
-        data = np.frombuffer(raw, np.dtype(dtype)).reshape(shape).copy()
-    return Tensor(index, t.Name().decode(errors="replace"), shape, dtype, scales, zero_points,
+        from ..tflite_sparse import dense_constant
+
+        data = dense_constant(t, buffer.DataAsNumpy().tobytes(), dtype).copy()
+    raw_name = t.Name()
+    name = raw_name.decode(errors="replace") if raw_name is not None else f"tvmgen_tensor_{index}"
+    return Tensor(index, name, shape, dtype, scales, zero_points,
                   axis, data)
 
 
@@ -140,11 +148,11 @@ def read_graph(model: Any) -> Graph:
         code = model.OperatorCodes(op.OpcodeIndex())
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
         operators.append(Operator(i, names.get(builtin, f"BUILTIN_{builtin}"),
-                                  tuple(int(t) for t in op.InputsAsNumpy()),
-                                  tuple(int(t) for t in op.OutputsAsNumpy()), op))
+                                  tuple(_ints(op.InputsAsNumpy())),
+                                  tuple(_ints(op.OutputsAsNumpy())), op))
     return Graph(model, graph, tensors, tuple(operators),
-                 tuple(int(i) for i in graph.InputsAsNumpy()),
-                 tuple(int(i) for i in graph.OutputsAsNumpy()))
+                 tuple(_ints(graph.InputsAsNumpy())),
+                 tuple(_ints(graph.OutputsAsNumpy())))
 
 
 def is_full_int8(graph: Graph) -> bool:

@@ -1,0 +1,205 @@
+"""Our layer over TVM 0.27's Relax TFLite converter: constants prepared at compile time
+(float16 -> float32, sparse -> dense, dynamic-range int8 weights), and converters whose
+upstream form is broken or wasteful replaced.
+
+Imported lazily (it imports TVM): only `import_tflite` uses it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from tvm import relax
+from tvm.relax.frontend.tflite.tflite_frontend import (OperatorConverter, get_pad_value,
+                                                       get_tensor_name)
+
+from . import tflite_hybrid as hybrid
+from .tflite_sparse import dense_constant
+
+FLOAT16 = 1
+FLOAT32 = 0
+_NUMPY = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16,
+          9: np.int8}
+
+
+def constant_value(model: Any, tensor: Any) -> np.ndarray | None:
+    """The dense value of a constant tensor (sparse ones densified), or None."""
+    buffer = model.Buffers(tensor.Buffer())
+    if buffer is None or not buffer.DataLength() or tensor.Type() not in _NUMPY:
+        return None
+    dtype = np.dtype(_NUMPY[tensor.Type()]).name
+    return dense_constant(tensor, buffer.DataAsNumpy().tobytes(), dtype)
+
+
+class Converter(OperatorConverter):  # type: ignore[misc]
+    """`from_tflite(..., op_converter=Converter)`. `hybrid_weights`: indices of the int8
+    weight tensors of dynamic-range operators, computed as LiteRT's hybrid kernels (see
+    tflite_hybrid)."""
+
+    def __init__(self, model: Any, subgraph: Any, exp_tab: Any, ctx: Any, *args: Any,
+                 hybrid_weights: frozenset[int] = frozenset(), **kwargs: Any) -> None:
+        self.hybrid_weights = hybrid_weights
+        super().__init__(model, subgraph, exp_tab, ctx, *args, **kwargs)
+
+    def check_unsupported_ops(self) -> None:
+        # our own check (frontends/tflite.py) ran before, with the features we add
+        saved = self.get_tensors
+        self.get_tensors = self._without_hybrid_quantisation
+        try:
+            super().check_unsupported_ops()
+        finally:
+            self.get_tensors = saved
+
+    def _without_hybrid_quantisation(self, indices: Any) -> list[Any]:
+        wrappers = OperatorConverter.get_tensors(self, indices)
+        for wrapper in wrappers:
+            if wrapper.tensor_idx in self.hybrid_weights:
+                wrapper.qnn_params = None
+        return wrappers
+
+    def get_tensors(self, tensors_idx_list: Any) -> list[Any]:
+        return self._without_hybrid_quantisation(tensors_idx_list)
+
+    def convert_op_to_relax(self) -> None:
+        self._prepare_constants()
+        super().convert_op_to_relax()
+
+    def _prepare_constants(self) -> None:
+        """float16 and sparse constants become float32 (or dense) Relax constants before any
+        operator reads them."""
+        for index in range(self.subgraph.TensorsLength()):
+            tensor = self.subgraph.Tensors(index)
+            if tensor.Type() != FLOAT16 and tensor.Sparsity() is None:
+                continue
+            value = constant_value(self.model, tensor)
+            if value is None:
+                continue
+            if value.dtype == np.float16:
+                value = value.astype(np.float32)  # exact: every float16 is a float32
+            name = get_tensor_name(self.subgraph, index)
+            self.exp_tab.set_expr(name, self.exp_tab.new_const(value, dtype=value.dtype.name),
+                                  force_override=True)
+
+    def convert_dequantize(self, op: Any) -> Any:
+        """A float16 (or densified) constant is already float32: DEQUANTIZE is a no-op."""
+        (source,) = self.get_input_tensors(op)
+        if source.tensor.Type() == FLOAT16 and self.has_expr(source.tensor_idx):
+            return self.get_expr(source.tensor_idx)
+        return super().convert_dequantize(op)
+
+    def convert_densify(self, op: Any) -> Any:
+        """The dense value was made at compile time (`_prepare_constants`)."""
+        (source,) = self.get_input_tensors(op)
+        return self.get_tensor_expr(source)
+
+    def convert_expand_dims(self, op: Any) -> Any:
+        """Upstream calls `expand_dims(x, axis, 1)` (an old signature: TypeError)."""
+        data, axis_tensor = self.get_input_tensors(op)
+        axis = int(np.asarray(self.get_tensor_value(axis_tensor)).reshape(-1)[0])
+        rank = len(data.tensor.ShapeAsNumpy()) if data.tensor.ShapeLength() else 0
+        if axis < 0:
+            axis += rank + 1
+        return relax.op.expand_dims(self.get_tensor_expr(data), [axis])
+
+    def convert_unidirectional_sequence_lstm(self, op: Any) -> Any:
+        """The usual form (with an input gate) on our LSTM kernel (tflite_recurrent.py)."""
+        from .tflite_recurrent import convert_sequence_lstm, has_input_gate
+
+        tensors = self.get_input_tensors(op)
+        if self.is_quantized(op) or not has_input_gate(tensors):
+            return super().convert_unidirectional_sequence_lstm(op)
+        out = self.get_output_tensors(op)[0]
+        return convert_sequence_lstm(self, op, get_tensor_name(self.subgraph, out.tensor_idx))
+
+    def convert_prelu(self, op: Any) -> Any:
+        """x >= 0 ? x : alpha * x with alpha in its own (broadcastable) shape: upstream
+        broadcasts alpha to the whole activation, and that array became a constant."""
+        data, alpha = self.get_input_tensors(op)
+        x = self.get_tensor_expr(data)
+        a = self.get_tensor_expr(alpha)
+        zero = relax.const(0.0, "float32")
+        return relax.op.where(relax.op.greater_equal(x, zero), x, relax.op.multiply(x, a))
+
+    # ------------------------------------------------------------------ hybrid operators
+
+    def _is_hybrid(self, op: Any) -> bool:
+        inputs = [int(i) for i in op.InputsAsNumpy()]
+        return len(inputs) > 1 and inputs[1] in self.hybrid_weights
+
+    def _hybrid_parts(self, op: Any) -> tuple[Any, np.ndarray, Any, relax.Expr | None]:
+        """(input wrapper, int8 weight value, weight tensor, float bias expr or None)."""
+        tensors = self.get_input_tensors(op)
+        weight = tensors[1]
+        value = constant_value(self.model, weight.tensor)
+        if np.any(hybrid.weight_zero_points(weight.tensor) != 0) or value.dtype != np.int8:
+            raise NotImplementedError("dynamic-range weights with a zero point or uint8")
+        bias = None
+        if len(tensors) > 2 and tensors[2].tensor_idx >= 0:
+            bias = self.get_tensor_expr(tensors[2])
+        return tensors[0], value, weight.tensor, bias
+
+    def convert_conv(self, op: Any, conv_type: str) -> Any:
+        if not self._is_hybrid(op):
+            return super().convert_conv(op, conv_type)
+        from tflite.Conv2DOptions import Conv2DOptions
+        from tflite.DepthwiseConv2DOptions import DepthwiseConv2DOptions
+        from tflite.Padding import Padding
+
+        data, weight, weight_tensor, bias = self._hybrid_parts(op)
+        options = (Conv2DOptions if conv_type == "conv2d" else DepthwiseConv2DOptions)()
+        raw = op.BuiltinOptions()
+        options.Init(raw.Bytes, raw.Pos)
+        _, in_h, in_w, in_c = [int(d) for d in data.tensor.ShapeAsNumpy()]
+        scales = hybrid.weight_scales(weight_tensor)
+        params: dict[str, Any] = {
+            "strides": [options.StrideH(), options.StrideW()],
+            "dilation": [options.DilationHFactor(), options.DilationWFactor()],
+            "data_layout": "NHWC", "padding": [0, 0, 0, 0]}
+        if conv_type == "conv2d":
+            out_c, k_h, k_w, w_c = weight.shape
+            params["kernel_layout"] = "HWIO"
+            params["groups"] = in_c // w_c
+            kernel = weight.transpose(1, 2, 3, 0)
+            per_channel = params["groups"] != 1 or bool(np.any(scales != scales[0]))
+        else:
+            _, k_h, k_w, out_c = weight.shape
+            if in_c == 1:  # one input channel: an ordinary convolution
+                params.update(kernel_layout="HWIO", groups=1)
+                kernel = weight.reshape(k_h, k_w, 1, out_c)
+            else:
+                params.update(kernel_layout="HWOI", groups=in_c)
+                kernel = weight.reshape(k_h, k_w, out_c, 1)
+            per_channel = True
+        if scales.size not in (1, out_c):
+            raise NotImplementedError(f"{scales.size} weight scales for {out_c} channels")
+        if per_channel and scales.size == 1:
+            scales = np.repeat(scales, out_c)
+        if options.Padding() == Padding.SAME:
+            dh, dw = params["dilation"]
+            top, bottom = get_pad_value(in_h, dh * (k_h - 1) + 1, params["strides"][0])
+            left, right = get_pad_value(in_w, dw * (k_w - 1) + 1, params["strides"][1])
+            params["padding"] = [top, left, bottom, right]
+        out = hybrid.conv2d(self.get_tensor_expr(data), np.ascontiguousarray(kernel), scales,
+                            bias, params, per_channel)
+        return self.convert_fused_activation_function(out, options.FusedActivationFunction())
+
+    def convert_fully_connected(self, op: Any) -> Any:
+        if not self._is_hybrid(op):
+            return super().convert_fully_connected(op)
+        from tflite.FullyConnectedOptions import FullyConnectedOptions
+
+        data, weight, weight_tensor, bias = self._hybrid_parts(op)
+        options = FullyConnectedOptions()
+        raw = op.BuiltinOptions()
+        if raw is not None:
+            options.Init(raw.Bytes, raw.Pos)
+        units, depth = weight.shape
+        x = relax.op.reshape(self.get_tensor_expr(data), [-1, depth])
+        asymmetric = raw is not None and bool(options.AsymmetricQuantizeInputs())
+        out = hybrid.fully_connected(x, weight, hybrid.weight_scales(weight_tensor), bias,
+                                     asymmetric)
+        if raw is not None and options.KeepNumDims():
+            shape = [int(d) for d in data.tensor.ShapeAsNumpy()][:-1] + [units]
+            out = relax.op.reshape(out, shape)
+        activation = options.FusedActivationFunction() if raw is not None else 0
+        return self.convert_fused_activation_function(out, activation)
