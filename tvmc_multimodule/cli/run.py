@@ -63,7 +63,7 @@ def register_parser(subparsers: argparse._SubParsersAction) -> None:
 def drive_run(args: argparse.Namespace) -> int:
     if args.device == "micro":
         return micro.drive_run_on_device(args)
-    if args.profile:
+    if args.profile or getattr(args, "profile_json", None):
         raise UsageError("--profile needs --device micro (a tvmc micro project)")
     _validate(args)
     from ..mlf import extract_archive, load_model_library_format
