@@ -168,6 +168,20 @@ def blaze_block(seed: int = 19) -> bytes:
     return g.to_bytes()
 
 
+def single_output_conv(seed: int = 20) -> bytes:
+    """x[1,3,3,32] -> CONV_2D 3x3 VALID to one channel -> y[1,1,1,1] (face_landmark's face
+    flag head): one accumulator, no schedule rule applies."""
+    rng = np.random.default_rng(seed)
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 3, 3, 32])
+    y = g.add_tensor("y", [1, 1, 1, 1])
+    g.add_operator("CONV_2D", [x, g.add_const("w", _weights(rng, [1, 3, 3, 32])),
+                               g.add_const("b", _weights(rng, [1], 0.1))], [y],
+                   ("Conv2DOptions", _conv_opts(Padding.VALID)))
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
 def _hybrid_const(g: TFLiteGraph, name: str, w: np.ndarray, axis: int,
                   per_channel: bool = True) -> int:
     if per_channel:
@@ -233,6 +247,7 @@ def edge_models() -> dict[str, Callable[[], bytes]]:
         "sparse_fc_conv": sparse_fc_conv,
         "expand_dims_signature": expand_dims_signature,
         "blaze_block": blaze_block,
+        "single_output_conv": single_output_conv,
         "hybrid_conv_dw_fc": hybrid_conv_dw_fc,
         **hybrid_variants(),
     }
