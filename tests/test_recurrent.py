@@ -1,7 +1,8 @@
 """ONNX LSTM / GRU and control flow (If, Loop): every small model built with onnx.helper,
 compiled into ONE archive, built into ONE program with gcc -Wall -Wextra -Werror, run, and
 compared with onnxruntime (the ONNX reference evaluator where onnxruntime has no kernel:
-batch-major LSTM, layout=1) within 1e-5 relative."""
+batch-major LSTM, layout=1) within 1e-5 relative; TFLite UNIDIRECTIONAL_SEQUENCE_LSTM against
+LiteRT."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,6 +16,7 @@ import cbuild
 import references
 from builders import onnx_models
 from builders import onnx_recurrent_models as models
+from builders import tflite_recurrent_models as tflite_models
 from tvmc_multimodule import compile_model, export_model_library_format
 from tvmc_multimodule.errors import UnsupportedError, UsageError
 
@@ -45,6 +47,13 @@ FIXED = {"vad_sr16k": {"sr": np.array(16000, np.int64)},
 
 
 CASES = _cases()
+# float TFLite UNIDIRECTIONAL_SEQUENCE_LSTM, compared with LiteRT (one invoke from zero state)
+TFLITE_CASES = {
+    "tfl_lstm": lambda: tflite_models.sequence_lstm(),
+    "tfl_lstm_time_major": lambda: tflite_models.sequence_lstm(time_major=True, batch=2,
+                                                                seed=1),
+    "tfl_lstm_peepholes": lambda: tflite_models.sequence_lstm(peepholes=True, steps=7, seed=2),
+}
 NO_ORT = {"lstm_peepholes_batch_major"}  # onnxruntime refuses layout=1
 
 
@@ -72,6 +81,15 @@ def recurrent_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]
         expected[name] = _reference(name, model, {**feed, **fixed})
         compiled.append(module)
         inputs[name] = xs
+    for name, build in TFLITE_CASES.items():
+        model = build()
+        path = root / f"{name}.tflite"
+        path.write_bytes(model)
+        module = compile_model(str(path), module_name=name)
+        xs = [references.random_array(t.shape, t.dtype, rng) for t in module.inputs]
+        expected[name] = references.run_litert(model, xs)
+        compiled.append(module)
+        inputs[name] = xs
     archive = export_model_library_format(compiled, str(root / "recurrent.tar"))
     extracted = cbuild.extract(archive, root / "mlf")
     outputs = cbuild.build_and_run(extracted, {m.name: (m.inputs, m.outputs) for m in compiled},
@@ -79,8 +97,8 @@ def recurrent_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]
     return {"outputs": outputs, "expected": expected, "root": extracted}
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_matches_onnxruntime(recurrent_run: dict, name: str) -> None:
+@pytest.mark.parametrize("name", sorted(CASES) + sorted(TFLITE_CASES))
+def test_matches_reference_runtime(recurrent_run: dict, name: str) -> None:
     actual, expected = recurrent_run["outputs"][name], recurrent_run["expected"][name]
     assert len(actual) == len(expected)
     for i, (a, e) in enumerate(zip(actual, expected)):

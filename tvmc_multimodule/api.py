@@ -59,7 +59,8 @@ def _scheduled_operators(relaxed: Any, program: pipeline.Program, prefix: str, t
 def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                       pass_config: dict[str, Any] | None,
                       schedule: pipeline.ScheduleOptions, workspace: str,
-                      desired_layout: str | None = None) -> CompiledModule:
+                      desired_layout: str | None = None,
+                      workspace_io: bool = False) -> CompiledModule:
     import tvm
 
     name = imported.name
@@ -69,12 +70,14 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
     operators = _scheduled_operators(relaxed, program, f"tvmgen_{name}_", target, schedule,
                                      pass_config)
     plan = pipeline.plan_memory(program, operators.signatures,
-                                alignment=spec.workspace_alignment)
+                                alignment=spec.workspace_alignment,
+                                io_in_workspace=workspace_io)
     inputs, outputs = assign_c_names(
         _resolve_tensors(imported.inputs, program.input_types, "input"),
         _resolve_tensors(imported.outputs, program.output_types, "output"))
     c_api = ModuleApi.build(name, inputs, outputs, plan.workspace_bytes, workspace,
-                            spec.workspace_alignment)
+                            spec.workspace_alignment,
+                            plan.input_offsets + plan.output_offsets if workspace_io else None)
     sources = {
         f"{name}_lib0.c": codegen.add_restrict(
             codegen.operators_source(operators.host_module, target, name, imported.c_support),
@@ -103,6 +106,7 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                  "memory_planner": plan.strategy, "inplace_reuses": plan.inplace_reuses,
                  "workspace_byte_alignment": spec.workspace_alignment,
                  **({"desired_layout": desired_layout} if desired_layout else {}),
+                 **({"workspace_io": True} if workspace_io else {}),
                  "constants_byte_alignment": spec.constants_alignment},
     )
 
@@ -114,7 +118,8 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
                   schedule: str | None = None, workspace: str = "static",
                   strict_int8: bool = False,
                   desired_layout: str | None = None,
-                  input_values: dict[str, Any] | None = None) -> CompiledModule:
+                  input_values: dict[str, Any] | None = None,
+                  workspace_io: bool = False) -> CompiledModule:
     """Compile one TFLite or ONNX model to plain C (symbols prefixed `tvmgen_<module_name>_`).
 
     Fully int8-quantised TFLite models run on integer-only kernels; an operator without one
@@ -151,7 +156,7 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
         input_values=input_values)
     try:
         compiled = _compile_imported(imported, spec, opt_level, pass_config, schedule_options,
-                                      workspace, desired_layout)
+                                      workspace, desired_layout, workspace_io)
     except TvmcError as err:
         raise err.located(module=module_name, path=path)
     except Exception as exc:

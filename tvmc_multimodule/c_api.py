@@ -5,10 +5,12 @@ input/output structs and their members, and the signatures of the run functions 
 workspace mode. codegen builds it from the compiled module (`ModuleApi.build`) and derives
 the header, the runner and the static-workspace file from it; mlf/writer derives the
 umbrella header and the example main.c; mlf/reader rebuilds it from validated metadata and
-`tvmc run` derives its harness from it. No other code spells a `tvmgen_` name.
+`tvmc run` derives its harness from it. None of these spells an API name itself (operator
+symbols, `tvmgen_<name>_<op>`, are the pipeline's).
 
-Model text (tensor names) reaches C only through `names.c_text`: as identifiers (`c_name`),
-and as comments or string literals (`CTensor.comment`, `CTensor.literal`).
+Model text (tensor names) reaches C only through `names.c_text`: as identifiers (`c_name`,
+made by `assign_c_names` or checked by `c_name_problems`), as comments (`CTensor.comment`)
+and as string literals (main.c's labels).
 """
 from __future__ import annotations
 
@@ -25,9 +27,10 @@ DEFAULT_ALIGNMENT = 16
 MAX_ALIGNMENT = 4096
 
 # TVMGEN_<MODULE>_<C_NAME>_<suffix>: the macros of one tensor
-TENSOR_MACRO_SUFFIXES = ("SIZE", "SCALE", "ZERO_POINT", "QUANTIZE", "DEQUANTIZE")
+TENSOR_MACRO_SUFFIXES = ("SIZE", "SCALE", "ZERO_POINT", "QUANTIZE", "DEQUANTIZE", "OFFSET")
 # TVMGEN_<MODULE>_<suffix>: the module's own macros (and the include guard)
-MODULE_MACRO_SUFFIXES = ("WORKSPACE_SIZE", "WORKSPACE_ALIGNMENT", "WORKSPACE_SHARED", "H_")
+MODULE_MACRO_SUFFIXES = ("WORKSPACE_SIZE", "WORKSPACE_ALIGNMENT", "WORKSPACE_SHARED",
+                         "WORKSPACE_IO", "H_")
 
 _8_BIT_RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
 
@@ -86,10 +89,15 @@ class CTensor:
     dtype: str
     nbytes: int
     quant: QuantParams | None = None
+    offset: int | None = None     # inside the workspace (tir.usmp.use_workspace_io)
 
     @property
     def size_macro(self) -> str:
         return f"{self.macro}_SIZE"
+
+    @property
+    def offset_macro(self) -> str:
+        return f"{self.macro}_OFFSET"
 
     @property
     def comment(self) -> str:
@@ -127,7 +135,7 @@ class CFunction:
         return any(p.role == "workspace" for p in self.params)
 
     def signature(self, separator: str = ", ") -> str:
-        params = separator.join(f"{p.c_type} {p.name}" for p in self.params)
+        params = separator.join(f"{p.c_type} {p.name}" for p in self.params) or "void"
         return f"int32_t {self.symbol}({params})"
 
     def prototype(self) -> str:
@@ -148,27 +156,37 @@ class ModuleApi:
     workspace_alignment: int
     inputs: tuple[CTensor, ...]
     outputs: tuple[CTensor, ...]
+    # inputs and outputs inside the workspace at their `offset` (tir.usmp.use_workspace_io):
+    # the run functions take no buffers, map_inputs/map_outputs give their pointers
+    workspace_io: bool = False
 
     # ---------------------------------------------------------------- construction
     @classmethod
     def build(cls, name: str, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
               workspace_bytes: int, workspace_mode: str = "static",
-              workspace_alignment: int = DEFAULT_ALIGNMENT) -> "ModuleApi":
-        """The API of a module; its names must already be valid (ValueError otherwise)."""
+              workspace_alignment: int = DEFAULT_ALIGNMENT,
+              io_offsets: Sequence[int] | None = None) -> "ModuleApi":
+        """The API of a module; its names must already be valid (ValueError otherwise).
+        `io_offsets`: the workspace offsets of the inputs then the outputs, when they live
+        in the workspace."""
         problems = api_problems(name, inputs, outputs, workspace_bytes, workspace_mode,
-                                workspace_alignment)
+                                workspace_alignment, io_offsets)
         if problems:
             raise ValueError("; ".join(problems))
         macro = f"TVMGEN_{name.upper()}"
+        offsets = list(io_offsets) if io_offsets is not None else [None] * (len(inputs)
+                                                                             + len(outputs))
 
-        def tensor(t: TensorInfo) -> CTensor:
+        def tensor(t: TensorInfo, offset: int | None) -> CTensor:
             nbytes = int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype).itemsize
             return CTensor(t.name, t.c_name, f"{macro}_{t.c_name.upper()}",
                            tuple(int(d) for d in t.shape),
-                           t.dtype, nbytes, t.quant)
+                           t.dtype, nbytes, t.quant, offset)
 
         return cls(name, workspace_mode, int(workspace_bytes), int(workspace_alignment),
-                   tuple(tensor(t) for t in inputs), tuple(tensor(t) for t in outputs))
+                   tuple(tensor(t, o) for t, o in zip(inputs, offsets[:len(inputs)])),
+                   tuple(tensor(t, o) for t, o in zip(outputs, offsets[len(inputs):])),
+                   io_offsets is not None)
 
     @classmethod
     def of(cls, module: CompiledModule) -> "ModuleApi":
@@ -221,6 +239,19 @@ class ModuleApi:
         return f"{self.macro}_WORKSPACE_SHARED"
 
     @property
+    def workspace_io_macro(self) -> str:
+        return f"{self.macro}_WORKSPACE_IO"
+
+    @property
+    def map_inputs(self) -> str:
+        """`struct <m>_inputs map_inputs(void* workspace)`: the inputs' pointers in it."""
+        return f"{self.prefix}_map_inputs"
+
+    @property
+    def map_outputs(self) -> str:
+        return f"{self.prefix}_map_outputs"
+
+    @property
     def shared(self) -> bool:
         return self.workspace_mode == "shared"
 
@@ -237,7 +268,9 @@ class ModuleApi:
         return f"{self.prefix}_const_{index}"
 
     # ---------------------------------------------------------------- entry points
-    def _io_params(self) -> tuple[CParam, CParam]:
+    def _io_params(self) -> tuple[CParam, ...]:
+        if self.workspace_io:  # the inputs and outputs are in the workspace
+            return ()
         return (CParam(f"{self.inputs_struct}*", "inputs", "inputs"),
                 CParam(f"{self.outputs_struct}*", "outputs", "outputs"))
 
@@ -262,6 +295,8 @@ class ModuleApi:
     # ---------------------------------------------------------------- checks
     def tensor_macros(self, tensor: CTensor) -> list[str]:
         names = [tensor.size_macro]
+        if tensor.offset is not None:
+            names.append(tensor.offset_macro)
         if tensor.quant is not None and len(tensor.quant.scale) == 1:
             names += [f"{tensor.macro}_SCALE", f"{tensor.macro}_ZERO_POINT"]
             if tensor.has_8_bit_quant:
@@ -273,13 +308,17 @@ class ModuleApi:
         names = [self.guard, self.workspace_size_macro, self.workspace_alignment_macro]
         if self.shared:
             names.append(self.workspace_shared_macro)
+        if self.workspace_io:
+            names.append(self.workspace_io_macro)
         for tensor in (*self.inputs, *self.outputs):
             names += self.tensor_macros(tensor)
         return names
 
     def symbols(self) -> list[str]:
         """Every external symbol and struct tag of the module's API."""
-        return [*(f.symbol for f in self.entry_points), *self.quant_functions,
+        io = [self.map_inputs, self.map_outputs] if self.workspace_io else []
+        arena = [self.static_workspace_symbol] if self.workspace_io and not self.shared else []
+        return [*(f.symbol for f in self.entry_points), *self.quant_functions, *io, *arena,
                 self.inputs_struct, self.outputs_struct]
 
 
@@ -300,11 +339,29 @@ def _tensor_problems(tensor: TensorInfo) -> list[str]:
     return []
 
 
+def _io_offset_problems(tensors: Sequence[TensorInfo], offsets: object,
+                        workspace_bytes: object) -> list[str]:
+    if not isinstance(offsets, (list, tuple)) or len(offsets) != len(tensors):
+        return [f"workspace offsets {offsets!r:.60} are not one per input and output"]
+    limit = workspace_bytes if isinstance(workspace_bytes, int) else 0
+    problems = []
+    for tensor, offset in zip(tensors, offsets):
+        nbytes = (int(np.prod(tensor.shape, dtype=object)) * np.dtype(tensor.dtype).itemsize
+                  if not _tensor_problems(tensor) else 0)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0 \
+                or offset + nbytes > limit:
+            problems.append(f"tensor {tensor.name!r} at workspace offset {offset!r:.20} does "
+                            "not lie inside the workspace")
+    return problems
+
+
 def api_problems(name: str, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
                  workspace_bytes: object, workspace_mode: object,
-                 workspace_alignment: object) -> list[str]:
+                 workspace_alignment: object, io_offsets: object = None) -> list[str]:
     """Everything that keeps these values from being a module's C API."""
     problems = []
+    if io_offsets is not None:
+        problems += _io_offset_problems([*inputs, *outputs], io_offsets, workspace_bytes)
     bad_name = check_module_name(name) if isinstance(name, str) else None
     if not isinstance(name, str) or bad_name is not None or not name.isascii():
         problems.append(bad_name.message if bad_name else f"module name {name!r} is not a C "

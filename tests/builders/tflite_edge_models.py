@@ -133,6 +133,55 @@ def expand_dims_signature(seed: int = 13) -> bytes:
     return g.to_bytes()
 
 
+def blaze_block(seed: int = 19) -> bytes:
+    """A BlazeFace block (MediaPipe's face and palm detectors): x[1,16,16,24] -> PAD ->
+    DEPTHWISE 5x5 stride 2 -> CONV_2D 1x1 to 28 channels; residual MAX_POOL 2x2 -> PAD of the
+    channels 24 -> 28; ADD; RELU -> y[1,8,8,28]. A channel PAD fused after a pooling must
+    write its padded channels too."""
+    rng = np.random.default_rng(seed)
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 16, 16, 24])
+    p = g.add_tensor("x_pad", [1, 19, 19, 24])
+    g.add_operator("PAD", [x, g.add_const("pads", np.array([[0, 0], [1, 2], [1, 2], [0, 0]],
+                                                             np.int32))], [p])
+    dw = g.add_tensor("dw", [1, 8, 8, 24])
+    dw_opts = dict(_conv_opts(Padding.VALID), DepthMultiplier=1, StrideW=2, StrideH=2)
+    g.add_operator("DEPTHWISE_CONV_2D", [p, g.add_const("dw/w", _weights(rng, [1, 5, 5, 24])),
+                                         g.add_const("dw/b", _weights(rng, [24], 0.1))], [dw],
+                   ("DepthwiseConv2DOptions", dw_opts))
+    cv = g.add_tensor("conv", [1, 8, 8, 28])
+    g.add_operator("CONV_2D", [dw, g.add_const("conv/w", _weights(rng, [28, 1, 1, 24])),
+                               g.add_const("conv/b", _weights(rng, [28], 0.1))], [cv],
+                   ("Conv2DOptions", _conv_opts()))
+    mp = g.add_tensor("pool", [1, 8, 8, 24])
+    g.add_operator("MAX_POOL_2D", [x], [mp], ("Pool2DOptions", {
+        "Padding": Padding.VALID, "StrideW": 2, "StrideH": 2, "FilterWidth": 2,
+        "FilterHeight": 2, "FusedActivationFunction": _fused("NONE")}))
+    rp = g.add_tensor("pool_pad", [1, 8, 8, 28])
+    g.add_operator("PAD", [mp, g.add_const("channel_pads", np.array(
+        [[0, 0], [0, 0], [0, 0], [0, 4]], np.int32))], [rp])
+    a = g.add_tensor("sum", [1, 8, 8, 28])
+    g.add_operator("ADD", [cv, rp], [a], ("AddOptions", NONE))
+    y = g.add_tensor("y", [1, 8, 8, 28])
+    g.add_operator("RELU", [a], [y])
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
+def single_output_conv(seed: int = 20) -> bytes:
+    """x[1,3,3,32] -> CONV_2D 3x3 VALID to one channel -> y[1,1,1,1] (face_landmark's face
+    flag head): one accumulator, no schedule rule applies."""
+    rng = np.random.default_rng(seed)
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 3, 3, 32])
+    y = g.add_tensor("y", [1, 1, 1, 1])
+    g.add_operator("CONV_2D", [x, g.add_const("w", _weights(rng, [1, 3, 3, 32])),
+                               g.add_const("b", _weights(rng, [1], 0.1))], [y],
+                   ("Conv2DOptions", _conv_opts(Padding.VALID)))
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
 def _hybrid_const(g: TFLiteGraph, name: str, w: np.ndarray, axis: int,
                   per_channel: bool = True) -> int:
     if per_channel:
@@ -197,6 +246,8 @@ def edge_models() -> dict[str, Callable[[], bytes]]:
         "prelu": prelu,
         "sparse_fc_conv": sparse_fc_conv,
         "expand_dims_signature": expand_dims_signature,
+        "blaze_block": blaze_block,
+        "single_output_conv": single_output_conv,
         "hybrid_conv_dw_fc": hybrid_conv_dw_fc,
         **hybrid_variants(),
     }

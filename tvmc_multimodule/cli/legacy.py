@@ -227,8 +227,6 @@ def map_usmp(configs: dict[str, object]) -> UsmpMapping:
             if value not in (0, 1, True, False):
                 out.problems.append(UsageError(f"{full}: give 1 or 0"))
             out.workspace_io = value in (1, True)
-            if out.workspace_io:  # until the C API carries the pointers
-                out.problems.append(UsageError(f"{full} is not supported yet"))
         else:
             out.problems.append(UsageError(
                 f"{full} is not supported", hint=f"of TVM's USMP options, {USMP_PREFIX}enable, "

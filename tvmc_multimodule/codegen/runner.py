@@ -27,10 +27,11 @@ class _Locations:
         self.api, self.program, self.plan = api, program, plan
 
     def expr(self, loc: object) -> str:
-        if isinstance(loc, Input):
-            return f"inputs->{self.api.inputs[loc.index].c_name}"
-        if isinstance(loc, Output):
-            return f"outputs->{self.api.outputs[loc.index].c_name}"
+        if isinstance(loc, (Input, Output)):
+            tensor = (self.api.inputs if isinstance(loc, Input) else self.api.outputs)[loc.index]
+            if tensor.offset is not None:  # inside the workspace
+                return f"(void*)(ws + {tensor.offset})"
+            return f"{'inputs' if isinstance(loc, Input) else 'outputs'}->{tensor.c_name}"
         if isinstance(loc, Constant):
             return f"(void*){self.api.constant_symbol(loc.index)}.data"
         if isinstance(loc, Buffer):
@@ -84,7 +85,7 @@ def runner_source(api: ModuleApi, program: Program, plan: MemoryPlan,
           for i, array in enumerate(program.constants)], "",
         api.runner_entry.signature(",\n    ") + " {",
         "  uint8_t* ws = (uint8_t*)workspace;",
-        "  (void)ws; (void)inputs; (void)outputs;",
+        "  (void)ws;" if api.workspace_io else "  (void)ws; (void)inputs; (void)outputs;",
         *body,
         "  return 0;", "}", "",
     ]
@@ -95,7 +96,9 @@ def static_workspace_source(api: ModuleApi) -> str:
     """`run(in, out)` with the module's own static arena, in a file of its own so an
     application that provides the workspace itself never links this RAM."""
     if api.workspace_bytes:
-        arena = [f"static uint8_t {api.static_workspace_symbol}[{api.workspace_size_macro}] "
+        # with the inputs and outputs inside it, the application must reach the arena
+        storage = "" if api.workspace_io else "static "
+        arena = [f"{storage}uint8_t {api.static_workspace_symbol}[{api.workspace_size_macro}] "
                  f"TVMGEN_ALIGNED({api.workspace_alignment_macro});", ""]
         argument = api.static_workspace_symbol
     else:  # C has no zero-length arrays; nothing reads the workspace

@@ -101,6 +101,16 @@ class Converter(OperatorConverter):  # type: ignore[misc]
             axis += rank + 1
         return relax.op.expand_dims(self.get_tensor_expr(data), [axis])
 
+    def convert_unidirectional_sequence_lstm(self, op: Any) -> Any:
+        """The usual form (with an input gate) on our LSTM kernel (tflite_recurrent.py)."""
+        from .tflite_recurrent import convert_sequence_lstm, has_input_gate
+
+        tensors = self.get_input_tensors(op)
+        if self.is_quantized(op) or not has_input_gate(tensors):
+            return super().convert_unidirectional_sequence_lstm(op)
+        out = self.get_output_tensors(op)[0]
+        return convert_sequence_lstm(self, op, get_tensor_name(self.subgraph, out.tensor_idx))
+
     def convert_prelu(self, op: Any) -> Any:
         """x >= 0 ? x : alpha * x with alpha in its own (broadcastable) shape: upstream
         broadcasts alpha to the whole activation, and that array became a constant."""

@@ -270,7 +270,8 @@ def module_from(root: str, origin: str, name: str, raw: dict[str, Any], ir_files
     main = main_entry(raw, origin, name)
     inputs, outputs = tensors_from(main.get("inputs"), main.get("outputs"), origin, name)
     workspace_bytes = main.get("workspace_size_bytes", 0)
-    c_api = module_api(origin, name, inputs, outputs, workspace_bytes, raw.get("options"))
+    c_api = module_api(origin, name, inputs, outputs, workspace_bytes, raw.get("options"),
+                       io_offsets_from(main, raw.get("options")))
     layers, memory_layout = read_analysis(raw, origin, name)
     return LoadedModule(
         name=name,
@@ -294,19 +295,35 @@ def module_from(root: str, origin: str, name: str, raw: dict[str, Any], ir_files
     )
 
 
+def io_offsets_from(main: dict[str, Any], options: object) -> list[object] | None:
+    """The inputs' then the outputs' `workspace_offset`, when options.workspace_io says they
+    live in the workspace (checked with the rest of the API by `api_problems`)."""
+    if not isinstance(options, dict) or options.get("workspace_io") is not True:
+        return None
+    offsets: list[object] = []
+    for key in ("inputs", "outputs"):
+        entries = main.get(key) or {}
+        for entry in entries.values() if isinstance(entries, dict) else []:
+            offsets.append(entry.get("workspace_offset") if isinstance(entry, dict) else None)
+    return offsets
+
+
 def module_api(origin: str, name: str, inputs: list[TensorInfo], outputs: list[TensorInfo],
-               workspace_bytes: object, options: object) -> ModuleApi:
+               workspace_bytes: object, options: object,
+               io_offsets: list[object] | None = None) -> ModuleApi:
     """The module's C API from its metadata, every value checked first: `tvmc run` builds C
     from it. Archives of other writers (no options) use the static workspace's API."""
     options = options if isinstance(options, dict) else {}
     mode = options.get("workspace", "static")
     alignment = options.get("workspace_byte_alignment", DEFAULT_ALIGNMENT)
-    problems = api_problems(name, inputs, outputs, workspace_bytes, mode, alignment)
+    problems = api_problems(name, inputs, outputs, workspace_bytes, mode, alignment,
+                            io_offsets)
     if problems:
         raise OutputError(f"metadata of module '{name}': {problems[0]}", path=origin,
                           module=name, hint="the archive is refused")
     return ModuleApi.build(name, inputs, outputs, int(workspace_bytes),  # type: ignore[arg-type]
-                           str(mode), int(alignment))  # type: ignore[arg-type]
+                           str(mode), int(alignment),  # type: ignore[arg-type]
+                           io_offsets)  # type: ignore[arg-type]
 
 
 def main_entry(raw: dict[str, Any], origin: str, name: str) -> dict[str, Any]:

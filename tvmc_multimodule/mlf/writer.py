@@ -204,14 +204,24 @@ def tensor_map(tensors: Iterable[TensorInfo]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def with_workspace_offsets(entries: dict[str, dict[str, Any]],
+                           tensors: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """Each tensor's `workspace_offset` when the inputs and outputs live in the workspace."""
+    for entry, tensor in zip(entries.values(), tensors):
+        if tensor.offset is not None:
+            entry["workspace_offset"] = int(tensor.offset)
+    return entries
+
+
 def memory_entry(mod: CompiledModule) -> dict[str, Any]:
+    api = ModuleApi.of(mod)
     main = {
         "constants_size_bytes": int(mod.constants_bytes),
         "device": DEVICE_CPU,
-        "inputs": tensor_map(mod.inputs),
+        "inputs": with_workspace_offsets(tensor_map(mod.inputs), api.inputs),
         "io_size_bytes": int(mod.io_bytes),
         "liveness_bound_bytes": int(mod.liveness_bound_bytes),
-        "outputs": tensor_map(mod.outputs),
+        "outputs": with_workspace_offsets(tensor_map(mod.outputs), api.outputs),
         "workspace_size_bytes": int(mod.workspace_bytes),
     }
     operators = [{
@@ -371,6 +381,8 @@ def printer_functions(dtypes: set[str]) -> list[str]:
 
 def example_buffers(index: int, api: ModuleApi) -> list[str]:
     lines = [f"/* module {api.name} */"]
+    if api.workspace_io:
+        return lines + ["/* inputs and outputs inside its workspace */"]
     for kind, tensors in (("in", api.inputs), ("out", api.outputs)):
         for j, tensor in enumerate(tensors):
             lines.append(f"static _Alignas(16) uint8_t m{index}_{kind}{j}"
@@ -379,7 +391,34 @@ def example_buffers(index: int, api: ModuleApi) -> list[str]:
     return lines
 
 
+def example_run_block_io(api: ModuleApi) -> list[str]:
+    """A module whose inputs and outputs live in its workspace: their pointers from the
+    header's map functions."""
+    arena = "shared_workspace" if api.shared else api.static_workspace_symbol
+    lines = ["  {",
+             f"    {api.inputs_struct} inputs = {api.map_inputs}({arena});",
+             f"    {api.outputs_struct} outputs = {api.map_outputs}({arena});",
+             "    int32_t status;"]
+    lines += [f"    memset(inputs.{t.c_name}, 0, {t.size_macro});" for t in api.inputs]
+    call = api.run.call({"workspace": "shared_workspace"})
+    lines += [f"    status = {call};",
+              "    if (status != 0) {",
+              f"      fprintf(stderr, \"%s: {api.run.symbol} returned %d\\n\", "
+              f"{c_text(api.name, CText.STRING)}, (int)status);",
+              "      ++failures;",
+              "    } else {"]
+    for tensor in api.outputs:
+        label = f"{api.name} {tensor.name} ({tensor.shape_text}):"
+        lines += [f"      printf(\"%s\", {c_text(label, CText.STRING)});",
+                  f"      {printer_name(tensor.dtype)}(outputs.{tensor.c_name}, "
+                  f"{tensor.size_macro});"]
+    lines += ["    }", "  }"]
+    return lines
+
+
 def example_run_block(index: int, api: ModuleApi) -> list[str]:
+    if api.workspace_io:
+        return example_run_block_io(api)
     lines = ["  {",
              f"    {api.inputs_struct} inputs;",
              f"    {api.outputs_struct} outputs;",

@@ -88,22 +88,25 @@ def memory_layout(program: Program, signatures: dict[str, OperatorSignature],
                   plan: MemoryPlan) -> MemoryLayout:
     """Every buffer of the plan as (first step, last step, offset, size), the bytes live at
     each step (tensors only, as the liveness bound counts them) and the bound itself."""
+    io = plan.io_in_workspace
+    offset_of = {"buffer": lambda i: plan.buffer_offsets[i], "scratch": plan.scratch_offsets.get,
+                 "input": lambda i: plan.input_offsets[i],
+                 "output": lambda i: plan.output_offsets[i]}
     buffers = []
-    for (kind, index), interval in sorted(_lifetimes(program, signatures).items(),
+    for (kind, index), interval in sorted(_lifetimes(program, signatures, io).items(),
                                           key=lambda item: (item[1].first, item[0])):
-        offset = (plan.buffer_offsets[index] if kind == "buffer"
-                  else plan.scratch_offsets.get(index))
+        offset = offset_of[kind](index)
         if offset is None:
             continue
-        buffers.append(PlannedBuffer("tensor" if kind == "buffer" else "scratch",
+        buffers.append(PlannedBuffer("tensor" if kind == "buffer" else kind,
                                      interval.first, interval.last, offset, interval.size))
     steps = len(program.steps)
     live = [0] * steps
-    merged = _lifetimes(program, signatures)
+    merged = _lifetimes(program, signatures, io)
     _merge_inplace(program, signatures, merged)  # an in-place pair counts once, as in the bound
     for (kind, _), interval in merged.items():
-        if kind == "buffer":
-            for t in range(interval.first, interval.last + 1):
+        if kind != "scratch":
+            for t in range(interval.first, min(interval.last, steps - 1) + 1):
                 live[t] += interval.size
     return MemoryLayout(steps=steps, workspace_bytes=plan.workspace_bytes,
                         liveness_bound_bytes=plan.liveness_bound_bytes,

@@ -38,10 +38,19 @@ class _LegaliseUnlisted(relax.PyExprMutator):  # type: ignore[misc]
         if (not isinstance(op, tvm.ir.Op) or op.name in FOLLOWS_LAYOUT
                 or op.get_attr("FRelaxInferLayout") is None):
             return call  # without a rule, ConvertLayout already keeps it behind transposes
+        if not any(self._varies(arg) for arg in call.args):
+            return call  # on constants only: nothing to convert, folded later
         legalise = op.get_attr("FLegalize")
         if legalise is None:
             return call
         return legalise(self.builder_, self.builder_.normalize(call))
+
+    def _varies(self, arg: relax.Expr) -> bool:
+        """A tensor computed at run time (not a constant, nor a variable bound to one)."""
+        if isinstance(arg, relax.Var):
+            arg = self.lookup_binding(arg)
+        return arg is None or isinstance(arg, (relax.Var, relax.Call, relax.Tuple,
+                                               relax.TupleGetItem))
 
 
 def convert_layout(layouts: dict[str, list[str]]) -> tvm.transform.Pass:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .program import Buffer, Call, Program
+from .program import Buffer, Call, Input, Output, Program, nbytes
 from .tir_passes import OperatorSignature
 
 WORKSPACE_ALIGN = 16
@@ -40,10 +40,40 @@ class MemoryPlan:
     liveness_bound_bytes: int
     inplace_reuses: int
     strategy: str
+    # with the inputs and outputs in the workspace (tir.usmp.use_workspace_io): their offsets
+    input_offsets: tuple[int, ...] = ()
+    output_offsets: tuple[int, ...] = ()
+
+    @property
+    def io_in_workspace(self) -> bool:
+        return bool(self.input_offsets or self.output_offsets)
 
 
-def _lifetimes(program: Program, signatures: dict[str, OperatorSignature]
-               ) -> dict[tuple[str, int], Interval]:
+def _io_lifetimes(program: Program) -> dict[tuple[str, int], Interval]:
+    """Inputs live from step 0 to their last use (the application writes them before the
+    run), outputs from their first write to the end (it reads them after)."""
+    end = max(0, len(program.steps) - 1)
+    last_read: dict[int, int] = {}
+    first_write: dict[int, int] = {}
+    for step_index, step in enumerate(program.steps):
+        for loc in step.args if isinstance(step, Call) else (step.dst, step.src):
+            if isinstance(loc, Input):
+                last_read[loc.index] = step_index
+            output = (loc.index if isinstance(loc, Output)
+                      else program.buffer_outputs.get(loc.index) if isinstance(loc, Buffer)
+                      else None)
+            if output is not None:
+                first_write.setdefault(output, step_index)
+    intervals = {}
+    for i, (shape, dtype) in enumerate(program.input_types):
+        intervals[("input", i)] = Interval(nbytes(shape, dtype), 0, last_read.get(i, 0))
+    for i, (shape, dtype) in enumerate(program.output_types):
+        intervals[("output", i)] = Interval(nbytes(shape, dtype), first_write.get(i, end), end)
+    return intervals
+
+
+def _lifetimes(program: Program, signatures: dict[str, OperatorSignature],
+               io_in_workspace: bool = False) -> dict[tuple[str, int], Interval]:
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     intervals: dict[tuple[str, int], Interval] = {}
@@ -58,6 +88,8 @@ def _lifetimes(program: Program, signatures: dict[str, OperatorSignature]
                 signatures[step.relax_name].scratch_bytes, step_index, step_index)
     for index, start in first.items():
         intervals[("buffer", index)] = Interval(program.buffers[index], start, last[index])
+    if io_in_workspace:
+        intervals.update(_io_lifetimes(program))
     return intervals
 
 
@@ -116,15 +148,20 @@ def _orderings(intervals: dict[tuple[str, int], Interval]
     }
 
 
-def _live_bytes(intervals: dict[tuple[str, int], Interval], step: int, kind: str) -> int:
-    return sum(v.size for k, v in intervals.items() if k[0] == kind and v.first <= step <= v.last)
+TENSOR_KINDS = ("buffer", "input", "output")
+
+
+def _live_bytes(intervals: dict[tuple[str, int], Interval], step: int,
+                kinds: tuple[str, ...] = TENSOR_KINDS) -> int:
+    return sum(v.size for k, v in intervals.items() if k[0] in kinds and v.first <= step <= v.last)
 
 
 def liveness_bound(intervals: dict[tuple[str, int], Interval]) -> int:
     """The largest sum of tensor bytes live at one step (operator scratch not counted: it is
-    a property of the schedule, not of the graph)."""
+    a property of the schedule, not of the graph; inputs and outputs only when they are in
+    the workspace)."""
     steps = {t for v in intervals.values() for t in (v.first, v.last)}
-    return max((_live_bytes(intervals, t, "buffer") for t in steps), default=0)
+    return max((_live_bytes(intervals, t) for t in steps), default=0)
 
 
 def scratch_at_peak(program: Program, signatures: dict[str, OperatorSignature],
@@ -136,15 +173,18 @@ def scratch_at_peak(program: Program, signatures: dict[str, OperatorSignature],
     limit = tolerance * liveness_bound(intervals)
     names = set()
     for (kind, step), interval in intervals.items():
-        if kind == "scratch" and _live_bytes(intervals, step, "buffer") + interval.size > limit:
+        if kind == "scratch" and _live_bytes(intervals, step) + interval.size > limit:
             names.add(program.steps[step].relax_name)  # type: ignore[union-attr]
     return frozenset(names)
 
 
 def plan_memory(program: Program, signatures: dict[str, OperatorSignature],
-                inplace: bool = True, alignment: int = WORKSPACE_ALIGN) -> MemoryPlan:
-    """Every tensor and scratch buffer at an offset that is a multiple of `alignment`."""
-    intervals = _lifetimes(program, signatures)
+                inplace: bool = True, alignment: int = WORKSPACE_ALIGN,
+                io_in_workspace: bool = False) -> MemoryPlan:
+    """Every tensor and scratch buffer at an offset that is a multiple of `alignment`;
+    with `io_in_workspace` the inputs and outputs too (the workspace is then the module's
+    only RAM)."""
+    intervals = _lifetimes(program, signatures, io_in_workspace)
     alias = _merge_inplace(program, signatures, intervals) if inplace else {}
     best: tuple[int, str, dict[tuple[str, int], int]] | None = None
     for name, key in _orderings(intervals).items():
@@ -161,8 +201,11 @@ def plan_memory(program: Program, signatures: dict[str, OperatorSignature],
     buffer_offsets = tuple(None if i in program.buffer_outputs else offset_of(("buffer", i))
                            for i in range(len(program.buffers)))
     scratch = {k[1]: v for k, v in offsets.items() if k[0] == "scratch"}
+    io = ((tuple(offsets[("input", i)] for i in range(len(program.input_types))),
+           tuple(offsets[("output", i)] for i in range(len(program.output_types))))
+          if io_in_workspace else ((), ()))
     return MemoryPlan(buffer_offsets, scratch, total, liveness_bound(intervals), len(alias),
-                      strategy)
+                      strategy, *io)
 
 
 def check_plan(program: Program, signatures: dict[str, OperatorSignature],
@@ -170,9 +213,11 @@ def check_plan(program: Program, signatures: dict[str, OperatorSignature],
     """Independent check: buffers live at the same step never overlap in memory (in-place
     pairs excepted). Returns the violations found."""
     spans = []
-    for key, interval in _lifetimes(program, signatures).items():
-        offset = (plan.buffer_offsets[key[1]] if key[0] == "buffer"
-                  else plan.scratch_offsets.get(key[1]))
+    for key, interval in _lifetimes(program, signatures, plan.io_in_workspace).items():
+        offset = {"buffer": lambda i: plan.buffer_offsets[i],
+                  "scratch": plan.scratch_offsets.get,
+                  "input": lambda i: plan.input_offsets[i],
+                  "output": lambda i: plan.output_offsets[i]}[key[0]](key[1])
         if offset is None:
             return [f"{key} has no offset"]
         if offset + interval.size > plan.workspace_bytes:

@@ -13,6 +13,7 @@ from tvm import relax
 
 from .constant_guard import shrink_broadcast_constants
 from .layout import CHANNELS_LAST, convert_layout
+from .numpy_fold import fold_constants_with_numpy
 
 # ConvertLayout puts no layout on quantize/dequantize: the transposes it puts around them cost
 # RAM (the torch DS-CNN in QDQ form: 66,008 -> 106,008 B)
@@ -67,7 +68,9 @@ def _passes(opt_level: int, layouts: dict[str, list[str]] | None) -> list[Any]:
         relax.transform.DecomposeOpsForInference(),
         relax.transform.CanonicalizeBindings(),  # (y, mean, var)[0] -> y
         relax.transform.DeadCodeElimination(["main"]),
+        fold_constants_with_numpy,  # FoldConstant compiles a function per constant call
         *([convert_layout(layouts)] if layouts else []),
+        fold_constants_with_numpy,  # ...and the weights' transposes
         shrink_broadcast_constants,  # no constant broadcast to an activation's full size
         relax.transform.LegalizeOps(),
         relax.transform.AnnotateTIROpPattern(),
