@@ -201,7 +201,12 @@ def _subparser(parser: argparse.ArgumentParser,
 def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
     """parse_args, except that arguments argparse does not know are reported by the options
     themselves (every one of them, with the subcommand's usage): an unknown option that takes a
-    value would otherwise make argparse take the value as the model and name the model file."""
+    value would otherwise make argparse take the value as the model and name the model file.
+
+    A subcommand that validates its whole command line (compile, compile-multi: they set
+    `unknown_options` to a list) gets the unknown options as problems among the others, when
+    no stray argument shows that one of them swallowed a value.
+    """
     argv = legacy.join_target_values(list(argv))
     args, extras = parser.parse_known_args(argv)
     if not extras:
@@ -215,6 +220,9 @@ def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> arg
     problems = [legacy.unknown_option_error(token) for token in options]
     for problem in problems:
         problem.hint = problem.hint or f"see '{sub.prog} --help'"
+    if isinstance(getattr(args, "unknown_options", None), list) and len(options) == len(extras):
+        args.unknown_options = problems
+        return args
     if len(problems) == 1:
         raise problems[0]
     raise ErrorGroup(problems)
