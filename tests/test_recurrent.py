@@ -139,6 +139,16 @@ def test_if_whose_branches_differ_in_shape_is_one_clear_error(tmp_path: Path) ->
         assert word in line, f"{word!r} missing from: {line}"
 
 
+def test_loop_without_static_trip_count_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "loop.onnx"
+    onnx_models.save(models.loop_static(trip_input=True), path)
+    with pytest.raises(UnsupportedError) as caught:
+        compile_model(str(path), module_name="loopy")
+    line = caught.value.one_line()
+    for word in ("control flow", "Loop node 'static_loop'", "trip count", "--input-values"):
+        assert word in line, f"{word!r} missing from: {line}"
+
+
 def test_unknown_input_value_is_a_usage_error(tmp_path: Path) -> None:
     path = tmp_path / "vad.onnx"
     onnx_models.save(models.vad(), path)
