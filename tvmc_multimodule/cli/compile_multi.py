@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from ..interrupts import deferred, success_once_committed
 from ..model import CompiledModule
 from ..processes import die_with_parent
 from . import options, report
-from .driver import internal_error
+from .driver import internal_error, log_dependency_warning
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,7 @@ def _worker_setup(parent_pid: int) -> None:
     terminal sends it to the whole process group, and the parent stops the workers)."""
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.showwarning = log_dependency_warning  # as in the main process
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
