@@ -25,6 +25,7 @@ CASES = {
     "conv_conv_transpose": edge.conv_conv_transpose,
     "conv_sequence_head": edge.conv_sequence_head,
     "conv_layout_followers": edge.conv_layout_followers,
+    "conv_split_concat": edge.conv_split_concat,
     "computed_reshape": edge.computed_reshape,
     "yolo_style_head": edge.yolo_style_head,
     "dynamic_batch": onnx_models.dynamic_batch,
@@ -139,3 +140,38 @@ def test_code_size_leaves_constant_data_out(edge_run: dict, tmp_path) -> None:
     text = sum(int(line.split()[1]) for line in sizes.splitlines()
                if line.startswith(".text"))
     assert report.code_size(module) == text > 0
+
+
+def test_constant_calls_are_folded_before_legalisation() -> None:
+    """Weight transposes, batch-norm arithmetic and Clip bounds are computed with numpy
+    (FoldConstant would compile one TIR function for each): no call on constants is left."""
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.onnx import from_onnx
+
+    from tvmc_multimodule.pipeline.layout import CHANNELS_LAST, convert_layout
+    from tvmc_multimodule.pipeline.numpy_fold import fold_constants_with_numpy
+
+    model = edge.conv_layout_followers()
+    model.graph.node.append(onnx.helper.make_node("Clip", ["y", "lo", "hi"], ["y6"]))
+    model.graph.initializer.extend([onnx.numpy_helper.from_array(np.float32(v), n)
+                                    for n, v in (("lo", 0.0), ("hi", 6.0))])
+    model.graph.output[0].name = "y6"
+    imported = from_onnx(model, keep_params_in_input=False)
+    with tvm.target.Target("c"):
+        folded = tvm.transform.Sequential([
+            relax.transform.DecomposeOpsForInference(), relax.transform.CanonicalizeBindings(),
+            fold_constants_with_numpy, convert_layout(CHANNELS_LAST),
+            fold_constants_with_numpy])(imported)
+    constant_calls = []
+    bound = {}
+    for block in folded["main"].body.blocks:
+        for binding in block.bindings:
+            value = binding.value
+            bound[binding.var] = value
+            if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and all(
+                    isinstance(bound.get(a, a), tvm.ir.GenericConst) for a in value.args
+                    if not isinstance(a, relax.ShapeExpr)):
+                constant_calls.append(value.op.name)
+    assert constant_calls == []
+    assert "R.permute_dims(metadata" not in folded["main"].script(show_meta=False)

@@ -36,10 +36,15 @@ def _cases() -> dict[str, Callable[[], onnx.ModelProto]]:
     cases["lstm_peepholes_batch_major"] = lambda: models.recurrent(
         "LSTM", "bidirectional", True, layout=1, peepholes=True)
     cases.update(models.CONTROL_MODELS)
-    for rate in (16000, 8000):  # sr fixed at compile time, the model as users have it
-        cases[f"vad_sr{rate // 1000}k"] = models.vad
+    for rate in (16000, 8000):
+        cases[f"vad_sr{rate // 1000}k"] = models.vad  # sr fixed at compile time
+        cases[f"vad_runtime_sr{rate // 1000}k"] = models.vad  # sr a run-time input
     return cases
 
+
+# run-time inputs given these values (both If branches computed, the output selected)
+RUN_TIME = {"vad_runtime_sr16k": {"sr": np.array(16000, np.int64)},
+            "vad_runtime_sr8k": {"sr": np.array(8000, np.int64)}}
 
 # case -> inputs fixed at compile time (given to onnxruntime as inputs)
 FIXED = {"vad_sr16k": {"sr": np.array(16000, np.int64)},
@@ -76,7 +81,9 @@ def recurrent_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]
         onnx_models.save(model, path)
         fixed = FIXED.get(name, {})
         module = compile_model(str(path), module_name=name, input_values=fixed)
-        xs = [references.random_array(t.shape, t.dtype, rng) for t in module.inputs]
+        given = RUN_TIME.get(name, {})
+        xs = [given[t.name] if t.name in given else references.random_array(t.shape, t.dtype, rng)
+              for t in module.inputs]
         feed = {t.name: x for t, x in zip(module.inputs, xs)}
         expected[name] = _reference(name, model, {**feed, **fixed})
         compiled.append(module)
@@ -119,15 +126,26 @@ def test_fixed_input_leaves_the_signature(recurrent_run: dict) -> None:
     assert " sr;" not in header and " state;" in header
 
 
-def test_run_time_if_is_one_clear_error(tmp_path: Path) -> None:
-    """Without --input-values the sample rate is a real input: the If is named, exit 4."""
-    path = tmp_path / "vad.onnx"
-    onnx_models.save(models.vad(), path)
+def test_if_whose_branches_differ_in_shape_is_one_clear_error(tmp_path: Path) -> None:
+    """A run-time If computes both branches; when they cannot agree on a shape it is exit 4
+    naming the node and the value it branches on."""
+    path = tmp_path / "if.onnx"
+    onnx_models.save(onnx_models.if_node(), path)
     with pytest.raises(UnsupportedError) as caught:
-        compile_model(str(path), module_name="vad")
+        compile_model(str(path), module_name="branchy")
     line = caught.value.one_line()
-    for word in ("control flow", "If node 'sample_rate_if'", "'is16k'", "--input-values",
-                 str(path), "vad"):
+    for word in ("control flow", "If node", "'cond'", "run time", "different shapes",
+                 "--input-values", str(path), "branchy"):
+        assert word in line, f"{word!r} missing from: {line}"
+
+
+def test_loop_without_static_trip_count_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "loop.onnx"
+    onnx_models.save(models.loop_static(trip_input=True), path)
+    with pytest.raises(UnsupportedError) as caught:
+        compile_model(str(path), module_name="loopy")
+    line = caught.value.one_line()
+    for word in ("control flow", "Loop node 'static_loop'", "trip count", "--input-values"):
         assert word in line, f"{word!r} missing from: {line}"
 
 
@@ -139,8 +157,8 @@ def test_unknown_input_value_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_cli_input_values_select_the_branch(capsys, tmp_path: Path) -> None:
-    """`--input-values vad:sr=16000` folds the If; without it the run-time If is exit 4 naming
-    the node; a bad value is a usage error (exit 2)."""
+    """`--input-values vad:sr=16000` folds the If (sr leaves the signature); a bad value is
+    a usage error (exit 2)."""
     from tvmc_multimodule.cli import driver
 
     path = tmp_path / "vad.onnx"
@@ -149,9 +167,31 @@ def test_cli_input_values_select_the_branch(capsys, tmp_path: Path) -> None:
     code = driver.main(["compile-multi", f"{path}:vad", "--input-values", "vad:sr=16000",
                         "-o", str(out)])
     assert code == 0 and out.exists()
-    code = driver.main(["compile", str(path), "--module-name", "vad", "-o", str(out)])
-    err = capsys.readouterr().err
-    assert code == 4 and "If node 'sample_rate_if'" in err and "Traceback" not in err
     code = driver.main(["compile", str(path), "--input-values", "sr=16k", "-o", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and "--input-values 'sr'" in err
+
+
+def test_odd_sizes_use_the_remainder_rows(tmp_path: Path) -> None:
+    """Input and hidden sizes that are not multiples of the kernels' four-row blocks: the
+    remainder loops (compiled and compared here; the other cases use 5 inputs, 4 hidden)."""
+    compiled, inputs, expected = [], {}, {}
+    rng = np.random.default_rng(11)
+    for op in ("LSTM", "GRU"):
+        model = models.recurrent(op, "bidirectional", True, steps=3, inputs=7, hidden=5,
+                                 seed=9)
+        path = tmp_path / f"{op}.onnx"
+        onnx_models.save(model, path)
+        module = compile_model(str(path), module_name=f"odd_{op.lower()}")
+        xs = [references.random_array(t.shape, t.dtype, rng) for t in module.inputs]
+        expected[module.name] = references.run_onnxruntime(
+            model, {t.name: x for t, x in zip(module.inputs, xs)})
+        compiled.append(module)
+        inputs[module.name] = xs
+    archive = export_model_library_format(compiled, str(tmp_path / "odd.tar"))
+    root = cbuild.extract(archive, tmp_path / "mlf")
+    outputs = cbuild.build_and_run(root, {m.name: (m.inputs, m.outputs) for m in compiled},
+                                   inputs)
+    for name, actual in outputs.items():
+        for i, (a, e) in enumerate(zip(actual, expected[name])):
+            cbuild.assert_close(a, np.asarray(e), f"{name} output {i}", rtol=RTOL)
