@@ -137,7 +137,7 @@ class TFLiteGraph:
         type_name = _type_name(dtype)
         buffer = 0
         if data is not None:
-            array = np.ascontiguousarray(data, dtype=type_name)
+            array = np.array(data, dtype=type_name, order="C")  # (ascontiguousarray: 0-d -> 1-d)
             if sparsity is None and array.shape != tuple(shape):
                 raise ValueError(f"{name}: data shape {array.shape} != {tuple(shape)}")
             self._buffers.append(array.tobytes())

@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn, Protocol
@@ -276,6 +277,22 @@ def _logging_to_stderr(verbosity: int) -> Iterator[None]:
         package_logger.propagate = saved[1]
 
 
+def log_dependency_warning(message: Warning | str, category: type[Warning], filename: str,
+                           lineno: int, file: Any = None, line: str | None = None) -> None:
+    """`warnings.showwarning` while `tvmc` runs: a Python warning of a dependency (TVM, onnx,
+    numpy) becomes a debug message (-vv) instead of raw lines on stderr, which carries our
+    own one-line messages only."""
+    logging.getLogger(f"{PACKAGE_LOGGER}.dependencies").debug(
+        "%s: %s (%s:%d)", category.__name__, message, filename, lineno)
+
+
+@contextmanager
+def _dependency_warnings_to_log() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.showwarning = log_dependency_warning
+        yield
+
+
 def _interrupted(exc: BaseException, signum: int | None) -> int:
     """One line and 130 (SIGINT, Ctrl-C) or 143 (SIGTERM)."""
     if signum is None:  # a KeyboardInterrupt raised without a signal
@@ -303,7 +320,8 @@ def main(argv: Sequence[str] | None = None,
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     verbosity = _prescan_verbosity(argv)
-    with _logging_to_stderr(verbosity), interrupts.handlers() as signals:
+    with _logging_to_stderr(verbosity), _dependency_warnings_to_log(), \
+            interrupts.handlers() as signals:
         try:
             parser = build_parser(build_registry(entry_point_loader))
             args = parse_arguments(parser, argv)
