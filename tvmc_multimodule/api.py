@@ -78,12 +78,15 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
     c_api = ModuleApi.build(name, inputs, outputs, plan.workspace_bytes, workspace,
                             spec.workspace_alignment,
                             plan.input_offsets + plan.output_offsets if workspace_io else None)
+    layers = pipeline.describe_layers(relaxed, program, operators.signatures)
+    operators_c = codegen.add_restrict(
+        codegen.operators_source(operators.host_module, target, name, imported.c_support),
+        operators.signatures)
     sources = {
-        f"{name}_lib0.c": codegen.add_restrict(
-            codegen.operators_source(operators.host_module, target, name, imported.c_support),
-            operators.signatures),
+        f"{name}_lib0.c": codegen.add_const(
+            operators_c, codegen.read_only_params(program, operators.signatures)),
         f"{name}_lib1.c": codegen.runner_source(c_api, program, plan, operators.signatures,
-                                                spec.constants_alignment),
+                                                layers, spec.constants_alignment),
     }
     if not c_api.shared:  # in a file of its own: RAM an application sharing memory never links
         sources[f"{name}_lib2.c"] = codegen.static_workspace_source(c_api)
@@ -97,7 +100,7 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                    for s in sorted(operators.signatures.values(), key=lambda s: s.c_name)],
         workspace_bytes=plan.workspace_bytes,
         liveness_bound_bytes=plan.liveness_bound_bytes,
-        layers=pipeline.describe_layers(relaxed, program, operators.signatures),
+        layers=layers,
         memory_layout=pipeline.memory_layout(program, operators.signatures, plan),
         constants_bytes=int(sum(a.nbytes for a in program.constants)),
         options={"opt_level": opt_level, "pass_config": dict(pass_config or {}),
