@@ -15,7 +15,7 @@ import numpy as np
 from . import codegen, frontends, pipeline
 from .c_api import ModuleApi, assign_c_names
 from .errors import InternalError, TvmcError, UsageError
-from .model import CompiledModule, ImportedModel, OperatorInfo, TensorInfo
+from .model import CompiledModule, ImportedModel, OperatorInfo, StateInfo, TensorInfo
 from .names import check_module_name
 from .target import TargetSpec, parse_target
 
@@ -39,6 +39,15 @@ def _resolve_tensors(declared: tuple[TensorInfo, ...], compiled: list[tuple[tupl
         keep = info.shape if same_size else shape
         result.append(TensorInfo(info.name, info.c_name, tuple(keep), dtype, info.quant))
     return result
+
+
+def _placed_states(states: tuple[StateInfo, ...]) -> list[StateInfo]:
+    """The variables at their offsets in the state buffer."""
+    from dataclasses import replace
+
+    from .c_api import state_offsets
+
+    return [replace(s, offset=o) for s, o in zip(states, state_offsets(states))]
 
 
 def _scheduled_operators(relaxed: Any, program: pipeline.Program, prefix: str, target: Any,
@@ -65,28 +74,41 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
 
     name = imported.name
     target = tvm.target.Target("c")
+    if imported.states and workspace_io:
+        raise UsageError("a stateful module cannot keep its inputs and outputs in the "
+                         "workspace (tir.usmp.use_workspace_io)",
+                         hint="compile it without use_workspace_io")
     relaxed = pipeline.lower_relax(imported.relax_module, opt_level, desired_layout)
     program = pipeline.build_program(relaxed)
+    in_place = pipeline.write_back_in_place(program, len(imported.inputs),
+                                            len(imported.outputs))
+    states = _placed_states(imported.states)
+    n_in, n_out = len(imported.inputs), len(imported.outputs)
     operators = _scheduled_operators(relaxed, program, f"tvmgen_{name}_", target, schedule,
                                      pass_config)
     plan = pipeline.plan_memory(program, operators.signatures,
                                 alignment=spec.workspace_alignment,
                                 io_in_workspace=workspace_io)
     inputs, outputs = assign_c_names(
-        _resolve_tensors(imported.inputs, program.input_types, "input"),
-        _resolve_tensors(imported.outputs, program.output_types, "output"))
+        _resolve_tensors(imported.inputs, program.input_types[:n_in], "input"),
+        _resolve_tensors(imported.outputs, program.output_types[:n_out], "output"),
+        stateful=bool(states))
     c_api = ModuleApi.build(name, inputs, outputs, plan.workspace_bytes, workspace,
                             spec.workspace_alignment,
-                            plan.input_offsets + plan.output_offsets if workspace_io else None)
+                            plan.input_offsets + plan.output_offsets if workspace_io else None,
+                            states)
     sources = {
         f"{name}_lib0.c": codegen.add_restrict(
             codegen.operators_source(operators.host_module, target, name, imported.c_support),
             operators.signatures),
         f"{name}_lib1.c": codegen.runner_source(c_api, program, plan, operators.signatures,
-                                                spec.constants_alignment),
+                                                spec.constants_alignment,
+                                                [s.initial for s in states]),
     }
     if not c_api.shared:  # in a file of its own: RAM an application sharing memory never links
         sources[f"{name}_lib2.c"] = codegen.static_workspace_source(c_api)
+    if states:  # the module's own state: RAM an application keeping its states never links
+        sources[f"{name}_lib3.c"] = codegen.static_state_source(c_api)
     return CompiledModule(
         name=name, model_path=imported.path, model_format=imported.model_format,
         target=spec.canonical, inputs=inputs, outputs=outputs, sources=sources,
@@ -99,7 +121,9 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
         liveness_bound_bytes=plan.liveness_bound_bytes,
         layers=pipeline.describe_layers(relaxed, program, operators.signatures),
         memory_layout=pipeline.memory_layout(program, operators.signatures, plan),
-        constants_bytes=int(sum(a.nbytes for a in program.constants)),
+        constants_bytes=int(sum(a.nbytes for a in program.constants)
+                            + sum(s.initial.nbytes for s in states)),
+        states=states,
         options={"opt_level": opt_level, "pass_config": dict(pass_config or {}),
                  "executor": "aot", "runtime": "crt", "interface_api": "c",
                  "unpacked_api": True, "schedule": schedule.variant, "workspace": workspace,
@@ -107,6 +131,7 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                  "workspace_byte_alignment": spec.workspace_alignment,
                  **({"desired_layout": desired_layout} if desired_layout else {}),
                  **({"workspace_io": True} if workspace_io else {}),
+                 **({"state_in_place": in_place} if states else {}),
                  "constants_byte_alignment": spec.constants_alignment},
     )
 

@@ -3,7 +3,7 @@ from .constants import constant_definition
 from .header import WORKSPACE_MODES, module_header
 from .operators import operators_source
 from .restrict import add_restrict
-from .runner import runner_source, static_workspace_source
+from .runner import runner_source, static_state_source, static_workspace_source
 
 __all__ = ["WORKSPACE_MODES", "add_restrict", "constant_definition", "module_header", "operators_source", "runner_source",
-           "static_workspace_source"]
+           "static_state_source", "static_workspace_source"]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, UnsupportedError
-from ..model import ImportedModel, QuantParams, TensorInfo
+from ..model import ImportedModel, QuantParams, StateInfo, TensorInfo
 from ..names import unique_c_names
 from .checks import MAX_TENSOR_BYTES, check_imported, raise_shape_problems, tensor_bytes
 
@@ -142,8 +142,31 @@ def _supported_ops(model: Any) -> set[str]:
     return set(OperatorConverter(model, model.Subgraphs(0), None, None).convert_map)
 
 
-def unsupported_features(model: Any) -> list[str]:
-    """Every reason the Relax TFLite frontend + our C path cannot take this model."""
+def _init_subgraphs(model: Any) -> set[int]:
+    """Subgraphs the main graph's CALL_ONCE operators run (resource-variable initialisation)."""
+    from tflite.CallOnceOptions import CallOnceOptions
+
+    graph, found = model.Subgraphs(0), set()
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        if _op_name(model, op)[0] == "CALL_ONCE" and op.BuiltinOptions() is not None:
+            options = CallOnceOptions()
+            options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+            found.add(int(options.InitSubgraphIndex()))
+    return found
+
+
+def stateful_operators(model: Any) -> Counter[str]:
+    """The resource-variable operators of the main graph, counted."""
+    graph = model.Subgraphs(0)
+    names = (_op_name(model, graph.Operators(o))[0] for o in range(graph.OperatorsLength()))
+    return Counter(n for n in names if n in _STATEFUL)
+
+
+def unsupported_features(model: Any, allow_state: bool = False) -> list[str]:
+    """Every reason the Relax TFLite frontend + our C path cannot take this model.
+    `allow_state`: resource variables (and their CALL_ONCE initialisation subgraphs) are
+    left to the int8 importer, which checks them itself."""
     supported = _supported_ops(model)
     graph = model.Subgraphs(0)
     unknown: Counter[str] = Counter()
@@ -158,7 +181,8 @@ def unsupported_features(model: Any) -> list[str]:
         if custom_code is not None:
             custom[custom_code] += 1
         elif name in _STATEFUL:
-            stateful[name] += 1
+            if not allow_state:
+                stateful[name] += 1
         elif name in _CONTROL_FLOW:
             control[name] += 1
         elif name not in supported:
@@ -170,7 +194,8 @@ def unsupported_features(model: Any) -> list[str]:
         problems.append("unsupported operators: " + _counted(unknown))
     if custom:
         problems.append("custom operators: " + _counted(custom))
-    if control or model.SubgraphsLength() > 1:
+    extra = model.SubgraphsLength() - 1 - (len(_init_subgraphs(model)) if allow_state else 0)
+    if control or extra > 0:
         what = _counted(control) if control else f"{model.SubgraphsLength()} subgraphs"
         problems.append("control flow is not supported: " + what)
     if stateful:
@@ -180,7 +205,8 @@ def unsupported_features(model: Any) -> list[str]:
                         "supported for " + ", ".join(HYBRID_OPS) + " only, not: "
                         + _counted(dynamic_range)
                         + "; convert the model with full-integer quantisation")
-    bad_types = _unsupported_tensor_types(model, graph, consumers)
+    bad_types = [t for t in _unsupported_tensor_types(model, graph, consumers)
+                 if not (allow_state and t == "resource")]
     if bad_types:
         problems.append("unsupported tensor types: " + ", ".join(bad_types))
     sparse = [t for t in range(graph.TensorsLength()) if graph.Tensors(t).Sparsity() is not None
@@ -307,7 +333,8 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
     quantised model that is not fully int8, is an UnsupportedError instead of running in
     float (float32 models are not affected)."""
     model = _load(path)
-    problems = unsupported_features(model)
+    state_ops = stateful_operators(model)
+    problems = unsupported_features(model, allow_state=True)
     if problems:
         raise UnsupportedError("; ".join(problems), module=name, path=path,
                                hint="remove or replace these before compiling")
@@ -322,12 +349,19 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
     full_int8 = is_full_int8(int8_graph)
     # the integer kernels are built for the shapes the file declares
     declared = all(int8_graph.tensor(i).shape == t.shape for i, t in zip(int8_graph.inputs, inputs))
+    if state_ops and not (full_int8 and declared):
+        raise UnsupportedError("stateful variables are supported in fully int8 models with the "
+                               "input shapes they declare only, not here: "
+                               + _counted(state_ops), module=name, path=path,
+                               hint="convert with full-integer int8 quantisation (and drop "
+                               "--input-shapes)")
     if full_int8 and declared:
         result = import_int8(int8_graph, name, [t.shape for t in inputs], strict=strict_int8,
                              variant=int8_variant)
         check_imported(result.relax_module, path, "the int8 importer")
         return ImportedModel(name, path, "tflite", result.relax_module, inputs, outputs,
-                             c_support=result.c_support)
+                             c_support=result.c_support,
+                             states=tuple(_state_info(v) for v in result.variables))
     if strict_int8 and full_int8:
         raise UnsupportedError("strict int8: the integer kernels need the input shapes the "
                                "model declares", module=name, path=path,
@@ -355,6 +389,15 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
                             op_converter=lambda *args: Converter(*args, hybrid_weights=hybrid))
     check_imported(relax_mod, path, "tvm.relax.frontend.tflite.from_tflite")
     return ImportedModel(name, path, "tflite", relax_mod, inputs, outputs)
+
+
+def _state_info(variable: Any) -> StateInfo:
+    t = variable.tensor
+    quant = None
+    if t.quantized and t.scales.size == 1:
+        quant = QuantParams((float(t.scales[0]),), (t.zero_point,))
+    return StateInfo(variable.key, tuple(int(d) for d in t.shape), t.dtype, quant,
+                     variable.initial)
 
 
 def _has_quantized_tensors(graph: Any) -> bool:
