@@ -196,6 +196,8 @@ class ModuleApi:
     workspace_io: bool = False
     # persistent variables in the module's state buffer (TFLite resource variables)
     states: tuple[CState, ...] = ()
+    # the user's custom operators the module calls (what each impl.c must define)
+    custom_functions: tuple[CFunction, ...] = ()
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -203,7 +205,8 @@ class ModuleApi:
               workspace_bytes: int, workspace_mode: str = "static",
               workspace_alignment: int = DEFAULT_ALIGNMENT,
               io_offsets: Sequence[int] | None = None,
-              states: Sequence[StateInfo] = ()) -> "ModuleApi":
+              states: Sequence[StateInfo] = (),
+              custom_functions: Sequence[CFunction] = ()) -> "ModuleApi":
         """The API of a module; its names must already be valid (ValueError otherwise).
         `io_offsets`: the workspace offsets of the inputs then the outputs, when they live
         in the workspace. `states`: the persistent variables at their offsets."""
@@ -226,7 +229,8 @@ class ModuleApi:
                    tuple(tensor(t, o) for t, o in zip(outputs, offsets[len(inputs):])),
                    io_offsets is not None,
                    tuple(CState(s.name, tuple(int(d) for d in s.shape), s.dtype, s.nbytes,
-                                int(s.offset), s.quant) for s in states))
+                                int(s.offset), s.quant) for s in states),
+                   tuple(custom_functions))
 
     @classmethod
     def of(cls, module: CompiledModule) -> "ModuleApi":
@@ -416,7 +420,8 @@ class ModuleApi:
                                               for i in range(len(self.states)))]
                  if self.stateful else [])
         return [*(f.symbol for f in self.entry_points), *self.quant_functions, *io, *arena,
-                *state, self.inputs_struct, self.outputs_struct]
+                *state, *(f.symbol for f in self.custom_functions),
+                self.inputs_struct, self.outputs_struct]
 
 
 def _tensor_problems(tensor: TensorInfo) -> list[str]:

@@ -67,6 +67,20 @@ class StateInfo:
 
 
 @dataclass(frozen=True)
+class CustomOp:
+    """A custom operator the user implements in C (`--custom-op NAME=impl.c`): the module
+    calls `tvmgen_<module>_custom_<NAME>(inputs..., outputs...)` with typed pointers.
+    `outputs`: None (the shapes and types the model declares), a list of (shape, dtype), or a
+    callable taking the inputs' [(shape, dtype)] and returning that list. `source`: the C
+    text; `source_name`: the file it came from (comments only)."""
+
+    name: str
+    source: str
+    source_name: str = "impl.c"
+    outputs: Any = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class OperatorInfo:
     """One generated operator function and the scratch it needs inside the workspace."""
 
@@ -124,6 +138,8 @@ class ImportedModel:
     c_support: str = ""          # C the operators call (the int8 kernels' static helpers)
     # persistent variables: main's last parameters and last results, in this order
     states: tuple[StateInfo, ...] = ()
+    # user custom operators the operators call: frontends.custom_ops.CustomCall each
+    custom_calls: tuple[Any, ...] = ()
 
 
 @dataclass

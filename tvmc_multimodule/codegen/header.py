@@ -120,7 +120,22 @@ def _state_lines(api: ModuleApi) -> list[str]:
     ]
 
 
+def _custom_lines(api: ModuleApi) -> list[str]:
+    if not api.custom_functions:
+        return []
+    return ["/* Custom operators the module calls: the application (or the archive's impl.c)",
+            "   defines them; inputs then outputs, in the model's order; 0 on success. */",
+            *(f.prototype() for f in api.custom_functions), ""]
+
+
 def _entry_points(api: ModuleApi) -> list[str]:
+    macro = api.macro
+    if api.custom_functions:
+        return _custom_lines(api) + _state_entry_points(api)
+    return _state_entry_points(api)
+
+
+def _state_entry_points(api: ModuleApi) -> list[str]:
     macro = api.macro
     if api.stateful:
         return _plain_entry_points(api) + [""] + _state_lines(api)

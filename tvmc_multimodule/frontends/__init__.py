@@ -21,7 +21,8 @@ _VALUE_ATTRIBUTE = re.compile(r"^'(NoneType|int|float|bytes)' object has no attr
 def import_model(path: str, name: str, model_format: str | None = None,
                  input_shapes: dict[str, list[int]] | None = None,
                  strict_int8: bool = False, int8_variant: str = "vector",
-                 input_values: dict | None = None) -> ImportedModel:
+                 input_values: dict | None = None,
+                 custom_ops: dict | None = None) -> ImportedModel:
     """Read `path` with the frontend for its format (`strict_int8`: see import_tflite and
     import_onnx; `int8_variant`: the integer kernels' loop form, "vector" or "scalar";
     `input_values`: ONNX inputs fixed to constants, see import_onnx)."""
@@ -33,7 +34,7 @@ def import_model(path: str, name: str, model_format: str | None = None,
             from .tflite import import_tflite
 
             return import_tflite(path, name, input_shapes, strict_int8=strict_int8,
-                                 int8_variant=int8_variant)
+                                 int8_variant=int8_variant, custom_ops=custom_ops)
         from .onnx import import_onnx
 
         return import_onnx(path, name, input_shapes, strict_int8=strict_int8,

@@ -163,10 +163,14 @@ def stateful_operators(model: Any) -> Counter[str]:
     return Counter(n for n in names if n in _STATEFUL)
 
 
-def unsupported_features(model: Any, allow_state: bool = False) -> list[str]:
+def unsupported_features(model: Any, allow_state: bool = False,
+                         custom_ops: Any = ()) -> list[str]:
     """Every reason the Relax TFLite frontend + our C path cannot take this model.
     `allow_state`: resource variables (and their CALL_ONCE initialisation subgraphs) are
-    left to the int8 importer, which checks them itself."""
+    left to the int8 importer, which checks them itself. `custom_ops`: the names of the custom
+    operators the user implements (the built-in ones are known)."""
+    from .custom_ops import BUILTIN
+
     supported = _supported_ops(model)
     graph = model.Subgraphs(0)
     unknown: Counter[str] = Counter()
@@ -179,7 +183,8 @@ def unsupported_features(model: Any, allow_state: bool = False) -> list[str]:
         op = graph.Operators(o)
         name, custom_code = _op_name(model, op)
         if custom_code is not None:
-            custom[custom_code] += 1
+            if custom_code not in custom_ops and custom_code not in BUILTIN:
+                custom[custom_code] += 1
         elif name in _STATEFUL:
             if not allow_state:
                 stateful[name] += 1
@@ -193,7 +198,9 @@ def unsupported_features(model: Any, allow_state: bool = False) -> list[str]:
     if unknown:
         problems.append("unsupported operators: " + _counted(unknown))
     if custom:
-        problems.append("custom operators: " + _counted(custom))
+        first = sorted(custom)[0]
+        problems.append("custom operators: " + _counted(custom) + " (give each its C "
+                        f"implementation: --custom-op {first}=impl.c)")
     extra = model.SubgraphsLength() - 1 - (len(_init_subgraphs(model)) if allow_state else 0)
     if control or extra > 0:
         what = _counted(control) if control else f"{model.SubgraphsLength()} subgraphs"
@@ -327,14 +334,16 @@ def _check_static(graph: Any, path: str, shapes: dict[str, list[int]]) -> None:
 
 
 def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | None = None,
-                  strict_int8: bool = False, int8_variant: str = "vector") -> ImportedModel:
+                  strict_int8: bool = False, int8_variant: str = "vector",
+                  custom_ops: dict[str, Any] | None = None) -> ImportedModel:
     """Fully int8-quantised graphs go to the integer-kernel importer (tflite_int8), the rest
     to TVM's Relax frontend. `strict_int8`: an int8 operator without an integer kernel, or a
     quantised model that is not fully int8, is an UnsupportedError instead of running in
     float (float32 models are not affected)."""
     model = _load(path)
     state_ops = stateful_operators(model)
-    problems = unsupported_features(model, allow_state=True)
+    custom_ops = dict(custom_ops or {})
+    problems = unsupported_features(model, allow_state=True, custom_ops=custom_ops)
     if problems:
         raise UnsupportedError("; ".join(problems), module=name, path=path,
                                hint="remove or replace these before compiling")
@@ -355,7 +364,7 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
                                + _counted(state_ops), module=name, path=path,
                                hint="convert with full-integer int8 quantisation (and drop "
                                "--input-shapes)")
-    if full_int8 and declared:
+    if full_int8 and declared and not _has_custom(model):
         result = import_int8(int8_graph, name, [t.shape for t in inputs], strict=strict_int8,
                              variant=int8_variant)
         check_imported(result.relax_module, path, "the int8 importer")
@@ -384,11 +393,22 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
     from .tflite_converter import Converter
 
     hybrid = hybrid_weights(model)
+    calls: dict[str, Any] = {}
     relax_mod = from_tflite(model, shape_dict={t.name: list(t.shape) for t in inputs},
                             dtype_dict={t.name: t.dtype for t in inputs},
-                            op_converter=lambda *args: Converter(*args, hybrid_weights=hybrid))
+                            op_converter=lambda *args: Converter(
+                                *args, hybrid_weights=hybrid, custom_ops=custom_ops,
+                                module_name=name, custom_calls=calls))
     check_imported(relax_mod, path, "tvm.relax.frontend.tflite.from_tflite")
-    return ImportedModel(name, path, "tflite", relax_mod, inputs, outputs)
+    return ImportedModel(name, path, "tflite", relax_mod, inputs, outputs,
+                         custom_calls=tuple(calls.values()))
+
+
+def _has_custom(model: Any) -> bool:
+    """Custom operators compile through the frontend's converter (ours, over TVM's)."""
+    graph = model.Subgraphs(0)
+    return any(_op_name(model, graph.Operators(o))[1] is not None
+               for o in range(graph.OperatorsLength()))
 
 
 def _state_info(variable: Any) -> StateInfo:
