@@ -129,14 +129,12 @@ def _custom_lines(api: ModuleApi) -> list[str]:
 
 
 def _entry_points(api: ModuleApi) -> list[str]:
-    macro = api.macro
     if api.custom_functions:
         return _custom_lines(api) + _state_entry_points(api)
     return _state_entry_points(api)
 
 
 def _state_entry_points(api: ModuleApi) -> list[str]:
-    macro = api.macro
     if api.stateful:
         return _plain_entry_points(api) + [""] + _state_lines(api)
     return _plain_entry_points(api)
