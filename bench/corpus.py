@@ -18,6 +18,7 @@ import argparse
 import fnmatch
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -63,8 +64,10 @@ class CorpusResult:
     error: str | None = None
     exit_code: int | None = None
     compile_s: float | None = None
+    compile_cpu_s: float | None = None
     constants_bytes: int | None = None
     input_shapes: str | None = None
+    input_values: str | None = None
     max_abs_diff: float | None = None
     diff_unit: str | None = None
     max_abs_reference: float | None = None
@@ -114,13 +117,12 @@ def run_reference(model: corpus_sources.CorpusModel, inputs: list[np.ndarray]) -
 
 
 def compile_model(model: corpus_sources.CorpusModel, name: str, archive: Path,
-                  shapes: str | None, timeout: float) -> float:
+                  options: Sequence[str], timeout: float) -> tuple[float, float]:
     """`tvmc compile` in its own process group (killed whole on timeout, with any compiler it
-    started); its wall seconds."""
+    started); its wall and CPU seconds (the CPU figure does not grow with a busy host)."""
     cmd = [*compiling.tvmc_command(), "compile", str(model.path), "--module-name", name,
-           "-o", str(archive)]
-    if shapes:
-        cmd += ["--input-shapes", shapes]
+           "-o", str(archive), *options]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     try:
         # cwd: not one whose tvmc_multimodule would shadow PYTHONPATH's
@@ -128,16 +130,26 @@ def compile_model(model: corpus_sources.CorpusModel, name: str, archive: Path,
     except subprocess.TimeoutExpired:
         raise StageFailure("compile", f"timed out after {timeout:.0f} s") from None
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise StageFailure("compile", one_line(proc.stderr), proc.returncode)
-    return seconds
+    return seconds, cpu
 
 
-def _by_name(entries: dict[str, dict], names: Sequence[str]) -> list[dict]:
-    """Our metadata tensor entries in the reference's order (by name, else in their order)."""
-    if set(names) == set(entries):
-        return [entries[n] for n in names]
-    return list(entries.values())
+def supports_input_values() -> bool:
+    """Whether this `tvmc compile` has --input-values (inputs fixed at compile time)."""
+    result = subprocess.run([*compiling.tvmc_command(), "compile", "--help"], capture_output=True,
+                            text=True, cwd=tempfile.gettempdir())
+    return "--input-values" in result.stdout
+
+
+def compile_options(specs: Sequence[corpus_inputs.InputSpec], fixed: str | None) -> list[str]:
+    """--input-shapes for inputs with symbolic non-batch dims, --input-values for the pinned
+    ones (when the product has the option): what a user would type."""
+    shapes = corpus_inputs.shape_option(specs)
+    return [*(["--input-shapes", shapes] if shapes else []),
+            *(["--input-values", fixed] if fixed else [])]
 
 
 def run_ours(archive: compiling.CompiledArchive, inputs: list[np.ndarray],
@@ -146,11 +158,16 @@ def run_ours(archive: compiling.CompiledArchive, inputs: list[np.ndarray],
     """Build the harness with the module (stage build) and run it once (stage run); outputs
     in the order of `names` (the model's input and output names) where the archive has them."""
     input_names, output_names = names
-    ours_in = _by_name(archive.main["inputs"], input_names)
-    if len(ours_in) != len(inputs):
-        raise StageFailure("run", f"{len(ours_in)} inputs in the archive, the model has {len(inputs)}")
+    fed = dict(zip(input_names, inputs))
+    entries = archive.main["inputs"]
+    if set(entries) <= set(fed):  # by name; inputs fixed with --input-values are not in it
+        pairs = [(entry, fed[name]) for name, entry in entries.items()]
+    elif len(entries) == len(inputs):
+        pairs = list(zip(entries.values(), inputs))
+    else:
+        raise StageFailure("run", f"{len(entries)} inputs in the archive, the model has {len(inputs)}")
     arrays = []
-    for entry, array in zip(ours_in, inputs):
+    for entry, array in pairs:
         if int(np.prod(entry["shape"])) != array.size:
             raise StageFailure("run", f"input {entry['c_name']}: {entry['shape']} in the archive, "
                                       f"{list(array.shape)} fed to the reference")
@@ -188,7 +205,7 @@ def compare(result: CorpusResult, ours: list[np.ndarray], reference: list[np.nda
 
 
 def benchmark(model: corpus_sources.CorpusModel, work: Path, timeout: float,
-              cflags: str) -> CorpusResult:
+              cflags: str, fix_values: bool = True) -> CorpusResult:
     name = models.module_name(model.path)
     result = CorpusResult(name, model.package, model.member, model.model_format,
                           model.path.stat().st_size)
@@ -197,7 +214,7 @@ def benchmark(model: corpus_sources.CorpusModel, work: Path, timeout: float,
     except Exception:  # noqa: BLE001 - a figure of the table, not a stage
         pass
     try:
-        _through_stages(model, result, work, timeout, cflags)
+        _through_stages(model, result, work, timeout, cflags, fix_values)
         result.stage = "ok"
     except StageFailure as failure:
         result.stage, result.error, result.exit_code = failure.stage, failure.message, failure.exit_code
@@ -206,7 +223,7 @@ def benchmark(model: corpus_sources.CorpusModel, work: Path, timeout: float,
 
 
 def _through_stages(model: corpus_sources.CorpusModel, result: CorpusResult, work: Path,
-                    timeout: float, cflags: str) -> None:
+                    timeout: float, cflags: str, fix_values: bool) -> None:
     try:
         specs = corpus_inputs.input_specs(model.path)
         inputs = corpus_inputs.make_inputs(model.path, specs)
@@ -215,9 +232,11 @@ def _through_stages(model: corpus_sources.CorpusModel, result: CorpusResult, wor
         text = " ".join(str(exc).split())  # LiteRT's message spans lines; the first says why
         raise StageFailure("reference", f"{type(exc).__name__}: {text}"[:500]) from None
     result.input_shapes = corpus_inputs.shape_option(specs)
+    result.input_values = corpus_inputs.value_option(model.path, specs) if fix_values else None
     work.mkdir(parents=True, exist_ok=True)
     tar = work / f"{result.name}.tar"
-    result.compile_s = compile_model(model, result.name, tar, result.input_shapes, timeout)
+    result.compile_s, result.compile_cpu_s = compile_model(
+        model, result.name, tar, compile_options(specs, result.input_values), timeout)
     try:
         archive = compiling.extract(tar, work / "mlf", result.name)
     except Exception as exc:  # noqa: BLE001
@@ -278,6 +297,7 @@ def columns() -> list[table.Column]:
         ("", "stage", lambda r: r.stage),
         ("", "cause", lambda r: (r.cause or "")[:60]),
         ("", "compile s", lambda r: num(r.compile_s, ".1f")),
+        ("", "cpu s", lambda r: num(r.compile_cpu_s, ".1f")),
         ("", "const/w", lambda r: num(r.constants_ratio, ".2f")),
         ("", "max abs diff", lambda r: num(r.max_abs_diff, ".1e")),
     ]
@@ -372,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(selected)} models")
         return 0
     provenance = product_provenance()
+    fix_values = supports_input_values()
     collected = []
     with tempfile.TemporaryDirectory(prefix="tvmc-corpus-") as tmp:
         work = args.workdir.resolve() if args.workdir else Path(tmp)
@@ -380,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
             start = time.perf_counter()
             model_work = work / f"{index:03d}_{models.module_name(model.path)}"
-            result = benchmark(model, model_work, args.timeout, args.cflags)
+            result = benchmark(model, model_work, args.timeout, args.cflags, fix_values)
             if not args.workdir:  # large models leave hundreds of MB of C behind
                 shutil.rmtree(model_work, ignore_errors=True)
             collected.append(result)

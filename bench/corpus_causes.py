@@ -63,6 +63,8 @@ RULES: Sequence[Rule] = (
     (r"Node number \d+ \((\w+)\) failed to prepare", lambda m: f"{m.group(1)} failed to prepare"),
     (r"an output is not a tensor", "non-tensor output"),
     (r"control flow is not supported: (.*)", _control),
+    (r"control flow: (\w+) node .* computed at run time", lambda m: f"{m.group(1)} (run-time condition)"),
+    (r"well_formed refuses", "ill-formed import"),
     (r"stateful variables|VAR_HANDLE|READ_VARIABLE|ASSIGN_VARIABLE|resource variable",
      "resource variables"),
     (r"dynamic-range quanti[sz]ation", "dynamic-range quantisation"),

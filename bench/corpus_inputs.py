@@ -31,6 +31,8 @@ SHAPES: dict[str, dict[str, tuple[int, ...]]] = {
     "common.onnx": {"input1": (1, 1, 64, 160)},
     "common_old.onnx": {"input1": (1, 1, 64, 160)},
 }
+# file-name glob -> input name -> the value the package's code always feeds; given to the
+# compiler with --input-values when it has the option (a user would fix it so)
 VALUES: dict[str, dict[str, float]] = {"silero_vad*.onnx": {"sr": 16000}}
 
 
@@ -119,6 +121,17 @@ def output_names(path: Path) -> list[str]:
 def shape_option(specs: Sequence[InputSpec]) -> str | None:
     """`--input-shapes` text for the inputs that need it (None: no option)."""
     entries = [f"{s.name}:[{','.join(map(str, s.shape))}]" for s in specs if s.needs_shape_option]
+    return " ".join(entries) or None
+
+
+def value_option(path: Path, specs: Sequence[InputSpec]) -> str | None:
+    """`--input-values` text for the pinned inputs (None: no option)."""
+    entries = []
+    for spec in specs:
+        pinned = _lookup(VALUES, path, spec.name)
+        if pinned is not None:
+            entries.append(f"{spec.name}={pinned:g}" if not spec.shape else
+                           f"{spec.name}=[{','.join([f'{pinned:g}'] * int(np.prod(spec.shape)))}]")
     return " ".join(entries) or None
 
 

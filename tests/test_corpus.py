@@ -51,6 +51,9 @@ def corpus() -> ModuleType:
      "conv2d_transpose left after lowering"),
     ("error: m (p): internal error: KeyError: 'x_17'", 70, "internal error: KeyError: '…'"),
     ("timed out after 120 s", None, "timeout"),
+    ("error: m (p): control flow: If node 'If_0' branches on 'c', which is computed at run "
+     "time; only If nodes whose condition folds to a constant are compiled - fix", 4,
+     "If (run-time condition)"),
     ("RuntimeError: Encountered unresolved custom op: Landmarks2TransformMatrix. See "
      "instructions: ... Node number 192 (Landmarks2TransformMatrix) failed to prepare.", None,
      "custom op Landmarks2TransformMatrix"),

@@ -172,3 +172,47 @@ def test_html_report_renders_in_chromium(capsys, archive, tmp_path):
     blue = sum(1 for p in pixels if abs(p[0] - 113) < 20 and abs(p[1] - 146) < 20
                and abs(p[2] - 184) < 20)  # #4e79a7 at 0.8 over the plan's #fafafa
     assert blue > 500
+
+
+@pytest.mark.arm
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("arm-none-eabi-gcc", "qemu-system-arm",
+                                                       "make")),
+                    reason="needs arm-none-eabi-gcc, qemu-system-arm and make")
+def test_cortex_m_profile_fills_the_instructions_column(capsys, tmp_path):
+    """A Cortex-M4 run (tvmc micro, QEMU) of a module with its inputs and outputs in the
+    workspace: outputs bit-exact with TFLite Micro, and its per-operator profile gives the
+    report's instructions per layer."""
+    import numpy as np
+
+    import references
+    from builders import tflite_models
+
+    model = tmp_path / "kws8.tflite"
+    model.write_bytes(tflite_models.int8_conv_fc_softmax())
+    archive = tmp_path / "m.tar"
+    assert driver.main(["compile", str(model), "--module-name", "kws8", "--target-c-mcpu",
+                        "cortex-m4", "--pass-config", "tir.usmp.use_workspace_io=1", "-o",
+                        str(archive)], entry_point_loader=NO_PLUGINS) == 0
+    project = tmp_path / "fw"
+    assert driver.main(["micro", "create-project", str(project), str(archive), "--board",
+                        "mps2_an386"]) == 0
+    module = load_model_library_format(str(archive)).modules["kws8"]
+    x = references.random_array(module.inputs[0].shape, "int8", np.random.default_rng(3))
+    np.savez(tmp_path / "in.npz", **{module.inputs[0].name: x})
+    profile = tmp_path / "profile.json"
+    code, _, err = tvmc(capsys, "run", "--device", "micro", str(project), "-i",
+                        str(tmp_path / "in.npz"), "-o", str(tmp_path / "out.npz"), "--profile",
+                        "--profile-json", str(profile), "--invokes", "2")
+    assert code == 0, err
+    got = np.load(tmp_path / "out.npz")[module.outputs[0].name]
+    np.testing.assert_array_equal(got, references.run_tflite_micro(model.read_bytes(), [x])[0])
+    counts = json.loads(profile.read_text())["kws8"]
+    assert {int(k) for k in counts} == {layer.step for layer in module.layers}
+    code, out, err = tvmc(capsys, "report", str(archive), "--profile", str(profile))
+    assert code == 0, err
+    header = next(line for line in out.splitlines() if line.startswith("step  function"))
+    assert header.split()[-1] == "instructions"
+    first = module.layers[0]
+    row = next(line for line in out.splitlines() if line.split()[:2] == [str(first.step),
+                                                                          first.function_name])
+    assert row.split()[-1] == str(counts[str(first.step)])

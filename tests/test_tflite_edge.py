@@ -1,6 +1,8 @@
 """The TFLite patterns of real edge models (issue 10): float16 weights, sparse weights (DENSIFY),
 PRELU with a per-channel alpha, EXPAND_DIMS, a -1 in shape_signature, dynamic-range (hybrid)
-int8 weights, a BlazeFace block (a channel PAD after a pooling). Each test-built model is compiled, all are linked into ONE program with gcc
+int8 weights, a BlazeFace block (a channel PAD after a pooling), a one-element convolution
+(gcc -Werror must not see an accumulator it thinks uninitialised), a RESHAPE whose target is
+computed from SHAPE, a weight two convolutions share. Each test-built model is compiled, all are linked into ONE program with gcc
 -Werror, run, and compared with LiteRT (and TFLite Micro where it runs the model)."""
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from tvmc_multimodule.errors import InternalError, ModelError
 
 MODELS = tflite_edge_models.edge_models()
 # TFLite Micro has no float16 DEQUANTIZE, no DENSIFY and no hybrid kernels
-TFLM_RUNS = {"prelu", "expand_dims_signature", "blaze_block"}
+TFLM_RUNS = {"prelu", "expand_dims_signature", "blaze_block", "single_output_conv",
+             "computed_reshape_shared_weights"}
 
 
 def _weights_f32_bytes(model: bytes) -> int:

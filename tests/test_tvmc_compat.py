@@ -197,3 +197,41 @@ def test_progress_and_totals(capsys, tmp_path):
     assert rows["total"][-4] == rows["a"][-4]
     assert int(rows["total"][-2]) == 2 * int(rows["a"][-2])
     assert "max over modules: one shared arena" in out
+
+
+def test_notes_only_options_change_nothing(capsys, tmp_path, monkeypatch):
+    """The options accepted with a note leave the archive byte for byte as without them."""
+    path = tmp_path / "conv.onnx"
+    onnx_models.save(onnx_models.conv2d(), path)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    archives = []
+    for extra in ([], ["--runtime-crt-system-lib", "1", "--executor-aot-link-params", "1",
+                       "--pass-config", "tir.usmp.enable=1",
+                       "--pass-config", "tir.usmp.algorithm=greedy_by_conflicts"]):
+        out = tmp_path / f"m{len(archives)}.tar"
+        assert tvmc(capsys, "compile", str(path), "-o", str(out), *extra)[0] == 0
+        archives.append(out.read_bytes())
+    assert archives[0] == archives[1]
+
+
+def test_desired_layout_nhwc_applies_at_o0(capsys, tmp_path):
+    """-O0 converts no layout by default; --desired-layout NHWC does (transposes appear)."""
+    path = tmp_path / "conv.onnx"
+    onnx_models.save(onnx_models.conv2d(), path)
+    names = {}
+    for label, extra in (("default", []), ("nhwc", ["--desired-layout", "NHWC"])):
+        out = tmp_path / f"{label}.tar"
+        assert tvmc(capsys, "compile", str(path), "-O", "0", "-o", str(out), *extra)[0] == 0
+        names[label] = _operator_names(out)
+    assert not any("transpose" in n for n in names["default"])
+    assert any("transpose" in n for n in names["nhwc"])
+
+
+def test_unknown_option_reported_with_the_other_problems(capsys, model, tmp_path):
+    code, _, err = tvmc(capsys, "compile", str(model), "-o", str(tmp_path / "m.tar"), "--frob",
+                        "--target-llvm-mcpu", "x", "--target", "c -foo=1", "--use-vm")
+    line = error_line(err)
+    for needle in ("unknown option '--frob'", "target 'llvm' is not supported",
+                   "unknown option '-foo'", "--use-vm is not supported"):
+        assert needle in line
+    assert code == 2 and "usage: tvmc compile " in err

@@ -113,7 +113,8 @@ def conv_sequence_head() -> onnx.ModelProto:
 def conv_layout_followers() -> onnx.ModelProto:
     """Every operator that follows the convolutions' layout, and some that do not, behind
     convolutions: BatchNormalization, Relu, MaxPool, Resize, Concat, Mul, PRelu, AveragePool,
-    Softmax over channels, ReduceMean over the pixels, Sum, GlobalAveragePool."""
+    Softmax over channels, ReduceMean over the pixels, Sum, GlobalAveragePool; reductions
+    that drop the pixel or the channel axes."""
     w = _Weights(24)
     c = 6
     bn = [w.add("bn.scale", [c]), w.add("bn.bias", [c]), w.add("bn.mean", [c], 0.1)]
@@ -137,9 +138,15 @@ def conv_layout_followers() -> onnx.ModelProto:
         helper.make_node("ReduceMean", ["v3"], ["mean"], axes=[2, 3], keepdims=1),
         helper.make_node("Sum", ["sm", "mean", "v3"], ["t"]),
         helper.make_node("GlobalAveragePool", ["t"], ["y"]),
+        # reductions that drop axes, over the pixels and over the channels
+        helper.make_node("ReduceMean", ["v3"], ["pooled"], axes=[2, 3], keepdims=0),
+        helper.make_node("ReduceMax", ["v3"], ["cmax"], axes=[1], keepdims=0),
+        helper.make_node("ReduceSum", ["a3", w.add_int("axis1", [1])], ["csum"], keepdims=1),
+        helper.make_node("Mul", ["cmax", "csum"], ["z"]),
     ]
     return _model("conv_layout_followers", nodes, [_value("x", [1, 3, 8, 8])],
-                  [_value("y", [1, c, 1, 1]), ], w.inits, opset=17)
+                  [_value("y", [1, c, 1, 1]), _value("pooled", [1, c]),
+                   _value("z", [1, 1, 8, 8])], w.inits, opset=13)
 
 
 # ---------------------------------------------------------------- shape arithmetic

@@ -219,11 +219,13 @@ def det() -> onnx.ModelProto:
 
 
 def if_node() -> onnx.ModelProto:
-    """x[1,4] -> If(ReduceSum(x) > 0) then Relu(x) else Neg(x) -> y[1,4]. Valid ONNX, control flow."""
+    """x[1,4] -> If(ReduceSum(x) > 0) then Relu(x) [1,4] else ReduceSum(x) [1,1] -> y. Valid
+    ONNX, control flow on a run-time value whose branches differ in shape (no static form)."""
     then_graph = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["then_y"])], "then", [], [_value("then_y", [1, 4])])
     else_graph = helper.make_graph(
-        [helper.make_node("Neg", ["x"], ["else_y"])], "else", [], [_value("else_y", [1, 4])])
+        [helper.make_node("ReduceSum", ["x"], ["else_y"], keepdims=1)], "else", [],
+        [_value("else_y", [1, 1])])
     nodes = [
         helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
         helper.make_node("Greater", ["total", "zero"], ["cond"]),

@@ -161,18 +161,25 @@ def if_constant(flag: bool = True, seed: int = 4) -> onnx.ModelProto:
                                     [helper.make_tensor_value_info("y", F32, [2, 4])], inits))
 
 
-def loop_static(trips: int = 3, seed: int = 5) -> onnx.ModelProto:
+def loop_static(trips: int = 3, stop_after: int | None = None, trip_input: bool = False,
+                seed: int = 5) -> onnx.ModelProto:
     """x[1,4] -> Loop(trip count 3): acc = tanh(acc @ W + x * i) (the iteration number used),
-    scan output acc * 2 -> (acc_final[1,4], stacked[3,1,4])."""
+    scan output acc * 2 -> (acc_final[1,4], stacked[3,1,4]). `stop_after`: the body's
+    condition becomes i + 1 < stop_after (a while loop that ends early, statically);
+    `trip_input`: the trip count is a model input (no static form)."""
     rng = np.random.default_rng(seed)
+    if stop_after is None:
+        cond = [helper.make_node("Identity", ["cond_in"], ["cond_out"])]
+    else:
+        cond = [helper.make_node("Add", ["i", "one"], ["next_i"]),
+                helper.make_node("Less", ["next_i", "stop"], ["cond_out"])]
     body = helper.make_graph(
-        [helper.make_node("Cast", ["i"], ["i_f"], to=F32),
+        cond + [helper.make_node("Cast", ["i"], ["i_f"], to=F32),
          helper.make_node("Mul", ["x", "i_f"], ["xi"]),
          helper.make_node("MatMul", ["acc_in", "w"], ["mm"]),
          helper.make_node("Add", ["mm", "xi"], ["pre"]),
          helper.make_node("Tanh", ["pre"], ["acc_out"]),
-         helper.make_node("Mul", ["acc_out", "two"], ["scan"]),
-         helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+         helper.make_node("Mul", ["acc_out", "two"], ["scan"])],
         "body",
         [helper.make_tensor_value_info("i", TensorProto.INT64, []),
          helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
@@ -180,15 +187,22 @@ def loop_static(trips: int = 3, seed: int = 5) -> onnx.ModelProto:
         [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
          helper.make_tensor_value_info("acc_out", F32, [1, 4]),
          helper.make_tensor_value_info("scan", F32, [1, 4])],
-        [numpy_helper.from_array(np.float32(2), "two")])
-    nodes = [helper.make_node("Loop", ["trips", "", "x"], ["acc", "stacked"], name="static_loop",
-                              body=body)]
-    inits = [numpy_helper.from_array(np.array(trips, np.int64), "trips"),
-             _weights(rng, "w", (4, 4))]
+        [numpy_helper.from_array(np.float32(2), "two"),
+         numpy_helper.from_array(np.array(1, np.int64), "one"),
+         numpy_helper.from_array(np.array(stop_after or 0, np.int64), "stop")])
+    start = ["trips", "cond0" if stop_after else "", "x"]
+    nodes = [helper.make_node("Loop", start, ["acc", "stacked"], name="static_loop", body=body)]
+    inits = [_weights(rng, "w", (4, 4)), numpy_helper.from_array(np.array(True), "cond0")]
+    inputs = [helper.make_tensor_value_info("x", F32, [1, 4])]
+    if trip_input:
+        inputs.append(helper.make_tensor_value_info("trips", TensorProto.INT64, []))
+    else:
+        inits.append(numpy_helper.from_array(np.array(trips, np.int64), "trips"))
+    runs = min(trips, stop_after or trips)
     return _model(helper.make_graph(
-        nodes, "loop_static", [helper.make_tensor_value_info("x", F32, [1, 4])],
+        nodes, "loop_static", inputs,
         [helper.make_tensor_value_info("acc", F32, [1, 4]),
-         helper.make_tensor_value_info("stacked", F32, [trips, 1, 4])], inits))
+         helper.make_tensor_value_info("stacked", F32, [runs, 1, 4])], inits))
 
 
 def if_on_shape(seed: int = 6) -> onnx.ModelProto:
@@ -231,5 +245,6 @@ CONTROL_MODELS: dict[str, Callable[[], onnx.ModelProto]] = {
     "if_constant_then": lambda: if_constant(True),
     "if_constant_else": lambda: if_constant(False),
     "loop_static": loop_static,
+    "loop_ends_early": lambda: loop_static(trips=6, stop_after=4),
     "vad_sr_initializer": lambda: vad(sr_constant=8000),
 }

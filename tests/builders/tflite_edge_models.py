@@ -168,6 +168,50 @@ def blaze_block(seed: int = 19) -> bytes:
     return g.to_bytes()
 
 
+def single_output_conv(seed: int = 20) -> bytes:
+    """x[1,3,3,32] -> CONV_2D 3x3 VALID to one channel -> y[1,1,1,1] (face_landmark's face
+    flag head): one accumulator, no schedule rule applies."""
+    rng = np.random.default_rng(seed)
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 3, 3, 32])
+    y = g.add_tensor("y", [1, 1, 1, 1])
+    g.add_operator("CONV_2D", [x, g.add_const("w", _weights(rng, [1, 3, 3, 32])),
+                               g.add_const("b", _weights(rng, [1], 0.1))], [y],
+                   ("Conv2DOptions", _conv_opts(Padding.VALID)))
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
+def computed_reshape_shared_weights(seed: int = 21) -> bytes:
+    """x[1,6,6,8] -> CONV_2D 3x3 (w) -> RELU -> CONV_2D 3x3 (the same w) -> [1,6,6,8];
+    reshaped to [batch, -1] as TF writes it: SHAPE -> STRIDED_SLICE (shrink) -> PACK with
+    288 -> RESHAPE -> y[1,288]. The target shape is computed in the graph; the shared weight
+    must be stored once (basic-pitch reads one CQT kernel in 9 convolutions)."""
+    rng = np.random.default_rng(seed)
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 6, 6, 8])
+    w = g.add_const("shared/w", _weights(rng, [8, 3, 3, 8]))
+    b = g.add_const("shared/b", _weights(rng, [8], 0.1))
+    c1 = g.add_tensor("conv1", [1, 6, 6, 8])
+    g.add_operator("CONV_2D", [x, w, b], [c1], ("Conv2DOptions", _conv_opts(activation="RELU")))
+    c2 = g.add_tensor("conv2", [1, 6, 6, 8])
+    g.add_operator("CONV_2D", [c1, w, b], [c2], ("Conv2DOptions", _conv_opts()))
+    shape = g.add_tensor("shape", [4], "int32")
+    g.add_operator("SHAPE", [c2], [shape], ("ShapeOptions", {"OutType": 2}))
+    batch = g.add_tensor("batch", [], "int32")
+    g.add_operator("STRIDED_SLICE", [shape, g.add_const("begin", np.array([0], np.int32)),
+                                     g.add_const("end", np.array([1], np.int32)),
+                                     g.add_const("strides", np.array([1], np.int32))],
+                   [batch], ("StridedSliceOptions", {"ShrinkAxisMask": 1}))
+    target = g.add_tensor("target", [2], "int32")
+    g.add_operator("PACK", [batch, g.add_const("rest", np.array(288, np.int32))], [target],
+                   ("PackOptions", {"ValuesCount": 2, "Axis": 0}))
+    y = g.add_tensor("y", [1, 288])
+    g.add_operator("RESHAPE", [c2, target], [y])
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
 def _hybrid_const(g: TFLiteGraph, name: str, w: np.ndarray, axis: int,
                   per_channel: bool = True) -> int:
     if per_channel:
@@ -233,6 +277,8 @@ def edge_models() -> dict[str, Callable[[], bytes]]:
         "sparse_fc_conv": sparse_fc_conv,
         "expand_dims_signature": expand_dims_signature,
         "blaze_block": blaze_block,
+        "single_output_conv": single_output_conv,
+        "computed_reshape_shared_weights": computed_reshape_shared_weights,
         "hybrid_conv_dw_fc": hybrid_conv_dw_fc,
         **hybrid_variants(),
     }

@@ -82,6 +82,7 @@ class _Tensor:
     quant: Quantization | None
     sparsity: Sparsity | None = None
     shape_signature: tuple[int, ...] | None = None
+    variable: bool = False
 
 
 @dataclass
@@ -129,13 +130,14 @@ class TFLiteGraph:
         subgraph: int = 0,
         sparsity: Sparsity | None = None,
         shape_signature: Sequence[int] | None = None,
+        variable: bool = False,
     ) -> int:
         """Add a tensor (constant if ``data`` is given, quantised if ``scale`` is); returns its index.
         With ``sparsity``, ``data`` is the flat array of stored values."""
         type_name = _type_name(dtype)
         buffer = 0
         if data is not None:
-            array = np.ascontiguousarray(data, dtype=type_name)
+            array = np.array(data, dtype=type_name, order="C")  # (ascontiguousarray: 0-d -> 1-d)
             if sparsity is None and array.shape != tuple(shape):
                 raise ValueError(f"{name}: data shape {array.shape} != {tuple(shape)}")
             self._buffers.append(array.tobytes())
@@ -150,7 +152,7 @@ class TFLiteGraph:
         tensors = self._subgraphs[subgraph].tensors
         signature = None if shape_signature is None else tuple(int(d) for d in shape_signature)
         tensors.append(_Tensor(name, tuple(int(d) for d in shape), type_name, buffer, quant,
-                               sparsity, signature))
+                               sparsity, signature, variable))
         return len(tensors) - 1
 
     def add_const(self, name: str, data: np.ndarray, **quant: Any) -> int:
@@ -297,6 +299,8 @@ def _write_tensor(b: flatbuffers.Builder, t: _Tensor) -> int:
     if signature is not None:
         tm.TensorAddShapeSignature(b, signature)
     tm.TensorAddType(b, TENSOR_TYPES[t.type_name])
+    if t.variable:
+        tm.TensorAddIsVariable(b, True)
     tm.TensorAddBuffer(b, t.buffer)
     tm.TensorAddName(b, name)
     if quant is not None:

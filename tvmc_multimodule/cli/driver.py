@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn, Protocol
@@ -200,7 +201,12 @@ def _subparser(parser: argparse.ArgumentParser,
 def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
     """parse_args, except that arguments argparse does not know are reported by the options
     themselves (every one of them, with the subcommand's usage): an unknown option that takes a
-    value would otherwise make argparse take the value as the model and name the model file."""
+    value would otherwise make argparse take the value as the model and name the model file.
+
+    A subcommand that validates its whole command line (compile, compile-multi: they set
+    `unknown_options` to a list) gets the unknown options as problems among the others, when
+    no stray argument shows that one of them swallowed a value.
+    """
     argv = legacy.join_target_values(list(argv))
     args, extras = parser.parse_known_args(argv)
     if not extras:
@@ -214,6 +220,9 @@ def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> arg
     problems = [legacy.unknown_option_error(token) for token in options]
     for problem in problems:
         problem.hint = problem.hint or f"see '{sub.prog} --help'"
+    if isinstance(getattr(args, "unknown_options", None), list) and len(options) == len(extras):
+        args.unknown_options = problems
+        return args
     if len(problems) == 1:
         raise problems[0]
     raise ErrorGroup(problems)
@@ -268,6 +277,22 @@ def _logging_to_stderr(verbosity: int) -> Iterator[None]:
         package_logger.propagate = saved[1]
 
 
+def log_dependency_warning(message: Warning | str, category: type[Warning], filename: str,
+                           lineno: int, file: Any = None, line: str | None = None) -> None:
+    """`warnings.showwarning` while `tvmc` runs: a Python warning of a dependency (TVM, onnx,
+    numpy) becomes a debug message (-vv) instead of raw lines on stderr, which carries our
+    own one-line messages only."""
+    logging.getLogger(f"{PACKAGE_LOGGER}.dependencies").debug(
+        "%s: %s (%s:%d)", category.__name__, message, filename, lineno)
+
+
+@contextmanager
+def _dependency_warnings_to_log() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.showwarning = log_dependency_warning
+        yield
+
+
 def _interrupted(exc: BaseException, signum: int | None) -> int:
     """One line and 130 (SIGINT, Ctrl-C) or 143 (SIGTERM)."""
     if signum is None:  # a KeyboardInterrupt raised without a signal
@@ -295,7 +320,8 @@ def main(argv: Sequence[str] | None = None,
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     verbosity = _prescan_verbosity(argv)
-    with _logging_to_stderr(verbosity), interrupts.handlers() as signals:
+    with _logging_to_stderr(verbosity), _dependency_warnings_to_log(), \
+            interrupts.handlers() as signals:
         try:
             parser = build_parser(build_registry(entry_point_loader))
             args = parse_arguments(parser, argv)

@@ -71,6 +71,9 @@ def add_device_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", action="store_true",
                         help="(--device micro) instructions per inference and per operator, "
                              "stack peak, flash and RAM")
+    parser.add_argument("--profile-json", metavar="JSON",
+                        help="(--device micro) with --profile: also write the instructions of "
+                             "each operator call as JSON, for 'tvmc report --profile'")
     if "--invokes" not in parser._option_string_actions:
         parser.add_argument("--invokes", type=int, default=1, metavar="N",
                             help="run the module N times in a row (state carries over); the "
@@ -188,6 +191,14 @@ def drive_run_on_device(args: argparse.Namespace) -> int:
         problems.append(UsageError("inputs file not found", path=args.inputs))
     if invokes < 1:
         problems.append(UsageError(f"--invokes {invokes}: N must be at least 1"))
+    profile_json = getattr(args, "profile_json", None)
+    if profile_json and not args.profile:
+        problems.append(UsageError("--profile-json needs --profile"))
+    if profile_json:
+        try:
+            options.check_output_path(profile_json)
+        except TvmcError as err:
+            problems.append(err)
     if args.outputs:
         try:
             options.check_output_path(args.outputs)
@@ -221,9 +232,23 @@ def drive_run_on_device(args: argparse.Namespace) -> int:
     if args.profile:
         print(profile_table(project, module.name, run, operators or [],
                             footprint(directory, project, elf)))
+    if profile_json:
+        write_profile_json(profile_json, project, module.name, operators or [])
     if args.outputs:
         print(f"wrote {args.outputs}")
     return 0
+
+
+def write_profile_json(path: str, project: Any, module: str, operators: list) -> None:
+    """{"<module>": {"<step>": instructions}}: the runner's step index of each operator call
+    (TVMGEN_OPERATOR_CALL's index), the format `tvmc report --profile` reads."""
+    from ..micro.emulator import instructions
+
+    counts = {str(c.index): int(round(instructions(c.ticks, project.cpu_clock_hz)))
+              for c in operators}
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({module: counts}, handle, indent=1, sort_keys=True)
+        handle.write("\n")
 
 
 def profile_table(project: Any, module: str, run: Any, operators: list, fp: Any) -> str:

@@ -82,7 +82,9 @@ def add_compile_options(parser: argparse.ArgumentParser, *, multi: bool) -> None
                         help="accepted for tvmc compatibility; the unpacked API is always used")
     parser.add_argument("--pass-config", action="append", metavar="NAME=VALUE",
                         help="TVM PassContext configuration, repeatable, e.g. "
-                             "'tirx.disable_vectorize=1'")
+                             "'tirx.disable_vectorize=1'; TVM 0.18's "
+                             "'tir.usmp.use_workspace_io=1' puts the inputs and outputs in the "
+                             "workspace (the module's only RAM)")
     parser.add_argument("-O", "--opt-level", type=int, choices=range(4), default=3,
                         metavar="[0-3]", help="optimization level (default: 3)")
     parser.add_argument("--workspace", choices=("static", "shared"), default="static",
@@ -104,6 +106,8 @@ def add_compile_options(parser: argparse.ArgumentParser, *, multi: bool) -> None
                              "archive is byte-identical to -j 1 (default: number of CPUs)")
     add_verbose(parser)
     legacy.add_legacy_options(parser)
+    # the driver fills it with the options argparse does not know, reported with the rest
+    parser.set_defaults(unknown_options=[])
 
 
 # ----------------------------------------------------------------------------- models
@@ -459,7 +463,7 @@ def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
     `module_prefixes`: whether --input-shapes entries may carry a ``MODULE:`` prefix
     (compile-multi) or are plain tvmc syntax for the single module (compile).
     """
-    problems: list[TvmcError] = []
+    problems: list[TvmcError] = list(getattr(args, "unknown_options", None) or [])
     names = [name for _, name in pairs]
     formats = [_collect(problems, detect_format, path, args.model_format, path=path,
                         module=name) for path, name in pairs]

@@ -70,7 +70,7 @@ def register_parser(subparsers: argparse._SubParsersAction) -> None:
 def drive_run(args: argparse.Namespace) -> int:
     if args.device == "micro":
         return micro.drive_run_on_device(args)
-    if args.profile:
+    if args.profile or getattr(args, "profile_json", None):
         raise UsageError("--profile needs --device micro (a tvmc micro project)")
     _validate(args)
     from ..mlf import extract_archive, load_model_library_format
@@ -78,11 +78,17 @@ def drive_run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="tvmc-run-") as tmp:
         root = os.path.join(tmp, "mlf")
         extract_archive(args.archive, root)
-        module = _select_module(load_model_library_format(root).modules, args.module,
-                                args.archive)
+        try:
+            loaded = load_model_library_format(root)
+        except OutputError as err:  # name the archive, not the temporary directory
+            raise OutputError(err.message, module=err.module, path=args.archive,
+                              hint=err.hint) from None
+        module = _select_module(loaded.modules, args.module, args.archive)
         steps = args.invokes
         try:
-            arrays = (match_inputs(_load_npz(args.inputs), module.inputs, steps) if args.inputs
+            arrays = (match_inputs(_load_npz(args.inputs, module.inputs, steps), module.inputs,
+                                   steps)
+                      if args.inputs
                       else fill_inputs(module.inputs, args.fill_mode, steps))
             executable = build_runner(root, module.c_api, list(module.sources),
                                       os.path.join(tmp, "build"), steps or 1)
@@ -133,19 +139,60 @@ def _select_module(modules: dict[str, Any], wanted: str | None, archive: str) ->
 
 # ----------------------------------------------------------------------------- inputs
 
-def _load_npz(path: str) -> dict[str, np.ndarray]:
+def _load_npz(path: str, inputs: Sequence[TensorInfo] | None = None,
+              steps: int | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an .npz. With the module's `inputs`, each array's header is read first:
+    one whose element count differs from its input's is refused before it is loaded (a
+    header may declare 10^12 elements), and arrays of unknown names are not loaded at all
+    (an empty stand-in keeps the name for `match_inputs` to report)."""
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise UsageError(f"cannot read inputs: {exc}", path=path) from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise UsageError("not an .npz file (a single .npy array?)", path=path,
                          hint="save inputs with numpy.savez(path, name=array, ...)")
     try:
         with data:
-            return {key: data[key] for key in data.files}
-    except (OSError, ValueError) as exc:  # e.g. object arrays, which need pickle
+            if inputs is None:
+                return {key: data[key] for key in data.files}
+            wanted = {n: info for info in inputs for n in (info.name, info.c_name)}
+            shapes = _declared_shapes(data)
+            options.raise_all([problem for key, shape in shapes.items() if key in wanted
+                               for problem in _count_problem(key, shape, wanted[key], path,
+                                                             steps)])
+            return {key: data[key] if key in wanted else np.empty(0) for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        # object arrays (they need pickle), truncated or corrupt members
         raise UsageError(f"cannot read inputs: {exc}", path=path) from None
+
+
+def _declared_shapes(data: Any) -> dict[str, tuple[int, ...]]:
+    """Each member's shape as its .npy header declares it, without reading the data."""
+    fmt = np.lib.format
+    shapes = {}
+    members = set(data.zip.namelist())
+    for key in data.files:
+        with data.zip.open(f"{key}.npy" if f"{key}.npy" in members else key) as member:
+            version = fmt.read_magic(member)
+            reader = fmt.read_array_header_1_0 if version == (1, 0) else \
+                fmt.read_array_header_2_0
+            shapes[key] = tuple(reader(member)[0])
+    return shapes
+
+
+def _count_problem(key: str, shape: tuple[int, ...], info: TensorInfo,
+                   path: str, steps: int | None = None) -> list[UsageError]:
+    count = int(np.prod(shape, dtype=object))
+    need = int(np.prod(info.shape, dtype=np.int64)) * (steps or 1)
+    if count == need:
+        return []
+    if steps is not None:
+        return [UsageError(f"input '{key}' has the shape {_shape(shape)}: with --invokes "
+                           f"{steps} its first axis must be the {steps} steps of "
+                           f"{_shape(info.shape)}", path=path)]
+    return [UsageError(f"input '{key}' has {count} elements {_shape(shape)}, the model needs "
+                       f"{need} {_shape(info.shape)}", path=path)]
 
 
 def match_inputs(given: dict[str, np.ndarray], inputs: Sequence[TensorInfo],

@@ -37,3 +37,22 @@ def constant_definition(c_name: str, array: np.ndarray, alignment: int = CONSTAN
     return (f"/* {array.dtype}{list(array.shape)} */\n"
             f"static const union {{ uint32_t words[{words.size}]; {ctype} data[{count}]; }} "
             f"{c_name} TVMGEN_ALIGNED({alignment}) = {{{{\n" + "\n".join(lines) + "\n}};")
+
+
+_INITIALISER_START = "= {{\n"
+_INITIALISER_END = "\n}};"
+
+
+def without_constant_data(source: str) -> str:
+    """`source` with every constant of `constant_definition` zero-initialised (`= {{0}};`):
+    the same code, for measuring code size without compiling megabytes of constant data."""
+    parts, position = [], 0
+    while (start := source.find(_INITIALISER_START, position)) >= 0:
+        end = source.find(_INITIALISER_END, start)
+        if end < 0:
+            break
+        parts.append(source[position:start])
+        parts.append("= {{0}};")
+        position = end + len(_INITIALISER_END)
+    parts.append(source[position:])
+    return "".join(parts)

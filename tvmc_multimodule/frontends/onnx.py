@@ -178,6 +178,80 @@ def _check_element_types(model: Any, path: str) -> None:
                                path=path, hint="convert the model to float32 or int8")
 
 
+# ONNX element type -> the TensorProto field that holds its values when not in raw_data
+_TYPED_FIELDS = {"FLOAT": "float_data", "DOUBLE": "double_data", "INT64": "int64_data",
+                 "UINT32": "uint64_data", "UINT64": "uint64_data"}
+_MAX_TENSOR_BYTES = 2 ** 31
+
+
+def _check_initializers(model: Any, path: str) -> None:
+    """Every constant tensor (initializers, Constant nodes) holds exactly the data its dims
+    and type need: a corrupt file otherwise fails deep in the frontend (numpy's reshape),
+    or compiles with a negative dimension. Runs after `_check_element_types`, so only the
+    C element types are left. External data is refused by onnx.load already."""
+    from onnx import TensorProto, helper
+
+    for graph in [model.graph, *_subgraphs(model.graph)]:
+        tensors = list(graph.initializer)
+        tensors += [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute
+                    if a.name == "value" and a.HasField("t")]
+        for tensor in tensors:
+            problem = _tensor_data_problem(tensor, TensorProto, helper)
+            if problem:
+                raise ModelError(f"initializer '{tensor.name}' is corrupt: {problem}", path=path,
+                                 hint="the file is corrupt; re-export the model")
+
+
+def _tensor_data_problem(tensor: Any, tensor_proto: Any, helper: Any) -> str | None:
+    dims = list(tensor.dims)
+    if any(d < 0 for d in dims):
+        return f"negative dimension in {dims}"
+    count = int(np.prod(dims, dtype=object))
+    type_name = tensor_proto.DataType.Name(tensor.data_type)
+    if type_name not in _C_ELEMENT_TYPES:
+        return None  # refused as an unsupported type, or not ours to judge
+    itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+    if count * itemsize > _MAX_TENSOR_BYTES:
+        return f"dims {dims} make {count * itemsize} bytes, over 2 GiB"
+    if tensor.HasField("raw_data"):
+        if len(tensor.raw_data) != count * itemsize:
+            return (f"{len(tensor.raw_data)} bytes of data for dims {dims} of "
+                    f"{type_name.lower()} ({count * itemsize} bytes)")
+        return None
+    values = len(getattr(tensor, _TYPED_FIELDS.get(type_name, "int32_data")))
+    if values != count:
+        return f"{values} values for dims {dims} ({count} values)"
+    return None
+
+
+def _check_opset(model: Any, path: str) -> None:
+    """The model's ONNX opset is one the frontend knows. An operator's meaning can change
+    with the opset; TVM's converters use the newest version they implement that is not
+    newer than the model's, so a model from a newer opset would be converted with an older
+    operator's meaning, silently."""
+    opset = next((o.version for o in model.opset_import if o.domain in _STANDARD_DOMAINS), 1)
+    newest = newest_known_opset()
+    if opset > newest:
+        raise UnsupportedError(f"ONNX opset {opset} is newer than the frontend knows (opsets "
+                               f"up to {newest})", path=path,
+                               hint=f"export the model with opset {newest} or older")
+
+
+def newest_known_opset() -> int:
+    """The newest default-domain opset both TVM's Relax ONNX converters (their newest
+    ``_impl_v<N>``: 23 in TVM 0.27) and the installed onnx package (its checker and shape
+    inference) know."""
+    import re
+
+    import onnx
+    from tvm.relax.frontend.onnx import onnx_frontend
+
+    versions = [int(match.group(1)) for converter in onnx_frontend._get_convert_map().values()
+                for attr in dir(converter)
+                for match in [re.fullmatch(r"_impl_v(\d+)", attr)] if match]
+    return min(max(versions, default=1), onnx.defs.onnx_opset_version())
+
+
 def _check_types(model: Any, path: str) -> None:
     """ONNX's own type inference: an operator given a type its schema does not allow
     (MaxPool on bool) is refused here, not deep inside TVM's lowering."""
@@ -206,7 +280,9 @@ def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None 
     if problems:
         raise UnsupportedError("; ".join(problems), module=name, path=path,
                                hint="remove or replace these before compiling")
+    _check_opset(model, path)
     _check_element_types(model, path)
+    _check_initializers(model, path)
     _check_wiring(model, path)
     _check_types(model, path)
     model = fix_input_values(model, input_values or {})

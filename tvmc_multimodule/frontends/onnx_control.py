@@ -4,16 +4,21 @@ replaced by the nodes of the branch it selects, Loop with a constant trip count 
 A condition folds when everything it depends on is constant: initializers, Constant nodes,
 shapes of tensors with static shapes, and model inputs the user fixed (`input_values`, the CLI's
 `--input-values sr=16000`: the input then leaves the module's signature). An If whose condition
-depends on a real run-time input is refused with an error naming the node: the C runner has no
-branches (both branches would have to be compiled and the memory plan cover both).
+depends on a real run-time input computes both branches and selects each output with Where
+(exact, as ONNX branches have no side effects; the C runner has no branches, so the time is both
+branches' and the memory plan covers both); branches whose outputs differ in shape are an
+error naming the node.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Iterable
 
 import numpy as np
 
 from ..errors import UnsupportedError, UsageError
+
+log = logging.getLogger(__name__)
 
 CONTROL_OPS = ("If", "Loop")
 MAX_CONE_NODES = 200           # a condition depending on more nodes is not worth folding
@@ -82,10 +87,14 @@ def resolve_control_flow(model: Any) -> Any:
             return result
         result = _inferred(result)
         graph = result.graph
-        replacement = _replacement(graph.node[index], _Folder(graph, opset), opset, index)
+        node = onnx.NodeProto()
+        node.CopyFrom(graph.node[index])
+        replacement = _replacement(node, _Folder(graph, opset), opset, index)
         nodes = list(graph.node)
         del graph.node[:]
         graph.node.extend(nodes[:index] + replacement + nodes[index + 1:])
+        if any(n.op_type == "Where" and n.name.startswith(SELECT_PREFIX) for n in replacement):
+            result = _check_select(result, node, replacement, opset)
     raise UnsupportedError("control flow nested too deeply to resolve")
 
 
@@ -257,11 +266,7 @@ def _inline_if(node: Any, folder: _Folder) -> list[Any]:
 
     cond = folder.value(node.input[0])
     if cond is None:
-        raise UnsupportedError(
-            f"control flow: {_node_label(node)} branches on '{node.input[0]}', which is computed "
-            "at run time; only If nodes whose condition folds to a constant are compiled",
-            hint="fix the model inputs the condition depends on with --input-values "
-                 "NAME=VALUE (e.g. a sample rate)")
+        return _select_if(node)
     if np.asarray(cond).size != 1:
         raise UnsupportedError(f"control flow: {_node_label(node)} has a condition of "
                                f"{np.asarray(cond).size} elements")
@@ -274,6 +279,57 @@ def _inline_if(node: Any, folder: _Folder) -> list[Any]:
             nodes.append(helper.make_node("Identity", [inner.name], [outer],
                                           name=f"{node.name}_{outer}_out"))
     return nodes
+
+
+SELECT_PREFIX = "tvmc_select_"
+
+
+def _run_time_error(node: Any, why: str = "") -> UnsupportedError:
+    return UnsupportedError(
+        f"control flow: {_node_label(node)} branches on '{node.input[0]}', which is computed "
+        f"at run time{why}",
+        hint="fix the model inputs the condition depends on with --input-values NAME=VALUE "
+             "(e.g. a sample rate)")
+
+
+def _select_if(node: Any) -> list[Any]:
+    """An If on a run-time condition: both branches computed, each output selected by
+    Where(cond, then, else). Exact (ONNX branches have no side effects); the cost is both
+    branches' time, and the memory plan holds both. Names the else branch shares with the
+    then branch are renamed."""
+    from onnx import helper, numpy_helper
+
+    log.warning("%s branches on the run-time value '%s': both branches are computed and each "
+                "output selected (fix the inputs it depends on with --input-values to keep "
+                "one branch)", _node_label(node), node.input[0])
+    then_b, else_b = _attr_graph(node, "then_branch"), _attr_graph(node, "else_branch")
+    clash = _produced_names(then_b) & _produced_names(else_b)
+    tag = f"__else_{node.name or node.output[0]}"
+    else_b = _renamed(else_b, {n: n + tag for n in clash})
+    scalar_shape, cond = f"{SELECT_PREFIX}{node.input[0]}_shape", f"{SELECT_PREFIX}{node.input[0]}"
+    nodes = [helper.make_node("Constant", [], [scalar_shape], value=numpy_helper.from_array(
+                 np.zeros(0, np.int64), scalar_shape)),
+             helper.make_node("Reshape", [node.input[0], scalar_shape], [cond])]  # [1] -> []
+    for branch in (then_b, else_b):
+        nodes += [helper.make_node("Constant", [], [t.name], value=t) for t in branch.initializer]
+        nodes += list(branch.node)
+    for then_out, else_out, outer in zip(then_b.output, else_b.output, node.output):
+        if outer:
+            nodes.append(helper.make_node("Where", [cond, then_out.name, else_out.name],
+                                          [outer], name=f"{SELECT_PREFIX}{outer}"))
+    return nodes
+
+
+def _check_select(model: Any, node: Any, replacement: list[Any], opset: int) -> Any:
+    """Both branches of a selected If must give each output the same static shape."""
+    inferred = _inferred(model)
+    folder = _Folder(inferred.graph, opset)
+    for where in (n for n in replacement if n.name.startswith(SELECT_PREFIX)):
+        then_shape, else_shape = folder.shape(where.input[1]), folder.shape(where.input[2])
+        if then_shape is None or then_shape != else_shape:
+            raise _run_time_error(node, f", and its branches give '{where.output[0]}' different "
+                                        f"shapes ({then_shape} and {else_shape})")
+    return inferred
 
 
 def _produced_names(graph: Any) -> set[str]:

@@ -2,10 +2,12 @@
 onnx_recurrent.py). The extension is a subclass of TVM's importer, so TVM itself is unchanged."""
 from __future__ import annotations
 
-import warnings
+import logging
 from typing import Any
 
 from .onnx_recurrent import CONVERTERS
+
+log = logging.getLogger(__name__)
 
 
 def _importer_class() -> type:
@@ -44,7 +46,9 @@ def from_onnx(model: Any, shape_dict: dict[str, list[int]],
     try:
         onnx.checker.check_model(model)
     except Exception as exc:  # noqa: BLE001 - TVM's from_onnx only warns too
-        warnings.warn(str(exc))
+        # one line of ours, not a raw Python warning (tvmc's own checks ran before)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        log.warning("onnx.checker: %s", first[:300])
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
     importer = _importer_class()(shape_dict, dtype_dict, keep_params_in_input=False)
     return importer.from_onnx(model.graph, opset)

@@ -26,6 +26,13 @@ _NUMPY = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7
           9: np.int8}
 
 
+def _static_shape(expr: Any) -> list[int] | None:
+    values = getattr(getattr(getattr(expr, "ty", None), "shape", None), "values", None)
+    if values is None or not all(isinstance(getattr(v, "value", None), int) for v in values):
+        return None
+    return [int(v.value) for v in values]
+
+
 def constant_value(model: Any, tensor: Any) -> np.ndarray | None:
     """The dense value of a constant tensor (sparse ones densified), or None."""
     buffer = model.Buffers(tensor.Buffer())
@@ -153,6 +160,30 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         if axis < 0:
             axis += rank + 1
         return relax.op.expand_dims(self.get_tensor_expr(data), [axis])
+
+    def convert_unidirectional_sequence_lstm(self, op: Any) -> Any:
+        """The usual form (with an input gate) on our LSTM kernel (tflite_recurrent.py)."""
+        from .tflite_recurrent import convert_sequence_lstm, has_input_gate
+
+        tensors = self.get_input_tensors(op)
+        if self.is_quantized(op) or not has_input_gate(tensors):
+            return super().convert_unidirectional_sequence_lstm(op)
+        out = self.get_output_tensors(op)[0]
+        return convert_sequence_lstm(self, op, get_tensor_name(self.subgraph, out.tensor_idx))
+
+    def convert_reshape(self, op: Any) -> Any:
+        """A target shape computed in the graph (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE, as
+        the TF converter writes a batch-preserving reshape) is a Relax call upstream cannot
+        use; our shapes are static, so the output tensor's declared shape is the target."""
+        tensors = self.get_input_tensors(op)
+        if len(tensors) == 2 and self.has_expr(tensors[1].tensor_idx):
+            data = self.get_tensor_expr(tensors[0])
+            out = self.get_output_tensors(op)[0].tensor
+            shape = [int(d) for d in out.ShapeAsNumpy()] if out.ShapeLength() else []
+            have = _static_shape(data)
+            if have is not None and int(np.prod(have)) == int(np.prod(shape)):
+                return relax.op.reshape(data, shape)
+        return super().convert_reshape(op)
 
     def convert_prelu(self, op: Any) -> Any:
         """x >= 0 ? x : alpha * x with alpha in its own (broadcastable) shape: upstream

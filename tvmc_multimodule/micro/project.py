@@ -51,6 +51,7 @@ class ProjectModule:
     constants_size_bytes: int
     shared_workspace: bool
     has_state: bool
+    workspace_io: bool = False   # inputs and outputs inside the workspace (tir.usmp)
 
 
 @dataclass
@@ -198,7 +199,8 @@ def _project_module(module: LoadedModule) -> ProjectModule:
         workspace_size_bytes=module.workspace_size_bytes,
         constants_size_bytes=module.constants_size_bytes,
         shared_workspace=f"{prefix}run_with_workspace" not in header,
-        has_state=f"{prefix}reset(" in header)
+        has_state=f"{prefix}reset(" in header,
+        workspace_io=bool(module.c_api is not None and module.c_api.workspace_io))
 
 
 def _tensor_record(tensor: TensorInfo) -> dict[str, Any]:
@@ -321,6 +323,8 @@ def _module_block(module: ProjectModule) -> list[str]:
         entries = entries or ["{0, 0, 0, 0}"]
         lines.append(f"static const struct tensor {name}_{kind}[] = {{{', '.join(entries)}}};")
     workspace = ", shared_workspace" if module.shared_workspace else ""
+    if module.workspace_io:
+        return lines + _run_in_workspace(module) + [""]
     lines += [f"static int32_t run_{name}(void) {{",
               f"  struct {prefix}_inputs inputs;", f"  struct {prefix}_outputs outputs;",
               "  memset(&inputs, 0, sizeof(inputs));", "  memset(&outputs, 0, sizeof(outputs));"]
@@ -330,6 +334,23 @@ def _module_block(module: ProjectModule) -> list[str]:
     if module.has_state:
         lines += [f"static void reset_{name}(void) {{ {prefix}_reset(); }}"]
     return lines + [""]
+
+
+def _run_in_workspace(module: ProjectModule) -> list[str]:
+    """A module whose inputs and outputs live in its workspace: each invoke copies the staged
+    inputs in (a run may overwrite them) and the outputs out, through the header's maps."""
+    name, prefix = module.name, f"tvmgen_{module.name}"
+    arena = "shared_workspace" if module.shared_workspace else f"{prefix}_workspace"
+    lines = [f"static int32_t run_{name}(void) {{",
+             f"  struct {prefix}_inputs inputs = {prefix}_map_inputs({arena});",
+             f"  struct {prefix}_outputs outputs = {prefix}_map_outputs({arena});",
+             "  int32_t status;"]
+    lines += [f"  memcpy(inputs.{t['c_name']}, {name}_in{i}, {t['nbytes']});"
+              for i, t in enumerate(module.inputs)]
+    lines.append(f"  status = {prefix}_run({'shared_workspace' if module.shared_workspace else ''});")
+    lines += [f"  memcpy({name}_out{i}, outputs.{t['c_name']}, {t['nbytes']});"
+              for i, t in enumerate(module.outputs)]
+    return lines + ["  return status;", "}"]
 
 
 def _dtype(dtype: str) -> str:

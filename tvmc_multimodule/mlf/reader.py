@@ -66,6 +66,9 @@ class LoadedArchive:
 def member_parts(archive: str, member: tarfile.TarInfo) -> list[str]:
     """The member's path as components below the destination, or an OutputError."""
     name = member.name
+    if "\0" in name or "\0" in member.linkname:  # a PAX header may hold any byte
+        raise OutputError(f"archive member {name!r} has a NUL byte in its name", path=archive,
+                          hint="the archive is unsafe; refusing to extract it")
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
         raise OutputError(f"archive member '{name}' has an absolute path", path=archive,
                           hint="the archive is unsafe; refusing to extract it")
@@ -200,6 +203,9 @@ def read_metadata(root: str, origin: str) -> dict[str, Any]:
             data = json.load(handle)
     except (OSError, ValueError) as exc:
         raise OutputError(f"metadata.json cannot be read: {exc}", path=origin) from exc
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise OutputError("metadata.json is nested too deeply to read", path=origin,
+                          hint="the archive is refused") from None
     if not isinstance(data, dict):
         raise OutputError("metadata.json is not a JSON object", path=origin)
     return data
@@ -275,10 +281,10 @@ def module_from(root: str, origin: str, name: str, raw: dict[str, Any], ir_files
         inputs=inputs,
         outputs=outputs,
         workspace_size_bytes=int(workspace_bytes),
-        constants_size_bytes=int(main.get("constants_size_bytes", 0)),
-        io_size_bytes=int(main.get("io_size_bytes", 0)),
+        constants_size_bytes=byte_count(main, "constants_size_bytes", origin, name) or 0,
+        io_size_bytes=byte_count(main, "io_size_bytes", origin, name) or 0,
         operator_functions=operators_from(raw, origin, name),
-        liveness_bound_bytes=main.get("liveness_bound_bytes"),
+        liveness_bound_bytes=byte_count(main, "liveness_bound_bytes", origin, name, None),
         sources=module_sources(root, origin, name, single=single),
         header=first_text(root, origin, [f"codegen/host/include/tvmgen_{name}.h",
                                          f"codegen/host/include/tvmgen_{name.lower()}.h"]),
@@ -401,6 +407,11 @@ def tensor_list(entries: Any, origin: str, module: str) -> list[tuple[str | None
             raise OutputError(f"tensor {name!r} has the C name {c_name!r}, which is not a "
                               "plain C identifier", path=origin, module=module,
                               hint="the archive is refused")
+        size = entry.get("size")
+        if size is not None and not is_byte_count(size):
+            raise OutputError(f"tensor {name!r} has the size {size!r}, which is not a byte "
+                              "count below 2 GiB", path=origin, module=module,
+                              hint="the archive is refused")
         shape = entry.get("shape") or ()
         if not isinstance(shape, (list, tuple)) or not all(
                 isinstance(d, int) and not isinstance(d, bool) for d in shape):
@@ -415,6 +426,23 @@ def tensor_list(entries: Any, origin: str, module: str) -> list[tuple[str | None
             quant=QuantParams.from_json(quant) if isinstance(quant, dict) else None,
         )))
     return out
+
+
+def is_byte_count(value: object) -> bool:
+    """An integer in [0, 2 GiB): not a bool, a float (Infinity, NaN), or a huge number."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 31
+
+
+def byte_count(main: dict[str, Any], key: str, origin: str, module: str,
+               default: int | None = 0) -> int | None:
+    """memory.functions.main[key], checked with `is_byte_count` (absent: `default`)."""
+    value = main.get(key, default)
+    if value is None and default is None:
+        return None
+    if not is_byte_count(value):
+        raise OutputError(f"metadata '{key}' is {value!r}, not a byte count below 2 GiB",
+                          path=origin, module=module, hint="the archive is refused")
+    return int(value)  # type: ignore[arg-type]
 
 
 def operators_from(raw: dict[str, Any], origin: str, module: str) -> list[OperatorInfo]:

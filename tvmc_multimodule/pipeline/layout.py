@@ -4,7 +4,7 @@ Relax's ConvertLayout moves every operator that has a layout-inference rule into
 layout, and several rules break on real models (TVM 0.27): a tuple-valued Dropout (`Expected
 nested to match tuple`), the `stack` behind a variadic Sum/Max (`Invalid SLayout`), a
 `conv2d_transpose` left in NHWC that no legaliser takes. Only the operators listed in
-FOLLOWS_LAYOUT (each checked against onnxruntime in tests/test_layouts.py) follow the
+FOLLOWS_LAYOUT (each checked against onnxruntime in tests/test_edge_onnx.py) follow the
 convolutions' layout; every other operator is legalised first, so ConvertLayout sees a
 `call_tir` it cannot change and keeps that operator in its own layout behind transposes.
 """
@@ -24,7 +24,8 @@ _ELEMENTWISE = ("add", "subtract", "multiply", "divide", "maximum", "minimum", "
 FOLLOWS_LAYOUT = frozenset({
     *(f"relax.{name}" for name in _ELEMENTWISE),
     "relax.nn.conv2d", "relax.nn.max_pool2d", "relax.nn.avg_pool2d",
-    "relax.nn.adaptive_avg_pool2d", "relax.concat", "relax.image.resize2d", "relax.nn.batch_norm",
+    "relax.nn.adaptive_avg_pool2d", "relax.concat", "relax.image.resize2d",
+    "relax.nn.batch_norm", "relax.nn.prelu", "relax.nn.softmax", "relax.mean", "relax.sum", "relax.max", "relax.min",
 })
 
 
@@ -38,10 +39,19 @@ class _LegaliseUnlisted(relax.PyExprMutator):  # type: ignore[misc]
         if (not isinstance(op, tvm.ir.Op) or op.name in FOLLOWS_LAYOUT
                 or op.get_attr("FRelaxInferLayout") is None):
             return call  # without a rule, ConvertLayout already keeps it behind transposes
+        if not any(self._varies(arg) for arg in call.args):
+            return call  # on constants only: nothing to convert, folded later
         legalise = op.get_attr("FLegalize")
         if legalise is None:
             return call
         return legalise(self.builder_, self.builder_.normalize(call))
+
+    def _varies(self, arg: relax.Expr) -> bool:
+        """A tensor computed at run time (not a constant, nor a variable bound to one)."""
+        if isinstance(arg, relax.Var):
+            arg = self.lookup_binding(arg)
+        return arg is None or isinstance(arg, (relax.Var, relax.Call, relax.Tuple,
+                                               relax.TupleGetItem))
 
 
 def convert_layout(layouts: dict[str, list[str]]) -> tvm.transform.Pass:

@@ -7,6 +7,8 @@ list of Call/Copy steps.
 """
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -90,6 +92,7 @@ class _Walker:
         self.program = program
         self.where: dict[object, object] = {}
         self.const_index: dict[object, int] = {}
+        self.by_content: dict[tuple[str, tuple[int, ...], bytes], int] = {}
 
     def resolve(self, expr: object) -> object:
         if isinstance(expr, ir.Var):
@@ -102,8 +105,15 @@ class _Walker:
         for known, index in self.const_index.items():
             if known.same_as(const):  # type: ignore[attr-defined]
                 return Constant(index)
-        index = len(self.program.constants)
-        self.program.constants.append(const.value.numpy())  # type: ignore[attr-defined]
+        value = const.value.numpy()  # type: ignore[attr-defined]
+        # equal arrays are stored once: a weight several operators share (a TFLite tensor
+        # read by 9 convolutions) becomes one constant per use after the frontend
+        key = (value.dtype.str, value.shape, hashlib.sha256(value.tobytes()).digest())
+        index = self.by_content.get(key)
+        if index is None:
+            index = len(self.program.constants)
+            self.program.constants.append(value)
+            self.by_content[key] = index
         self.const_index[const] = index
         return Constant(index)
 

@@ -13,6 +13,7 @@ from tvm import relax
 
 from .constant_guard import shrink_broadcast_constants
 from .layout import CHANNELS_LAST, convert_layout
+from .numpy_fold import fold_constants_with_numpy
 
 # ConvertLayout puts no layout on quantize/dequantize: the transposes it puts around them cost
 # RAM (the torch DS-CNN in QDQ form: 66,008 -> 106,008 B)
@@ -67,7 +68,9 @@ def _passes(opt_level: int, layouts: dict[str, list[str]] | None) -> list[Any]:
         relax.transform.DecomposeOpsForInference(),
         relax.transform.CanonicalizeBindings(),  # (y, mean, var)[0] -> y
         relax.transform.DeadCodeElimination(["main"]),
+        fold_constants_with_numpy,  # FoldConstant compiles a function per constant call
         *([convert_layout(layouts)] if layouts else []),
+        fold_constants_with_numpy,  # ...and the weights' transposes
         shrink_broadcast_constants,  # no constant broadcast to an activation's full size
         relax.transform.LegalizeOps(),
         relax.transform.AnnotateTIROpPattern(),
@@ -82,26 +85,37 @@ def _passes(opt_level: int, layouts: dict[str, list[str]] | None) -> list[Any]:
     ]
 
 
+def _attempt(mod: tvm.IRModule, opt_level: int,
+             layouts: dict[str, list[str]] | None) -> tuple[tvm.IRModule | None, str]:
+    """(lowered module, "") or (None, why it failed or what it left unlegalised)."""
+    try:
+        lowered = tvm.transform.Sequential(_passes(opt_level, layouts))(mod)
+    except Exception as exc:  # noqa: BLE001 - TVM raises anything; the next attempt decides
+        return None, (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
+    leftover = _leftover_ops(lowered)
+    return (None, "leaves " + ", ".join(leftover)) if leftover else (lowered, "")
+
+
 def lower_relax(mod: tvm.IRModule, opt_level: int = 3,
                 desired_layout: str | None = None) -> tvm.IRModule:
     """Legalise, fuse and statically plan `main`; stops before the VM-specific passes.
 
     At -O1 and above convolutions go channels-last (`layout.py`, safe per operator;
-    `desired_layout` "NHWC"/"NCHW" asks for a layout at any level). Should the conversion
-    still fail on some graph, or leave an operator no legaliser takes, the model is lowered
-    again in its own layout: a model that compiles at -O0 compiles at -O3.
+    `desired_layout` "NHWC"/"NCHW" asks for a layout at any level). Should that still fail on
+    some graph, or leave an operator no legaliser takes, the model is lowered again in its own
+    layout, and then without fusion (as at -O0), each time with a warning: a model that
+    compiles at -O0 compiles at -O3.
     """
+    layouts = _layouts(mod, opt_level, desired_layout)
+    attempts = [(opt_level, layouts, "the model keeps its own layout")] if layouts else []
+    if opt_level >= 1:
+        attempts.append((opt_level, None, "operators are not fused (as at -O0)"))
     with tvm.target.Target("c"):
-        layouts = _layouts(mod, opt_level, desired_layout)
-        if layouts is not None:
-            try:
-                lowered = tvm.transform.Sequential(_passes(opt_level, layouts))(mod)
-                leftover = _leftover_ops(lowered)
-                if not leftover:
-                    return lowered
-                reason = "leaves " + ", ".join(leftover)
-            except Exception as exc:  # noqa: BLE001 - TVM raises anything; the retry decides
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
-            log.warning("layout conversion failed (%s): the model keeps its own layout",
-                        reason)
-        return tvm.transform.Sequential(_passes(opt_level, None))(mod)
+        for level, layout, fallback in attempts:
+            lowered, reason = _attempt(mod, level, layout)
+            if lowered is not None:
+                return lowered
+            what = "layout conversion" if layout else "operator fusion"
+            log.warning("%s failed (%s): %s", what, reason, fallback)
+        # -O0's own passes: their errors are the model's, raised as they are
+        return tvm.transform.Sequential(_passes(0, None))(mod)

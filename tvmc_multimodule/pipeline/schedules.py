@@ -205,9 +205,10 @@ def _schedule_reduction(sch: s_tir.Schedule, block: object, options: ScheduleOpt
 
 
 def schedule_function(func: tirx.PrimFunc, options: ScheduleOptions) -> tirx.PrimFunc:
-    """The scheduled function, or `func` itself when no rule applies cleanly."""
+    """The scheduled function, or `func` with its reductions' initialisation split off when
+    no rule applies cleanly."""
     if options.variant == "none":
-        return func
+        return decompose_reductions(func)
     sch = s_tir.Schedule(tvm.IRModule({"main": func}))
     try:
         root = sch.get_sblock("root")
@@ -220,6 +221,23 @@ def schedule_function(func: tirx.PrimFunc, options: ScheduleOptions) -> tirx.Pri
         # a rule that does not fit (TVM refuses it) leaves the operator unscheduled; a bug in
         # this file (NameError, TypeError...) still surfaces
         log.debug("operator left unscheduled: %s", str(exc).strip().splitlines()[-1:] or exc)
+        return decompose_reductions(func)
+    return sch.mod["main"]
+
+
+def decompose_reductions(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """Each reduction's initialisation as its own loop before the reduction loops. Left in
+    the reduction (`if (ry == 0 && rx == 0 && rc == 0) acc = 0;`), gcc -O2 cannot see that a
+    one-element accumulator is set before use and -Wmaybe-uninitialized breaks -Werror
+    builds (MediaPipe's face_landmark)."""
+    sch = s_tir.Schedule(tvm.IRModule({"main": func}))
+    try:
+        for block in sch.get_child_blocks(sch.get_sblock("root")):
+            kinds = _kinds(sch, block)
+            loops = sch.get_loops(block)
+            if "R" in kinds and len(loops) == len(kinds):
+                sch.decompose_reduction(block, loops[kinds.index("R")])
+    except (s_tir.ScheduleError, RuntimeError, ValueError):
         return func
     return sch.mod["main"]
 

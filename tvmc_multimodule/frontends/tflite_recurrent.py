@@ -1,0 +1,102 @@
+"""TFLite UNIDIRECTIONAL_SEQUENCE_LSTM (float) on the same TIR kernel as ONNX LSTM.
+
+TVM 0.27's converter handles only the coupled input-forget form (no input gate) and unrolls
+the time steps into separate operators; the usual Keras/TF export has an input gate. Here the
+four gates' weights are stacked in the kernel's i, o, f, c order, transposed, and one call
+runs the whole sequence. The state tensors (TFLite variables) start from their initial value
+at every run: LiteRT and TFLite Micro carry them across invokes.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnsupportedError
+from .onnx_recurrent import lstm_kernel
+
+log = logging.getLogger(__name__)
+
+# TFLite input index of each gate's input weights, recurrent weights, bias; kernel order i o f c
+_GATES = {"i": (1, 5, 12), "o": (4, 8, 15), "f": (2, 6, 13), "c": (3, 7, 14)}
+_PEEPHOLES = (9, 11, 10)  # cell_to_input, cell_to_output, cell_to_forget: kernel order i o f
+_UNSUPPORTED_INPUTS = {16: "projection", 17: "projection", 20: "layer normalisation",
+                       21: "layer normalisation", 22: "layer normalisation",
+                       23: "layer normalisation"}
+TANH = 4  # tflite.ActivationFunctionType.TANH
+
+
+def has_input_gate(tensors: list[Any]) -> bool:
+    return tensors[1].tensor_idx != -1
+
+
+def _initial_state(conv: Any, tensor: Any, shape: list[int]) -> Any:
+    """A state variable's initial value: its buffer's data, or zeros (a variable without
+    data, as TF exports it)."""
+    from tvm import relax
+
+    buffer = conv.model.Buffers(tensor.tensor.Buffer())
+    if buffer is not None and buffer.DataLength():
+        return conv.bb.emit(relax.op.reshape(conv.get_tensor_expr(tensor), shape))
+    return relax.const(np.zeros(shape, np.float32))
+
+
+def convert_sequence_lstm(conv: Any, op: Any, name: str) -> Any:
+    """Relax for one float UNIDIRECTIONAL_SEQUENCE_LSTM with an input gate (`conv`: TVM's
+    TFLite OperatorConverter, `name`: the output tensor's name, for messages)."""
+    from tflite.UnidirectionalSequenceLSTMOptions import UnidirectionalSequenceLSTMOptions
+    from tvm import relax
+
+    tensors = conv.get_input_tensors(op)
+    node = f"UNIDIRECTIONAL_SEQUENCE_LSTM '{name}'"
+    present = sorted({why for i, why in _UNSUPPORTED_INPUTS.items()
+                      if len(tensors) > i and tensors[i].tensor_idx != -1})
+    options = UnidirectionalSequenceLSTMOptions()
+    raw = op.BuiltinOptions()
+    options.Init(raw.Bytes, raw.Pos)
+    if present:
+        raise UnsupportedError(f"{node}: {' and '.join(present)} are not supported")
+    if options.CellClip() or options.ProjClip():
+        raise UnsupportedError(f"{node}: cell_clip / proj_clip are not supported")
+    if options.FusedActivationFunction() != TANH:
+        raise UnsupportedError(f"{node}: only the TANH cell activation is supported")
+    op_ = relax.op
+    bb = conv.bb
+    x = conv.get_tensor_expr(tensors[0])
+    shape = [int(d) for d in conv.get_tensor_shape(tensors[0])]
+    time_major = bool(options.TimeMajor())
+    if not time_major:  # [B, T, I] -> [T, B, I]
+        x = bb.emit(op_.permute_dims(x, [1, 0, 2]))
+        shape = [shape[1], shape[0], shape[2]]
+    steps, batch, inputs = shape
+    hidden = int(conv.get_tensor_shape(tensors[2])[0])
+
+    def stacked(column: int) -> Any:
+        parts = [conv.get_tensor_expr(tensors[_GATES[g][column]]) for g in "iofc"]
+        return bb.emit(op_.concat(parts, axis=0))
+
+    w = bb.emit(op_.expand_dims(op_.permute_dims(stacked(0), [1, 0]), [0]))  # [1, I, 4H]
+    r = bb.emit(op_.expand_dims(op_.permute_dims(stacked(1), [1, 0]), [0]))  # [1, H, 4H]
+    bias = bb.emit(op_.expand_dims(stacked(2), [0]))                          # [1, 4H]
+    if tensors[9].tensor_idx != -1:
+        peep = bb.emit(op_.expand_dims(op_.concat(
+            [conv.get_tensor_expr(tensors[i]) for i in _PEEPHOLES], axis=0), [0]))
+    else:
+        peep = relax.const(np.zeros((1, 3 * hidden), np.float32))
+    h0, c0 = (_initial_state(conv, tensors[i], [1, batch, hidden]) for i in (18, 19))
+    from tvm.script import tirx as T
+
+    sigmoid = lambda v: T.float32(1) / (T.float32(1) + T.exp(-v))  # noqa: E731
+    kernel = lstm_kernel(steps, batch, inputs, hidden, 1, 0, 0, (sigmoid, T.tanh, T.tanh),
+                         lambda v: v)
+    gvar = bb.add_func(kernel.with_attr("op_pattern", 8), "lstm")
+    outs = [relax.TensorType([steps, 1, batch, hidden], "float32")] + [
+        relax.TensorType([1, batch, hidden], "float32")] * 2
+    result = bb.emit(relax.call_tir(gvar, [x, w, r, bias, h0, c0, peep], outs))
+    y = bb.emit(op_.reshape(bb.emit(relax.TupleGetItem(result, 0)), [steps, batch, hidden]))
+    if not time_major:
+        y = bb.emit(op_.permute_dims(y, [1, 0, 2]))
+    log.warning("%s: its state starts from its initial value at every run (LiteRT and TFLite "
+                "Micro carry it across invokes)", node)
+    return y
