@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import codegen, frontends, pipeline
+from . import codegen, frontends, kernels, pipeline
 from .c_api import CFunction, CParam, ModuleApi, assign_c_names
 from .errors import InternalError, TvmcError, UsageError
 from .model import (CompiledModule, CustomOp, ImportedModel, OperatorInfo, StateInfo,
@@ -218,7 +218,8 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
     start = time.perf_counter()
     imported = frontends.import_model(
         path, module_name, model_format, input_shapes, strict_int8=strict_int8,
-        int8_variant="scalar" if schedule_options.variant == "scalar" else "vector",
+        kernel_library=kernels.library_for_target(spec.options.get("mcpu"),
+                                                  schedule_options.variant),
         input_values=input_values, custom_ops=custom_ops)
     try:
         compiled = _compile_imported(imported, spec, opt_level, pass_config, schedule_options,

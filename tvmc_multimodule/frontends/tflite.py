@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -11,6 +11,9 @@ from ..errors import ModelError, UnsupportedError
 from ..model import ImportedModel, QuantParams, StateInfo, TensorInfo
 from ..names import unique_c_names
 from .checks import MAX_TENSOR_BYTES, check_imported, raise_shape_problems, tensor_bytes
+
+if TYPE_CHECKING:
+    from ..kernels import KernelLibrary
 
 log = logging.getLogger(__name__)
 
@@ -334,7 +337,8 @@ def _check_static(graph: Any, path: str, shapes: dict[str, list[int]]) -> None:
 
 
 def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | None = None,
-                  strict_int8: bool = False, int8_variant: str = "vector",
+                  strict_int8: bool = False,
+                  kernel_library: KernelLibrary | None = None,
                   custom_ops: dict[str, Any] | None = None) -> ImportedModel:
     """Fully int8-quantised graphs go to the integer-kernel importer (tflite_int8), the rest
     to TVM's Relax frontend. `strict_int8`: an int8 operator without an integer kernel, or a
@@ -366,7 +370,7 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
                                "--input-shapes)")
     if full_int8 and declared and not _has_custom(model):
         result = import_int8(int8_graph, name, [t.shape for t in inputs], strict=strict_int8,
-                             variant=int8_variant)
+                             library=kernel_library)
         check_imported(result.relax_module, path, "the int8 importer")
         return ImportedModel(name, path, "tflite", result.relax_module, inputs, outputs,
                              c_support=result.c_support,

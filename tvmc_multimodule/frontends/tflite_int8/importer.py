@@ -15,7 +15,7 @@ import tvm
 from tvm import relax
 
 from ...errors import UnsupportedError
-from .c_helpers import CHelpers
+from ...kernels import CHelpers, KernelLibrary, PortableC
 from .context import Context, NoIntegerKernel
 from .converters import CONVERTERS, INTERNAL_CONVERTERS
 from .fallback import FloatForm
@@ -48,11 +48,11 @@ class Int8Import:
 def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ...]],
                 strict: bool = False,
                 float_form: Optional[Callable[[Graph, relax.BlockBuilder], FloatFormLike]] = None,
-                variant: str = "vector", rounding: str = "tflite") -> Int8Import:
+                library: KernelLibrary | None = None, rounding: str = "tflite") -> Int8Import:
     """Convert `graph` (see graph.is_full_int8) for module `module_name`. `float_form` makes
     the converter of operators without an integer kernel (default: TVM's TFLite frontend
-    reading the file; a graph without a file raises NoIntegerForm instead). `variant`: the
-    kernels' loop form, "vector" (hosts, SIMD cores) or "scalar" (register-blocked).
+    reading the file; a graph without a file raises NoIntegerForm instead). `library`: the
+    kernel library (kernels.library_for_target; default portable C, vector form).
     `rounding`: "tflite" (bit-exact with TFLite Micro) or "onnx" (each requantisation rounded
     once, half to even, as onnxruntime's float arithmetic does)."""
     if float_form is None and graph.model is not None:
@@ -70,7 +70,7 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
     # a READ_VARIABLE sees the latest ASSIGN_VARIABLE before it, else the value at entry
     current: dict[str, relax.Expr] = {v.key: p for v, p in zip(variables, state_params)}
     keys = handles(graph) if variables else {}
-    ctx = Context(graph, builder, helpers, variant)
+    ctx = Context(graph, builder, helpers, library or PortableC())
     floats: FloatFormLike | None = None
     fallbacks: list[str] = []
     with builder.function("main", params + state_params):
