@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 
 from ..errors import BuildError, OutputError
+from ..processes import child_options
 from .project import Project, load_project
 
 FOOTPRINT_FILE = "footprint.json"
@@ -102,7 +103,7 @@ def build(directory: str, *, cmake: bool = False, profile: bool = False,
 def _run(command: list[str], cwd: str) -> str:
     try:
         done = subprocess.run(command, cwd=cwd, capture_output=True, text=True,
-                              timeout=BUILD_TIMEOUT_S, check=False)
+                              timeout=BUILD_TIMEOUT_S, check=False, **child_options())
     except subprocess.TimeoutExpired:
         raise BuildError(f"'{' '.join(command)}' took more than {BUILD_TIMEOUT_S} s") from None
     if done.returncode != 0:
