@@ -324,6 +324,26 @@ def with_float_operator() -> bytes:
     return g.to_bytes()
 
 
+def splits() -> bytes:
+    """x[1,5,6,4] (s .08, zp -2): SPLIT_V sizes [2,-1,1] on axis 2 -> [1,5,2,4], [1,5,3,4],
+    [1,5,1,4]; SPLIT in 2 on axis -1 -> two [1,5,6,2]; then an int8 -> uint8 QUANTIZE of
+    the first piece (other scale) -> [1,5,2,4] uint8."""
+    g = TFLiteGraph()
+    q = {"scale": 0.08, "zero_point": -2}
+    x = g.add_tensor("x", [1, 5, 6, 4], "int8", **q)
+    sizes = g.add_const("sizes", np.array([2, -1, 1], np.int32))
+    axis = g.add_const("axis", np.array([2], np.int32))
+    pieces = [g.add_tensor(f"v{k}", [1, 5, w, 4], "int8", **q) for k, w in enumerate((2, 3, 1))]
+    g.add_operator("SPLIT_V", [x, sizes, axis], pieces, ("SplitVOptions", {"NumSplits": 3}))
+    axis2 = g.add_const("axis2", np.array([-1], np.int32))
+    halves = [g.add_tensor(f"h{k}", [1, 5, 6, 2], "int8", **q) for k in range(2)]
+    g.add_operator("SPLIT", [axis2, x], halves, ("SplitOptions", {"NumSplits": 2}))
+    u = g.add_tensor("u", [1, 5, 2, 4], "uint8", scale=0.05, zero_point=120)
+    g.add_operator("QUANTIZE", [pieces[0]], [u])
+    g.set_io([x], [*pieces, *halves, u])
+    return g.to_bytes()
+
+
 def integer_models() -> dict[str, Callable[[], bytes]]:
     """Name -> builder of every model whose operators all have integer kernels."""
     return {
@@ -338,4 +358,5 @@ def integer_models() -> dict[str, Callable[[], bytes]]:
         "activations": activations,
         "data_movement": data_movement,
         "float_edges": float_edges,
+        "splits": splits,
     }
