@@ -123,4 +123,5 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
         log.warning("module '%s': operators without an integer kernel run in float "
                     "(dequantize -> op -> quantize): %s", module_name,
                     ", ".join(f"{n} (x{c})" if c > 1 else n for n, c in sorted(counts.items())))
-    return Int8Import(builder.get(), helpers.source(), tuple(fallbacks), tuple(variables))
+    c_support = "".join([helpers.source(), *ctx.c_sources.values()])
+    return Int8Import(builder.get(), c_support, tuple(fallbacks), tuple(variables))
