@@ -25,6 +25,7 @@ CASES = {
     "conv_conv_transpose": edge.conv_conv_transpose,
     "conv_sequence_head": edge.conv_sequence_head,
     "conv_layout_followers": edge.conv_layout_followers,
+    "conv_split_concat": edge.conv_split_concat,
     "computed_reshape": edge.computed_reshape,
     "yolo_style_head": edge.yolo_style_head,
     "dynamic_batch": onnx_models.dynamic_batch,

@@ -364,7 +364,7 @@ def test_requant_even_rounds_once_half_to_even(tmp_path: Path) -> None:
     rounded half to even, on random operands and exact ties (m a power of two)."""
     from fractions import Fraction
 
-    from tvmc_multimodule.frontends.tflite_int8.c_helpers import CHelpers
+    from tvmc_multimodule.kernels import CHelpers
 
     rng = np.random.default_rng(0)
     count = 20000

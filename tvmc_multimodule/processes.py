@@ -12,13 +12,13 @@ survives exec). Elsewhere this is a no-op and children may outlive a killed `tvm
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,36 +28,54 @@ POLL_S = 0.02
 
 
 def _load_prctl() -> Callable[..., int] | None:
+    """libc's prctl, from the symbols already loaded into this process (no library search,
+    which may run a subprocess); None where there is none."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.prctl
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
+
+
+def _die_with(prctl: Callable[..., int], parent_pid: int | None) -> None:
+    """Between fork and exec too: only prctl, getppid and _exit."""
+    prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)  # the parent is already gone: the request came too late
 
 
 def die_with_parent(parent_pid: int | None = None) -> None:
     """Have this process killed (SIGKILL) when its parent exits.
 
     `parent_pid`: the parent it must still have; if it already exited (the child was
-    re-parented before the request took effect) this process exits at once. Safe to call
-    between fork and exec (`preexec_fn`): it only calls prctl, getppid and _exit.
+    re-parented before the request took effect) this process exits at once.
     """
     prctl = _load_prctl()
-    if prctl is None:
-        return
-    prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    if parent_pid is not None and os.getppid() != parent_pid:
-        os._exit(1)
+    if prctl is not None:
+        _die_with(prctl, parent_pid)
+
+
+def init_worker(parent_pid: int, showwarning: Callable[..., None] | None = None) -> None:
+    """Initializer of `-j` worker processes: die with the parent (even on `kill -9`), leave
+    Ctrl-C to it (the terminal sends it to the whole process group, and the parent stops
+    the workers), route Python warnings like the parent. It lives in this light module so
+    that it runs before the worker imports TVM (seconds in which a killed parent would
+    otherwise leave the worker running)."""
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if showwarning is not None:
+        warnings.showwarning = showwarning
 
 
 def child_options() -> dict[str, Any]:
-    """Keyword arguments for `subprocess.Popen`/`run` that tie the child's life to ours."""
-    if _load_prctl() is None:
+    """Keyword arguments for `subprocess.Popen`/`run` that tie the child's life to ours.
+    prctl is looked up here, in the parent: the child only calls it."""
+    prctl = _load_prctl()
+    if prctl is None:
         return {}
     parent = os.getpid()
-    return {"preexec_fn": lambda: die_with_parent(parent)}
+    return {"preexec_fn": lambda: _die_with(prctl, parent)}
 
 
 @dataclass(frozen=True)

@@ -234,3 +234,20 @@ def yolo_style_head() -> onnx.ModelProto:
              _const("one_f", np.asarray(1.0, np.float32))]
     return _model("yolo_style_head", nodes, [_value("x", [1, 3, 4, 4])],
                   [_value("up_flat", [1, 16, 64]), _value("y2", [2, 16])], inits, opset=17)
+
+
+def conv_split_concat() -> onnx.ModelProto:
+    """A YOLOv8 C2f block: Conv -> Split over channels -> Conv on one half -> Concat, and a
+    Slice of the channels (the layout conversion keeps them channels-last)."""
+    w = _Weights(25)
+    nodes = [
+        w.conv("x", "c", 3, 8, k=1),
+        helper.make_node("Split", ["c", w.add_int("halves", [4, 4])], ["a", "b"], axis=1),
+        w.conv("b", "b2", 4, 4),
+        helper.make_node("Concat", ["a", "b", "b2"], ["k"], axis=1),
+        helper.make_node("Slice", ["k", w.add_int("st", [2]), w.add_int("en", [10]),
+                                   w.add_int("ax", [1])], ["s"]),
+        w.conv("s", "y", 8, 4, k=1),
+    ]
+    return _model("conv_split_concat", nodes, [_value("x", [1, 3, 8, 8])],
+                  [_value("y", [1, 4, 8, 8])], w.inits, opset=13)

@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 import threading
-import warnings
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from contextlib import contextmanager
 from ..errors import OutputError, TvmcError
 from ..interrupts import deferred, success_once_committed
 from ..model import CompiledModule
-from ..processes import die_with_parent
+from ..processes import init_worker
 from . import options, report
 from .driver import internal_error, log_dependency_warning
 
@@ -120,7 +119,8 @@ def compile_one(job: options.ModelJob, settings: options.CompileSettings) -> Com
             opt_level=settings.opt_level, pass_config=settings.pass_config or None,
             schedule=settings.schedule, workspace=settings.workspace,
             strict_int8=settings.strict_int8, desired_layout=settings.desired_layout,
-            input_values=job.input_values or None, workspace_io=settings.workspace_io)
+            input_values=job.input_values or None, workspace_io=settings.workspace_io,
+            custom_ops=dict(settings.custom_ops) or None)
     except TvmcError as err:
         raise options.locate_all(err, module=job.name, path=job.path)
     except Exception as exc:  # a bug; still say which model triggered it
@@ -140,12 +140,13 @@ def compile_in_parallel(jobs: list[options.ModelJob], settings: options.CompileS
     # Fresh interpreters ("spawn"), children of this process: not a plain fork (TVM's
     # thread pools do not survive one), and not a fork server, whose workers are ITS
     # children and so outlive a `kill -9` of this process. Each worker asks the kernel to
-    # kill it when this process dies (`processes.die_with_parent`).
+    # kill it when this process dies (`processes.init_worker`).
     context = multiprocessing.get_context("spawn")
     results: dict[int, CompiledModule] = {}
     errors: dict[int, BaseException] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_worker_setup, initargs=(os.getpid(),)) as pool:
+                             initializer=init_worker,
+                             initargs=(os.getpid(), log_dependency_warning)) as pool:
         try:
             # submit starts the workers: an interrupt in the middle would leave one that is
             # not yet in the pool's list (and so never stopped) starting up alone
@@ -193,14 +194,6 @@ def _ctrl_c_ignored_by_new_processes() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, handler)
-
-
-def _worker_setup(parent_pid: int) -> None:
-    """In each worker: die with the parent (even on `kill -9`), leave Ctrl-C to it (the
-    terminal sends it to the whole process group, and the parent stops the workers)."""
-    die_with_parent(parent_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    warnings.showwarning = log_dependency_warning  # as in the main process
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:

@@ -226,5 +226,8 @@ def totals_line(modules: Sequence[CompiledModule], sizes: Sequence[int | None],
            else "sum over modules, " if len(modules) > 1 else "")
     inside = (" inside the workspace" if all(m.options.get("workspace_io") for m in modules)
               else f" {io:,}")
-    return (f"total: {flash}; RAM {workspace + io:,} B (workspace {workspace:,}, {how}"
-            f"inputs/outputs{inside})")
+    # persistent state is never shared: each stateful module keeps its own between runs
+    state = sum(m.state_bytes for m in modules)
+    kept = f", state {state:,}" if state else ""
+    return (f"total: {flash}; RAM {workspace + io + state:,} B (workspace {workspace:,}, {how}"
+            f"inputs/outputs{inside}{kept})")

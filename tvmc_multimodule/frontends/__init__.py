@@ -4,9 +4,14 @@ from __future__ import annotations
 import re
 import traceback
 
+from typing import TYPE_CHECKING
+
 from ..errors import InternalError, ModelError, TvmcError, UnsupportedError, UsageError
 from ..model import ImportedModel
 from .detect import FORMATS, check_readable, detect_format
+
+if TYPE_CHECKING:
+    from ..kernels import KernelLibrary
 
 
 # Exceptions that mean a converter's code is wrong whatever the model (a call with an old
@@ -20,10 +25,11 @@ _VALUE_ATTRIBUTE = re.compile(r"^'(NoneType|int|float|bytes)' object has no attr
 
 def import_model(path: str, name: str, model_format: str | None = None,
                  input_shapes: dict[str, list[int]] | None = None,
-                 strict_int8: bool = False, int8_variant: str = "vector",
-                 input_values: dict | None = None) -> ImportedModel:
+                 strict_int8: bool = False, kernel_library: KernelLibrary | None = None,
+                 input_values: dict | None = None,
+                 custom_ops: dict | None = None) -> ImportedModel:
     """Read `path` with the frontend for its format (`strict_int8`: see import_tflite and
-    import_onnx; `int8_variant`: the integer kernels' loop form, "vector" or "scalar";
+    import_onnx; `kernel_library`: builds the integer kernels (default portable C);
     `input_values`: ONNX inputs fixed to constants, see import_onnx)."""
     fmt = detect_format(path, model_format)
     try:
@@ -33,11 +39,11 @@ def import_model(path: str, name: str, model_format: str | None = None,
             from .tflite import import_tflite
 
             return import_tflite(path, name, input_shapes, strict_int8=strict_int8,
-                                 int8_variant=int8_variant)
+                                 kernel_library=kernel_library, custom_ops=custom_ops)
         from .onnx import import_onnx
 
         return import_onnx(path, name, input_shapes, strict_int8=strict_int8,
-                           int8_variant=int8_variant, input_values=input_values)
+                           kernel_library=kernel_library, input_values=input_values)
     except TvmcError as err:
         raise err.located(module=name, path=path)
     except Exception as exc:  # the TVM frontends raise anything from ValueError to TVMError

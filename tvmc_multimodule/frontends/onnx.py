@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import logging
 
@@ -15,6 +15,9 @@ from .checks import check_imported, raise_shape_problems, shape_problem
 from .onnx_control import (CONTROL_OPS, fix_input_values, has_control_flow,
                            resolve_control_flow)
 from .onnx_qoperator import rewrite_qoperators
+
+if TYPE_CHECKING:
+    from ..kernels import KernelLibrary
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +272,7 @@ def _check_types(model: Any, path: str) -> None:
 
 
 def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None = None,
-                strict_int8: bool = False, int8_variant: str = "vector",
+                strict_int8: bool = False, kernel_library: KernelLibrary | None = None,
                 input_values: dict[str, Any] | None = None) -> ImportedModel:
     """`input_values`: inputs fixed to constants (they leave the module's inputs; If and Loop
     depending on them fold, see onnx_control.py). Statically quantised (QDQ) models go to the integer kernels (onnx_int8), the rest to
@@ -302,7 +305,7 @@ def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None 
                                  _dtype(v), quant.get(v.name))
                       for v, c in zip(outs, unique_c_names(out_names, "output")))
     integer = _import_integer(model, path, name, [tuple(shapes[n]) for n in in_names],
-                              strict_int8, int8_variant)
+                              strict_int8, kernel_library)
     if integer is not None:
         relax_mod, c_support = integer
         return ImportedModel(name, path, "onnx", relax_mod, in_infos, out_infos,
@@ -315,7 +318,8 @@ def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None 
 
 
 def _import_integer(model: Any, path: str, name: str, input_shapes: list[tuple[int, ...]],
-                    strict: bool, variant: str) -> tuple[Any, str] | None:
+                    strict: bool, library: KernelLibrary | None
+                    ) -> tuple[Any, str] | None:
     """(Relax module, C support) on the integer kernels, or None: not quantised, or outside
     the static-quantisation pattern (then the float form, with a warning)."""
     from . import onnx_int8
@@ -326,7 +330,7 @@ def _import_integer(model: Any, path: str, name: str, input_shapes: list[tuple[i
     try:
         graph = onnx_int8.translate_qdq(model, onnx_int8.static_shapes(model))
         result = import_int8(graph, name, input_shapes, strict=strict,
-                             float_form=onnx_int8.OnnxFloatForm, variant=variant,
+                             float_form=onnx_int8.OnnxFloatForm, library=library,
                              rounding="onnx")
     except (onnx_int8.NotQDQ, NoIntegerForm) as exc:
         if strict:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedError
-from .onnx_recurrent import lstm_kernel
+from .onnx_recurrent import lstm_kernel, sigmoid, tanh
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +85,7 @@ def convert_sequence_lstm(conv: Any, op: Any, name: str) -> Any:
     else:
         peep = relax.const(np.zeros((1, 3 * hidden), np.float32))
     h0, c0 = (_initial_state(conv, tensors[i], [1, batch, hidden]) for i in (18, 19))
-    from tvm.script import tirx as T
-
-    sigmoid = lambda v: T.float32(1) / (T.float32(1) + T.exp(-v))  # noqa: E731
-    kernel = lstm_kernel(steps, batch, inputs, hidden, 1, 0, 0, (sigmoid, T.tanh, T.tanh),
+    kernel = lstm_kernel(steps, batch, inputs, hidden, 1, 0, 0, (sigmoid, tanh, tanh),
                          lambda v: v)
     gvar = bb.add_func(kernel.with_attr("op_pattern", 8), "lstm")
     outs = [relax.TensorType([steps, 1, batch, hidden], "float32")] + [

@@ -26,6 +26,7 @@ FOLLOWS_LAYOUT = frozenset({
     "relax.nn.conv2d", "relax.nn.max_pool2d", "relax.nn.avg_pool2d",
     "relax.nn.adaptive_avg_pool2d", "relax.concat", "relax.image.resize2d",
     "relax.nn.batch_norm", "relax.nn.prelu", "relax.nn.softmax", "relax.mean", "relax.sum", "relax.max", "relax.min",
+    "relax.split", "relax.strided_slice",
 })
 
 

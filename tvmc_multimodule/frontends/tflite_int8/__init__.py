@@ -3,11 +3,10 @@ TFLite Micro's reference kernels (int8 weights, int32 bias, int32 accumulation, 
 fixed-point requantisation), as Relax call_tir to TIR PrimFuncs.
 
 - graph.py: the flatbuffer as typed records; `is_full_int8`
-- fixedpoint.py: host-side integer maths (multipliers, tables, gemmlowp fixed point)
-- c_helpers.py: the C helpers the kernels call (`tvmgen_<module>_...`, static inline)
-- kernels_nn.py, kernels_elementwise.py: TE/TIR kernels
-- converters.py: one converter per operator; importer.py drives them; fallback.py runs the
-  other operators through the frontend's float form
+- converters.py: one converter per operator: reads its options and quantisation, makes the
+  operator record and asks the kernel library (the `kernels` stage) for the kernel;
+  importer.py drives them; fallback.py runs the other operators through the frontend's
+  float form
 """
 from .converters import CONVERTERS
 from .graph import Graph, Operator, Tensor, is_full_int8, read_graph

@@ -8,7 +8,7 @@ import numpy as np
 import tvm
 from tvm import relax, tirx
 
-from .c_helpers import CHelpers
+from ...kernels import CHelpers, Kernel, KernelLibrary
 from .graph import Graph, Operator, Tensor
 
 
@@ -18,14 +18,15 @@ class NoIntegerKernel(Exception):
 
 class Context:
     def __init__(self, graph: Graph, builder: relax.BlockBuilder, helpers: CHelpers,
-                 variant: str = "vector"):
+                 library: KernelLibrary):
         self.graph = graph
-        self.variant = variant  # kernel form: "vector" (hosts, SIMD) or "scalar" (Cortex-M)
+        self.library = library  # builds the kernels (chosen from the target)
         self.builder = builder
         self.helpers = helpers
         self.values: dict[int, relax.Expr] = {}
         self._functions: dict[int, list[tuple[tirx.PrimFunc, tvm.ir.GlobalVar]]] = {}
         self._names: dict[str, int] = {}
+        self.c_sources: dict[str, str] = {}  # C the library's kernels call, once each
 
     # ---- tensors
     def tensor(self, index: int) -> Tensor:
@@ -60,6 +61,14 @@ class Context:
         if current == [int(d) for d in shape]:
             return value
         return self.emit(relax.op.reshape(value, [int(d) for d in shape]))
+
+    def call_kernel(self, kernel: Kernel, name: str, inputs: Sequence[relax.Expr],
+                    shape: Sequence[int], dtype: str = "int8") -> relax.Var:
+        """call_tir of a library's kernel: `inputs`, then its packed constants."""
+        for key, source in kernel.c_sources:
+            self.c_sources.setdefault(key, source)
+        args = [*inputs, *(self.const(c) for c in kernel.constants)]
+        return self.call(kernel.func, name, args, shape, dtype)
 
     def call(self, func: tirx.PrimFunc, name: str, args: Sequence[relax.Expr],
              shape: Sequence[int], dtype: str = "int8") -> relax.Var:

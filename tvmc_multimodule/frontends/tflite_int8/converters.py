@@ -10,9 +10,8 @@ from typing import Callable, Mapping
 import numpy as np
 from tvm import relax
 
-from . import fixedpoint as fx
-from . import kernels_elementwise as ke
-from . import kernels_nn as kn
+from ...kernels import AddParams, Conv2DSpec, FullyConnectedSpec, PoolSpec
+from ...kernels import fixedpoint as fx
 from .context import Context, NoIntegerKernel
 from .graph import Operator, Tensor
 
@@ -114,14 +113,12 @@ def _conv(ctx: Context, op: Operator, depthwise: bool) -> relax.Expr:
     _expect_shape(op, (n, oh, ow, channels), to.shape)
     mult, shift = fx.per_channel_multipliers(ti.scale, w.scales, to.scale, channels)
     lo, hi = fx.activation_range(act, to.scale, to.zero_point)
-    spec = kn.Conv2DSpec(ti.shape, w.shape, (oh, ow), stride, dilation, (pt, pl),
-                         ti.zero_point, to.zero_point, lo, hi, depthwise)
-    func = kn.conv2d(spec, ctx.helpers, ctx.variant)
-    weights = w.data if depthwise else np.ascontiguousarray(w.data.transpose(1, 2, 3, 0))
-    bias = kn.fold_zero_point(_bias(ctx, op, channels), weights, ti.zero_point, 3)
-    args = [ctx.value(op.inputs[0]), ctx.const(weights), ctx.const(bias),
-            ctx.const(mult), ctx.const(shift)]
-    return ctx.call(func, "dwconv2d" if depthwise else "conv2d", args, to.shape)
+    spec = Conv2DSpec(ti.shape, w.shape, (oh, ow), stride, dilation, (pt, pl),
+                      ti.zero_point, to.zero_point, lo, hi, depthwise)
+    kernel = ctx.library.conv2d(spec, w.data, _bias(ctx, op, channels), mult, shift,
+                                ctx.helpers)
+    return ctx.call_kernel(kernel, "dwconv2d" if depthwise else "conv2d",
+                           [ctx.value(op.inputs[0])], to.shape)
 
 
 def convert_conv2d(ctx: Context, op: Operator) -> relax.Expr:
@@ -148,12 +145,11 @@ def convert_fully_connected(ctx: Context, op: Operator) -> relax.Expr:
         raise NoIntegerKernel("unexpected output size")
     mult, shift = fx.per_channel_multipliers(ti.scale, w.scales, to.scale, units)
     lo, hi = fx.activation_range(act, to.scale, to.zero_point)
-    func = kn.fully_connected(batch, depth, units, to.zero_point, lo, hi, ctx.helpers,
-                              ctx.variant)
-    bias = kn.fold_zero_point(_bias(ctx, op, units), w.data, ti.zero_point, 0)
+    spec = FullyConnectedSpec(batch, depth, units, ti.zero_point, to.zero_point, lo, hi)
+    kernel = ctx.library.fully_connected(spec, w.data, _bias(ctx, op, units), mult, shift,
+                                         ctx.helpers)
     x = ctx.reshape(ctx.value(op.inputs[0]), (batch, depth))
-    y = ctx.call(func, "fully_connected", [x, ctx.const(w.data), ctx.const(bias),
-                                           ctx.const(mult), ctx.const(shift)], (batch, units))
+    y = ctx.call_kernel(kernel, "fully_connected", [x], (batch, units))
     return ctx.reshape(y, to.shape)
 
 
@@ -175,13 +171,13 @@ def convert_add(ctx: Context, op: Operator) -> relax.Expr:
     zero_points = (a.zero_point, b.zero_point, out.zero_point)
     if ctx.helpers.rounding == "onnx":
         scales, exponent = fx.add_ratios(a.scale, b.scale, out.scale)
-        func = ke.add_scaled(a.shape, b.shape, out.shape, zero_points, scales, exponent, lo, hi,
-                             ctx.helpers)
+        func = ctx.library.add_scaled(a.shape, b.shape, out.shape, zero_points, scales,
+                                      exponent, lo, hi, ctx.helpers)
         return ctx.call(func, "add", [ctx.value(op.inputs[0]), ctx.value(op.inputs[1])],
                         out.shape)
     m1, m2, mo = fx.add_params(a.scale, b.scale, out.scale)
-    params = ke.AddParams(zero_points, (m1, m2), mo, lo, hi)
-    func = ke.add(a.shape, b.shape, out.shape, params, ctx.helpers)
+    params = AddParams(zero_points, (m1, m2), mo, lo, hi)
+    func = ctx.library.add(a.shape, b.shape, out.shape, params, ctx.helpers)
     return ctx.call(func, "add", [ctx.value(op.inputs[0]), ctx.value(op.inputs[1])], out.shape)
 
 
@@ -190,14 +186,16 @@ def convert_mul(ctx: Context, op: Operator) -> relax.Expr:
     act = _activation(op.options("MulOptions"))
     multiplier = fx.quantize_multiplier(fx.f32(a.scale) * fx.f32(b.scale) / fx.f32(out.scale))
     lo, hi = fx.activation_range(act, out.scale, out.zero_point)
-    func = ke.mul(a.shape, b.shape, out.shape, (a.zero_point, b.zero_point, out.zero_point),
-                  multiplier, lo, hi, ctx.helpers)
+    func = ctx.library.mul(a.shape, b.shape, out.shape,
+                           (a.zero_point, b.zero_point, out.zero_point), multiplier, lo, hi,
+                           ctx.helpers)
     return ctx.call(func, "mul", [ctx.value(op.inputs[0]), ctx.value(op.inputs[1])], out.shape)
 
 
 def _lookup(ctx: Context, op: Operator, table: np.ndarray, name: str) -> relax.Expr:
     to = ctx.tensor(op.outputs[0])
-    func = ke.table_lookup(to.shape, str(table.dtype), ctx.tensor(op.inputs[0]).dtype)
+    func = ctx.library.table_lookup(to.shape, str(table.dtype),
+                                    ctx.tensor(op.inputs[0]).dtype)
     return ctx.call(func, name, [ctx.value(op.inputs[0]), ctx.const(table)], to.shape,
                     str(table.dtype))
 
@@ -235,10 +233,15 @@ def convert_relu6(ctx: Context, op: Operator) -> relax.Expr:
 
 def convert_quantize(ctx: Context, op: Operator) -> relax.Expr:
     ti = ctx.tensor(op.inputs[0])
-    to = _int8(ctx.tensor(op.outputs[0]), "QUANTIZE output")
+    to = ctx.tensor(op.outputs[0])
+    if to.dtype == "uint8" and to.quantized and ti.dtype == "int8":  # a uint8 model output
+        _int8(ti, "QUANTIZE input")
+        table = fx.requantize_table(ti.scale, ti.zero_point, to.scale, to.zero_point, "uint8")
+        return _lookup(ctx, op, table, "requantize_u8")
+    to = _int8(to, "QUANTIZE output")
     if ti.dtype == "float32":
         thresholds = fx.quantize_thresholds(to.scale, to.zero_point)
-        func = ke.quantize_float(to.shape, ctx.helpers)
+        func = ctx.library.quantize_float(to.shape, ctx.helpers)
         return ctx.call(func, "quantize", [ctx.value(op.inputs[0]), ctx.const(thresholds)],
                         to.shape)
     _int8(ti, "QUANTIZE input")
@@ -255,7 +258,7 @@ def convert_dequantize(ctx: Context, op: Operator) -> relax.Expr:
 
 # ---------------------------------------------------------------- pools, mean, softmax
 
-def _pool(ctx: Context, op: Operator) -> tuple[kn.PoolSpec, Tensor, Tensor]:
+def _pool(ctx: Context, op: Operator) -> tuple[PoolSpec, Tensor, Tensor]:
     ti, to = _io(ctx, op)
     if not _same_quant(ti, to):
         raise NoIntegerKernel("pooling that changes the quantisation")
@@ -268,18 +271,19 @@ def _pool(ctx: Context, op: Operator) -> tuple[kn.PoolSpec, Tensor, Tensor]:
     ow, pl = _out_size(w, kernel[1], stride[1], 1, options, 1)
     _expect_shape(op, (n, oh, ow, c), to.shape)
     lo, hi = fx.activation_range(act, to.scale, to.zero_point)
-    return kn.PoolSpec(ti.shape, kernel, stride, (pt, pl), (oh, ow), lo, hi), ti, to
+    return PoolSpec(ti.shape, kernel, stride, (pt, pl), (oh, ow), lo, hi), ti, to
 
 
 def convert_average_pool2d(ctx: Context, op: Operator) -> relax.Expr:
     spec, _, to = _pool(ctx, op)
-    return ctx.call(kn.average_pool(spec, ctx.helpers), "avg_pool2d",
+    return ctx.call(ctx.library.average_pool(spec, ctx.helpers), "avg_pool2d",
                     [ctx.value(op.inputs[0])], to.shape)
 
 
 def convert_max_pool2d(ctx: Context, op: Operator) -> relax.Expr:
     spec, _, to = _pool(ctx, op)
-    return ctx.call(kn.max_pool(spec), "max_pool2d", [ctx.value(op.inputs[0])], to.shape)
+    return ctx.call(ctx.library.max_pool(spec), "max_pool2d", [ctx.value(op.inputs[0])],
+                    to.shape)
 
 
 def convert_mean(ctx: Context, op: Operator) -> relax.Expr:
@@ -294,7 +298,8 @@ def convert_mean(ctx: Context, op: Operator) -> relax.Expr:
             fx.f32(ti.scale) / (fx.f32(to.scale) * count))
     else:
         multiplier, shift = fx.mean_multiplier(ti.scale, to.scale, count)
-    func = kn.mean(ti.shape, axes, ti.zero_point, to.zero_point, multiplier, shift, ctx.helpers)
+    func = ctx.library.mean(ti.shape, axes, ti.zero_point, to.zero_point, multiplier, shift,
+                            ctx.helpers)
     y = ctx.call(func, "mean", [ctx.value(op.inputs[0])], kept)
     return ctx.reshape(y, to.shape)
 
@@ -311,7 +316,7 @@ def convert_softmax(ctx: Context, op: Operator) -> relax.Expr:
     rows = int(np.prod(ti.shape)) // depth
     table = fx.softmax_exp_table(ti.scale, op.options("SoftmaxOptions").Beta())
     x = ctx.reshape(ctx.value(op.inputs[0]), (rows, depth))
-    y = ctx.call(kn.softmax(rows, depth, ctx.helpers, requantise), "softmax",
+    y = ctx.call(ctx.library.softmax(rows, depth, ctx.helpers, requantise), "softmax",
                  [x, ctx.const(table)], (rows, depth))
     return ctx.reshape(y, to.shape)
 
@@ -350,7 +355,7 @@ def convert_pad(ctx: Context, op: Operator) -> relax.Expr:
         value = int(ctx.constant_data(op, 2, "constant value").reshape(-1)[0])
     out_shape = tuple(int(d + b + a) for d, (b, a) in zip(ti.shape, paddings))
     _expect_shape(op, out_shape, to.shape)
-    func = ke.pad(ti.shape, [int(b) for b, _ in paddings], out_shape, value)
+    func = ctx.library.pad(ti.shape, [int(b) for b, _ in paddings], out_shape, value)
     return ctx.call(func, "pad", [ctx.value(op.inputs[0])], to.shape)
 
 
@@ -391,12 +396,54 @@ def convert_strided_slice(ctx: Context, op: Operator) -> relax.Expr:
         counts.append(len(rng))
     if int(np.prod(counts)) != int(np.prod(to.shape)):
         raise NoIntegerKernel("unexpected STRIDED_SLICE output size")
-    func = ke.strided_slice(ti.shape, starts, steps, counts)
+    func = ctx.library.strided_slice(ti.shape, starts, steps, counts)
     y = ctx.call(func, "strided_slice", [ctx.value(op.inputs[0])], counts)
     return ctx.reshape(y, to.shape)
 
 
+def _split(ctx: Context, op: Operator, sizes: list[int], axis: int,
+           source: int) -> list[relax.Expr]:
+    """Pieces of `sizes` along `axis`, each a strided-slice kernel (no copy of the rest)."""
+    ti = _int8(ctx.tensor(op.inputs[source]), f"{op.name} input")
+    axis %= len(ti.shape)
+    if -1 in sizes:  # one size may be inferred
+        known = sum(s for s in sizes if s != -1)
+        sizes = [ti.shape[axis] - known if s == -1 else s for s in sizes]
+    if sum(sizes) != ti.shape[axis] or any(s <= 0 for s in sizes) \
+            or len(sizes) != len(op.outputs):
+        raise NoIntegerKernel(f"{op.name} sizes {sizes} do not split axis {axis}")
+    pieces, start = [], 0
+    for size, index in zip(sizes, op.outputs):
+        to = _int8(ctx.tensor(index), f"{op.name} output")
+        if not _same_quant(ti, to):
+            raise NoIntegerKernel(f"{op.name} that changes the quantisation")
+        starts = [start if a == axis else 0 for a in range(len(ti.shape))]
+        counts = [size if a == axis else d for a, d in enumerate(ti.shape)]
+        _expect_shape(op, tuple(counts), to.shape)
+        func = ctx.library.strided_slice(ti.shape, starts, [1] * len(ti.shape), counts)
+        pieces.append(ctx.call(func, "split", [ctx.value(op.inputs[source])], counts))
+        start += size
+    return pieces
+
+
+def convert_split_v(ctx: Context, op: Operator) -> list[relax.Expr]:
+    sizes = [int(v) for v in ctx.constant_data(op, 1, "size_splits").reshape(-1)]
+    axis = int(ctx.constant_data(op, 2, "axis").reshape(-1)[0])
+    return _split(ctx, op, sizes, axis, 0)
+
+
+def convert_split(ctx: Context, op: Operator) -> list[relax.Expr]:
+    axis = int(ctx.constant_data(op, 0, "axis").reshape(-1)[0])
+    ti = ctx.tensor(op.inputs[1])
+    parts = len(op.outputs)
+    if ti.shape[axis % len(ti.shape)] % parts:
+        raise NoIntegerKernel("SPLIT into unequal parts")
+    return _split(ctx, op, [ti.shape[axis % len(ti.shape)] // parts] * parts, axis, 1)
+
+
 CONVERTERS: Mapping[str, Converter] = MappingProxyType({
+    "SPLIT": convert_split,
+    "SPLIT_V": convert_split_v,
     "CONV_2D": convert_conv2d,
     "DEPTHWISE_CONV_2D": convert_depthwise_conv2d,
     "FULLY_CONNECTED": convert_fully_connected,

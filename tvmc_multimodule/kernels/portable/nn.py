@@ -7,14 +7,14 @@ TFLite Micro's reference_integer_ops kernels; see fixedpoint.py for the host-sid
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import tvm
 from tvm import te, tirx
 
-from .c_helpers import CHelpers
+from ..c_helpers import CHelpers
+from ..records import Conv2DSpec, PoolSpec
 
 I32 = "int32"
 OPAQUE = 8  # relax OpPatternKind::kOpaque
@@ -81,23 +81,6 @@ def finish(tensors: Sequence[te.Tensor], fused: Sequence[tuple[str, str, int]] =
 def finish_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """Mark a kernel opaque (Relax fusion leaves it alone) and as ours."""
     return func.with_attr("op_pattern", OPAQUE).with_attr(KERNEL_ATTR, True)
-
-
-@dataclass(frozen=True)
-class Conv2DSpec:
-    """One NHWC int8 convolution (or depthwise convolution) as TFLite Micro runs it."""
-
-    input_shape: tuple[int, int, int, int]
-    weight_shape: tuple[int, int, int, int]  # TFLite's OHWI; depthwise (1, KH, KW, C * mult)
-    output_hw: tuple[int, int]
-    stride: tuple[int, int]
-    dilation: tuple[int, int]
-    pad_top_left: tuple[int, int]
-    input_zero_point: int
-    output_zero_point: int
-    act_min: int
-    act_max: int
-    depthwise: bool = False
 
 
 def conv2d(spec: Conv2DSpec, helpers: CHelpers, variant: str = "vector") -> tirx.PrimFunc:
@@ -209,17 +192,6 @@ def fully_connected(batch: int, depth: int, units: int, output_zero_point: int, 
         return finish(tensors, fused, channel_inner=True, channel_chunk=CHANNEL_BLOCK,
                       unroll_chunk=True)
     return finish(tensors, fused)
-
-
-@dataclass(frozen=True)
-class PoolSpec:
-    input_shape: tuple[int, int, int, int]
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    pad_top_left: tuple[int, int]
-    output_hw: tuple[int, int]
-    act_min: int
-    act_max: int
 
 
 def _pool_taps(spec: PoolSpec, x: te.Tensor, rh: object, rw: object, y: object, xx: object,

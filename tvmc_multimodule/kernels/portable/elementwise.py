@@ -2,7 +2,6 @@
 float32, PAD and STRIDED_SLICE. Every builder returns an opaque PrimFunc (output last)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 import re
 from typing import Sequence
 
@@ -10,23 +9,15 @@ import tvm
 import tvm.script
 from tvm import te, tirx
 
-from .c_helpers import CHelpers
-from .kernels_nn import I32, c32, finish, finish_func
+from ..c_helpers import CHelpers
+from ..records import AddParams
+from .nn import I32, c32, finish, finish_func
 
 
 def _broadcast_index(shape: Sequence[int], out_index: Sequence[object]) -> tuple:
     """numpy broadcasting: align right, size-1 dimensions read index 0."""
     lead = len(out_index) - len(shape)
     return tuple(c32(0) if d == 1 else out_index[lead + i] for i, d in enumerate(shape))
-
-
-@dataclass(frozen=True)
-class AddParams:
-    zero_points: tuple[int, int, int]                 # input 1, input 2, output
-    input_multipliers: tuple[tuple[int, int], tuple[int, int]]
-    output_multiplier: tuple[int, int]
-    act_min: int
-    act_max: int
 
 
 def add(a_shape: Sequence[int], b_shape: Sequence[int], out_shape: Sequence[int],

@@ -1,0 +1,58 @@
+"""Portable C: integer TIR kernels any C compiler builds, bit-exact with TFLite Micro's
+reference kernels. Two loop forms: "vector" (hosts and SIMD cores: long contiguous channel
+loops gcc vectorises) and "scalar" (cores without SIMD: channel blocks held in registers)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..c_helpers import CHelpers
+from ..library import Kernel
+from ..records import Conv2DSpec, FullyConnectedSpec
+from . import elementwise, nn
+
+FORMS = ("vector", "scalar")
+
+
+class PortableC:
+    """The complete library; `form` is "vector" or "scalar"."""
+
+    name = "portable"
+
+    def __init__(self, form: str = "vector"):
+        if form not in FORMS:
+            raise ValueError(f"unknown loop form {form!r}")
+        self.form = form
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.form!r})"
+
+    # ---- operators with weights: the library packs them
+    def conv2d(self, spec: Conv2DSpec, weights: np.ndarray, bias: np.ndarray,
+               mult: np.ndarray, shift: np.ndarray, helpers: CHelpers) -> Kernel:
+        """`weights` in TFLite's layout (OHWI; depthwise [1, KH, KW, C * multiplier])."""
+        func = nn.conv2d(spec, helpers, self.form)
+        packed = (weights if spec.depthwise
+                  else np.ascontiguousarray(weights.transpose(1, 2, 3, 0)))  # -> HWIO
+        folded = nn.fold_zero_point(bias, packed, spec.input_zero_point, 3)
+        return Kernel(func, (packed, folded, mult, shift))
+
+    def fully_connected(self, spec: FullyConnectedSpec, weights: np.ndarray, bias: np.ndarray,
+                        mult: np.ndarray, shift: np.ndarray, helpers: CHelpers) -> Kernel:
+        """`weights` [units, depth]."""
+        func = nn.fully_connected(spec.batch, spec.depth, spec.units, spec.output_zero_point,
+                                  spec.act_min, spec.act_max, helpers, self.form)
+        folded = nn.fold_zero_point(bias, weights, spec.input_zero_point, 0)
+        return Kernel(func, (weights, folded, mult, shift))
+
+    # ---- the rest: no weights to pack
+    average_pool = staticmethod(nn.average_pool)
+    max_pool = staticmethod(nn.max_pool)
+    mean = staticmethod(nn.mean)
+    softmax = staticmethod(nn.softmax)
+    add = staticmethod(elementwise.add)
+    add_scaled = staticmethod(elementwise.add_scaled)
+    mul = staticmethod(elementwise.mul)
+    table_lookup = staticmethod(elementwise.table_lookup)
+    quantize_float = staticmethod(elementwise.quantize_float)
+    pad = staticmethod(elementwise.pad)
+    strided_slice = staticmethod(elementwise.strided_slice)
