@@ -195,3 +195,29 @@ def test_float_state_is_one_clear_error(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "stateful variables are supported in fully int8 models" in err
     assert "VAR_HANDLE" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("entry,message", [
+    ({"name": "ring", "dtype": "int8", "shape": [1, 3, 4], "offset": 3}, "16-byte boundary"),
+    ({"name": "ring", "dtype": "object", "shape": [1, 3, 4], "offset": 0}, "unknown dtype"),
+    ({"name": 7, "dtype": "int8", "shape": [1, 3, 4], "offset": 0}, "lacks its name"),
+])
+def test_archive_with_a_bad_state_entry_is_refused(streaming, tmp_path, capsys, entry,
+                                                   message) -> None:
+    import json
+    import tarfile
+
+    _, archive = streaming
+    root = cbuild.extract(archive, tmp_path / "x")
+    meta_path = root / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["modules"]["kws"]["memory"]["functions"]["main"][0]["state"][0] = entry
+    meta_path.write_text(json.dumps(meta))
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(bad, "w") as tar:
+        for path in sorted(root.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(root)), recursive=False)
+    code = driver.main(["run", str(bad)], entry_point_loader=NO_PLUGINS)
+    assert code == 5
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

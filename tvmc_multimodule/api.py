@@ -109,12 +109,12 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                          hint="compile it without use_workspace_io")
     relaxed = pipeline.lower_relax(imported.relax_module, opt_level, desired_layout)
     program = pipeline.build_program(relaxed)
-    in_place = pipeline.write_back_in_place(program, len(imported.inputs),
-                                            len(imported.outputs))
     states = _placed_states(imported.states)
     n_in, n_out = len(imported.inputs), len(imported.outputs)
     operators = _scheduled_operators(relaxed, program, f"tvmgen_{name}_", target, schedule,
                                      pass_config)
+    in_place = pipeline.write_back_in_place(program, len(imported.inputs),
+                                            len(imported.outputs), operators.signatures)
     plan = pipeline.plan_memory(program, operators.signatures,
                                 alignment=spec.workspace_alignment,
                                 io_in_workspace=workspace_io)

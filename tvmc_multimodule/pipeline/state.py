@@ -9,7 +9,10 @@ after the last step (one memcpy of that variable per run).
 """
 from __future__ import annotations
 
+from typing import Mapping
+
 from .program import Buffer, Call, Copy, Input, Output, Program, nbytes
+from .tir_passes import OperatorSignature
 
 
 def _touches(step: object, loc: object) -> bool:
@@ -18,10 +21,25 @@ def _touches(step: object, loc: object) -> bool:
     return loc in (step.dst, step.src)  # type: ignore[attr-defined]
 
 
-def write_back_in_place(program: Program, inputs: int, outputs: int) -> list[bool]:
+def _elementwise(step: object, old: object, new: object,
+                 signatures: Mapping[str, OperatorSignature]) -> bool:
+    """The step reads `old` once and writes `new` element for element (inplace.py's check):
+    each element is read before it is overwritten, so both may be one buffer."""
+    if not isinstance(step, Call) or step.relax_name not in signatures:
+        return False
+    reads = [i for i, a in enumerate(step.args) if a == old]
+    writes = [i for i, a in enumerate(step.args) if a == new]
+    return (len(reads) == 1 and len(writes) == 1
+            and (reads[0], writes[0]) in signatures[step.relax_name].inplace)
+
+
+def write_back_in_place(program: Program, inputs: int, outputs: int,
+                        signatures: Mapping[str, OperatorSignature] | None = None) -> list[bool]:
     """Make `program` (params: `inputs` model inputs then the states; results: `outputs`
     model outputs then the states) safe to run with each state's parameter and result in
-    one buffer. Returns, per state, whether its new value is written in place."""
+    one buffer. Returns, per state, whether its new value is written in place. With the
+    operators' `signatures`, an element-for-element operator may read the old value while
+    writing the new one (an accumulator's ADD)."""
     states = len(program.input_types) - inputs
     in_place = []
     for k in range(states):
@@ -34,7 +52,10 @@ def write_back_in_place(program: Program, inputs: int, outputs: int) -> list[boo
         reads = [i for i, s in enumerate(program.steps) if _touches(s, old)]
         writes = [i for i, s in enumerate(program.steps)
                   if _touches(s, new) or (buffer is not None and _touches(s, buffer))]
-        if not reads or not writes or max(reads) < min(writes):
+        first = min(writes) if writes else None
+        if not reads or first is None or max(reads) < first or (
+                max(reads) == first and signatures is not None and buffer is not None
+                and _elementwise(program.steps[first], old, buffer, signatures)):
             in_place.append(True)
             continue
         if buffer is not None:  # into the workspace, then over the old value at the end
