@@ -237,7 +237,7 @@ def convert_quantize(ctx: Context, op: Operator) -> relax.Expr:
     if to.dtype == "uint8" and to.quantized and ti.dtype == "int8":  # a uint8 model output
         _int8(ti, "QUANTIZE input")
         table = fx.requantize_table(ti.scale, ti.zero_point, to.scale, to.zero_point, "uint8")
-        return _lookup(ctx, op, table, "requantize_u8")
+        return _lookup(ctx, op, table, "requantize_unsigned")
     to = _int8(to, "QUANTIZE output")
     if ti.dtype == "float32":
         thresholds = fx.quantize_thresholds(to.scale, to.zero_point)
