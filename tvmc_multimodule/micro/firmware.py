@@ -174,8 +174,9 @@ def footprint(directory: str, project: Project, elf: str) -> Footprint:
             ram = sections.get(".data", 0) + sections.get(".bss", 0)
             symbols = symbol_sizes(obj)
             workspace = symbols.get(f"tvmgen_{module.name}_workspace", 0)
-            state = sum(size for name, size in symbols.items()
-                        if name.startswith(f"tvmgen_{module.name}_") and "state" in name)
+            # the state buffer and its flag (its initial values, *_state_init_*, are flash)
+            state = sum(symbols.get(f"tvmgen_{module.name}_{name}", 0)
+                        for name in ("state", "state_ready"))
             entry.workspace += workspace
             entry.state += state
             entry.other_ram += ram - workspace - state
