@@ -97,3 +97,27 @@ def test_unknown_custom_operator_is_one_clear_error(tmp_path: Path, capsys) -> N
     assert len(err) == 1 or err[-1].startswith("error:")
     assert "custom operators: MyCustom" in err[-1] and "--custom-op MyCustom=impl.c" in err[-1]
     assert not (tmp_path / "a.tar").exists()
+
+
+@pytest.mark.skipif(not (cbuild.have("gcc") and cbuild.have("make")), reason="gcc, make")
+def test_archive_example_links_a_stateful_and_a_custom_module(tmp_path: Path) -> None:
+    """compile-multi of a streaming model and a custom-op model: the archive's own example
+    program (Makefile, main.c: reset, then a few runs) builds with -Werror and runs both."""
+    import subprocess
+
+    from builders import tflite_state_models
+
+    (tmp_path / "kws.tflite").write_bytes(tflite_state_models.streaming())
+    (tmp_path / "ss.tflite").write_bytes(models.scale_shift())
+    (tmp_path / "ss.c").write_text(models.SCALE_SHIFT_C.format(module="ss"))
+    archive = tmp_path / "a.tar"
+    assert driver.main(["compile-multi", f"{tmp_path / 'kws.tflite'}:kws",
+                        f"{tmp_path / 'ss.tflite'}:ss", "--custom-op",
+                        f"ScaleShift={tmp_path / 'ss.c'}", "-o", str(archive)],
+                       entry_point_loader=NO_PLUGINS) == 0
+    host = cbuild.extract(archive, tmp_path / "x") / "templates" / "host"
+    build = subprocess.run(["make", "-s", "CFLAGS=" + " ".join(cbuild.STRICT + ["-O1"])],
+                           cwd=host, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
+    run = subprocess.run(["./tvmgen_example"], cwd=host, capture_output=True, text=True)
+    assert run.returncode == 0 and "2 of 2 modules ran" in run.stdout
