@@ -121,3 +121,21 @@ def test_archive_example_links_a_stateful_and_a_custom_module(tmp_path: Path) ->
     assert build.returncode == 0, build.stderr[-3000:]
     run = subprocess.run(["./tvmgen_example"], cwd=host, capture_output=True, text=True)
     assert run.returncode == 0 and "2 of 2 modules ran" in run.stdout
+
+
+def test_custom_operator_on_quantised_tensors_is_refused(tmp_path: Path, capsys) -> None:
+    from builders.tflite_models import TFLiteGraph
+
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 4], "int8", scale=0.1, zero_point=0)
+    y = g.add_tensor("y", [1, 4], "int8", scale=0.1, zero_point=0)
+    g.add_operator("CUSTOM", [x], [y], custom_code="Foo", custom_options=b"")
+    g.set_io([x], [y])
+    (tmp_path / "q.tflite").write_bytes(g.to_bytes())
+    (tmp_path / "foo.c").write_text("int foo;\n")
+    code = driver.main(["compile", str(tmp_path / "q.tflite"), "--custom-op",
+                        f"Foo={tmp_path / 'foo.c'}", "-o", str(tmp_path / "q.tar")],
+                       entry_point_loader=NO_PLUGINS)
+    assert code == 4
+    err = capsys.readouterr().err
+    assert "custom operator Foo on quantised tensors" in err and "--input-shapes" not in err
