@@ -131,6 +131,23 @@ def dsp_shapes(seed: int = 14) -> bytes:
     return g.to_bytes()
 
 
+def dsp_wide_window(seed: int = 15) -> bytes:
+    """A window too large to copy to the stack (3x3x121 > 1 KB): x[1,4,5,121] (zp 21)
+    -> CONV_2D 3x3 SAME stride (1, 2) -> [1,4,3,3]."""
+    rng = np.random.default_rng(seed)
+    s_in, zp_in = 0.05, 21
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 4, 5, 121], "int8", scale=s_in, zero_point=zp_in)
+    w = rng.standard_normal((3, 3, 3, 121)).astype(np.float32) * 0.2
+    tw, tb, _ = _per_channel(g, "wide", w, s_in, 0)
+    y = g.add_tensor("y", [1, 4, 3, 3], "int8", scale=_out_scale(s_in, w, 1089), zero_point=9)
+    g.add_operator("CONV_2D", [x, tw, tb], [y], ("Conv2DOptions", {
+        "Padding": Padding.SAME, "StrideW": 2, "StrideH": 1, "DilationWFactor": 1,
+        "DilationHFactor": 1, "FusedActivationFunction": NONE}), version=3)
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
 def fully_connected(seed: int = 12) -> bytes:
     """x[2,24] (zp 11) -> FULLY_CONNECTED 16 per-tensor weights, RELU -> [2,16]
     -> FULLY_CONNECTED 10 per-channel, no bias -> [2,10]."""
@@ -350,6 +367,7 @@ def integer_models() -> dict[str, Callable[[], bytes]]:
         "conv_same_stride2": conv_same_stride2,
         "conv_dilated_depthwise": conv_dilated_depthwise,
         "dsp_shapes": dsp_shapes,
+        "dsp_wide_window": dsp_wide_window,
         "fully_connected": fully_connected,
         "add_mul": add_mul,
         "pools": pools,

@@ -24,8 +24,9 @@ from ..library import Kernel
 from ..portable import PortableC
 from ..portable.nn import finish_func
 from ..records import Conv2DSpec, FullyConnectedSpec
-from .c_source import CONV, DEPTHWISE, PRIMITIVES
+from .c_source import CONV, CONV_WINDOW, DEPTHWISE, PRIMITIVES
 
+WINDOW_STACK_BYTES = 2048  # convolutions copy 2 pixels' windows to the stack up to this size
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
 
 
@@ -47,6 +48,15 @@ def _extern_kernel(name: str, inputs: list[tuple[tuple[int, ...], str]],
 
 def _name(helpers: CHelpers, kind: str, text: str) -> str:
     return f"{helpers.prefix}dsp_{kind}_{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+def _shifts(shift: np.ndarray) -> tuple[str, np.ndarray]:
+    """(requant helper, its shift constants): right shifts only when no channel shifts left
+    or by 0 (the common case), else TFLite's signed shift."""
+    shift = shift.astype(np.int32)
+    if shift.size and (shift < 0).all():
+        return "d_requant_right", np.ascontiguousarray(-shift)
+    return "d_requant", shift
 
 
 def _off(zero_point: int) -> str:
@@ -107,13 +117,20 @@ class CortexMDsp(PortableC):
                       in0=f"ix0 >= 0 && ix0 < {w_in}" if cols_clipped else "1",
                       in1=f"ix1 >= 0 && ix1 < {w_in}" if cols_clipped else "1",
                       odd_last="1" if out_c % 2 == 0 else f"o + 1 < {out_c}", p=helpers.prefix)
-        body = CONV.substitute(params, name="NAME")
-        name = _name(helpers, kind, body)
+        requant, shifts = _shifts(shift)
+        params["requant"] = requant
         pairs = (out_c + 1) // 2
+        window = kh * kw * c
+        if (kh, kw, sh, sw, pt, pl) != (1, 1, 1, 1, 0, 0) and 2 * window <= WINDOW_STACK_BYTES:
+            params.update(K=window, zin=zin)
+            body = CONV_WINDOW.substitute(params, name="NAME")
+            weights = weights.reshape(out_c, 1, 1, window)
+        else:
+            body = CONV.substitute(params, name="NAME")
+        name = _name(helpers, kind, body)
         packed = _pack_pairs(_pad_to(weights, 2 * pairs))
         consts = (packed, _pad_to(bias.astype(np.int32), 2 * pairs),
-                  _pad_to(mult.astype(np.int32), 2 * pairs),
-                  _pad_to(shift.astype(np.int32), 2 * pairs))
+                  _pad_to(mult.astype(np.int32), 2 * pairs), _pad_to(shifts, 2 * pairs))
         out_shape = tuple(out_lead) + (out_c,)
         func = _extern_kernel(name, [(tuple(in_shape), "int8"), *[(a.shape, str(a.dtype))
                                                                   for a in consts]], out_shape)
@@ -136,6 +153,7 @@ class CortexMDsp(PortableC):
                       DH=dh, DW=dw, PT=pt, PL=pl, off=_off(spec.input_zero_point),
                       zin=spec.input_zero_point, zout=spec.output_zero_point,
                       lo=spec.act_min, hi=spec.act_max, interior=interior, p=helpers.prefix)
+        params["requant"], shifts = _shifts(shift)
         body = DEPTHWISE.substitute(params, name="NAME")
         name = _name(helpers, "dw", body)
         taps = weights.reshape(kh * kw, c).astype(np.int16)  # [tap, channel]
@@ -147,7 +165,7 @@ class CortexMDsp(PortableC):
             packed16 = np.append(packed16, np.int16(0))
         packed = packed16.view(np.int32) if packed16.size else np.zeros(1, np.int32)
         consts = (np.ascontiguousarray(packed), bias.astype(np.int32), mult.astype(np.int32),
-                  shift.astype(np.int32))
+                  shifts)
         func = _extern_kernel(name, [(tuple(spec.input_shape), "int8"),
                                      *[(a.shape, str(a.dtype)) for a in consts]],
                               (n, oh, ow, c))

@@ -71,6 +71,18 @@ static inline __attribute__((always_inline)) int32_t ${p}d_requant(
   x = x < lo ? lo : x;
   return x > hi ? hi : x;
 }
+/* the same when no channel shifts left or by 0 (checked at compile time): one fewer branch;
+   the int8 clamp is SSAT where the activation range is the whole int8 range */
+static inline __attribute__((always_inline)) int32_t ${p}d_requant_right(
+    int32_t acc, int32_t mult, int32_t right, int32_t zp, int32_t lo, int32_t hi) {
+  int32_t x = (int32_t)(((int64_t)acc * mult + (1ll << 30)) >> 31);
+  x = ((x + (1 << (right - 1)) + (x >> 31)) >> right) + zp;
+#if defined(__ARM_FEATURE_DSP)
+  if (lo == -128 && hi == 127) return __ssat(x, 8);
+#endif
+  x = x < lo ? lo : x;
+  return x > hi ? hi : x;
+}
 /* 2 pixels x 2 output channels over `c` input channels: x0, x1 the pixels' channels, w the
    two channels' weights interleaved per 4 (then the c % 4 tails, one channel's after the
    other's); off: minus the input zero point in both halfwords. */
@@ -160,11 +172,64 @@ int32_t ${name}(int8_t* restrict x, int8_t* restrict wp, int32_t* restrict bias,
             }
           }
           int32_t m0 = mult[o], s0 = shift[o], m1 = mult[o + 1], s1 = shift[o + 1];
-          y0[o] = (int8_t)${p}d_requant(a[0], m0, s0, ${zout}, ${lo}, ${hi});
-          if (${odd_last}) y0[o + 1] = (int8_t)${p}d_requant(a[1], m1, s1, ${zout}, ${lo}, ${hi});
+          y0[o] = (int8_t)${p}${requant}(a[0], m0, s0, ${zout}, ${lo}, ${hi});
+          if (${odd_last}) y0[o + 1] = (int8_t)${p}${requant}(a[1], m1, s1, ${zout}, ${lo}, ${hi});
           if (two) {
-            y0[${O} + o] = (int8_t)${p}d_requant(a[2], m0, s0, ${zout}, ${lo}, ${hi});
-            if (${odd_last}) y0[${O} + o + 1] = (int8_t)${p}d_requant(a[3], m1, s1, ${zout}, ${lo}, ${hi});
+            y0[${O} + o] = (int8_t)${p}${requant}(a[2], m0, s0, ${zout}, ${lo}, ${hi});
+            if (${odd_last}) y0[${O} + o + 1] = (int8_t)${p}${requant}(a[3], m1, s1, ${zout}, ${lo}, ${hi});
+          }
+        }
+      }
+    }
+  }
+  return 0;
+}
+""")
+
+# a convolution over a window copied (2 pixels at a time) to the stack, out-of-image taps
+# filled with the input zero point: one contiguous dot of KH*KW*C per pixel and channel pair
+CONV_WINDOW = Template(r"""
+int32_t ${name}(int8_t* x, int8_t* wp, int32_t* bias, int32_t* mult, int32_t* shift,
+                int8_t* y);
+int32_t ${name}(int8_t* restrict x, int8_t* restrict wp, int32_t* restrict bias,
+                int32_t* restrict mult, int32_t* restrict shift, int8_t* restrict y) {
+  const int32_t off = ${off};
+  int8_t col[2][${K}] __attribute__((aligned(4)));
+  for (int32_t b = 0; b < ${N}; ++b) {
+    const int8_t* xb = x + b * ${H} * ${W} * ${C};
+    for (int32_t oy = 0; oy < ${OH}; ++oy) {
+      for (int32_t ox = 0; ox < ${OW}; ox += 2) {
+        int32_t two = ox + 1 < ${OW};
+        for (int32_t p = 0; p < 1 + two; ++p) {
+          int8_t* dst = col[p];
+          for (int32_t ky = 0; ky < ${KH}; ++ky) {
+            int32_t iy = oy * ${SH} - ${PT} + ky * ${DH};
+            for (int32_t kx = 0; kx < ${KW}; ++kx, dst += ${C}) {
+              int32_t ix = (ox + p) * ${SW} - ${PL} + kx * ${DW};
+              if (iy < 0 || iy >= ${H} || ix < 0 || ix >= ${W}) {
+                for (int32_t i = 0; i < ${C}; ++i) dst[i] = ${zin};
+              } else {
+                const int8_t* src = xb + (iy * ${W} + ix) * ${C};
+                for (int32_t i = 0; i < ${C}; ++i) dst[i] = src[i];
+              }
+            }
+          }
+        }
+        int8_t* y0 = y + ((b * ${OH} + oy) * ${OW} + ox) * ${O};
+        const int8_t* w = wp;
+        for (int32_t o = 0; o < ${O}; o += 2, w += 2 * ${K}) {
+          int32_t a[4] = {bias[o], bias[o + 1], bias[o], bias[o + 1]};
+          if (two) {
+            ${p}d_dot2x2(col[0], col[1], w, ${K}, off, a);
+          } else {
+            ${p}d_dot1x2(col[0], w, ${K}, off, a);
+          }
+          int32_t m0 = mult[o], s0 = shift[o], m1 = mult[o + 1], s1 = shift[o + 1];
+          y0[o] = (int8_t)${p}${requant}(a[0], m0, s0, ${zout}, ${lo}, ${hi});
+          if (${odd_last}) y0[o + 1] = (int8_t)${p}${requant}(a[1], m1, s1, ${zout}, ${lo}, ${hi});
+          if (two) {
+            y0[${O} + o] = (int8_t)${p}${requant}(a[2], m0, s0, ${zout}, ${lo}, ${hi});
+            if (${odd_last}) y0[${O} + o + 1] = (int8_t)${p}${requant}(a[3], m1, s1, ${zout}, ${lo}, ${hi});
           }
         }
       }
@@ -216,10 +281,10 @@ int32_t ${name}(int8_t* restrict x, int32_t* restrict wp, int32_t* restrict bias
               a1 = ${p}d_smlabb(q, wb, a1); a3 = ${p}d_smlatt(q, wb, a3);
             }
           }
-          yo[c] = (int8_t)${p}d_requant(a0, mult[c], shift[c], ${zout}, ${lo}, ${hi});
-          yo[c + 1] = (int8_t)${p}d_requant(a1, mult[c + 1], shift[c + 1], ${zout}, ${lo}, ${hi});
-          yo[c + 2] = (int8_t)${p}d_requant(a2, mult[c + 2], shift[c + 2], ${zout}, ${lo}, ${hi});
-          yo[c + 3] = (int8_t)${p}d_requant(a3, mult[c + 3], shift[c + 3], ${zout}, ${lo}, ${hi});
+          yo[c] = (int8_t)${p}${requant}(a0, mult[c], shift[c], ${zout}, ${lo}, ${hi});
+          yo[c + 1] = (int8_t)${p}${requant}(a1, mult[c + 1], shift[c + 1], ${zout}, ${lo}, ${hi});
+          yo[c + 2] = (int8_t)${p}${requant}(a2, mult[c + 2], shift[c + 2], ${zout}, ${lo}, ${hi});
+          yo[c + 3] = (int8_t)${p}${requant}(a3, mult[c + 3], shift[c + 3], ${zout}, ${lo}, ${hi});
         }
         const int16_t* wt = (const int16_t*)w;  /* the c % 4 tail: int16 weights per tap */
         for (int32_t c = ${C4}; c < ${C}; ++c, wt += ${KH} * ${KW}) {
@@ -230,7 +295,7 @@ int32_t ${name}(int8_t* restrict x, int32_t* restrict wp, int32_t* restrict bias
             if (iy < 0 || iy >= ${H} || ix < 0 || ix >= ${W}) continue;
             a += (xb[(iy * ${W} + ix) * ${C} + c] - ${zin}) * wt[t];
           }
-          yo[c] = (int8_t)${p}d_requant(a, mult[c], shift[c], ${zout}, ${lo}, ${hi});
+          yo[c] = (int8_t)${p}${requant}(a, mult[c], shift[c], ${zout}, ${lo}, ${hi});
         }
       }
     }
