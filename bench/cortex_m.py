@@ -16,6 +16,7 @@ input/output buffers, and the stack peak (painted before the run, checked after)
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -30,11 +31,19 @@ DEFAULT_MODELS = [SHARED / f"{m}_{k}.tflite" for m in
                   for k in ("int8", "float32")]
 BOARD = "mps2_an386"
 TARGET = "c -mcpu=cortex-m4"
+PER_FUNCTION = False  # profile per operator function instead of per operator type
 
 
-def measure(path: Path, schedule: str, repeat: int, work: Path) -> dict:
+def operator_type(function: str) -> str:
+    """`tvmgen_m_dwconv2d_3` -> `dwconv2d`; fused float operators keep their fused name."""
+    name = re.sub(r"^tvmgen_m_", "", function)
+    return re.sub(r"(_\d+)+$", "", name)
+
+
+def measure(path: Path, schedule: str, repeat: int, work: Path, profile: bool = False) -> dict:
     """Instructions per inference (mean of `repeat` runs after a warm-up), the module's
-    footprint, its stack peak and the firmware's .text."""
+    footprint, its stack peak and the firmware's .text; `profile`: also instructions per
+    operator type (from a second build that reads the timer around every operator call)."""
     from tvmc_multimodule import compile_model, export_model_library_format
     from tvmc_multimodule.micro import create_project, load_board
     from tvmc_multimodule.micro.emulator import instructions, run_module
@@ -49,7 +58,17 @@ def measure(path: Path, schedule: str, repeat: int, work: Path) -> dict:
     timed = run.invokes[1:]
     assert project.cpu_clock_hz
     fp = footprint(str(work / "fw"), project, elf)
-    return {"instructions": instructions(sum(i.ticks for i in timed) / len(timed),
+    per_type: dict[str, float] = {}
+    if profile:
+        project, profiled = build(str(work / "fw"), profile=True)
+        _, prun = run_module(project, profiled, "m", zeros, str(work / "io"), invokes=2)
+        for call in prun.operators:
+            if call.invoke == prun.invokes[-1].number:
+                kind = call.function if PER_FUNCTION else operator_type(call.function)
+                per_type[kind] = per_type.get(kind, 0.0) + instructions(call.ticks,
+                                                                        project.cpu_clock_hz)
+    return {"per_type": per_type,
+            "instructions": instructions(sum(i.ticks for i in timed) / len(timed),
                                          project.cpu_clock_hz),
             "stack": max(i.stack for i in run.invokes), "module": fp.modules["m"],
             "text": fp.sections.get(".text", 0)}

@@ -26,6 +26,7 @@ class Context:
         self.values: dict[int, relax.Expr] = {}
         self._functions: dict[int, list[tuple[tirx.PrimFunc, tvm.ir.GlobalVar]]] = {}
         self._names: dict[str, int] = {}
+        self.c_sources: dict[str, str] = {}  # C the library's kernels call, once each
 
     # ---- tensors
     def tensor(self, index: int) -> Tensor:
@@ -64,6 +65,8 @@ class Context:
     def call_kernel(self, kernel: Kernel, name: str, inputs: Sequence[relax.Expr],
                     shape: Sequence[int], dtype: str = "int8") -> relax.Var:
         """call_tir of a library's kernel: `inputs`, then its packed constants."""
+        for key, source in kernel.c_sources:
+            self.c_sources.setdefault(key, source)
         args = [*inputs, *(self.const(c) for c in kernel.constants)]
         return self.call(kernel.func, name, args, shape, dtype)
 
