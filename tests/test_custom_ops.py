@@ -97,3 +97,45 @@ def test_unknown_custom_operator_is_one_clear_error(tmp_path: Path, capsys) -> N
     assert len(err) == 1 or err[-1].startswith("error:")
     assert "custom operators: MyCustom" in err[-1] and "--custom-op MyCustom=impl.c" in err[-1]
     assert not (tmp_path / "a.tar").exists()
+
+
+@pytest.mark.skipif(not (cbuild.have("gcc") and cbuild.have("make")), reason="gcc, make")
+def test_archive_example_links_a_stateful_and_a_custom_module(tmp_path: Path) -> None:
+    """compile-multi of a streaming model and a custom-op model: the archive's own example
+    program (Makefile, main.c: reset, then a few runs) builds with -Werror and runs both."""
+    import subprocess
+
+    from builders import tflite_state_models
+
+    (tmp_path / "kws.tflite").write_bytes(tflite_state_models.streaming())
+    (tmp_path / "ss.tflite").write_bytes(models.scale_shift())
+    (tmp_path / "ss.c").write_text(models.SCALE_SHIFT_C.format(module="ss"))
+    archive = tmp_path / "a.tar"
+    assert driver.main(["compile-multi", f"{tmp_path / 'kws.tflite'}:kws",
+                        f"{tmp_path / 'ss.tflite'}:ss", "--custom-op",
+                        f"ScaleShift={tmp_path / 'ss.c'}", "-o", str(archive)],
+                       entry_point_loader=NO_PLUGINS) == 0
+    host = cbuild.extract(archive, tmp_path / "x") / "templates" / "host"
+    build = subprocess.run(["make", "-s", "CFLAGS=" + " ".join(cbuild.STRICT + ["-O1"])],
+                           cwd=host, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
+    run = subprocess.run(["./tvmgen_example"], cwd=host, capture_output=True, text=True)
+    assert run.returncode == 0 and "2 of 2 modules ran" in run.stdout
+
+
+def test_custom_operator_on_quantised_tensors_is_refused(tmp_path: Path, capsys) -> None:
+    from builders.tflite_models import TFLiteGraph
+
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 4], "int8", scale=0.1, zero_point=0)
+    y = g.add_tensor("y", [1, 4], "int8", scale=0.1, zero_point=0)
+    g.add_operator("CUSTOM", [x], [y], custom_code="Foo", custom_options=b"")
+    g.set_io([x], [y])
+    (tmp_path / "q.tflite").write_bytes(g.to_bytes())
+    (tmp_path / "foo.c").write_text("int foo;\n")
+    code = driver.main(["compile", str(tmp_path / "q.tflite"), "--custom-op",
+                        f"Foo={tmp_path / 'foo.c'}", "-o", str(tmp_path / "q.tar")],
+                       entry_point_loader=NO_PLUGINS)
+    assert code == 4
+    err = capsys.readouterr().err
+    assert "custom operator Foo on quantised tensors" in err and "--input-shapes" not in err

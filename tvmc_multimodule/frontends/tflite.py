@@ -368,6 +368,12 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
                                + _counted(state_ops), module=name, path=path,
                                hint="convert with full-integer int8 quantisation (and drop "
                                "--input-shapes)")
+    custom = _quantised_custom(model)
+    if custom:
+        raise UnsupportedError(f"custom operator {custom} on quantised tensors: custom "
+                               "operators are compiled on float (or plain integer) tensors "
+                               "only", module=name, path=path,
+                               hint="dequantize before it and quantize after it, or replace it")
     if full_int8 and declared and not _has_custom(model):
         result = import_int8(int8_graph, name, [t.shape for t in inputs], strict=strict_int8,
                              library=kernel_library)
@@ -379,7 +385,7 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
         raise UnsupportedError("strict int8: the integer kernels need the input shapes the "
                                "model declares", module=name, path=path,
                                hint="drop --input-shapes for this model")
-    if full_int8:
+    if full_int8 and not declared:
         changed = ", ".join(f"'{t.name}' {list(int8_graph.tensor(i).shape)} -> {list(t.shape)}"
                             for i, t in zip(int8_graph.inputs, inputs)
                             if int8_graph.tensor(i).shape != t.shape)
@@ -409,10 +415,23 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
 
 
 def _has_custom(model: Any) -> bool:
-    """Custom operators compile through the frontend's converter (ours, over TVM's)."""
     graph = model.Subgraphs(0)
     return any(_op_name(model, graph.Operators(o))[1] is not None
                for o in range(graph.OperatorsLength()))
+
+
+def _quantised_custom(model: Any) -> str | None:
+    """The first custom operator reading or writing a quantised tensor (custom operators
+    compile through the frontend's float converter, ours over TVM's)."""
+    graph = model.Subgraphs(0)
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        code = _op_name(model, op)[1]
+        tensors = _indices(op.InputsAsNumpy()) + _indices(op.OutputsAsNumpy())
+        if code is not None and any(t >= 0 and _quant(graph.Tensors(t)) is not None
+                                    for t in tensors):
+            return code
+    return None
 
 
 def _state_info(variable: Any) -> StateInfo:
