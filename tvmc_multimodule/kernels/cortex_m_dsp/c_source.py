@@ -239,6 +239,21 @@ int32_t ${name}(int8_t* restrict x, int8_t* restrict wp, int32_t* restrict bias,
 }
 """)
 
+# int8 ADD of two same-shaped tensors: each input's rescaled value (TFLite Micro's
+# (x - zp) << 20, MultiplyByQuantizedMultiplier) from a 256-entry table computed at compile
+# time, the sum requantised
+ADD = Template(r"""
+int32_t ${name}(int8_t* a, int8_t* b, int32_t* ta, int32_t* tb, int8_t* y);
+int32_t ${name}(int8_t* restrict a, int8_t* restrict b, int32_t* restrict ta,
+                int32_t* restrict tb, int8_t* restrict y) {
+  for (int32_t i = 0; i < ${size}; ++i) {
+    int32_t sum = ta[(uint8_t)a[i]] + tb[(uint8_t)b[i]];
+    y[i] = (int8_t)${p}d_requant(sum, ${mult}, ${shift}, ${zout}, ${lo}, ${hi});
+  }
+  return 0;
+}
+""")
+
 # depthwise, channel multiplier 1: 4 channels per pass (SMLABB/SMLATT on the SXTB16 halves),
 # weights pre-widened to int16 pairs in the order the halves come: (c0, c2), (c1, c3).
 DEPTHWISE = Template(r"""
