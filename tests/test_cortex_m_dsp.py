@@ -129,3 +129,18 @@ def test_shared_int8_models_bit_exact_on_qemu(tmp_path: Path) -> None:
             have = got[module.outputs[0].name].reshape(-1).astype(np.int32)
             assert have.size == np.asarray(want).size > 1
             assert np.array_equal(have, np.asarray(want).reshape(-1).astype(np.int32)), name
+
+
+def test_dsp_sources_pass_the_strict_c_checks(dsp_firmware: dict) -> None:
+    """The kernels' C keeps the generated C's rules (one declaration each, prototypes, no
+    const cast away; see test_readable_c.py), for the host and for the M4."""
+    include = dsp_firmware["root"] / "fw" / "model" / "codegen" / "host" / "include"
+    flags = ["-std=c11", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-Wcast-qual",
+             "-Wmissing-prototypes", "-Wredundant-decls", "-I", str(include)]
+    sources = list((dsp_firmware["root"] / "fw" / "model" / "codegen" / "host" / "src")
+                   .glob("*_lib0.c"))
+    assert len(sources) == len(MODELS)
+    for compiler in (["gcc"], ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb"]):
+        for source in sources:
+            run = subprocess.run([*compiler, *flags, str(source)], capture_output=True, text=True)
+            assert run.returncode == 0, run.stderr[:2000]
