@@ -347,8 +347,9 @@ def product_provenance() -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", metavar="PATTERN", help="models whose file name, path in "
-                        "the package or package name matches this glob (or contains it)")
+    parser.add_argument("--only", nargs="+", metavar="PATTERN", help="models whose file name, "
+                        "path in the package or package name matches one of these globs (or "
+                        "contains it)")
     parser.add_argument("--timeout", type=float, default=300.0, metavar="S",
                         help="per-model limit of the compile, build and run steps (default 300)")
     parser.add_argument("--jobs", type=int, default=1, choices=(1,),
@@ -369,11 +370,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def matches(model: corpus_sources.CorpusModel, pattern: str | None) -> bool:
-    if not pattern:
+def matches(model: corpus_sources.CorpusModel, patterns: Sequence[str] | None) -> bool:
+    if not patterns:
         return True
     keys = (model.path.name, model.member, model.package)
-    return any(fnmatch.fnmatch(k, pattern) or pattern in k for k in keys)
+    return any(fnmatch.fnmatch(k, p) or p in k for k in keys for p in patterns)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

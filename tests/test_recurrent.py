@@ -25,7 +25,7 @@ RTOL = 1e-5
 
 def _cases() -> dict[str, Callable[[], onnx.ModelProto]]:
     cases: dict[str, Callable[[], onnx.ModelProto]] = {}
-    for op in ("LSTM", "GRU"):
+    for op in ("LSTM", "GRU", "RNN"):
         for direction in ("forward", "reverse", "bidirectional"):
             for initial in (False, True):
                 key = f"{op}_{direction}_{'h0' if initial else 'zero'}".lower()
@@ -170,3 +170,28 @@ def test_cli_input_values_select_the_branch(capsys, tmp_path: Path) -> None:
     code = driver.main(["compile", str(path), "--input-values", "sr=16k", "-o", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and "--input-values 'sr'" in err
+
+
+def test_odd_sizes_use_the_remainder_rows(tmp_path: Path) -> None:
+    """Input and hidden sizes that are not multiples of the kernels' four-row blocks: the
+    remainder loops (compiled and compared here; the other cases use 5 inputs, 4 hidden)."""
+    compiled, inputs, expected = [], {}, {}
+    rng = np.random.default_rng(11)
+    for op in ("LSTM", "GRU"):
+        model = models.recurrent(op, "bidirectional", True, steps=3, inputs=7, hidden=5,
+                                 seed=9)
+        path = tmp_path / f"{op}.onnx"
+        onnx_models.save(model, path)
+        module = compile_model(str(path), module_name=f"odd_{op.lower()}")
+        xs = [references.random_array(t.shape, t.dtype, rng) for t in module.inputs]
+        expected[module.name] = references.run_onnxruntime(
+            model, {t.name: x for t, x in zip(module.inputs, xs)})
+        compiled.append(module)
+        inputs[module.name] = xs
+    archive = export_model_library_format(compiled, str(tmp_path / "odd.tar"))
+    root = cbuild.extract(archive, tmp_path / "mlf")
+    outputs = cbuild.build_and_run(root, {m.name: (m.inputs, m.outputs) for m in compiled},
+                                   inputs)
+    for name, actual in outputs.items():
+        for i, (a, e) in enumerate(zip(actual, expected[name])):
+            cbuild.assert_close(a, np.asarray(e), f"{name} output {i}", rtol=RTOL)

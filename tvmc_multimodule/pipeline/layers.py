@@ -61,6 +61,7 @@ def describe_layers(relaxed: tvm.IRModule, program: Program,
                     signatures: dict[str, OperatorSignature]) -> list[LayerInfo]:
     """One LayerInfo per operator call of `program`, in order."""
     layers = []
+    names = program.step_names
     for step_index, step in enumerate(program.steps):
         if not isinstance(step, Call):
             continue
@@ -80,7 +81,8 @@ def describe_layers(relaxed: tvm.IRModule, program: Program,
             step=step_index, function_name=signatures[step.relax_name].c_name,
             op=_op_name(step.relax_name), input_shapes=inputs,
             output_shape=shapes[-1] if shapes else (), dtype=dtypes[-1] if dtypes else "",
-            macs=count_macs(func), weight_bytes=weights, activation_bytes=activations))
+            macs=count_macs(func), weight_bytes=weights, activation_bytes=activations,
+            name=names.get(step_index, "")))
     return layers
 
 

@@ -39,10 +39,15 @@ class LoweredOperators:
     signatures: dict[str, OperatorSignature]   # keyed by the Relax GlobalVar name
 
 
+def c_param_names(names: list[str]) -> list[str]:
+    """The C names of an operator's pointer parameters, from its TIR parameter names:
+    tensor names are not C names (`gpu_0/data_0`), and one tensor may be passed twice."""
+    return unique_c_names([name + "_data" for name in names], "arg")
+
+
 def _to_pointer_params(func: tirx.PrimFunc) -> tirx.PrimFunc:
     pointers, decls = [], []
-    # tensor names are not C names (`gpu_0/data_0`), and one tensor may be passed twice
-    c_names = unique_c_names([p.name + "_data" for p in func.params], "arg")
+    c_names = c_param_names([p.name for p in func.params])
     for param, c_name in zip(func.params, c_names):
         buf_type = param.ty
         if not isinstance(buf_type, tirx.BufferType):
