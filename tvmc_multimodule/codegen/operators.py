@@ -21,18 +21,23 @@ _DECLARATION = re.compile(r"^[A-Za-z_][\w ]*\b(\w+)\([^;{)]*\);\n", re.M)
 _STATIC_DEFINITION = re.compile(r"^static (?:inline )?[\w ]+?\b(\w+)\(", re.M)
 # the support's kernels with external linkage (their own prototype precedes each definition)
 _SUPPORT_FUNCTION = re.compile(r"^int32_t (\w+)\([^;{]*\) \{", re.M)
+# libm functions TVM declares again though it includes <math.h>
+_LIBM = re.compile(r"^(a?sinh?|a?cosh?|a?tanh?|atan2|exp|exp2|expm1|log|log2|log10|log1p|pow|sqrt"
+                   r"|cbrt|fabs|floor|ceil|round|trunc|fmod|erfc?|fmin|fmax|hypot|nearbyint|rint"
+                   r"|l?l?round|copysign|ldexp|frexp|tgamma|lgamma)[fl]?$")
 _OPEN_EXTERN_C = '#ifdef __cplusplus\nextern "C" {\n#endif\n'
 _CLOSE_EXTERN_C = '#ifdef __cplusplus\n}\n#endif\n'
 
 
 def _one_declaration_each(source: str, defined_static: set[str]) -> str:
     """Drop TVM's declarations of the support's static helpers (one per call site: four
-    identical `i8_requant` lines) and any repeated declaration; keep one per operator."""
+    identical `i8_requant` lines), of libm's functions and any repeated declaration; keep
+    one per operator."""
     seen: set[str] = set()
 
     def keep(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name in defined_static or name in seen:
+        if name in defined_static or name in seen or _LIBM.match(name):
             return ""
         seen.add(name)
         return match.group(0)
