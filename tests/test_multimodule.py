@@ -7,7 +7,6 @@ run on random inputs and compared with onnxruntime and LiteRT.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -105,10 +104,7 @@ def test_every_global_symbol_is_prefixed_with_its_module(archive: dict) -> None:
 
 
 def test_cortex_m4_objects_build_with_werror(archive: dict) -> None:
-    if not cbuild.have("arm-none-eabi-gcc"):
-        if os.environ.get("CI"):
-            pytest.fail("CI must have arm-none-eabi-gcc (.ci/run installs it)")
-        pytest.skip("arm-none-eabi-gcc not installed")
+    cbuild.need_tools("arm-none-eabi-gcc")
     objects = _objects(archive["root"], "arm-none-eabi-gcc", ARM_FLAGS)
     for name, objs in objects.items():
         symbols = [s for obj in objs for s in _defined_globals(obj, "arm-none-eabi-nm")]

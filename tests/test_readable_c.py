@@ -107,6 +107,16 @@ def test_one_extern_c_block_and_no_redundant_declarations(modules):
     assert "int32_t tvmgen_m_i8_requant(int32_t," not in modules["tflite"][0].sources["m_lib0.c"]
 
 
+def test_float_operators_carry_no_tvm_internal_names(modules):
+    module, _ = modules["onnx"]
+    text = module.sources["m_lib0.c"] + module.sources["m_lib1.c"]
+    for internal in (r"\bfused_", r"\blv\d*_data\b", r"\bparam_\d+_data\b",
+                     r"\bcompute\w*_data\b", r"\bT_\w+_data\b"):
+        assert not re.search(internal, text), internal
+    assert re.search(r"^int32_t tvmgen_m_conv2d_add_relu\(float\* x_data, const float\* "
+                     r"weights_data, const float\* bias_data, float\* out_data\);", text, re.M)
+
+
 def test_layer_comment_names_pass_through_c_text():
     from tvmc_multimodule.codegen.runner import layer_comment
     from tvmc_multimodule.model import LayerInfo
