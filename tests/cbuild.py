@@ -6,6 +6,7 @@ product's templates; it reads every input from `<module>_in<i>.bin` and writes e
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tarfile
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pytest
 
 STRICT = ["-std=c11", "-Wall", "-Wextra", "-Werror"]
 
@@ -88,6 +90,15 @@ def build_and_run(root: Path, modules: dict[str, tuple[Sequence, Sequence]],
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+def need_tools(*tools: str) -> None:
+    """Skip the test when a tool is missing, fail it on CI (.ci/run installs them all)."""
+    missing = [t for t in tools if not have(t)]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have {missing} (.ci/run installs them)")
+        pytest.skip(f"{missing} not installed")
 
 
 def assert_close(actual: np.ndarray, expected: np.ndarray, what: str, rtol: float = 1e-4) -> None:

@@ -128,13 +128,16 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                             plan.input_offsets + plan.output_offsets if workspace_io else None,
                             states, custom)
     support = imported.c_support + "".join(f.prototype() + "\n" for f in custom)
+    layers = pipeline.describe_layers(relaxed, program, operators.signatures)
+    operators_c = codegen.add_restrict(
+        _without_declarations(
+            codegen.operators_source(operators.host_module, target, name, support), custom),
+        operators.signatures)
     sources = {
-        f"{name}_lib0.c": codegen.add_restrict(
-            _without_declarations(
-                codegen.operators_source(operators.host_module, target, name, support), custom),
-            operators.signatures),
+        f"{name}_lib0.c": codegen.add_const(
+            operators_c, codegen.read_only_params(program, operators.signatures)),
         f"{name}_lib1.c": codegen.runner_source(c_api, program, plan, operators.signatures,
-                                                spec.constants_alignment,
+                                                layers, spec.constants_alignment,
                                                 [s.initial for s in states]),
     }
     if not c_api.shared:  # in a file of its own: RAM an application sharing memory never links
@@ -156,7 +159,7 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                    for s in sorted(operators.signatures.values(), key=lambda s: s.c_name)],
         workspace_bytes=plan.workspace_bytes,
         liveness_bound_bytes=plan.liveness_bound_bytes,
-        layers=pipeline.describe_layers(relaxed, program, operators.signatures),
+        layers=layers,
         memory_layout=pipeline.memory_layout(program, operators.signatures, plan),
         constants_bytes=int(sum(a.nbytes for a in program.constants)
                             + sum(s.initial.nbytes for s in states)),

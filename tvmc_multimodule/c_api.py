@@ -309,8 +309,10 @@ class ModuleApi:
     def static_workspace_symbol(self) -> str:
         return f"{self.prefix}_workspace"
 
-    def constant_symbol(self, index: int) -> str:
-        return f"{self.prefix}_const_{index}"
+    def constant_symbol(self, name: str) -> str:
+        """The runner's (file-static) array of one constant; `name` is a C identifier made
+        unique by the runner (`conv2d_3_weights`)."""
+        return f"{self.prefix}_{name}"
 
     # ---------------------------------------------------------------- state
     @property

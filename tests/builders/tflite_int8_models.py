@@ -133,7 +133,7 @@ def dsp_shapes(seed: int = 14) -> bytes:
 
 def dsp_wide_window(seed: int = 15) -> bytes:
     """A window too large to copy to the stack (3x3x121 > 1 KB): x[1,4,5,121] (zp 21)
-    -> CONV_2D 3x3 SAME stride (1, 2) -> [1,4,3,3]."""
+    -> CONV_2D 3x3 SAME stride (1, 2) -> [1,4,3,3]; ADD(x, x2[1,4,5,121]), RELU."""
     rng = np.random.default_rng(seed)
     s_in, zp_in = 0.05, 21
     g = TFLiteGraph()
@@ -144,7 +144,11 @@ def dsp_wide_window(seed: int = 15) -> bytes:
     g.add_operator("CONV_2D", [x, tw, tb], [y], ("Conv2DOptions", {
         "Padding": Padding.SAME, "StrideW": 2, "StrideH": 1, "DilationWFactor": 1,
         "DilationHFactor": 1, "FusedActivationFunction": NONE}), version=3)
-    g.set_io([x], [y])
+    # a large ADD (the DSP library's table form), RELU, saturating
+    x2 = g.add_tensor("x2", [1, 4, 5, 121], "int8", scale=0.02, zero_point=-90)
+    total = g.add_tensor("sum", [1, 4, 5, 121], "int8", scale=0.045, zero_point=-120)
+    g.add_operator("ADD", [x, x2], [total], ("AddOptions", {"FusedActivationFunction": RELU}))
+    g.set_io([x, x2], [y, total])
     return g.to_bytes()
 
 

@@ -1,13 +1,24 @@
-"""The AOT runner of one module: constants, then the operator calls in order."""
+"""The AOT runner of one module: constants, then the operator calls in order.
+
+It reads like the model: every call carries a comment naming the model's layer (op, the
+TFLite tensor or ONNX node name, shapes, MACs), constants are named for the layer and the
+role they play in it (`conv2d_3_weights`, `_bias`, `_multiplier`, `_shift`), are `const`
+and passed as such, and the operators' prototypes use their definitions' parameter names.
+"""
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from ..c_api import ModuleApi
+from ..model import LayerInfo
+from ..names import CText, c_text, unique_c_names
 from ..pipeline import (Buffer, Call, Constant, Copy, Input, MemoryPlan, OperatorSignature,
                         Output, Program)
+from ..pipeline.tir_passes import SCRATCH_PARAM, c_param_names
 from .constants import ENDIAN_GUARD, constant_definition
 from .ctypes import c_type
 
@@ -24,11 +35,91 @@ _OPERATOR_CALL_MACRO = """#ifndef TVMGEN_OPERATOR_CALL
 #endif"""
 
 
+# an operator parameter's name -> the role of the constant passed there
+_ROLES = {"w": "weights", "weight": "weights", "weights": "weights", "kernel": "weights",
+          "bias": "bias", "mult": "multiplier", "multiplier": "multiplier", "shift": "shift"}
+# parameter names TVM makes up (`param_0`, `lv3`, `p1`): the role comes from the shape
+_ANONYMOUS_PARAM = re.compile(r"^(param_\d+|lv\d*|p\d+|arg\d*|B|T_\w*)$")
+
+
+def _role(param_name: str, array: np.ndarray, op: str) -> str:
+    base = param_name[:-len("_data")] if param_name.endswith("_data") else param_name
+    if base in _ROLES:
+        return _ROLES[base]
+    if not _ANONYMOUS_PARAM.match(base):
+        return base
+    if sum(1 for d in array.shape if d > 1) >= 2:
+        return "weights"
+    return "bias" if "add" in op.split("_") else "constant"
+
+
+def constant_names(program: Program, signatures: dict[str, OperatorSignature],
+                   layers: list[LayerInfo]) -> list[str]:
+    """A unique C identifier per constant: the first layer reading it (its op and its
+    number among the layers of that op) and its role there (`conv2d_3_weights`)."""
+    op_of = {layer.step: layer.op for layer in layers}
+    seen_ops: dict[str, int] = {}
+    wanted: dict[int, str] = {}
+    for step_index, step in enumerate(program.steps):
+        if not isinstance(step, Call):
+            continue
+        op = op_of.get(step_index) or "op"
+        number = seen_ops.get(op, 0)
+        seen_ops[op] = number + 1
+        params = signatures[step.relax_name].params
+        for loc, (param_name, _) in zip(step.args, params):
+            if isinstance(loc, Constant) and loc.index not in wanted:
+                role = _role(param_name, program.constants[loc.index], op)
+                wanted[loc.index] = f"{op}_{number}_{role}"
+    raw = [wanted.get(i, "constant") for i in range(len(program.constants))]
+    reserved = [sig.c_name for sig in signatures.values()]
+    return unique_c_names(raw, fallback="constant", reserved=reserved)
+
+
+def read_only_params(program: Program, signatures: dict[str, OperatorSignature]
+                     ) -> dict[str, set[int]]:
+    """Per operator C name, the parameters that only ever receive constants (`const`)."""
+    constant: dict[str, set[int]] = {}
+    other: dict[str, set[int]] = {}
+    for step in program.steps:
+        if isinstance(step, Call):
+            sig = signatures[step.relax_name]
+            for position, loc in enumerate(step.args):
+                (constant if isinstance(loc, Constant) else other).setdefault(
+                    sig.c_name, set()).add(position)
+    result = {}
+    for sig in signatures.values():
+        in_place = {i for pair in sig.inplace for i in pair}
+        result[sig.c_name] = (constant.get(sig.c_name, set()) - other.get(sig.c_name, set())
+                              - in_place)
+    return result
+
+
+def _output_name(step: Call, api: ModuleApi, program: Program) -> str:
+    """The model's name of the output a step writes straight into, if it does."""
+    out = step.args[-1] if step.args else None
+    if isinstance(out, Buffer) and out.index in program.buffer_outputs:
+        out = Output(program.buffer_outputs[out.index])
+    return api.outputs[out.index].name if isinstance(out, Output) else ""
+
+
+def layer_comment(layer: LayerInfo) -> str:
+    """`/* layer 3: conv2d 'model/conv_3' 1x25x5x64 -> 1x25x5x64 int8, 36,864 MACs */`: the
+    model's name for the layer through names.c_text, like all model text that reaches C."""
+    shapes = ", ".join("x".join(str(d) for d in s) for s in layer.input_shapes) or "-"
+    out = "x".join(str(d) for d in layer.output_shape) or "scalar"
+    name = f" '{c_text(layer.name, CText.COMMENT)}'" if layer.name else ""
+    macs = f", {layer.macs:,} MACs" if layer.macs else ""
+    return f"  /* layer {layer.step}: {layer.op}{name} {shapes} -> {out} {layer.dtype}{macs} */"
+
+
 class _Locations:
     """C expressions for the places a program reads and writes."""
 
-    def __init__(self, api: ModuleApi, program: Program, plan: MemoryPlan):
+    def __init__(self, api: ModuleApi, program: Program, plan: MemoryPlan,
+                 constants: list[str]):
         self.api, self.program, self.plan = api, program, plan
+        self.constants = constants
 
     def expr(self, loc: object) -> str:
         state = self._state(loc)
@@ -40,7 +131,7 @@ class _Locations:
                 return f"(void*)(ws + {tensor.offset})"
             return f"{'inputs' if isinstance(loc, Input) else 'outputs'}->{tensor.c_name}"
         if isinstance(loc, Constant):
-            return f"(void*){self.api.constant_symbol(loc.index)}.data"
+            return f"{self.api.constant_symbol(self.constants[loc.index])}.data"
         if isinstance(loc, Buffer):
             if loc.index in self.program.buffer_outputs:
                 return self.expr(Output(self.program.buffer_outputs[loc.index]))
@@ -59,15 +150,30 @@ class _Locations:
         return f"(uint8_t*)(ws + {self.plan.scratch_offsets[step_index]})"
 
 
-def _prototype(sig: OperatorSignature) -> str:
-    params = [f"{c_type(dtype)}* p{i}" for i, (_, dtype) in enumerate(sig.params)]
+def _prototype(sig: OperatorSignature, read_only: set[int]) -> str:
+    """The definition's own parameter list (restrict aside, which only the definition needs)."""
+    names = c_param_names([name for name, _ in sig.params])
+    params = [f"{'const ' if i in read_only else ''}{c_type(dtype)}* {name}"
+              for i, (name, (_, dtype)) in enumerate(zip(names, sig.params))]
     if sig.scratch_bytes:
-        params.append(f"uint8_t* p{len(params)}")
+        params.append(f"uint8_t* {SCRATCH_PARAM}")
     return f"int32_t {sig.c_name}({', '.join(params)});"
 
 
-def _call_line(step_index: int, step: Call, sig: OperatorSignature, where: _Locations) -> str:
-    args = [f"({c_type(dtype)}*){where.expr(loc)}" for loc, (_, dtype) in zip(step.args, sig.params)]
+def _argument(loc: object, dtype: str, where: _Locations, const_param: bool) -> str:
+    if isinstance(loc, Constant) and const_param:  # the union's member of its own const type
+        return where.expr(loc)
+    if isinstance(loc, Constant):
+        # an operator shared by calls that pass it constants and tensors (-O0 reuses one
+        # `add` for both) takes a plain pointer; the operator only reads it
+        return f"({c_type(dtype)}*)(uintptr_t){where.expr(loc)}"
+    return f"({c_type(dtype)}*){where.expr(loc)}"
+
+
+def _call_line(step_index: int, step: Call, sig: OperatorSignature, where: _Locations,
+               read_only: set[int]) -> str:
+    args = [_argument(loc, dtype, where, i in read_only)
+            for i, (loc, (_, dtype)) in enumerate(zip(step.args, sig.params))]
     if sig.scratch_bytes:
         args.append(where.scratch(step_index))
     return (f"  if (TVMGEN_OPERATOR_CALL({step_index}, {sig.c_name}, ({', '.join(args)})) != 0) "
@@ -94,14 +200,17 @@ def _reset_state(api: ModuleApi, initial: Sequence[np.ndarray],
 
 
 def runner_source(api: ModuleApi, program: Program, plan: MemoryPlan,
-                  signatures: dict[str, OperatorSignature],
+                  signatures: dict[str, OperatorSignature], layers: list[LayerInfo],
                   constants_alignment: int = 16,
                   initial_states: Sequence[np.ndarray] = ()) -> str:
     """The module's constants and its runner entry point (`api.core_entry`: run(in, out,
     workspace) in shared mode, run_with_workspace(in, out, workspace) in static mode,
     run_with_state(in, out, workspace, state) for a stateful module, with reset_state and
     the initial values `initial_states`)."""
-    where = _Locations(api, program, plan)
+    names = constant_names(program, signatures, layers)
+    read_only = read_only_params(program, signatures)
+    layer_at = {layer.step: layer for layer in layers}
+    where = _Locations(api, program, plan, names)
     used = []
     for step in program.steps:
         if isinstance(step, Call) and signatures[step.relax_name] not in used:
@@ -109,7 +218,13 @@ def runner_source(api: ModuleApi, program: Program, plan: MemoryPlan,
     body = []
     for step_index, step in enumerate(program.steps):
         if isinstance(step, Call):
-            body.append(_call_line(step_index, step, signatures[step.relax_name], where))
+            if step_index in layer_at:
+                layer = layer_at[step_index]
+                if not layer.name:  # fusion renamed it: the model output it writes, if any
+                    layer = replace(layer, name=_output_name(step, api, program))
+                body.append(layer_comment(layer))
+            sig = signatures[step.relax_name]
+            body.append(_call_line(step_index, step, sig, where, read_only[sig.c_name]))
         elif isinstance(step, Copy):
             dst, src = where.expr(step.dst), where.expr(step.src)
             if dst != src:
@@ -119,9 +234,9 @@ def runner_source(api: ModuleApi, program: Program, plan: MemoryPlan,
         "#include <stdint.h>", "#include <string.h>", f'#include "{api.header_file}"', "",
         _ALIGNED_MACRO, ENDIAN_GUARD, _OPERATOR_CALL_MACRO, "",
         "/* operators (defined in the module's other source file) */",
-        *[_prototype(sig) for sig in used], "",
-        *[constant_definition(api.constant_symbol(i), array, constants_alignment)
-          for i, array in enumerate(program.constants)], "",
+        *[_prototype(sig, read_only[sig.c_name]) for sig in used], "",
+        *[constant_definition(api.constant_symbol(name), array, constants_alignment)
+          for name, array in zip(names, program.constants)], "",
         *(_reset_state(api, initial_states, constants_alignment) if api.stateful else []),
         api.core_entry.signature(",\n    ") + " {",
         "  uint8_t* ws = (uint8_t*)workspace;",

@@ -23,6 +23,7 @@ class Context:
         self.library = library  # builds the kernels (chosen from the target)
         self.builder = builder
         self.helpers = helpers
+        self.layer_name = ""  # the output tensor of the operator being converted
         self.values: dict[int, relax.Expr] = {}
         self._functions: dict[int, list[tuple[tirx.PrimFunc, tvm.ir.GlobalVar]]] = {}
         self._names: dict[str, int] = {}
@@ -54,7 +55,8 @@ class Context:
 
     # ---- emission
     def emit(self, expr: relax.Expr) -> relax.Var:
-        return self.builder.emit(expr)
+        # named after the TFLite tensor the operator writes: the C runner's layer comments
+        return self.builder.emit(expr, name_hint=self.layer_name)
 
     def reshape(self, value: relax.Expr, shape: Sequence[int]) -> relax.Expr:
         current = [int(d) for d in value.ty.shape.values]

@@ -177,8 +177,9 @@ def convert_add(ctx: Context, op: Operator) -> relax.Expr:
                         out.shape)
     m1, m2, mo = fx.add_params(a.scale, b.scale, out.scale)
     params = AddParams(zero_points, (m1, m2), mo, lo, hi)
-    func = ctx.library.add(a.shape, b.shape, out.shape, params, ctx.helpers)
-    return ctx.call(func, "add", [ctx.value(op.inputs[0]), ctx.value(op.inputs[1])], out.shape)
+    kernel = ctx.library.add_kernel(a.shape, b.shape, out.shape, params, ctx.helpers)
+    return ctx.call_kernel(kernel, "add", [ctx.value(op.inputs[0]), ctx.value(op.inputs[1])],
+                           out.shape)
 
 
 def convert_mul(ctx: Context, op: Operator) -> relax.Expr:

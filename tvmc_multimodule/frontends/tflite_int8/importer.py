@@ -91,6 +91,7 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
                 converter = CONVERTERS.get(op.name) or INTERNAL_CONVERTERS.get(op.name)
                 reason = "no integer kernel"
                 if converter is not None:
+                    ctx.layer_name = graph.tensor(op.outputs[0]).name if op.outputs else ""
                     try:
                         result = converter(ctx, op)
                         if isinstance(result, (list, tuple)):  # SPLIT, SPLIT_V

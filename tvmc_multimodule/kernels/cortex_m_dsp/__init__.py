@@ -15,6 +15,7 @@ scalar form.
 from __future__ import annotations
 
 import hashlib
+from typing import Sequence
 
 import numpy as np
 from tvm import te, tirx
@@ -23,9 +24,11 @@ from ..c_helpers import CHelpers
 from ..library import Kernel
 from ..portable import PortableC
 from ..portable.nn import finish_func
-from ..records import Conv2DSpec, FullyConnectedSpec
-from .c_source import CONV, CONV_WINDOW, DEPTHWISE, PRIMITIVES
+from .. import fixedpoint as fx
+from ..records import AddParams, Conv2DSpec, FullyConnectedSpec
+from .c_source import ADD, CONV, CONV_WINDOW, DEPTHWISE, PRIMITIVES
 
+TABLE_ADD_MIN_SIZE = 512  # ADDs at least this large read 2 x 256 int32 tables (2 KB)
 WINDOW_STACK_BYTES = 2048  # convolutions copy 2 pixels' windows to the stack up to this size
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
 
@@ -100,6 +103,25 @@ class CortexMDsp(PortableC):
                           spec.output_zero_point, spec.act_min, spec.act_max,
                           weights.reshape(spec.units, 1, 1, spec.depth), bias, mult, shift,
                           (spec.batch, spec.depth), (spec.batch,))
+
+    def add_kernel(self, a_shape: Sequence[int], b_shape: Sequence[int],
+                   out_shape: Sequence[int], params: AddParams, helpers: CHelpers) -> Kernel:
+        size = int(np.prod(out_shape))
+        if (tuple(a_shape) != tuple(out_shape) or tuple(b_shape) != tuple(out_shape)
+                or size < TABLE_ADD_MIN_SIZE):
+            return super().add_kernel(a_shape, b_shape, out_shape, params, helpers)
+        values = np.arange(256, dtype=np.int64).astype(np.uint8).view(np.int8).astype(np.int64)
+        tables = tuple(np.array([fx.mbqm(int(v - zp) << 20, m, s) for v in values], np.int32)
+                       for zp, (m, s) in zip(params.zero_points[:2], params.input_multipliers))
+        mult, shift = params.output_multiplier
+        body = ADD.substitute(name="NAME", size=size, mult=mult, shift=shift,
+                              zout=params.zero_points[2], lo=params.act_min, hi=params.act_max,
+                              p=helpers.prefix)
+        name = _name(helpers, "add", body)
+        func = _extern_kernel(name, [(tuple(a_shape), "int8"), (tuple(b_shape), "int8"),
+                                     ((256,), "int32"), ((256,), "int32")], tuple(out_shape))
+        return Kernel(func, tables, (self.primitives(helpers),
+                                     (name, body.replace("NAME", name))))
 
     # ---- convolution (and fully connected)
     def _conv(self, helpers: CHelpers, kind: str, n: int, h: int, w_in: int, c: int, oh: int,

@@ -141,10 +141,12 @@ static inline __attribute__((always_inline)) void ${p}d_dot1x2(
 # y = requant(bias + sum (x - zp_in) * w): pixels in pairs along a row, output channels in
 # pairs; out-of-image taps are skipped (they would add (zp_in - zp_in) * w = 0).
 CONV = Template(r"""
-int32_t ${name}(int8_t* x, int8_t* wp, int32_t* bias, int32_t* mult, int32_t* shift,
-                int8_t* y);
-int32_t ${name}(int8_t* restrict x, int8_t* restrict wp, int32_t* restrict bias,
-                int32_t* restrict mult, int32_t* restrict shift, int8_t* restrict y) {
+int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y);
+int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y) {
   const int32_t off = ${off};
   for (int32_t b = 0; b < ${N}; ++b) {
     const int8_t* xb = x + b * ${H} * ${W} * ${C};
@@ -189,10 +191,12 @@ int32_t ${name}(int8_t* restrict x, int8_t* restrict wp, int32_t* restrict bias,
 # a convolution over a window copied (2 pixels at a time) to the stack, out-of-image taps
 # filled with the input zero point: one contiguous dot of KH*KW*C per pixel and channel pair
 CONV_WINDOW = Template(r"""
-int32_t ${name}(int8_t* x, int8_t* wp, int32_t* bias, int32_t* mult, int32_t* shift,
-                int8_t* y);
-int32_t ${name}(int8_t* restrict x, int8_t* restrict wp, int32_t* restrict bias,
-                int32_t* restrict mult, int32_t* restrict shift, int8_t* restrict y) {
+int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y);
+int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y) {
   const int32_t off = ${off};
   int8_t col[2][${K}] __attribute__((aligned(4)));
   for (int32_t b = 0; b < ${N}; ++b) {
@@ -239,13 +243,31 @@ int32_t ${name}(int8_t* restrict x, int8_t* restrict wp, int32_t* restrict bias,
 }
 """)
 
+# int8 ADD of two same-shaped tensors: each input's rescaled value (TFLite Micro's
+# (x - zp) << 20, MultiplyByQuantizedMultiplier) from a 256-entry table computed at compile
+# time, the sum requantised
+ADD = Template(r"""
+int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
+    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* restrict y);
+int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
+    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* restrict y) {
+  for (int32_t i = 0; i < ${size}; ++i) {
+    int32_t sum = ta[(uint8_t)a[i]] + tb[(uint8_t)b[i]];
+    y[i] = (int8_t)${p}d_requant(sum, ${mult}, ${shift}, ${zout}, ${lo}, ${hi});
+  }
+  return 0;
+}
+""")
+
 # depthwise, channel multiplier 1: 4 channels per pass (SMLABB/SMLATT on the SXTB16 halves),
 # weights pre-widened to int16 pairs in the order the halves come: (c0, c2), (c1, c3).
 DEPTHWISE = Template(r"""
-int32_t ${name}(int8_t* x, int32_t* wp, int32_t* bias, int32_t* mult, int32_t* shift,
-                int8_t* y);
-int32_t ${name}(int8_t* restrict x, int32_t* restrict wp, int32_t* restrict bias,
-                int32_t* restrict mult, int32_t* restrict shift, int8_t* restrict y) {
+int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y);
+int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y) {
   const int32_t off = ${off};
   for (int32_t b = 0; b < ${N}; ++b) {
     const int8_t* xb = x + b * ${H} * ${W} * ${C};
