@@ -28,7 +28,7 @@ from tvmc_multimodule.frontends.onnx_qoperator import rewrite_qoperators
 
 CASES = {**onnx_quant_models.qdq_models(), **onnx_quant_models.qoperator_models()}
 RUNS = 3  # input sets per model: 14 models x 3 = 42 inputs
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models" / "onnx"
+SHARED = references.SHARED_MODELS / "onnx"
 KWS = SHARED / "torch_dscnn_kws_int8_qdq.onnx"
 KWS_INPUT = SHARED / "torch_dscnn_kws_input.npy"
 

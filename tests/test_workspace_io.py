@@ -5,7 +5,6 @@ the workspace alone; every shared model needs less RAM than TFLite Micro's arena
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,10 +21,7 @@ from tvmc_multimodule.cli import driver
 
 NO_PLUGINS = lambda: []  # noqa: E731
 IO = ["--pass-config", "tir.usmp.use_workspace_io=1"]
-_HERE = Path(__file__).resolve()
-SHARED = next((p for p in (_HERE.parents[2] / "shared" / "models" / "tflite",
-                           _HERE.parents[3] / "shared" / "models" / "tflite") if p.is_dir()),
-              _HERE.parents[2] / "shared" / "models" / "tflite")
+SHARED = references.SHARED_MODELS / "tflite"
 
 
 def compile_archive(tmp: Path, model: Path, name: str, *argv: str) -> Path:

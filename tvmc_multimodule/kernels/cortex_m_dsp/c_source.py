@@ -141,7 +141,10 @@ static inline __attribute__((always_inline)) void ${p}d_dot1x2(
 # y = requant(bias + sum (x - zp_in) * w): pixels in pairs along a row, output channels in
 # pairs; out-of-image taps are skipped (they would add (zp_in - zp_in) * w = 0).
 CONV = Template(r"""
-static inline int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
+int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y);
+int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
     const int32_t* restrict bias, const int32_t* restrict mult,
     const int32_t* restrict shift, int8_t* restrict y) {
   const int32_t off = ${off};
@@ -188,7 +191,10 @@ static inline int32_t ${name}(const int8_t* restrict x, const int8_t* restrict w
 # a convolution over a window copied (2 pixels at a time) to the stack, out-of-image taps
 # filled with the input zero point: one contiguous dot of KH*KW*C per pixel and channel pair
 CONV_WINDOW = Template(r"""
-static inline int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
+int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y);
+int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
     const int32_t* restrict bias, const int32_t* restrict mult,
     const int32_t* restrict shift, int8_t* restrict y) {
   const int32_t off = ${off};
@@ -241,7 +247,9 @@ static inline int32_t ${name}(const int8_t* restrict x, const int8_t* restrict w
 # (x - zp) << 20, MultiplyByQuantizedMultiplier) from a 256-entry table computed at compile
 # time, the sum requantised
 ADD = Template(r"""
-static inline int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
+int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
+    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* restrict y);
+int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
     const int32_t* restrict ta, const int32_t* restrict tb, int8_t* restrict y) {
   for (int32_t i = 0; i < ${size}; ++i) {
     int32_t sum = ta[(uint8_t)a[i]] + tb[(uint8_t)b[i]];
@@ -254,7 +262,10 @@ static inline int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b
 # depthwise, channel multiplier 1: 4 channels per pass (SMLABB/SMLATT on the SXTB16 halves),
 # weights pre-widened to int16 pairs in the order the halves come: (c0, c2), (c1, c3).
 DEPTHWISE = Template(r"""
-static inline int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
+int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y);
+int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
     const int32_t* restrict bias, const int32_t* restrict mult,
     const int32_t* restrict shift, int8_t* restrict y) {
   const int32_t off = ${off};
