@@ -21,10 +21,7 @@ from tvmc_multimodule import load_model_library_format
 from tvmc_multimodule.cli.driver import main as tvmc_main
 
 TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm", "make")
-# ../shared/models beside the checkout (or beside the folder of worktrees)
-SHARED = next((p / "shared" / "models" / "tflite" for p in Path(__file__).resolve().parents[2:4]
-               if (p / "shared" / "models" / "tflite").is_dir()),
-              Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite")
+SHARED = references.SHARED_MODELS / "tflite"
 CORES = {"mps2_an386": "cortex-m4", "mps2_an500": "cortex-m7"}
 
 pytestmark = pytest.mark.arm
@@ -260,11 +257,7 @@ def test_shared_models_on_cortex_m4(tmp_path: Path, capsys) -> None:
     loaded = load_model_library_format(str(archive))
     for name in names:
         module = loaded.modules[name]
-        x = np.load(SHARED / f"{name.rsplit('_', 1)[0]}_input.npy").astype(np.float32)
-        x = x.reshape(module.inputs[0].shape)
-        if module.inputs[0].dtype == "int8":
-            q = module.inputs[0].quant
-            x = np.clip(np.round(x / q.scale[0]) + q.zero_point[0], -128, 127).astype(np.int8)
+        x = references.shared_input(name.rsplit("_", 1)[0], module.inputs[0])
         inputs = tmp_path / f"{name}.npz"
         np.savez(inputs, **{module.inputs[0].name: x})
         profile = ["--profile"] if name == "kws_dscnn_int8" else []

@@ -57,6 +57,8 @@ def test_tflite_layer_comments_and_constant_names(modules):
     for role in ("weights", "bias", "multiplier", "shift"):
         assert f"tvmgen_m_conv2d_0_{role}" in names and f"tvmgen_m_conv2d_1_{role}" in names
     assert "const_0" not in runner
+    # the archive's parameters/<module>.params uses the same names
+    assert {f"tvmgen_m_{k}" for k in modules["tflite"][0].params} == set(names)
     # constants go to the operators as they are: no cast, into const parameters
     call = next(line for line in runner.splitlines() if "TVMGEN_OPERATOR_CALL(0," in line)
     assert ", tvmgen_m_conv2d_0_weights.data," in call

@@ -154,7 +154,9 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
         target=spec.canonical, inputs=inputs, outputs=outputs, sources=sources,
         header=codegen.module_header(c_api), c_api=c_api,
         relax_text=imported.relax_module.script(show_meta=False),
-        params={f"const_{i}": array for i, array in enumerate(program.constants)},
+        # named as the runner's C arrays are (conv2d_3_weights)
+        params=dict(zip(codegen.constant_names(program, operators.signatures, layers),
+                        program.constants)),
         operators=[OperatorInfo(s.c_name, s.scratch_bytes)
                    for s in sorted(operators.signatures.values(), key=lambda s: s.c_name)],
         workspace_bytes=plan.workspace_bytes,

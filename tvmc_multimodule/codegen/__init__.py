@@ -4,8 +4,8 @@ from .ctypes import c_type
 from .header import WORKSPACE_MODES, module_header
 from .operators import operators_source
 from .restrict import add_const, add_restrict
-from .runner import read_only_params, runner_source, static_state_source, static_workspace_source
+from .runner import constant_names, read_only_params, runner_source, static_state_source, static_workspace_source
 
-__all__ = ["c_type", "WORKSPACE_MODES", "add_const", "add_restrict", "constant_definition",
+__all__ = ["c_type", "WORKSPACE_MODES", "add_const", "add_restrict", "constant_definition", "constant_names",
            "module_header", "operators_source", "read_only_params", "runner_source",
            "static_state_source", "static_workspace_source", "without_constant_data"]

@@ -160,14 +160,20 @@ def _prototype(sig: OperatorSignature, read_only: set[int]) -> str:
     return f"int32_t {sig.c_name}({', '.join(params)});"
 
 
-def _argument(loc: object, dtype: str, where: _Locations) -> str:
-    if isinstance(loc, Constant):  # the union's member of the tensor's own (const) type
+def _argument(loc: object, dtype: str, where: _Locations, const_param: bool) -> str:
+    if isinstance(loc, Constant) and const_param:  # the union's member of its own const type
         return where.expr(loc)
+    if isinstance(loc, Constant):
+        # an operator shared by calls that pass it constants and tensors (-O0 reuses one
+        # `add` for both) takes a plain pointer; the operator only reads it
+        return f"({c_type(dtype)}*)(uintptr_t){where.expr(loc)}"
     return f"({c_type(dtype)}*){where.expr(loc)}"
 
 
-def _call_line(step_index: int, step: Call, sig: OperatorSignature, where: _Locations) -> str:
-    args = [_argument(loc, dtype, where) for loc, (_, dtype) in zip(step.args, sig.params)]
+def _call_line(step_index: int, step: Call, sig: OperatorSignature, where: _Locations,
+               read_only: set[int]) -> str:
+    args = [_argument(loc, dtype, where, i in read_only)
+            for i, (loc, (_, dtype)) in enumerate(zip(step.args, sig.params))]
     if sig.scratch_bytes:
         args.append(where.scratch(step_index))
     return (f"  if (TVMGEN_OPERATOR_CALL({step_index}, {sig.c_name}, ({', '.join(args)})) != 0) "
@@ -217,7 +223,8 @@ def runner_source(api: ModuleApi, program: Program, plan: MemoryPlan,
                 if not layer.name:  # fusion renamed it: the model output it writes, if any
                     layer = replace(layer, name=_output_name(step, api, program))
                 body.append(layer_comment(layer))
-            body.append(_call_line(step_index, step, signatures[step.relax_name], where))
+            sig = signatures[step.relax_name]
+            body.append(_call_line(step_index, step, sig, where, read_only[sig.c_name]))
         elif isinstance(step, Copy):
             dst, src = where.expr(step.dst), where.expr(step.src)
             if dst != src:

@@ -5,14 +5,14 @@ A user's operator becomes one opaque TIR function whose body calls
 inputs then outputs, in the model's order); the output shapes and types are the ones the model
 declares, or those the declaration (`CustomOp.outputs`: a list of (shape, dtype), or a callable
 taking the inputs' (shape, dtype) list) gives. The C file travels in the archive beside the
-module's own sources. Built-in operators (MediaPipe's Convolution2DTransposeBias) lower to
-Relax operators that TVM compiles like any other.
+module's own sources. Built-in operators (MediaPipe's Convolution2DTransposeBias) are TIR
+functions TVM schedules and compiles like any other operator.
 """
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -98,29 +98,52 @@ def _padding(out: int, stride: int, kernel: int, padding: int) -> int:
     return max(((computed - 1) * stride + kernel - out) // 2, 0)
 
 
-def convolution2d_transpose_bias(data: Any, weights: Any, bias: Any, in_shape: Sequence[int],
-                                 w_shape: Sequence[int], out_shape: Sequence[int],
-                                 options: bytes, emit: Callable[[Any], Any]) -> Any:
-    """MediaPipe's Convolution2DTransposeBias (NHWC input, OHWI weights, bias [O]) as Relax
-    conv2d_transpose (NCHW, IOHW) + bias; output as the model declares it."""
-    from tvm import relax
+def transpose_conv_function(in_shape: Sequence[int], w_shape: Sequence[int],
+                            out_shape: Sequence[int], strides: tuple[int, int],
+                            pads: tuple[int, int]) -> Any:
+    """(x NHWC, w OHWI, bias) -> y: each output pixel gathers the input pixels whose kernel
+    reaches it (y[oy] += x[iy] w[k] for oy = iy * stride - pad + k), then adds the bias. No
+    dilated or padded copy of the input exists: the memory is the input and the output."""
+    import tvm
+    from tvm import te, tirx
 
+    _, h, w, cin = (int(d) for d in in_shape)
+    cout, kh, kw, _ = (int(d) for d in w_shape)
+    (sh, sw), (pt, pl) = strides, pads
+    x = te.placeholder(tuple(int(d) for d in in_shape), "float32", name="x")
+    k = te.placeholder(tuple(int(d) for d in w_shape), "float32", name="w")
+    b = te.placeholder((cout,), "float32", name="bias")
+    ry, rx = te.reduce_axis((0, kh), "ry"), te.reduce_axis((0, kw), "rx")
+    rc = te.reduce_axis((0, cin), "rc")
+
+    def gather(n: Any, oy: Any, ox: Any, co: Any) -> Any:
+        ty, tx = oy + pt - ry, ox + pl - rx
+        iy, ix = tirx.indexdiv(ty, sh), tirx.indexdiv(tx, sw)
+        reaches = tvm.tirx.all(ty >= 0, tx >= 0, tirx.indexmod(ty, sh) == 0,
+                               tirx.indexmod(tx, sw) == 0, iy < h, ix < w)
+        value = x[n, tirx.min(iy, h - 1), tirx.min(ix, w - 1), rc] * k[co, ry, rx, rc]
+        return te.sum(tirx.if_then_else(reaches, value, tirx.const(0.0, "float32")),
+                      axis=[ry, rx, rc])
+
+    shape = tuple(int(d) for d in out_shape)
+    acc = te.compute(shape, gather, name="acc")
+    y = te.compute(shape, lambda n, oy, ox, co: acc[n, oy, ox, co] + b[co], name="y")
+    return te.create_prim_func([x, k, b, y])
+
+
+def convolution2d_transpose_bias(in_shape: Sequence[int], w_shape: Sequence[int],
+                                 out_shape: Sequence[int], options: bytes) -> Any:
+    """MediaPipe's Convolution2DTransposeBias (NHWC input, OHWI weights, bias [O]; padding
+    and strides in its custom options) as one TIR function; output as the model declares."""
     padding, stride_w, stride_h = transpose_conv_params(options)
-    _, h, w, _ = in_shape
-    _, kh, kw, _ = w_shape
+    kh, kw = int(w_shape[1]), int(w_shape[2])
     _, oh, ow, _ = out_shape
-    pt, pl = _padding(oh, stride_h, kh, padding), _padding(ow, stride_w, kw, padding)
-    pb, pr = (h - 1) * stride_h + kh - pt - oh, (w - 1) * stride_w + kw - pl - ow
-    if pb < 0 or pr < 0:
-        raise UnsupportedError("Convolution2DTransposeBias whose output is larger than its "
-                               f"input's reach ({list(out_shape)})")
-    x = emit(relax.op.permute_dims(data, [0, 3, 1, 2]))
-    k = emit(relax.op.permute_dims(weights, [3, 0, 1, 2]))  # OHWI -> IOHW
-    y = emit(relax.op.nn.conv2d_transpose(x, k, strides=(stride_h, stride_w),
-                                          padding=(pt, pl, pb, pr), data_layout="NCHW",
-                                          kernel_layout="IOHW"))
-    y = emit(relax.op.permute_dims(y, [0, 2, 3, 1]))
-    return emit(relax.op.add(y, bias))
+    if len(in_shape) != 4 or len(w_shape) != 4 or len(out_shape) != 4 \
+            or w_shape[3] != in_shape[3] or out_shape[3] != w_shape[0]:
+        raise UnsupportedError("Convolution2DTransposeBias with shapes "
+                               f"{list(in_shape)}, {list(w_shape)} -> {list(out_shape)}")
+    pads = (_padding(oh, stride_h, kh, padding), _padding(ow, stride_w, kw, padding))
+    return transpose_conv_function(in_shape, w_shape, out_shape, (stride_h, stride_w), pads)
 
 
 BUILTIN = frozenset({"Convolution2DTransposeBias"})

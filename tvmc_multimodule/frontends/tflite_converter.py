@@ -85,9 +85,11 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         args = [self.get_tensor_expr(t) for t in ins]
         if name not in self.custom_ops:  # built-in
             options = op.CustomOptionsAsNumpy().tobytes() if op.CustomOptionsLength() else b""
-            return custom_ops.convolution2d_transpose_bias(
-                args[0], args[1], args[2], self._spec(ins[0])[0], self._spec(ins[1])[0],
-                self._spec(outs[0])[0], options, self.bb.emit)
+            out_shape = self._spec(outs[0])[0]
+            func = custom_ops.convolution2d_transpose_bias(
+                self._spec(ins[0])[0], self._spec(ins[1])[0], out_shape, options)
+            gvar = self.bb.add_func(func, "conv2d_transpose_bias")
+            return relax.call_tir(gvar, args, relax.TensorType(list(out_shape), "float32"))
         in_specs = [self._spec(t) for t in ins]
         out_specs = custom_ops.output_specs(self.custom_ops[name], in_specs,
                                             [self._spec(t) for t in outs])
