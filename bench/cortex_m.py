@@ -2,6 +2,7 @@
 (QEMU mps2-an386), through the same project `tvmc micro` writes.
 
     python bench/cortex_m.py [--models FILE ...] [--repeat N] [--schedules scalar vector]
+                             [--profile]
 
 QEMU is not cycle-accurate, but with `-icount shift=0` its virtual clock advances 1 ns per
 executed instruction, and the core's SysTick (25 MHz on this board) then ticks once per 40
@@ -12,10 +13,16 @@ variant (scalar, the default there, and vector), put into a `tvmc micro` project
 mps2_an386 (arm-none-eabi-gcc -O2) and run on zero inputs: one warm-up, then N timed runs.
 Footprint: code (.text) and constants (.rodata) of the module's objects, its workspace and
 input/output buffers, and the stack peak (painted before the run, checked after).
+On -mcpu=cortex-m4 the scalar schedule builds int8 models on the Cortex-M DSP kernel library
+(kernels/cortex_m_dsp). TFLite Micro's figures on the same emulated core (reference kernels
+and CMSIS-NN: instructions, per operator type, code beyond the common firmware base) are
+printed beside ours when ../shared/reference/tflm-m4/results is present. `--profile`: also
+instructions per operator type (a second build reading the timer around every operator).
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -30,11 +37,19 @@ DEFAULT_MODELS = [SHARED / f"{m}_{k}.tflite" for m in
                   for k in ("int8", "float32")]
 BOARD = "mps2_an386"
 TARGET = "c -mcpu=cortex-m4"
+PER_FUNCTION = False  # profile per operator function instead of per operator type
 
 
-def measure(path: Path, schedule: str, repeat: int, work: Path) -> dict:
+def operator_type(function: str) -> str:
+    """`tvmgen_m_dwconv2d_3` -> `dwconv2d`; fused float operators keep their fused name."""
+    name = re.sub(r"^tvmgen_m_", "", function)
+    return re.sub(r"(_\d+)+$", "", name)
+
+
+def measure(path: Path, schedule: str, repeat: int, work: Path, profile: bool = False) -> dict:
     """Instructions per inference (mean of `repeat` runs after a warm-up), the module's
-    footprint, its stack peak and the firmware's .text."""
+    footprint, its stack peak and the firmware's .text; `profile`: also instructions per
+    operator type (from a second build that reads the timer around every operator call)."""
     from tvmc_multimodule import compile_model, export_model_library_format
     from tvmc_multimodule.micro import create_project, load_board
     from tvmc_multimodule.micro.emulator import instructions, run_module
@@ -49,7 +64,17 @@ def measure(path: Path, schedule: str, repeat: int, work: Path) -> dict:
     timed = run.invokes[1:]
     assert project.cpu_clock_hz
     fp = footprint(str(work / "fw"), project, elf)
-    return {"instructions": instructions(sum(i.ticks for i in timed) / len(timed),
+    per_type: dict[str, float] = {}
+    if profile:
+        project, profiled = build(str(work / "fw"), profile=True)
+        _, prun = run_module(project, profiled, "m", zeros, str(work / "io"), invokes=2)
+        for call in prun.operators:
+            if call.invoke == prun.invokes[-1].number:
+                kind = call.function if PER_FUNCTION else operator_type(call.function)
+                per_type[kind] = per_type.get(kind, 0.0) + instructions(call.ticks,
+                                                                        project.cpu_clock_hz)
+    return {"per_type": per_type,
+            "instructions": instructions(sum(i.ticks for i in timed) / len(timed),
                                          project.cpu_clock_hz),
             "stack": max(i.stack for i in run.invokes), "module": fp.modules["m"],
             "text": fp.sections.get(".text", 0)}
@@ -61,17 +86,61 @@ def instructions(path: Path, schedule: str, repeat: int, work: Path) -> tuple[fl
     return result["instructions"], result["text"]
 
 
+TFLM_RESULTS = REPO.parent / "shared" / "reference" / "tflm-m4" / "results"
+TFLM_BASE_TEXT = 31_484  # startup, newlib printf, semihosting (README: the empty firmware)
+TFLM_OPERATORS = {"conv2d": "CONV_2D", "dwconv2d": "DEPTHWISE_CONV_2D", "add": "ADD",
+                  "fully_connected": "FULLY_CONNECTED", "avg_pool2d": "AVERAGE_POOL_2D",
+                  "softmax": "SOFTMAX", "mean": "MEAN", "max_pool2d": "MAX_POOL_2D"}
+
+
+def tflm_figures() -> tuple[dict, dict]:
+    """TFLite Micro's figures on the same emulated M4, when the reference measurement
+    (../shared/reference/tflm-m4) is present: ({(model, kernels): row}, {(model, kernels,
+    operator type): Minstr})."""
+    totals: dict = {}
+    for kernels in ("ref", "cmsis_nn"):
+        path = TFLM_RESULTS / f"results_{kernels}.tsv"
+        if path.exists():
+            lines = [line.split("\t") for line in path.read_text().splitlines()]
+            for row in lines[1:]:
+                totals[(row[0], kernels)] = dict(zip(lines[0], row))
+    per_op: dict = {}
+    profile = TFLM_RESULTS / "profile.txt"
+    if profile.exists():
+        for line in profile.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) == 5 and parts[2] != "TOTAL":
+                per_op[(parts[0], parts[1], parts[2])] = float(parts[4])
+    return totals, per_op
+
+
+def _print_operators(stem: str, ours: dict[str, float], per_op: dict) -> None:
+    for kind, count in sorted(ours.items(), key=lambda kv: -kv[1]):
+        op = TFLM_OPERATORS.get(kind, kind)
+        ref, cmsis = per_op.get((stem, "ref", op)), per_op.get((stem, "cmsis_nn", op))
+        print(f"    {kind:22s} {count / 1e6:10.3f}"
+              f"{'' if ref is None else f'{ref:12.3f}'}"
+              f"{'' if cmsis is None else f'{cmsis:12.3f}'}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", type=Path, default=DEFAULT_MODELS)
     parser.add_argument("--repeat", type=int, default=2, help="timed runs after one warm-up")
     parser.add_argument("--schedules", nargs="+", default=["scalar", "vector"],
                         choices=["scalar", "vector", "none"])
+    parser.add_argument("--profile", action="store_true",
+                        help="also instructions per operator type (first schedule)")
     args = parser.parse_args(argv)
     first = args.schedules[0]
+    totals, per_op = tflm_figures()
+    print("Minstr per inference on QEMU mps2-an386 (Cortex-M4F, -icount shift=0); "
+          "scalar = the Cortex-M DSP kernels for int8, TFLM = TFLite Micro (reference kernels, "
+          "CMSIS-NN), ours-through-CMSIS-NN: not built (no CMSIS-NN library in this tool yet)")
     print(" ".join([f"{'model':30s}", *(f"{s + ' Minstr':>14s}" for s in args.schedules),
-                    f"{'code B':>8s} {'const B':>9s} {'ws B':>8s} {'io B':>7s} {'stack B':>7s}"
-                    f"   ({first})"]))
+                    f"{'TFLM ref':>9s} {'TFLM+CMSIS':>10s} {'ours/CMSIS':>10s}",
+                    f"{'code B':>8s} {'TFLM code':>9s} {'const B':>9s} {'file B':>8s}",
+                    f"{'ws B':>8s} {'io B':>7s} {'stack B':>7s}   ({first})"]))
     for path in args.models:
         if not path.exists():
             print(f"{path.name}: missing", file=sys.stderr)
@@ -79,12 +148,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = {}
         for schedule in args.schedules:
             with tempfile.TemporaryDirectory(prefix="tvmc-m4-") as tmp:
-                results[schedule] = measure(path, schedule, args.repeat, Path(tmp))
+                results[schedule] = measure(path, schedule, args.repeat, Path(tmp),
+                                            profile=args.profile and schedule == first)
         m, stack = results[first]["module"], results[first]["stack"]
+        ref, cmsis = totals.get((path.stem, "ref"), {}), totals.get((path.stem, "cmsis_nn"), {})
+        ours = results[first]["instructions"] / 1e6
+        ratio = f"{ours / float(cmsis['warm_Minstr']):9.2f}x" if cmsis else f"{'-':>10s}"
+        tflm_text = (cmsis or ref).get("text")  # whole firmware: minus the common base
+        tflm_code = str(int(tflm_text) - TFLM_BASE_TEXT) if tflm_text else "-"
         print(" ".join([f"{path.stem:30s}",
                         *(f"{results[s]['instructions'] / 1e6:14.3f}" for s in args.schedules),
-                        f"{m.code:8d} {m.constants:9d} {m.workspace:8d} {m.io:7d} {stack:7d}"]),
+                        f"{ref.get('warm_Minstr', '-'):>9s} {cmsis.get('warm_Minstr', '-'):>10s}",
+                        ratio, f"{m.code:8d} {tflm_code:>9s} {m.constants:9d}",
+                        f"{path.stat().st_size:8d} {m.workspace:8d} {m.io:7d} {stack:7d}"]),
               flush=True)
+        if args.profile:
+            print(f"    {'operator type':22s} {'ours':>10s}{'TFLM ref':>12s}{'TFLM+CMSIS':>12s}")
+            _print_operators(path.stem, results[first]["per_type"], per_op)
     return 0
 
 

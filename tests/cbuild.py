@@ -6,6 +6,7 @@ product's templates; it reads every input from `<module>_in<i>.bin` and writes e
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tarfile
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pytest
 
 STRICT = ["-std=c11", "-Wall", "-Wextra", "-Werror"]
 
@@ -64,6 +66,18 @@ def module_sources(root: Path, name: str) -> list[Path]:
     return sorted((root / "codegen" / "host" / "src").glob(f"{name}_lib*.c"))
 
 
+def build_program(root: Path, main: Path, modules: Sequence[str], output: Path,
+                  flags: Sequence[str] = ("-O2",), compiler: str = "gcc") -> Path:
+    """Compile `main` and the C of `modules` (of the archive extracted at `root`) into ONE
+    executable `output` with the strict warnings as errors; a failed build fails the test."""
+    sources = [str(p) for name in modules for p in module_sources(root, name)]
+    cmd = [compiler, *STRICT, *flags, "-I", str(root / "codegen" / "host" / "include"),
+           str(main), *sources, "-lm", "-o", str(output)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, f"C build failed:\n{result.stderr[:4000]}"
+    return output
+
+
 def build_and_run(root: Path, modules: dict[str, tuple[Sequence, Sequence]],
                   inputs: dict[str, Sequence[np.ndarray]], extra_flags: Sequence[str] = (),
                   compiler: str = "gcc") -> dict[str, list[np.ndarray]]:
@@ -71,11 +85,8 @@ def build_and_run(root: Path, modules: dict[str, tuple[Sequence, Sequence]],
     work = root / "harness"
     work.mkdir(exist_ok=True)
     (work / "main.c").write_text(harness_source(modules))
-    sources = [str(p) for name in modules for p in module_sources(root, name)]
-    cmd = [compiler, *STRICT, "-O2", *extra_flags, "-I", str(root / "codegen" / "host" / "include"),
-           str(work / "main.c"), *sources, "-lm", "-o", str(work / "app")]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    assert result.returncode == 0, f"C build failed:\n{result.stderr[:4000]}"
+    build_program(root, work / "main.c", list(modules), work / "app", ["-O2", *extra_flags],
+                  compiler)
     for name, arrays in inputs.items():
         for i, array in enumerate(arrays):
             np.ascontiguousarray(array).tofile(work / f"{name}_in{i}.bin")
@@ -88,6 +99,15 @@ def build_and_run(root: Path, modules: dict[str, tuple[Sequence, Sequence]],
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+def need_tools(*tools: str) -> None:
+    """Skip the test when a tool is missing, fail it on CI (.ci/run installs them all)."""
+    missing = [t for t in tools if not have(t)]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have {missing} (.ci/run installs them)")
+        pytest.skip(f"{missing} not installed")
 
 
 def assert_close(actual: np.ndarray, expected: np.ndarray, what: str, rtol: float = 1e-4) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
@@ -11,6 +12,22 @@ Spec = tuple[Sequence[int], Any]
 """An input spec: (shape, dtype)."""
 
 DEFAULT_TFLM_ARENA = 1 << 20
+
+# ../shared/models beside the checkout (or beside the folder of worktrees); absent in a fresh clone
+SHARED_MODELS = next((p / "shared" / "models" for p in Path(__file__).resolve().parents[2:4]
+                      if (p / "shared" / "models").is_dir()),
+                     Path(__file__).resolve().parents[2] / "shared" / "models")
+
+
+def shared_input(model: str, tensor: Any) -> np.ndarray:
+    """The saved real-valued input of shared TFLite model `model` (kws_dscnn, ...) in the shape of
+    `tensor` (a TensorInfo), quantised with its scale and zero point when the tensor is int8."""
+    x = np.load(SHARED_MODELS / "tflite" / f"{model}_input.npy").astype(np.float32)
+    x = x.reshape(tensor.shape)
+    if tensor.dtype == "int8":
+        q = tensor.quant
+        x = np.clip(np.round(x / q.scale[0]) + q.zero_point[0], -128, 127).astype(np.int8)
+    return x
 
 
 def run_onnxruntime(

@@ -837,3 +837,15 @@ def test_compile_multi_and_run_end_to_end(capsys, tmp_path):
     assert code == 0, err
     with np.load(outputs) as data:
         np.testing.assert_allclose(data["y"], np.maximum(3 * x, 0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["compile-multi", "--help"], ["compile", "--bogus"]])
+def test_help_and_usage_errors_do_not_load_tvm(argv):
+    """`tvmc --help` and a bad command line answer at once: TVM (about a second of CPU) is
+    loaded only when something is compiled or read."""
+    probe = ("import sys\nfrom tvmc_multimodule.cli import driver\n"
+             "try:\n    driver.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "sys.stdout.flush()\nprint('TVM-LOADED' if 'tvm' in sys.modules else 'NO-TVM', file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stderr.strip().splitlines()[-1] == "NO-TVM", done.stderr[-500:]

@@ -27,6 +27,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite"
 SHARED_MODELS = ["kws_dscnn", "vww_mobilenet_v1_025", "ic_resnet8", "ad_autoencoder"]
 RANDOM_INPUTS = 21
 SCALAR = "_scalar"  # module-name suffix of the scalar-variant build of each test model
+DSP = "_dsp"  # ... of the Cortex-M DSP library's build (target -mcpu=cortex-m4)
+VARIANTS = (("", None, "c"), (SCALAR, "scalar", "c"), (DSP, None, "c -mcpu=cortex-m4"))
 
 
 # ---------------------------------------------------------------- batched C harness
@@ -197,10 +199,11 @@ def int8_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         sets = _input_sets(model, name, rng, _extra_inputs(name, rng))
         reference = _tflm_outputs(model, sets)
         # strict: every operator of these models must run on an integer kernel; the scalar
-        # variant (register-blocked kernels for Cortex-M) must give the same bits
-        for suffix, schedule in (("", None), (SCALAR, "scalar")):
+        # variant (register-blocked kernels for Cortex-M) and the Cortex-M DSP library (its
+        # portable-C primitives on the host; test_cortex_m.py runs the DSP instructions) too
+        for suffix, schedule, target in VARIANTS:
             module = compile_model(str(path), module_name=name + suffix, strict_int8=True,
-                                   schedule=schedule)
+                                   schedule=schedule, target=target)
             compiled.append(module)
             batches[module.name] = sets
             expected[module.name] = reference
@@ -215,7 +218,7 @@ def int8_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.mark.parametrize("name", sorted(n + s for n in tflite_int8_models.integer_models()
-                                         for s in ("", SCALAR)))
+                                         for s in ("", SCALAR, DSP)))
 def test_bit_exact_with_tflite_micro(int8_run: dict, name: str) -> None:
     actual, expected = int8_run["outputs"][name], int8_run["expected"][name]
     assert len(actual) == len(expected)

@@ -7,7 +7,6 @@ project's stack. Skipped when the ARM toolchain or QEMU is missing (CI installs 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -22,21 +21,10 @@ from tvmc_multimodule import load_model_library_format
 from tvmc_multimodule.cli.driver import main as tvmc_main
 
 TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm", "make")
-# ../shared/models beside the checkout (or beside the folder of worktrees)
-SHARED = next((p / "shared" / "models" / "tflite" for p in Path(__file__).resolve().parents[2:4]
-               if (p / "shared" / "models" / "tflite").is_dir()),
-              Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite")
+SHARED = references.SHARED_MODELS / "tflite"
 CORES = {"mps2_an386": "cortex-m4", "mps2_an500": "cortex-m7"}
 
 pytestmark = pytest.mark.arm
-
-
-def _need_tools() -> None:
-    missing = [t for t in TOOLS if not cbuild.have(t)]
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must have {missing} (.ci/run installs them)")
-        pytest.skip(f"{missing} not installed")
 
 
 def tvmc(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
@@ -77,7 +65,7 @@ def _elf_sections(elf: Path) -> dict[str, int]:
 @pytest.fixture(scope="module", params=sorted(CORES))
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One archive of three modules compiled for the board's core, its project built."""
-    _need_tools()
+    cbuild.need_tools(*TOOLS)
     board = request.param
     folder = tmp_path_factory.mktemp(board)
     models = _models(folder)
@@ -193,7 +181,7 @@ def test_cmake_build_gives_the_same_firmware(built: dict, capsys) -> None:
 @pytest.mark.parametrize("board,core", [("mps2_an505", "cortex-m33"), ("mps3_an547", "cortex-m55")])
 def test_int8_module_on_the_other_cores(tmp_path: Path, capsys, board: str, core: str) -> None:
     """The Cortex-M33 and M55 boards (secure state, their own memory maps and clocks)."""
-    _need_tools()
+    cbuild.need_tools(*TOOLS)
     model = tmp_path / "kws8.tflite"
     model.write_bytes(tflite_models.int8_conv_fc_softmax())
     archive = tmp_path / "m.tar"
@@ -229,7 +217,7 @@ def test_archive_core_must_match_the_board(tmp_path: Path, capsys) -> None:
 
 
 def test_generic_board_builds_for_the_given_memory_map(tmp_path: Path, capsys) -> None:
-    _need_tools()
+    cbuild.need_tools(*TOOLS)
     model = tmp_path / "kws8.tflite"
     model.write_bytes(tflite_models.int8_conv_fc_softmax())
     archive = tmp_path / "m33.tar"
@@ -258,7 +246,7 @@ def test_generic_board_builds_for_the_given_memory_map(tmp_path: Path, capsys) -
 def test_shared_models_on_cortex_m4(tmp_path: Path, capsys) -> None:
     """kws and ad, int8 and float32, in one archive on mps2_an386: outputs equal the host
     build's, int8 exactly TFLite Micro's, float32 within 1e-4 of LiteRT's."""
-    _need_tools()
+    cbuild.need_tools(*TOOLS)
     names = [f"{m}_{k}" for m in ("kws_dscnn", "ad_autoencoder") for k in ("int8", "float32")]
     archive = tmp_path / "shared.tar"
     assert tvmc_main(["compile-multi", *[f"{SHARED / n}.tflite:{n}" for n in names], "--target",
@@ -269,11 +257,7 @@ def test_shared_models_on_cortex_m4(tmp_path: Path, capsys) -> None:
     loaded = load_model_library_format(str(archive))
     for name in names:
         module = loaded.modules[name]
-        x = np.load(SHARED / f"{name.rsplit('_', 1)[0]}_input.npy").astype(np.float32)
-        x = x.reshape(module.inputs[0].shape)
-        if module.inputs[0].dtype == "int8":
-            q = module.inputs[0].quant
-            x = np.clip(np.round(x / q.scale[0]) + q.zero_point[0], -128, 127).astype(np.int8)
+        x = references.shared_input(name.rsplit("_", 1)[0], module.inputs[0])
         inputs = tmp_path / f"{name}.npz"
         np.savez(inputs, **{module.inputs[0].name: x})
         profile = ["--profile"] if name == "kws_dscnn_int8" else []

@@ -25,7 +25,7 @@ RTOL = 1e-5
 
 def _cases() -> dict[str, Callable[[], onnx.ModelProto]]:
     cases: dict[str, Callable[[], onnx.ModelProto]] = {}
-    for op in ("LSTM", "GRU"):
+    for op in ("LSTM", "GRU", "RNN"):
         for direction in ("forward", "reverse", "bidirectional"):
             for initial in (False, True):
                 key = f"{op}_{direction}_{'h0' if initial else 'zero'}".lower()

@@ -2,9 +2,6 @@
 one program, compared with LiteRT. Skipped when ../shared/models is absent (a fresh clone)."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 
 import cbuild
@@ -12,7 +9,7 @@ import references
 from tvmc_multimodule import load_model_library_format
 from tvmc_multimodule.cli.driver import main as tvmc
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite"
+SHARED = references.SHARED_MODELS / "tflite"
 MODELS = ["kws_dscnn", "vww_mobilenet_v1_025", "ic_resnet8", "ad_autoencoder"]
 
 pytestmark = [
@@ -32,11 +29,7 @@ def shared_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     inputs, expected = {}, {}
     for name, path in files.items():
         module = loaded.modules[name]
-        x = np.load(SHARED / f"{name.rsplit('_', 1)[0]}_input.npy").astype(np.float32)
-        x = x.reshape(module.inputs[0].shape)
-        if module.inputs[0].dtype == "int8":
-            q = module.inputs[0].quant
-            x = np.clip(np.round(x / q.scale[0]) + q.zero_point[0], -128, 127).astype(np.int8)
+        x = references.shared_input(name.rsplit("_", 1)[0], module.inputs[0])
         inputs[name] = [x]
         expected[name] = references.run_litert(path.read_bytes(), [x])
     outputs = cbuild.build_and_run(root, {n: (m.inputs, m.outputs) for n, m in loaded.modules.items()},

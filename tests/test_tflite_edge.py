@@ -127,3 +127,32 @@ def test_converter_bug_is_an_internal_error(tmp_path, monkeypatch) -> None:
     with pytest.raises(InternalError, match="TypeError") as info:
         compile_model(str(path), module_name="m")
     assert info.value.exit_code == 70
+
+
+def test_densify_equals_litert_densify() -> None:
+    """Our compile-time DENSIFY, bit for bit what LiteRT's DENSIFY kernel writes (CSR float16
+    [8,1,1,32] and 1x4-block float32 [16,128])."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tflite.BuiltinOperator import BuiltinOperator
+    from tflite.Model import Model
+
+    from tvmc_multimodule.frontends.tflite_converter import constant_value
+
+    data = tflite_edge_models.sparse_fc_conv()
+    model = Model.GetRootAs(data, 0)
+    graph = model.Subgraphs(0)
+    interpreter = Interpreter(model_content=data, experimental_preserve_all_tensors=True,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
+                           np.ones((1, 4, 4, 32), np.float32))
+    interpreter.invoke()
+    compared = 0
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        if model.OperatorCodes(op.OpcodeIndex()).BuiltinCode() == BuiltinOperator.DENSIFY:
+            ours = constant_value(model, graph.Tensors(op.Inputs(0)))
+            theirs = interpreter.get_tensor(op.Outputs(0))
+            assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs)
+            compared += 1
+    assert compared == 2

@@ -5,7 +5,6 @@ the workspace alone; every shared model needs less RAM than TFLite Micro's arena
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,10 +21,7 @@ from tvmc_multimodule.cli import driver
 
 NO_PLUGINS = lambda: []  # noqa: E731
 IO = ["--pass-config", "tir.usmp.use_workspace_io=1"]
-_HERE = Path(__file__).resolve()
-SHARED = next((p for p in (_HERE.parents[2] / "shared" / "models" / "tflite",
-                           _HERE.parents[3] / "shared" / "models" / "tflite") if p.is_dir()),
-              _HERE.parents[2] / "shared" / "models" / "tflite")
+SHARED = references.SHARED_MODELS / "tflite"
 
 
 def compile_archive(tmp: Path, model: Path, name: str, *argv: str) -> Path:
@@ -71,11 +67,7 @@ def run_io(archive: Path, name: str, xs: list[np.ndarray], shared: bool) -> list
     work = root / "io_harness"
     work.mkdir()
     (work / "main.c").write_text(io_harness(name, module, shared))
-    cmd = ["gcc", *cbuild.STRICT, "-O2", "-I", str(root / "codegen/host/include"),
-           str(work / "main.c"), *map(str, cbuild.module_sources(root, name)), "-lm",
-           "-o", str(work / "app")]
-    build = subprocess.run(cmd, capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr[-3000:]
+    cbuild.build_program(root, work / "main.c", [name], work / "app")
     for i, x in enumerate(xs):
         np.ascontiguousarray(x).tofile(work / f"in{i}.bin")
     run = subprocess.run([str(work / "app")], cwd=work, capture_output=True, timeout=120)

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "compile_model": "api", "export_model_library_format": "api",
     "load_model_library_format": "api", "CompiledModule": "model", "TensorInfo": "model",
-    "TvmcError": "errors",
+    "TvmcError": "errors", "CustomOp": "model",
 }
 
 __all__ = [*_LAZY, "__version__"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import CompiledModule, QuantParams, TensorInfo
+from .model import CompiledModule, QuantParams, StateInfo, TensorInfo
 from .names import CText, c_text, check_module_name, is_c_identifier, unique_c_names
 
 WORKSPACE_MODES = ("static", "shared")
@@ -34,34 +34,53 @@ MODULE_MACRO_SUFFIXES = ("WORKSPACE_SIZE", "WORKSPACE_ALIGNMENT", "WORKSPACE_SHA
 
 _8_BIT_RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
 
+# TVMGEN_<MODULE>_STATE_<suffix>: the macros of a stateful module's state buffer
+STATE_MACRO_SUFFIXES = ("STATE_SIZE", "STATE_ALIGNMENT")
+STATE_ALIGNMENT = 16
 
-def reserved_tensor_c_names() -> frozenset[str]:
+
+def state_offsets(states: Sequence[StateInfo]) -> list[int]:
+    """Each variable's offset in the state buffer: in order, each aligned to 16 bytes."""
+    offsets, top = [], 0
+    for state in states:
+        offsets.append(top)
+        top = (top + state.nbytes + STATE_ALIGNMENT - 1) // STATE_ALIGNMENT * STATE_ALIGNMENT
+    return offsets
+
+
+def state_size(states: Sequence[StateInfo]) -> int:
+    """Bytes of the state buffer holding `states` at their offsets."""
+    return max((s.offset + s.nbytes for s in states), default=0)
+
+
+def reserved_tensor_c_names(stateful: bool = False) -> frozenset[str]:
     """C names a tensor may not take because one of its macros would be a module macro
-    (`workspace` -> TVMGEN_<M>_WORKSPACE_SIZE)."""
+    (`workspace` -> TVMGEN_<M>_WORKSPACE_SIZE; `state` in a stateful module)."""
     out = set()
-    for module_suffix in MODULE_MACRO_SUFFIXES:
+    for module_suffix in MODULE_MACRO_SUFFIXES + (STATE_MACRO_SUFFIXES if stateful else ()):
         for suffix in TENSOR_MACRO_SUFFIXES:
             if module_suffix.endswith("_" + suffix):
                 out.add(module_suffix[: -len(suffix) - 1])
     return frozenset(out)
 
 
-def assign_c_names(inputs: Sequence[TensorInfo],
-                   outputs: Sequence[TensorInfo]) -> tuple[list[TensorInfo], list[TensorInfo]]:
+def assign_c_names(inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
+                   stateful: bool = False) -> tuple[list[TensorInfo], list[TensorInfo]]:
     """The tensors with C names unique across inputs and outputs (ignoring case) and apart
     from the module's reserved names: inputs first, then outputs, in model order; a later
     clash gets `_1`, `_2`... (see `names.unique_c_names`)."""
     tensors = [*inputs, *outputs]
-    c_names = unique_c_names([t.name for t in tensors], "t", reserved_tensor_c_names())
+    c_names = unique_c_names([t.name for t in tensors], "t", reserved_tensor_c_names(stateful))
     named = [TensorInfo(t.name, c, t.shape, t.dtype, t.quant) for t, c in zip(tensors, c_names)]
     return named[: len(inputs)], named[len(inputs):]
 
 
-def c_name_problems(inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo]) -> list[str]:
+def c_name_problems(inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
+                    stateful: bool = False) -> list[str]:
     """What is wrong with the tensors' C names (an archive's, or a hand-made module's)."""
     problems = []
     seen: dict[str, str] = {}
-    reserved = reserved_tensor_c_names()
+    reserved = reserved_tensor_c_names(stateful)
     for tensor in [*inputs, *outputs]:
         c_name = tensor.c_name
         if not is_c_identifier(c_name):
@@ -115,8 +134,24 @@ class CTensor:
 
 
 @dataclass(frozen=True)
+class CState:
+    """One persistent variable inside the state buffer (no C name: C sees only the buffer)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    nbytes: int
+    offset: int
+    quant: QuantParams | None = None
+
+    @property
+    def comment(self) -> str:
+        return c_text(self.name, CText.COMMENT)
+
+
+@dataclass(frozen=True)
 class CParam:
-    """One parameter of an entry point; `role` is inputs, outputs or workspace."""
+    """One parameter of an entry point; `role` is inputs, outputs, workspace or state."""
 
     c_type: str
     name: str
@@ -159,18 +194,24 @@ class ModuleApi:
     # inputs and outputs inside the workspace at their `offset` (tir.usmp.use_workspace_io):
     # the run functions take no buffers, map_inputs/map_outputs give their pointers
     workspace_io: bool = False
+    # persistent variables in the module's state buffer (TFLite resource variables)
+    states: tuple[CState, ...] = ()
+    # the user's custom operators the module calls (what each impl.c must define)
+    custom_functions: tuple[CFunction, ...] = ()
 
     # ---------------------------------------------------------------- construction
     @classmethod
     def build(cls, name: str, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
               workspace_bytes: int, workspace_mode: str = "static",
               workspace_alignment: int = DEFAULT_ALIGNMENT,
-              io_offsets: Sequence[int] | None = None) -> "ModuleApi":
+              io_offsets: Sequence[int] | None = None,
+              states: Sequence[StateInfo] = (),
+              custom_functions: Sequence[CFunction] = ()) -> "ModuleApi":
         """The API of a module; its names must already be valid (ValueError otherwise).
         `io_offsets`: the workspace offsets of the inputs then the outputs, when they live
-        in the workspace."""
+        in the workspace. `states`: the persistent variables at their offsets."""
         problems = api_problems(name, inputs, outputs, workspace_bytes, workspace_mode,
-                                workspace_alignment, io_offsets)
+                                workspace_alignment, io_offsets, states)
         if problems:
             raise ValueError("; ".join(problems))
         macro = f"TVMGEN_{name.upper()}"
@@ -186,7 +227,10 @@ class ModuleApi:
         return cls(name, workspace_mode, int(workspace_bytes), int(workspace_alignment),
                    tuple(tensor(t, o) for t, o in zip(inputs, offsets[:len(inputs)])),
                    tuple(tensor(t, o) for t, o in zip(outputs, offsets[len(inputs):])),
-                   io_offsets is not None)
+                   io_offsets is not None,
+                   tuple(CState(s.name, tuple(int(d) for d in s.shape), s.dtype, s.nbytes,
+                                int(s.offset), s.quant) for s in states),
+                   tuple(custom_functions))
 
     @classmethod
     def of(cls, module: CompiledModule) -> "ModuleApi":
@@ -197,7 +241,8 @@ class ModuleApi:
         options = module.options or {}
         return cls.build(module.name, module.inputs, module.outputs, module.workspace_bytes,
                          str(options.get("workspace", "static")),
-                         int(options.get("workspace_byte_alignment", DEFAULT_ALIGNMENT)))
+                         int(options.get("workspace_byte_alignment", DEFAULT_ALIGNMENT)),
+                         states=module.states)
 
     # ---------------------------------------------------------------- names
     @property
@@ -264,8 +309,58 @@ class ModuleApi:
     def static_workspace_symbol(self) -> str:
         return f"{self.prefix}_workspace"
 
-    def constant_symbol(self, index: int) -> str:
-        return f"{self.prefix}_const_{index}"
+    def constant_symbol(self, name: str) -> str:
+        """The runner's (file-static) array of one constant; `name` is a C identifier made
+        unique by the runner (`conv2d_3_weights`)."""
+        return f"{self.prefix}_{name}"
+
+    # ---------------------------------------------------------------- state
+    @property
+    def stateful(self) -> bool:
+        return bool(self.states)
+
+    @property
+    def state_bytes(self) -> int:
+        return max((s.offset + s.nbytes for s in self.states), default=0)
+
+    @property
+    def state_size_macro(self) -> str:
+        return f"{self.macro}_STATE_SIZE"
+
+    @property
+    def state_alignment_macro(self) -> str:
+        return f"{self.macro}_STATE_ALIGNMENT"
+
+    @property
+    def static_state_symbol(self) -> str:
+        return f"{self.prefix}_state"
+
+    def initial_state_symbol(self, index: int) -> str:
+        return f"{self.prefix}_state_init_{index}"
+
+    @property
+    def reset(self) -> CFunction:
+        """Sets the module's own state to its initial value (run() calls it before the first
+        run)."""
+        return CFunction(f"{self.prefix}_reset", ())
+
+    @property
+    def reset_state(self) -> CFunction:
+        """Sets a caller's state buffer to the initial value."""
+        return CFunction(f"{self.prefix}_reset_state", (CParam("void*", "state", "state"),))
+
+    @property
+    def run_with_state(self) -> CFunction:
+        """The re-entrant run: the caller's workspace and state buffer."""
+        return CFunction(f"{self.prefix}_run_with_state",
+                         (*self._io_params(), CParam("void*", "workspace", "workspace"),
+                          CParam("void*", "state", "state")))
+
+    @property
+    def core_entry(self) -> CFunction:
+        """What the runner file defines: run_with_state for a stateful module (the runs
+        with the module's own state are in a file of their own), else runner_entry."""
+        return self.run_with_state if self.stateful else self.runner_entry
 
     # ---------------------------------------------------------------- entry points
     def _io_params(self) -> tuple[CParam, ...]:
@@ -290,7 +385,10 @@ class ModuleApi:
     @property
     def entry_points(self) -> tuple[CFunction, ...]:
         """Every function the header declares, in order."""
-        return (self.run,) if self.shared else (self.run, self.runner_entry)
+        runs = (self.run,) if self.shared else (self.run, self.runner_entry)
+        if self.stateful:
+            runs += (self.reset, self.reset_state, self.run_with_state)
+        return runs
 
     # ---------------------------------------------------------------- checks
     def tensor_macros(self, tensor: CTensor) -> list[str]:
@@ -310,6 +408,8 @@ class ModuleApi:
             names.append(self.workspace_shared_macro)
         if self.workspace_io:
             names.append(self.workspace_io_macro)
+        if self.stateful:
+            names += [self.state_size_macro, self.state_alignment_macro]
         for tensor in (*self.inputs, *self.outputs):
             names += self.tensor_macros(tensor)
         return names
@@ -318,7 +418,11 @@ class ModuleApi:
         """Every external symbol and struct tag of the module's API."""
         io = [self.map_inputs, self.map_outputs] if self.workspace_io else []
         arena = [self.static_workspace_symbol] if self.workspace_io and not self.shared else []
+        state = ([self.static_state_symbol, *(self.initial_state_symbol(i)
+                                              for i in range(len(self.states)))]
+                 if self.stateful else [])
         return [*(f.symbol for f in self.entry_points), *self.quant_functions, *io, *arena,
+                *state, *(f.symbol for f in self.custom_functions),
                 self.inputs_struct, self.outputs_struct]
 
 
@@ -355,18 +459,39 @@ def _io_offset_problems(tensors: Sequence[TensorInfo], offsets: object,
     return problems
 
 
+def _state_problems(states: Sequence[StateInfo], workspace_io: bool) -> list[str]:
+    problems = []
+    if states and workspace_io:
+        problems.append("a stateful module cannot keep its inputs and outputs in the workspace")
+    end = 0
+    for state in states:
+        bad = _tensor_problems(TensorInfo(state.name, "s", state.shape, state.dtype))
+        if bad:
+            problems += bad
+            continue
+        offset = state.offset
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < end \
+                or offset % STATE_ALIGNMENT or offset + state.nbytes >= 2 ** 31:
+            problems.append(f"state {state.name!r} at offset {offset!r:.20} is not after the "
+                            f"previous one on a {STATE_ALIGNMENT}-byte boundary")
+            continue
+        end = offset + state.nbytes
+    return problems
+
+
 def api_problems(name: str, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
                  workspace_bytes: object, workspace_mode: object,
-                 workspace_alignment: object, io_offsets: object = None) -> list[str]:
+                 workspace_alignment: object, io_offsets: object = None,
+                 states: Sequence[StateInfo] = ()) -> list[str]:
     """Everything that keeps these values from being a module's C API."""
-    problems = []
+    problems = _state_problems(states, io_offsets is not None)
     if io_offsets is not None:
         problems += _io_offset_problems([*inputs, *outputs], io_offsets, workspace_bytes)
     bad_name = check_module_name(name) if isinstance(name, str) else None
     if not isinstance(name, str) or bad_name is not None or not name.isascii():
         problems.append(bad_name.message if bad_name else f"module name {name!r} is not a C "
                         "identifier")
-    problems += c_name_problems(inputs, outputs)
+    problems += c_name_problems(inputs, outputs, bool(states))
     for tensor in (*inputs, *outputs):
         problems += _tensor_problems(tensor)
     if isinstance(workspace_bytes, bool) or not isinstance(workspace_bytes, int) \

@@ -50,6 +50,37 @@ class TensorInfo:
 
 
 @dataclass(frozen=True)
+class StateInfo:
+    """One persistent variable of a stateful module (a TFLite resource variable): kept in
+    the module's state buffer between runs, set to `initial` by reset."""
+
+    name: str                    # the model's variable name (shared_name)
+    shape: tuple[int, ...]
+    dtype: str
+    quant: QuantParams | None = None
+    initial: Any = field(default=None, compare=False, repr=False)  # np.ndarray, or None
+    offset: int = 0              # inside the state buffer
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+@dataclass(frozen=True)
+class CustomOp:
+    """A custom operator the user implements in C (`--custom-op NAME=impl.c`): the module
+    calls `tvmgen_<module>_custom_<NAME>(inputs..., outputs...)` with typed pointers.
+    `outputs`: None (the shapes and types the model declares), a list of (shape, dtype), or a
+    callable taking the inputs' [(shape, dtype)] and returning that list. `source`: the C
+    text; `source_name`: the file it came from (comments only)."""
+
+    name: str
+    source: str
+    source_name: str = "impl.c"
+    outputs: Any = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class OperatorInfo:
     """One generated operator function and the scratch it needs inside the workspace."""
 
@@ -70,6 +101,7 @@ class LayerInfo:
     macs: int                              # multiply-accumulates (0: none counted)
     weight_bytes: int                      # constants read
     activation_bytes: int                  # non-constant tensors read and written
+    name: str = ""                         # the model's tensor/node name (raw, not in archives)
 
 
 @dataclass(frozen=True)
@@ -105,6 +137,10 @@ class ImportedModel:
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
     c_support: str = ""          # C the operators call (the int8 kernels' static helpers)
+    # persistent variables: main's last parameters and last results, in this order
+    states: tuple[StateInfo, ...] = ()
+    # user custom operators the operators call: frontends.custom_ops.CustomCall each
+    custom_calls: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -136,6 +172,14 @@ class CompiledModule:
     c_api: ModuleApi | None = None
     layers: list[LayerInfo] = field(default_factory=list)
     memory_layout: MemoryLayout | None = None
+    states: list[StateInfo] = field(default_factory=list)  # with their offsets
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of the state buffer (TVMGEN_<M>_STATE_SIZE)."""
+        from .c_api import state_size
+
+        return state_size(self.states)
 
     @property
     def io_bytes(self) -> int:
@@ -143,6 +187,7 @@ class CompiledModule:
 
     def replace(self, **changes: Any) -> "CompiledModule":
         """A copy with `changes`; a change to what the C API describes drops `c_api`."""
-        if changes.keys() & {"name", "inputs", "outputs", "workspace_bytes", "options"}:
+        if changes.keys() & {"name", "inputs", "outputs", "workspace_bytes", "options",
+                             "states"}:
             changes.setdefault("c_api", None)
         return dataclasses.replace(self, **changes)

@@ -31,7 +31,7 @@ def recurrent(op: str, direction: str, initial: bool, steps: int = 6, batch: int
               layout: int = 0, peepholes: bool = False, seed: int = 0) -> onnx.ModelProto:
     """One LSTM or GRU node; with `initial`, the initial states are model inputs."""
     rng = np.random.default_rng(seed)
-    gates = 4 if op == "LSTM" else 3
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
     dirs = 2 if direction == "bidirectional" else 1
     inits = [_weights(rng, "W", (dirs, gates * hidden, inputs)),
              _weights(rng, "R", (dirs, gates * hidden, hidden)),
@@ -53,7 +53,8 @@ def recurrent(op: str, direction: str, initial: bool, steps: int = 6, batch: int
     attrs = {"hidden_size": hidden, "direction": direction, "layout": layout}
     if op == "GRU":
         attrs["linear_before_reset"] = linear_before_reset
-    node = helper.make_node(op, node_inputs[:8 if op == "LSTM" else 6], outputs, name=f"{op.lower()}0", **attrs)
+    node = helper.make_node(op, node_inputs[:8 if op == "LSTM" else 6], outputs,
+                            name=f"{op.lower()}0", **attrs)
     y_shape = [steps, dirs, batch, hidden] if layout == 0 else [batch, steps, dirs, hidden]
     graph = helper.make_graph(
         [node], f"{op}_{direction}", graph_inputs,

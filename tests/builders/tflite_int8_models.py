@@ -87,6 +87,71 @@ def conv_dilated_depthwise(seed: int = 11) -> bytes:
     return g.to_bytes()
 
 
+def dsp_shapes(seed: int = 14) -> bytes:
+    """The Cortex-M DSP kernels' edge cases (odd channel counts, tails of 1-3 channels after
+    blocks of 4, odd row widths, padding with a non-zero input zero point, per-channel
+    weights): x[1,7,9,5] (zp -37) -> CONV_2D 3x3 SAME, RELU -> [1,7,9,7]
+    -> DEPTHWISE_CONV_2D 3x3 SAME stride 2 -> [1,4,5,7] -> CONV_2D 1x1 -> [1,4,5,3]
+    -> FULLY_CONNECTED 5, RELU6 (batch 4) -> [4,5]."""
+    rng = np.random.default_rng(seed)
+    s_in, zp_in = 0.05, -37
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 7, 9, 5], "int8", scale=s_in, zero_point=zp_in)
+    w1 = rng.standard_normal((7, 3, 3, 5)).astype(np.float32) * 0.3
+    tw1, tb1, _ = _per_channel(g, "d1", w1, s_in, 0)
+    s1 = _out_scale(s_in, w1, 45)
+    h1 = g.add_tensor("h1", [1, 7, 9, 7], "int8", scale=s1, zero_point=-128)
+    g.add_operator("CONV_2D", [x, tw1, tb1], [h1], ("Conv2DOptions", {
+        "Padding": Padding.SAME, "StrideW": 1, "StrideH": 1, "DilationWFactor": 1,
+        "DilationHFactor": 1, "FusedActivationFunction": RELU}), version=3)
+    w2 = rng.standard_normal((1, 3, 3, 7)).astype(np.float32) * 0.4
+    tw2, tb2, _ = _per_channel(g, "d2", w2, s1, 3)
+    s2 = _out_scale(s1, w2, 9, 0.8)
+    h2 = g.add_tensor("h2", [1, 4, 5, 7], "int8", scale=s2, zero_point=13)
+    g.add_operator("DEPTHWISE_CONV_2D", [h1, tw2, tb2], [h2], ("DepthwiseConv2DOptions", {
+        "Padding": Padding.SAME, "StrideW": 2, "StrideH": 2, "DepthMultiplier": 1,
+        "DilationWFactor": 1, "DilationHFactor": 1, "FusedActivationFunction": NONE}),
+        version=3)
+    w3 = rng.standard_normal((3, 1, 1, 7)).astype(np.float32) * 0.5
+    tw3, tb3, _ = _per_channel(g, "d3", w3, s2, 0)
+    s3 = _out_scale(s2, w3, 7)
+    h3 = g.add_tensor("h3", [1, 4, 5, 3], "int8", scale=s3, zero_point=-5)
+    g.add_operator("CONV_2D", [h2, tw3, tb3], [h3], ("Conv2DOptions", {
+        "Padding": Padding.VALID, "StrideW": 1, "StrideH": 1, "DilationWFactor": 1,
+        "DilationHFactor": 1, "FusedActivationFunction": NONE}), version=3)
+    w4 = rng.standard_normal((5, 15)).astype(np.float32) * 0.3
+    q4, s_w4 = quantize_per_channel(w4, axis=0)
+    tw4 = g.add_const("d4/weights", q4, scale=s_w4, zero_point=0, axis=0)
+    tb4 = g.add_const("d4/bias", rng.integers(-3000, 3000, 5).astype(np.int32),
+                      scale=s3 * s_w4, zero_point=0)
+    y = g.add_tensor("y", [4, 5], "int8", scale=_out_scale(s3, w4, 15, 0.3), zero_point=-60)
+    g.add_operator("FULLY_CONNECTED", [h3, tw4, tb4], [y],
+                   ("FullyConnectedOptions", {"FusedActivationFunction": RELU6}), version=4)
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
+def dsp_wide_window(seed: int = 15) -> bytes:
+    """A window too large to copy to the stack (3x3x121 > 1 KB): x[1,4,5,121] (zp 21)
+    -> CONV_2D 3x3 SAME stride (1, 2) -> [1,4,3,3]; ADD(x, x2[1,4,5,121]), RELU."""
+    rng = np.random.default_rng(seed)
+    s_in, zp_in = 0.05, 21
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 4, 5, 121], "int8", scale=s_in, zero_point=zp_in)
+    w = rng.standard_normal((3, 3, 3, 121)).astype(np.float32) * 0.2
+    tw, tb, _ = _per_channel(g, "wide", w, s_in, 0)
+    y = g.add_tensor("y", [1, 4, 3, 3], "int8", scale=_out_scale(s_in, w, 1089), zero_point=9)
+    g.add_operator("CONV_2D", [x, tw, tb], [y], ("Conv2DOptions", {
+        "Padding": Padding.SAME, "StrideW": 2, "StrideH": 1, "DilationWFactor": 1,
+        "DilationHFactor": 1, "FusedActivationFunction": NONE}), version=3)
+    # a large ADD (the DSP library's table form), RELU, saturating
+    x2 = g.add_tensor("x2", [1, 4, 5, 121], "int8", scale=0.02, zero_point=-90)
+    total = g.add_tensor("sum", [1, 4, 5, 121], "int8", scale=0.045, zero_point=-120)
+    g.add_operator("ADD", [x, x2], [total], ("AddOptions", {"FusedActivationFunction": RELU}))
+    g.set_io([x, x2], [y, total])
+    return g.to_bytes()
+
+
 def fully_connected(seed: int = 12) -> bytes:
     """x[2,24] (zp 11) -> FULLY_CONNECTED 16 per-tensor weights, RELU -> [2,16]
     -> FULLY_CONNECTED 10 per-channel, no bias -> [2,10]."""
@@ -280,11 +345,33 @@ def with_float_operator() -> bytes:
     return g.to_bytes()
 
 
+def splits() -> bytes:
+    """x[1,5,6,4] (s .08, zp -2): SPLIT_V sizes [2,-1,1] on axis 2 -> [1,5,2,4], [1,5,3,4],
+    [1,5,1,4]; SPLIT in 2 on axis -1 -> two [1,5,6,2]; then an int8 -> uint8 QUANTIZE of
+    the first piece (other scale) -> [1,5,2,4] uint8."""
+    g = TFLiteGraph()
+    q = {"scale": 0.08, "zero_point": -2}
+    x = g.add_tensor("x", [1, 5, 6, 4], "int8", **q)
+    sizes = g.add_const("sizes", np.array([2, -1, 1], np.int32))
+    axis = g.add_const("axis", np.array([2], np.int32))
+    pieces = [g.add_tensor(f"v{k}", [1, 5, w, 4], "int8", **q) for k, w in enumerate((2, 3, 1))]
+    g.add_operator("SPLIT_V", [x, sizes, axis], pieces, ("SplitVOptions", {"NumSplits": 3}))
+    axis2 = g.add_const("axis2", np.array([-1], np.int32))
+    halves = [g.add_tensor(f"h{k}", [1, 5, 6, 2], "int8", **q) for k in range(2)]
+    g.add_operator("SPLIT", [axis2, x], halves, ("SplitOptions", {"NumSplits": 2}))
+    u = g.add_tensor("u", [1, 5, 2, 4], "uint8", scale=0.05, zero_point=120)
+    g.add_operator("QUANTIZE", [pieces[0]], [u])
+    g.set_io([x], [*pieces, *halves, u])
+    return g.to_bytes()
+
+
 def integer_models() -> dict[str, Callable[[], bytes]]:
     """Name -> builder of every model whose operators all have integer kernels."""
     return {
         "conv_same_stride2": conv_same_stride2,
         "conv_dilated_depthwise": conv_dilated_depthwise,
+        "dsp_shapes": dsp_shapes,
+        "dsp_wide_window": dsp_wide_window,
         "fully_connected": fully_connected,
         "add_mul": add_mul,
         "pools": pools,
@@ -293,4 +380,5 @@ def integer_models() -> dict[str, Callable[[], bytes]]:
         "activations": activations,
         "data_movement": data_movement,
         "float_edges": float_edges,
+        "splits": splits,
     }

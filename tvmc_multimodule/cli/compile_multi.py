@@ -119,7 +119,8 @@ def compile_one(job: options.ModelJob, settings: options.CompileSettings) -> Com
             opt_level=settings.opt_level, pass_config=settings.pass_config or None,
             schedule=settings.schedule, workspace=settings.workspace,
             strict_int8=settings.strict_int8, desired_layout=settings.desired_layout,
-            input_values=job.input_values or None, workspace_io=settings.workspace_io)
+            input_values=job.input_values or None, workspace_io=settings.workspace_io,
+            custom_ops=dict(settings.custom_ops) or None)
     except TvmcError as err:
         raise options.locate_all(err, module=job.name, path=job.path)
     except Exception as exc:  # a bug; still say which model triggered it

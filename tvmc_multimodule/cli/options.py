@@ -62,6 +62,12 @@ def add_compile_options(parser: argparse.ArgumentParser, *, multi: bool) -> None
                              "leaves the module's signature and If/Loop depending on it fold."
                              + (" Prefix each with its module: 'vad:sr=16000'." if multi else "")
                              + " May be repeated.")
+    parser.add_argument("--custom-op", action="append", metavar="NAME=FILE.c",
+                        help="the C implementation of a TFLite custom operator: the module "
+                             "calls tvmgen_<module>_custom_<NAME>(inputs..., outputs...) and "
+                             "the archive carries the file. May be repeated"
+                             + (" (it serves every module that uses the operator)." if multi
+                                else "."))
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, metavar="PATH",
                         help=f"output Model Library Format archive (default: {DEFAULT_OUTPUT})")
     parser.add_argument("-f", "--output-format", default="mlf", metavar="{mlf}",
@@ -431,6 +437,23 @@ class CompileSettings:
     workspace_io: bool = False      # inputs and outputs inside the workspace (tir.usmp)
     desired_layout: str | None = None
     notes: tuple[str, ...] = ()     # what the tvmc 0.18 options given amount to
+    custom_ops: dict[str, str] = field(default_factory=dict, hash=False)  # name -> C file
+
+
+def parse_custom_ops(texts: list[str] | None) -> dict[str, str]:
+    """`--custom-op NAME=impl.c` (repeatable) -> {NAME: path}; the files must exist."""
+    ops: dict[str, str] = {}
+    for text in texts or []:
+        name, sep, path = text.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--custom-op '{text}' is not NAME=FILE.c",
+                             hint="e.g. --custom-op MyOp=my_op.c")
+        if name in ops:
+            raise UsageError(f"--custom-op gives '{name}' twice")
+        if not os.path.isfile(path):
+            raise UsageError(f"the C file of custom operator '{name}' is not found", path=path)
+        ops[name] = path
+    return ops
 
 
 def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
@@ -451,6 +474,7 @@ def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
         per_module = _collect(problems, split_input_shapes, shapes, names) or {}
     else:
         per_module = {names[0]: shapes}
+    custom = _collect(problems, parse_custom_ops, getattr(args, "custom_op", None)) or {}
     values = _collect(problems, parse_input_values, args.input_values) or {}
     values_per_module = _collect(problems, split_input_values, values, names) or {}
     old = legacy.map_legacy_options(args)
@@ -471,7 +495,7 @@ def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
                                args.jobs, args.workspace,
                                None if args.schedule == "auto" else args.schedule,
                                args.strict_int8, usmp.workspace_io, old.desired_layout,
-                               tuple(old.notes + usmp.notes))
+                               tuple(old.notes + usmp.notes), custom)
     return jobs, settings
 
 

@@ -19,7 +19,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TextIO
 
-from ..codegen import without_constant_data
 from ..model import CompiledModule, TensorInfo
 from ..processes import Finished, run_all
 
@@ -85,6 +84,9 @@ def code_sizes(modules: Sequence[CompiledModule], jobs: int = 1) -> list[int | N
 def _size_plan(module: CompiledModule, compiler: list[str],
                folder: str) -> tuple[list[list[str]], list[str]]:
     """Write the module's header and sources under `folder`: (compile commands, objects)."""
+    # imported here: the codegen package loads TVM, which `tvmc --help` should not wait for
+    from ..codegen.constants import without_constant_data
+
     include = os.path.join(folder, "include")
     os.makedirs(include)
     with open(os.path.join(include, f"tvmgen_{module.name}.h"), "w") as fh:
@@ -226,5 +228,8 @@ def totals_line(modules: Sequence[CompiledModule], sizes: Sequence[int | None],
            else "sum over modules, " if len(modules) > 1 else "")
     inside = (" inside the workspace" if all(m.options.get("workspace_io") for m in modules)
               else f" {io:,}")
-    return (f"total: {flash}; RAM {workspace + io:,} B (workspace {workspace:,}, {how}"
-            f"inputs/outputs{inside})")
+    # persistent state is never shared: each stateful module keeps its own between runs
+    state = sum(m.state_bytes for m in modules)
+    kept = f", state {state:,}" if state else ""
+    return (f"total: {flash}; RAM {workspace + io + state:,} B (workspace {workspace:,}, {how}"
+            f"inputs/outputs{inside}{kept})")

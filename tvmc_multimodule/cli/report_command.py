@@ -61,6 +61,7 @@ class ModuleSummary:
     layers: list[LayerInfo]
     plan: MemoryLayout | None
     instructions: dict[int, int]        # step -> instructions (from --profile)
+    state_bytes: int = 0                # persistent state (a streaming model's variables)
 
     @property
     def flash_bytes(self) -> int:
@@ -68,8 +69,10 @@ class ModuleSummary:
 
     @property
     def ram_bytes(self) -> int:
-        """The workspace, plus the input and output buffers unless they live inside it."""
-        return self.workspace_bytes + (0 if self.io_in_workspace else self.io_bytes)
+        """The workspace, plus the input and output buffers unless they live inside it, plus
+        the persistent state."""
+        return (self.workspace_bytes + (0 if self.io_in_workspace else self.io_bytes)
+                + self.state_bytes)
 
     @property
     def total_macs(self) -> int:
@@ -145,7 +148,7 @@ def build_report(archive_path: str, profile: dict[str, dict[int, int]]) -> Archi
             io_bytes=loaded.io_size_bytes,
             io_in_workspace=bool(opts.get("workspace_io", False)),
             layers=loaded.layers, plan=loaded.memory_layout,
-            instructions=profile.get(name, {})))
+            instructions=profile.get(name, {}), state_bytes=loaded.state_size_bytes))
     shared = any(_options(m.raw).get("workspace") == "shared" for m in archive.modules.values())
     return ArchiveReport(os.path.basename(archive_path), modules, shared)
 

@@ -33,6 +33,7 @@ from .report import find_c_compiler, first_error_line
 BUILD_TIMEOUT_S = 900
 RUN_TIMEOUT_S = 600
 RANDOM_SEED = 0
+MAX_INVOKES = 1_000_000
 
 
 def register_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -55,6 +56,12 @@ def register_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="values of the inputs when --inputs is not given (default: zeros)")
     parser.add_argument("--print-top", type=int, metavar="N",
                         help="print the N largest values of each output and their indices")
+    parser.add_argument("--invokes", type=int, metavar="N",
+                        help="run a sequence: every input array carries a leading axis of N "
+                             "steps; the module is reset once and run N times in order on "
+                             "one state, each output saved with the same leading axis. "
+                             "(--device micro: run N times on the same inputs, the outputs "
+                             "are the last run's)")
     micro.add_device_options(parser)
     options.add_verbose(parser)
     parser.set_defaults(func=drive_run)
@@ -77,13 +84,16 @@ def drive_run(args: argparse.Namespace) -> int:
             raise OutputError(err.message, module=err.module, path=args.archive,
                               hint=err.hint) from None
         module = _select_module(loaded.modules, args.module, args.archive)
+        steps = args.invokes
         try:
-            arrays = (match_inputs(_load_npz(args.inputs, module.inputs), module.inputs)
+            arrays = (match_inputs(_load_npz(args.inputs, module.inputs, steps), module.inputs,
+                                   steps)
                       if args.inputs
-                      else fill_inputs(module.inputs, args.fill_mode))
+                      else fill_inputs(module.inputs, args.fill_mode, steps))
             executable = build_runner(root, module.c_api, list(module.sources),
-                                      os.path.join(tmp, "build"))
-            outputs = run_runner(executable, arrays, module.outputs, os.path.join(tmp, "io"))
+                                      os.path.join(tmp, "build"), steps or 1)
+            outputs = run_runner(executable, arrays, module.outputs, os.path.join(tmp, "io"),
+                                 steps)
         except TvmcError as err:
             raise options.locate_all(err, module=module.name, path=args.archive)
     if args.outputs:
@@ -101,6 +111,8 @@ def _validate(args: argparse.Namespace) -> None:
         problems.append(OutputError(f"archive {what}", path=args.archive))
     if args.inputs and not os.path.isfile(args.inputs):
         problems.append(UsageError("inputs file not found", path=args.inputs))
+    if args.invokes is not None and not 1 <= args.invokes <= MAX_INVOKES:
+        problems.append(UsageError(f"--invokes {args.invokes}: N must be 1 to {MAX_INVOKES}"))
     if args.print_top is not None and args.print_top < 1:
         problems.append(UsageError(f"--print-top {args.print_top}: N must be at least 1"))
     if args.outputs:
@@ -127,8 +139,8 @@ def _select_module(modules: dict[str, Any], wanted: str | None, archive: str) ->
 
 # ----------------------------------------------------------------------------- inputs
 
-def _load_npz(path: str,
-              inputs: Sequence[TensorInfo] | None = None) -> dict[str, np.ndarray]:
+def _load_npz(path: str, inputs: Sequence[TensorInfo] | None = None,
+              steps: int | None = None) -> dict[str, np.ndarray]:
     """The arrays of an .npz. With the module's `inputs`, each array's header is read first:
     one whose element count differs from its input's is refused before it is loaded (a
     header may declare 10^12 elements), and arrays of unknown names are not loaded at all
@@ -147,7 +159,8 @@ def _load_npz(path: str,
             wanted = {n: info for info in inputs for n in (info.name, info.c_name)}
             shapes = _declared_shapes(data)
             options.raise_all([problem for key, shape in shapes.items() if key in wanted
-                               for problem in _count_problem(key, shape, wanted[key], path)])
+                               for problem in _count_problem(key, shape, wanted[key], path,
+                                                             steps)])
             return {key: data[key] if key in wanted else np.empty(0) for key in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         # object arrays (they need pickle), truncated or corrupt members
@@ -169,17 +182,23 @@ def _declared_shapes(data: Any) -> dict[str, tuple[int, ...]]:
 
 
 def _count_problem(key: str, shape: tuple[int, ...], info: TensorInfo,
-                   path: str) -> list[UsageError]:
+                   path: str, steps: int | None = None) -> list[UsageError]:
     count = int(np.prod(shape, dtype=object))
-    need = int(np.prod(info.shape, dtype=np.int64))
+    need = int(np.prod(info.shape, dtype=np.int64)) * (steps or 1)
     if count == need:
         return []
+    if steps is not None:
+        return [UsageError(f"input '{key}' has the shape {_shape(shape)}: with --invokes "
+                           f"{steps} its first axis must be the {steps} steps of "
+                           f"{_shape(info.shape)}", path=path)]
     return [UsageError(f"input '{key}' has {count} elements {_shape(shape)}, the model needs "
                        f"{need} {_shape(info.shape)}", path=path)]
 
 
-def match_inputs(given: dict[str, np.ndarray], inputs: Sequence[TensorInfo]) -> list[np.ndarray]:
-    """The arrays in the module's input order; keys may be tensor names or C names."""
+def match_inputs(given: dict[str, np.ndarray], inputs: Sequence[TensorInfo],
+                 steps: int | None = None) -> list[np.ndarray]:
+    """The arrays in the module's input order; keys may be tensor names or C names. With
+    `steps`, each array holds that many inputs along its first axis."""
     problems: list[TvmcError] = []
     missing: list[str] = []
     arrays: list[np.ndarray] = []
@@ -189,7 +208,8 @@ def match_inputs(given: dict[str, np.ndarray], inputs: Sequence[TensorInfo]) -> 
             missing.append(info.name)
             continue
         try:
-            arrays.append(coerce_input(given[key], info))
+            arrays.append(coerce_input(given[key], info) if steps is None
+                          else coerce_sequence(given[key], info, steps))
         except UsageError as err:
             problems.append(err)
     known = {n for info in inputs for n in (info.name, info.c_name)}
@@ -229,6 +249,19 @@ def coerce_input(array: np.ndarray, info: TensorInfo) -> np.ndarray:
     return np.ascontiguousarray(array.reshape(info.shape))
 
 
+def coerce_sequence(array: np.ndarray, info: TensorInfo, steps: int) -> np.ndarray:
+    """`steps` inputs stacked on the first axis, each coerced as by `coerce_input`."""
+    if array.ndim < 1 or array.shape[0] != steps:
+        raise UsageError(f"input '{info.name}' has the shape {_shape(array.shape)}: with "
+                         f"--invokes {steps} its first axis must be the {steps} steps",
+                         hint=f"stack the inputs of each run: shape [{steps},"
+                              f"{','.join(str(d) for d in info.shape)}]")
+    try:
+        return np.stack([coerce_input(array[k], info) for k in range(steps)])
+    except UsageError as err:
+        raise UsageError(f"{err.message} (one step of --invokes {steps})") from None
+
+
 def _convert_dtype(array: np.ndarray, want: np.dtype, name: str) -> np.ndarray:
     if array.dtype.kind == "f" and want.kind == "f":
         return array.astype(want)
@@ -241,20 +274,23 @@ def _convert_dtype(array: np.ndarray, want: np.dtype, name: str) -> np.ndarray:
                      hint="convert (or quantize) it first, e.g. array.astype(...)")
 
 
-def fill_inputs(inputs: Sequence[TensorInfo], mode: str) -> list[np.ndarray]:
+def fill_inputs(inputs: Sequence[TensorInfo], mode: str,
+                steps: int | None = None) -> list[np.ndarray]:
+    """Inputs of `mode`; with `steps`, that many stacked on a first axis."""
     rng = np.random.default_rng(RANDOM_SEED)
     arrays = []
     for info in inputs:
         dtype = np.dtype(info.dtype)
+        shape = tuple(info.shape) if steps is None else (steps, *info.shape)
         if mode == "zeros":
-            arrays.append(np.zeros(info.shape, dtype))
+            arrays.append(np.zeros(shape, dtype))
         elif mode == "ones":
-            arrays.append(np.ones(info.shape, dtype))
+            arrays.append(np.ones(shape, dtype))
         elif dtype.kind == "f":
-            arrays.append(rng.uniform(-1.0, 1.0, info.shape).astype(dtype))
+            arrays.append(rng.uniform(-1.0, 1.0, shape).astype(dtype))
         else:
             low, high = _int_range(dtype)
-            arrays.append(rng.integers(low, high, info.shape, endpoint=True).astype(dtype))
+            arrays.append(rng.integers(low, high, shape, endpoint=True).astype(dtype))
     return arrays
 
 
@@ -295,30 +331,47 @@ def _mode_check(api: ModuleApi) -> list[str]:
             "#endif"]
 
 
-def harness_source(api: ModuleApi) -> str:
-    """main.c: argv = input files..., output files...; exit 0 on success."""
-    checks, loads, allocs, saves = [], [], [], []
+def harness_source(api: ModuleApi, steps: int = 1) -> str:
+    """main.c: argv = input files..., output files...; exit 0 on success. Each file holds
+    `steps` consecutive values of its tensor: the module is reset once (a stateful one) and
+    run `steps` times in order, each run on the next input values, its outputs kept."""
+    checks, loads, allocs, per_step, saves = [], [], [], [], []
+    for i, t in enumerate(api.inputs, 1):
+        loads.append(f"  in{i - 1} = (uint8_t*)load_file(argv[{i}], {steps}u * {t.nbytes}u);")
+    for j, t in enumerate(api.outputs):
+        allocs.append(f"  out{j} = (uint8_t*)alloc_buffer({steps}u * {t.nbytes}u);")
     if api.workspace_io:  # the buffers are inside the workspace: copy the inputs there
         allocs += [f"  inputs = {api.map_inputs}(workspace);",
                    f"  outputs = {api.map_outputs}(workspace);"]
-        loads += [f"  memcpy(inputs.{t.c_name}, load_file(argv[{i}], {t.nbytes}u), {t.nbytes}u);"
-                  for i, t in enumerate(api.inputs, 1)]
+        per_step += [f"    memcpy(inputs.{t.c_name}, in{i} + step * {t.nbytes}u, {t.nbytes}u);"
+                     for i, t in enumerate(api.inputs)]
     else:
-        for i, t in enumerate(api.inputs, 1):
-            loads.append(f"  inputs.{t.c_name} = load_file(argv[{i}], {t.nbytes}u);")
-        for t in api.outputs:
-            allocs.append(f"  outputs.{t.c_name} = alloc_buffer({t.nbytes}u);")
-    for i, t in enumerate(api.outputs, 1 + len(api.inputs)):
-        saves.append(f"  save_file(argv[{i}], outputs.{t.c_name}, {t.nbytes}u);")
+        per_step += [f"    inputs.{t.c_name} = in{i} + step * {t.nbytes}u;"
+                     for i, t in enumerate(api.inputs)]
+        per_step += [f"    outputs.{t.c_name} = out{j} + step * {t.nbytes}u;"
+                     for j, t in enumerate(api.outputs)]
+    copies = ([f"    memcpy(out{j} + step * {t.nbytes}u, outputs.{t.c_name}, {t.nbytes}u);"
+               for j, t in enumerate(api.outputs)] if api.workspace_io else [])
+    for j, t in enumerate(api.outputs):
+        saves.append(f"  save_file(argv[{1 + len(api.inputs) + j}], out{j}, "
+                     f"{steps}u * {t.nbytes}u);")
     for t in (*api.inputs, *api.outputs):
         # the header's size macros must agree with the metadata the buffers are sized from
         checks.append(f"#ifdef {t.size_macro}\n_Static_assert({t.size_macro} == {t.nbytes}, "
                       f"\"{t.c_name}: header and metadata sizes differ\");\n#endif")
+    if api.stateful:
+        checks.append(f"_Static_assert({api.state_size_macro} == {api.state_bytes}, "
+                      "\"header and metadata state sizes differ\");")
     argc = 1 + len(api.inputs) + len(api.outputs)
     call = _entry(api).call({"inputs": "&inputs", "outputs": "&outputs",
                              "workspace": "workspace"})
+    buffers = [f"  uint8_t* in{i} = 0;" for i in range(len(api.inputs))]
+    buffers += [f"  uint8_t* out{j} = 0;" for j in range(len(api.outputs))]
+    reset = ([f"  if ({api.reset.call({})} != 0) {{",
+              f"    fprintf(stderr, \"{api.reset.symbol} failed\\n\");", "    return 1;", "  }"]
+             if api.stateful else [])
     return f"""\
-/* Generated by `tvmc run`: runs module '{api.name}' once on inputs read from files. */
+/* Generated by `tvmc run`: runs module '{api.name}' {steps} time(s) on inputs read from files. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -358,17 +411,23 @@ int main(int argc, char** argv) {{
   {api.inputs_struct} inputs;
   {api.outputs_struct} outputs;
   int32_t status;
+  size_t step;
+{chr(10).join(buffers)}
   if (argc != {argc}) {{
     fprintf(stderr, "expected {argc - 1} file arguments\\n");
     return 2;
   }}
   memset(&inputs, 0, sizeof(inputs));
   memset(&outputs, 0, sizeof(outputs));
-{chr(10).join(allocs + loads)}
-  status = {call};
-  if (status != 0) {{
-    fprintf(stderr, "{_entry(api).symbol} returned %d\\n", (int)status);
-    return 1;
+{chr(10).join(loads + allocs + reset)}
+  for (step = 0; step < {steps}u; ++step) {{
+{chr(10).join(per_step)}
+    status = {call};
+    if (status != 0) {{
+      fprintf(stderr, "{_entry(api).symbol} returned %d at run %zu\\n", (int)status, step + 1);
+      return 1;
+    }}
+{chr(10).join(copies)}
   }}
 {chr(10).join(saves)}
   return 0;
@@ -377,7 +436,7 @@ int main(int argc, char** argv) {{
 
 
 def build_runner(root: str, api: ModuleApi, source_files: Sequence[str],
-                 build_dir: str) -> str:
+                 build_dir: str, steps: int = 1) -> str:
     """Compile main.c with the module's own sources; the executable's path, or BuildError."""
     compiler = find_c_compiler()
     if compiler is None:
@@ -387,7 +446,7 @@ def build_runner(root: str, api: ModuleApi, source_files: Sequence[str],
     os.makedirs(build_dir, exist_ok=True)
     main_c = os.path.join(build_dir, "main.c")
     with open(main_c, "w") as fh:
-        fh.write(harness_source(api))
+        fh.write(harness_source(api, steps))
     sources = [os.path.join(root, "codegen", "host", "src", os.path.basename(f))
                for f in source_files]
     executable = os.path.join(build_dir, "runner")
@@ -408,8 +467,9 @@ def build_runner(root: str, api: ModuleApi, source_files: Sequence[str],
 
 
 def run_runner(executable: str, arrays: Sequence[np.ndarray], outputs: Sequence[TensorInfo],
-               io_dir: str) -> dict[str, np.ndarray]:
-    """Run the built program once; the outputs by model tensor name, in metadata shape."""
+               io_dir: str, steps: int | None = None) -> dict[str, np.ndarray]:
+    """Run the built program; the outputs by model tensor name, in metadata shape (with
+    `steps`, built for that many runs: a leading axis of the steps)."""
     os.makedirs(io_dir, exist_ok=True)
     in_files = [os.path.join(io_dir, f"in{i}.bin") for i in range(len(arrays))]
     out_files = [os.path.join(io_dir, f"out{i}.bin") for i in range(len(outputs))]
@@ -426,7 +486,8 @@ def run_runner(executable: str, arrays: Sequence[np.ndarray], outputs: Sequence[
         detail = first_error_line(done.stderr) if done.stderr.strip() else \
             f"exit status {done.returncode}"
         raise BuildError(f"running the module failed: {detail}")
-    return {t.name: np.fromfile(path, dtype=t.dtype).reshape(t.shape)
+    lead = () if steps is None else (steps,)
+    return {t.name: np.fromfile(path, dtype=t.dtype).reshape(*lead, *t.shape)
             for t, path in zip(outputs, out_files)}
 
 

@@ -97,7 +97,50 @@ def _workspace_io(api: ModuleApi) -> list[str]:
     ]
 
 
+def _state_lines(api: ModuleApi) -> list[str]:
+    """The state buffer: its size, what it holds, and the functions that use it."""
+    if not api.stateful:
+        return []
+    variables = [f"   '{s.comment}': {s.dtype}{list(s.shape)} at byte {s.offset}"
+                 for s in api.states]
+    return [
+        "/* Persistent state (the model's variables), kept between runs:",
+        *variables, "*/",
+        f"#define {api.state_size_macro} {api.state_bytes}",
+        f"#define {api.state_alignment_macro} 16", "",
+        f"/* Sets the module's own state to its initial value. {api.run.symbol} calls it before",
+        "   its first run; call it again to start a new sequence. 0 on success. */",
+        api.reset.prototype(), "",
+        f"/* The re-entrant form, for several instances (or a state kept elsewhere): each",
+        f"   instance owns {api.state_size_macro} bytes aligned to {api.state_alignment_macro},",
+        f"   set by {api.reset_state.symbol} before its first run. The workspace is not kept",
+        "   between runs and may be shared by every instance that never runs at the same time. */",
+        api.reset_state.prototype(),
+        api.run_with_state.prototype(), "",
+    ]
+
+
+def _custom_lines(api: ModuleApi) -> list[str]:
+    if not api.custom_functions:
+        return []
+    return ["/* Custom operators the module calls: the application (or the archive's impl.c)",
+            "   defines them; inputs then outputs, in the model's order; 0 on success. */",
+            *(f.prototype() for f in api.custom_functions), ""]
+
+
 def _entry_points(api: ModuleApi) -> list[str]:
+    if api.custom_functions:
+        return _custom_lines(api) + _state_entry_points(api)
+    return _state_entry_points(api)
+
+
+def _state_entry_points(api: ModuleApi) -> list[str]:
+    if api.stateful:
+        return _plain_entry_points(api) + [""] + _state_lines(api)
+    return _plain_entry_points(api)
+
+
+def _plain_entry_points(api: ModuleApi) -> list[str]:
     macro = api.macro
     if api.workspace_io:
         return _workspace_io(api) + _entry_points_io(api)

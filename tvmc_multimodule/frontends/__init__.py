@@ -26,7 +26,8 @@ _VALUE_ATTRIBUTE = re.compile(r"^'(NoneType|int|float|bytes)' object has no attr
 def import_model(path: str, name: str, model_format: str | None = None,
                  input_shapes: dict[str, list[int]] | None = None,
                  strict_int8: bool = False, kernel_library: KernelLibrary | None = None,
-                 input_values: dict | None = None) -> ImportedModel:
+                 input_values: dict | None = None,
+                 custom_ops: dict | None = None) -> ImportedModel:
     """Read `path` with the frontend for its format (`strict_int8`: see import_tflite and
     import_onnx; `kernel_library`: builds the integer kernels (default portable C);
     `input_values`: ONNX inputs fixed to constants, see import_onnx)."""
@@ -38,7 +39,7 @@ def import_model(path: str, name: str, model_format: str | None = None,
             from .tflite import import_tflite
 
             return import_tflite(path, name, input_shapes, strict_int8=strict_int8,
-                                 kernel_library=kernel_library)
+                                 kernel_library=kernel_library, custom_ops=custom_ops)
         from .onnx import import_onnx
 
         return import_onnx(path, name, input_shapes, strict_int8=strict_int8,

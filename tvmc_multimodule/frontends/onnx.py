@@ -274,10 +274,11 @@ def _check_types(model: Any, path: str) -> None:
 def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None = None,
                 strict_int8: bool = False, kernel_library: KernelLibrary | None = None,
                 input_values: dict[str, Any] | None = None) -> ImportedModel:
-    """`input_values`: inputs fixed to constants (they leave the module's inputs; If and Loop
-    depending on them fold, see onnx_control.py). Statically quantised (QDQ) models go to the integer kernels (onnx_int8), the rest to
+    """Statically quantised (QDQ) models go to the integer kernels (onnx_int8), the rest to
     TVM's Relax frontend. `strict_int8`: a quantised model, or one of its operators, that the
-    integer kernels cannot take is an UnsupportedError instead of running in float."""
+    integer kernels cannot take is an UnsupportedError instead of running in float.
+    `input_values`: inputs fixed to constants (they leave the module's inputs; If and Loop
+    depending on them fold, see onnx_control.py)."""
     model = rewrite_qoperators(_load(path))  # QLinearConv, QGemm... -> their QDQ form
     problems = unsupported_features(model)
     if problems:

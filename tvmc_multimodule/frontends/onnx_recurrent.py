@@ -1,4 +1,4 @@
-"""ONNX LSTM and GRU -> one Relax call_tir each, to a TIR kernel that loops over time.
+"""ONNX LSTM, GRU and RNN -> one Relax call_tir each, to a TIR kernel that loops over time.
 
 TVM 0.27's Relax ONNX frontend has no recurrent operators. Each LSTM/GRU node becomes one
 opaque PrimFunc (per distinct shape and attributes) with the loop over time inside it: the code
@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 
-RECURRENT_OPS = ("LSTM", "GRU")
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 
 
 def sigmoid(v: Any) -> Any:
@@ -276,6 +276,44 @@ def gru_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
     return gru_lbr if linear_before_reset else gru
 
 
+def rnn_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int,
+               rev_base: int, rev_step: int, act: Callable[[Any], Any],
+               clip: Callable[[Any], Any]) -> Any:
+    """ONNX RNN: H = f(X W^T + H R^T + Wb + Rb), the state kept in yh."""
+    from tvm.script import tirx as T
+
+    def time(s: Any, d: Any) -> Any:
+        return s + (rev_base + rev_step * d) * (steps - 1 - 2 * s)
+
+    @T.prim_func(private=True)
+    def rnn(x: T.Buffer((steps, batch, inputs), "float32"),
+            w: T.Buffer((directions, inputs, hidden), "float32"),
+            r: T.Buffer((directions, hidden, hidden), "float32"),
+            bias: T.Buffer((directions, hidden), "float32"),
+            h0: T.Buffer((directions, batch, hidden), "float32"),
+            y: T.Buffer((steps, directions, batch, hidden), "float32"),
+            yh: T.Buffer((directions, batch, hidden), "float32")):
+        acc = T.alloc_buffer((hidden,), "float32")
+        for d in range(directions):
+            for b in range(batch):
+                for j in range(hidden):
+                    yh[d, b, j] = h0[d, b, j]
+                for s in range(steps):
+                    for g in range(hidden):
+                        acc[g] = bias[d, g]
+                    for i in range(inputs):
+                        for g in range(hidden):
+                            acc[g] = acc[g] + x[time(s, d), b, i] * w[d, i, g]
+                    for k in range(hidden):
+                        for g in range(hidden):
+                            acc[g] = acc[g] + yh[d, b, k] * r[d, k, g]
+                    for j in range(hidden):
+                        yh[d, b, j] = act(clip(acc[j]))
+                        y[time(s, d), d, b, j] = yh[d, b, j]
+
+    return rnn
+
+
 def _shape(expr: Any) -> list[int]:
     return [int(v) for v in expr.ty.shape.values]
 
@@ -394,5 +432,18 @@ def convert_gru(bb: Any, inputs: Sequence[Any], attrs: dict) -> Any:
     return rec.call(kernel, "gru", args, 2)
 
 
+def convert_rnn(bb: Any, inputs: Sequence[Any], attrs: dict) -> Any:
+    """Relax for one ONNX RNN node: a Tuple (Y, Y_h)."""
+    rec = _Recurrent(bb, inputs, attrs, "RNN")
+    (act,) = _activations(attrs, ("Tanh",), rec.directions, rec.node)
+    wb, rb = rec.bias_halves(inputs, 1)
+    state = [rec.directions, rec.batch, rec.hidden]
+    kernel = rnn_kernel(rec.steps, rec.batch, rec.inputs, rec.hidden, rec.directions,
+                        rec.rev_base, rec.rev_step, act, _clip(attrs))
+    args = [rec.x, rec.transposed(inputs[1]), rec.transposed(inputs[2]),
+            bb.emit(rec.relax.op.add(wb, rb)), rec.optional(inputs, 5, state)]
+    return rec.call(kernel, "rnn", args, 2)
+
+
 CONVERTERS: dict[str, Callable[[Any, Sequence[Any], dict], Any]] = {
-    "LSTM": convert_lstm, "GRU": convert_gru}
+    "LSTM": convert_lstm, "GRU": convert_gru, "RNN": convert_rnn}

@@ -22,11 +22,32 @@ def _importer_class() -> type:
             trimmed.node.extend(kept)
             super()._check_for_unsupported_ops(trimmed)
 
+        _in_subgraph = 0
+
         def _convert_operator(self, op_name: str, inputs: Any, attrs: dict,
                               opset: int) -> Any:
             if op_name in CONVERTERS:
                 return self.bb.normalize(CONVERTERS[op_name](self.bb, inputs, attrs))
-            return super()._convert_operator(op_name, inputs, attrs, opset)
+            return self._named(super()._convert_operator(op_name, inputs, attrs, opset),
+                               attrs.get("tvm_custom", {}).get("name"))
+
+        def _named(self, expr: Any, node_name: Any) -> Any:
+            """A tensor-valued call bound to a variable named after the ONNX node (the C
+            runner's layer comments read it); branches of an If stay as TVM builds them."""
+            from tvm import relax
+
+            if (self._in_subgraph or not node_name or not isinstance(node_name, str)
+                    or not isinstance(expr, relax.Call)
+                    or not isinstance(getattr(expr, "ty", None), relax.TensorType)):
+                return expr
+            return self.bb.emit(expr, name_hint=node_name)
+
+        def _convert_subgraph(self, bb: Any, graph: Any) -> Any:
+            self._in_subgraph += 1
+            try:
+                return super()._convert_subgraph(bb, graph)
+            finally:
+                self._in_subgraph -= 1
 
     return Importer
 

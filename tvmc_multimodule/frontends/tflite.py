@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ModelError, UnsupportedError
-from ..model import ImportedModel, QuantParams, TensorInfo
+from ..model import ImportedModel, QuantParams, StateInfo, TensorInfo
 from ..names import unique_c_names
 from .checks import MAX_TENSOR_BYTES, check_imported, raise_shape_problems, tensor_bytes
 
@@ -145,8 +145,35 @@ def _supported_ops(model: Any) -> set[str]:
     return set(OperatorConverter(model, model.Subgraphs(0), None, None).convert_map)
 
 
-def unsupported_features(model: Any) -> list[str]:
-    """Every reason the Relax TFLite frontend + our C path cannot take this model."""
+def _init_subgraphs(model: Any) -> set[int]:
+    """Subgraphs the main graph's CALL_ONCE operators run (resource-variable initialisation)."""
+    from tflite.CallOnceOptions import CallOnceOptions
+
+    graph, found = model.Subgraphs(0), set()
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        if _op_name(model, op)[0] == "CALL_ONCE" and op.BuiltinOptions() is not None:
+            options = CallOnceOptions()
+            options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+            found.add(int(options.InitSubgraphIndex()))
+    return found
+
+
+def stateful_operators(model: Any) -> Counter[str]:
+    """The resource-variable operators of the main graph, counted."""
+    graph = model.Subgraphs(0)
+    names = (_op_name(model, graph.Operators(o))[0] for o in range(graph.OperatorsLength()))
+    return Counter(n for n in names if n in _STATEFUL)
+
+
+def unsupported_features(model: Any, allow_state: bool = False,
+                         custom_ops: Any = ()) -> list[str]:
+    """Every reason the Relax TFLite frontend + our C path cannot take this model.
+    `allow_state`: resource variables (and their CALL_ONCE initialisation subgraphs) are
+    left to the int8 importer, which checks them itself. `custom_ops`: the names of the custom
+    operators the user implements (the built-in ones are known)."""
+    from .custom_ops import BUILTIN
+
     supported = _supported_ops(model)
     graph = model.Subgraphs(0)
     unknown: Counter[str] = Counter()
@@ -159,9 +186,11 @@ def unsupported_features(model: Any) -> list[str]:
         op = graph.Operators(o)
         name, custom_code = _op_name(model, op)
         if custom_code is not None:
-            custom[custom_code] += 1
+            if custom_code not in custom_ops and custom_code not in BUILTIN:
+                custom[custom_code] += 1
         elif name in _STATEFUL:
-            stateful[name] += 1
+            if not allow_state:
+                stateful[name] += 1
         elif name in _CONTROL_FLOW:
             control[name] += 1
         elif name not in supported:
@@ -172,8 +201,11 @@ def unsupported_features(model: Any) -> list[str]:
     if unknown:
         problems.append("unsupported operators: " + _counted(unknown))
     if custom:
-        problems.append("custom operators: " + _counted(custom))
-    if control or model.SubgraphsLength() > 1:
+        first = sorted(custom)[0]
+        problems.append("custom operators: " + _counted(custom) + " (give each its C "
+                        f"implementation: --custom-op {first}=impl.c)")
+    extra = model.SubgraphsLength() - 1 - (len(_init_subgraphs(model)) if allow_state else 0)
+    if control or extra > 0:
         what = _counted(control) if control else f"{model.SubgraphsLength()} subgraphs"
         problems.append("control flow is not supported: " + what)
     if stateful:
@@ -183,7 +215,8 @@ def unsupported_features(model: Any) -> list[str]:
                         "supported for " + ", ".join(HYBRID_OPS) + " only, not: "
                         + _counted(dynamic_range)
                         + "; convert the model with full-integer quantisation")
-    bad_types = _unsupported_tensor_types(model, graph, consumers)
+    bad_types = [t for t in _unsupported_tensor_types(model, graph, consumers)
+                 if not (allow_state and t == "resource")]
     if bad_types:
         problems.append("unsupported tensor types: " + ", ".join(bad_types))
     sparse = [t for t in range(graph.TensorsLength()) if graph.Tensors(t).Sparsity() is not None
@@ -305,13 +338,16 @@ def _check_static(graph: Any, path: str, shapes: dict[str, list[int]]) -> None:
 
 def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | None = None,
                   strict_int8: bool = False,
-                  kernel_library: KernelLibrary | None = None) -> ImportedModel:
+                  kernel_library: KernelLibrary | None = None,
+                  custom_ops: dict[str, Any] | None = None) -> ImportedModel:
     """Fully int8-quantised graphs go to the integer-kernel importer (tflite_int8), the rest
     to TVM's Relax frontend. `strict_int8`: an int8 operator without an integer kernel, or a
     quantised model that is not fully int8, is an UnsupportedError instead of running in
     float (float32 models are not affected)."""
     model = _load(path)
-    problems = unsupported_features(model)
+    state_ops = stateful_operators(model)
+    custom_ops = dict(custom_ops or {})
+    problems = unsupported_features(model, allow_state=True, custom_ops=custom_ops)
     if problems:
         raise UnsupportedError("; ".join(problems), module=name, path=path,
                                hint="remove or replace these before compiling")
@@ -326,17 +362,30 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
     full_int8 = is_full_int8(int8_graph)
     # the integer kernels are built for the shapes the file declares
     declared = all(int8_graph.tensor(i).shape == t.shape for i, t in zip(int8_graph.inputs, inputs))
-    if full_int8 and declared:
+    if state_ops and not (full_int8 and declared):
+        raise UnsupportedError("stateful variables are supported in fully int8 models with the "
+                               "input shapes they declare only, not here: "
+                               + _counted(state_ops), module=name, path=path,
+                               hint="convert with full-integer int8 quantisation (and drop "
+                               "--input-shapes)")
+    custom = _quantised_custom(model)
+    if custom:
+        raise UnsupportedError(f"custom operator {custom} on quantised tensors: custom "
+                               "operators are compiled on float (or plain integer) tensors "
+                               "only", module=name, path=path,
+                               hint="dequantize before it and quantize after it, or replace it")
+    if full_int8 and declared and not _has_custom(model):
         result = import_int8(int8_graph, name, [t.shape for t in inputs], strict=strict_int8,
                              library=kernel_library)
         check_imported(result.relax_module, path, "the int8 importer")
         return ImportedModel(name, path, "tflite", result.relax_module, inputs, outputs,
-                             c_support=result.c_support)
+                             c_support=result.c_support,
+                             states=tuple(_state_info(v) for v in result.variables))
     if strict_int8 and full_int8:
         raise UnsupportedError("strict int8: the integer kernels need the input shapes the "
                                "model declares", module=name, path=path,
                                hint="drop --input-shapes for this model")
-    if full_int8:
+    if full_int8 and not declared:
         changed = ", ".join(f"'{t.name}' {list(int8_graph.tensor(i).shape)} -> {list(t.shape)}"
                             for i, t in zip(int8_graph.inputs, inputs)
                             if int8_graph.tensor(i).shape != t.shape)
@@ -354,11 +403,44 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
     from .tflite_converter import Converter
 
     hybrid = hybrid_weights(model)
+    calls: dict[str, Any] = {}
     relax_mod = from_tflite(model, shape_dict={t.name: list(t.shape) for t in inputs},
                             dtype_dict={t.name: t.dtype for t in inputs},
-                            op_converter=lambda *args: Converter(*args, hybrid_weights=hybrid))
+                            op_converter=lambda *args: Converter(
+                                *args, hybrid_weights=hybrid, custom_ops=custom_ops,
+                                module_name=name, custom_calls=calls))
     check_imported(relax_mod, path, "tvm.relax.frontend.tflite.from_tflite")
-    return ImportedModel(name, path, "tflite", relax_mod, inputs, outputs)
+    return ImportedModel(name, path, "tflite", relax_mod, inputs, outputs,
+                         custom_calls=tuple(calls.values()))
+
+
+def _has_custom(model: Any) -> bool:
+    graph = model.Subgraphs(0)
+    return any(_op_name(model, graph.Operators(o))[1] is not None
+               for o in range(graph.OperatorsLength()))
+
+
+def _quantised_custom(model: Any) -> str | None:
+    """The first custom operator reading or writing a quantised tensor (custom operators
+    compile through the frontend's float converter, ours over TVM's)."""
+    graph = model.Subgraphs(0)
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        code = _op_name(model, op)[1]
+        tensors = _indices(op.InputsAsNumpy()) + _indices(op.OutputsAsNumpy())
+        if code is not None and any(t >= 0 and _quant(graph.Tensors(t)) is not None
+                                    for t in tensors):
+            return code
+    return None
+
+
+def _state_info(variable: Any) -> StateInfo:
+    t = variable.tensor
+    quant = None
+    if t.quantized and t.scales.size == 1:
+        quant = QuantParams((float(t.scales[0]),), (t.zero_point,))
+    return StateInfo(variable.key, tuple(int(d) for d in t.shape), t.dtype, quant,
+                     variable.initial)
 
 
 def _has_quantized_tensors(graph: Any) -> bool:

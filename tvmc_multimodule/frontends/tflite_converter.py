@@ -13,9 +13,13 @@ from tvm import relax
 from tvm.relax.frontend.tflite.tflite_frontend import (OperatorConverter, get_pad_value,
                                                        get_tensor_name)
 
+from ..errors import UnsupportedError
+from ..names import CText, c_text
+from . import custom_ops
 from . import tflite_hybrid as hybrid
 from .tflite_sparse import dense_constant
 
+CUSTOM = "TVMC_CUSTOM"  # convert_map key of the custom operators we compile
 FLOAT16 = 1
 FLOAT32 = 0
 _NUMPY = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16,
@@ -44,9 +48,60 @@ class Converter(OperatorConverter):  # type: ignore[misc]
     tflite_hybrid)."""
 
     def __init__(self, model: Any, subgraph: Any, exp_tab: Any, ctx: Any, *args: Any,
-                 hybrid_weights: frozenset[int] = frozenset(), **kwargs: Any) -> None:
+                 hybrid_weights: frozenset[int] = frozenset(),
+                 custom_ops: Any = None, module_name: str = "default",
+                 custom_calls: dict | None = None, **kwargs: Any) -> None:
         self.hybrid_weights = hybrid_weights
+        self.custom_ops = dict(custom_ops or {})
+        self.module_name = module_name
+        # filled while converting: the user operators the module calls, by name
+        self.custom_calls = custom_calls if custom_calls is not None else {}
         super().__init__(model, subgraph, exp_tab, ctx, *args, **kwargs)
+        self.convert_map[CUSTOM] = self._convert_custom
+
+    def get_op_code_str(self, op: Any) -> str:
+        code = self._custom_code(op)
+        if code is not None and (code in self.custom_ops or code in custom_ops.BUILTIN):
+            return CUSTOM
+        return super().get_op_code_str(op)
+
+    def _custom_code(self, op: Any) -> str | None:
+        from tflite.BuiltinOperator import BuiltinOperator
+
+        code = self.model.OperatorCodes(op.OpcodeIndex())
+        if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) != BuiltinOperator.CUSTOM:
+            return None
+        return (code.CustomCode() or b"").decode(errors="replace")
+
+    def _spec(self, wrapper: Any) -> tuple[tuple[int, ...], str]:
+        shape = tuple(int(d) for d in wrapper.tensor.ShapeAsNumpy())
+        return shape, self.get_tensor_type_str(wrapper.tensor.Type())
+
+    def _convert_custom(self, op: Any) -> Any:
+        """A user operator: one call of its C function; a built-in: its Relax form."""
+        name = self._custom_code(op)
+        ins = [t for t in self.get_input_tensors(op) if t.tensor_idx >= 0]
+        outs = self.get_output_tensors(op)
+        args = [self.get_tensor_expr(t) for t in ins]
+        if name not in self.custom_ops:  # built-in
+            options = op.CustomOptionsAsNumpy().tobytes() if op.CustomOptionsLength() else b""
+            out_shape = self._spec(outs[0])[0]
+            func = custom_ops.convolution2d_transpose_bias(
+                self._spec(ins[0])[0], self._spec(ins[1])[0], out_shape, options)
+            gvar = self.bb.add_func(func, "conv2d_transpose_bias")
+            return relax.call_tir(gvar, args, relax.TensorType(list(out_shape), "float32"))
+        in_specs = [self._spec(t) for t in ins]
+        out_specs = custom_ops.output_specs(self.custom_ops[name], in_specs,
+                                            [self._spec(t) for t in outs])
+        symbol = custom_ops.symbol(self.module_name, name)
+        call = custom_ops.CustomCall(name, symbol, tuple(in_specs), tuple(out_specs))
+        known = self.custom_calls.setdefault(name, call)
+        if [d for _, d in known.inputs + known.outputs] != [d for _, d in in_specs + out_specs]:
+            raise UnsupportedError(f"custom operator {name} is called with different types")
+        func = custom_ops.extern_function(symbol, in_specs, out_specs)
+        gvar = self.bb.add_func(func, f"call_custom_{c_text(name, CText.IDENTIFIER)}")
+        result = [relax.TensorType(list(shape), dtype) for shape, dtype in out_specs]
+        return relax.call_tir(gvar, args, result if len(result) > 1 else result[0])
 
     def check_unsupported_ops(self) -> None:
         # our own check (frontends/tflite.py) ran before, with the features we add

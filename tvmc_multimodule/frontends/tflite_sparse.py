@@ -14,8 +14,9 @@ from ..errors import ModelError
 _INDEX_VECTORS = {1: ("Int32Vector", np.int32), 2: ("Uint16Vector", np.uint16),
                   3: ("Uint8Vector", np.uint8)}
 _DENSE, _CSR = 0, 1
-# the level-by-level walk visits every stored value: bound it like a tensor size
-_MAX_VALUES = 1 << 28
+# the level-by-level walk holds every index of a level at once: more than this is no weight
+# tensor of a microcontroller model (and would take gigabytes here)
+_MAX_VALUES = 1 << 25
 
 
 def _index_vector(table: Any, kind: int, what: str) -> np.ndarray:
@@ -45,6 +46,36 @@ def _levels(sparsity: Any) -> list[tuple[int, Any]]:
     return levels
 
 
+def _walk(levels: list[tuple[int, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Every stored value's index at each traversal level, in storage order, and its
+    position in the last level (LiteRT's recursive Populate, level by level, vectorised)."""
+    idx = np.zeros((1, 0), np.int64)
+    parent = np.zeros(1, np.int64)
+    for kind, meta in levels:
+        if kind == _DENSE:
+            n = parent.size
+            if n * max(meta, 0) > _MAX_VALUES:
+                raise ModelError("corrupt file: sparse tensor too large")
+            parent = (parent[:, None] * meta + np.arange(meta)).reshape(-1)
+            idx = np.concatenate([np.repeat(idx, meta, axis=0),
+                                  np.tile(np.arange(meta), n)[:, None]], axis=1)
+        else:
+            segments, indices = meta
+            if parent.size and int(parent.max()) + 1 >= segments.size:
+                raise ModelError("corrupt file: sparse segments shorter than the tensor")
+            lo, hi = segments[parent], segments[parent + 1]
+            if np.any(lo < 0) or np.any(hi < lo) or np.any(hi > indices.size):
+                raise ModelError("corrupt file: sparse segments out of range")
+            counts = hi - lo
+            if int(counts.sum()) > _MAX_VALUES:
+                raise ModelError("corrupt file: sparse tensor too large")
+            rows = np.repeat(np.arange(parent.size), counts)
+            starts = np.repeat(np.cumsum(counts) - counts, counts)
+            parent = lo[rows] + (np.arange(rows.size) - starts)
+            idx = np.concatenate([idx[rows], indices[parent][:, None]], axis=1)
+    return idx, parent
+
+
 def densify(sparsity: Any, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """The dense array of `shape` a sparse TFLite tensor stands for (zeros elsewhere)."""
     rank = len(shape)
@@ -63,39 +94,22 @@ def densify(sparsity: Any, values: np.ndarray, shape: tuple[int, ...]) -> np.nda
         if kind != _DENSE or size <= 0:
             raise ModelError("corrupt file: a sparse block dimension is not dense")
         block_size.append(size)
-    dense = np.zeros(int(np.prod(shape, dtype=np.int64)), values.dtype)
-    # walk the levels breadth-first: each entry is (indices so far, position in the parent)
-    frontier: list[tuple[tuple[int, ...], int]] = [((), 0)]
-    for kind, meta in levels:
-        nxt = []
-        for idx, parent in frontier:
-            if kind == _DENSE:
-                nxt += [(idx + (i,), parent * meta + i) for i in range(meta)]
-            else:
-                segments, indices = meta
-                if parent + 1 >= segments.size:
-                    raise ModelError("corrupt file: sparse segments shorter than the tensor")
-                lo, hi = int(segments[parent]), int(segments[parent + 1])
-                if not 0 <= lo <= hi <= indices.size:
-                    raise ModelError("corrupt file: sparse segments out of range")
-                nxt += [(idx + (int(indices[i]),), i) for i in range(lo, hi)]
-            if len(nxt) > _MAX_VALUES:
-                raise ModelError("corrupt file: sparse tensor too large")
-        frontier = nxt
-    if len(frontier) != values.size:
+    idx, parent = _walk(levels)
+    if parent.size != values.size:
         raise ModelError(f"corrupt file: sparse tensor holds {values.size} values, its "
-                         f"metadata addresses {len(frontier)}")
-    strides = np.cumprod((list(shape[1:]) + [1])[::-1])[::-1]
-    for value, (idx, _) in zip(values, frontier):
-        orig = [0] * rank
-        for level in range(rank):
-            orig[order[level]] = idx[level]
-        for level in range(rank, len(idx)):
-            k = order[level] - rank
-            orig[block_map[k]] = orig[block_map[k]] * block_size[k] + idx[level]
-        if any(not 0 <= i < d for i, d in zip(orig, shape)):
-            raise ModelError("corrupt file: a sparse index lies outside the tensor's shape")
-        dense[int(np.dot(orig, strides))] = value
+                         f"metadata addresses {parent.size}")
+    orig = np.zeros((parent.size, rank), np.int64)
+    for level in range(rank):
+        orig[:, order[level]] = idx[:, level]
+    for level in range(rank, len(order)):
+        k = order[level] - rank
+        orig[:, block_map[k]] = orig[:, block_map[k]] * block_size[k] + idx[:, level]
+    dims = np.asarray(shape, np.int64)
+    if orig.size and (np.any(orig < 0) or np.any(orig >= dims)):
+        raise ModelError("corrupt file: a sparse index lies outside the tensor's shape")
+    strides = np.cumprod(np.concatenate([dims[1:], [1]])[::-1])[::-1]
+    dense = np.zeros(int(np.prod(shape, dtype=np.int64)), values.dtype)
+    dense[orig @ strides] = values
     return dense.reshape(shape)
 
 

@@ -7,11 +7,14 @@ chosen from the target builds the kernel and packs the weights for it.
 - fixedpoint.py: host-side integer maths (multipliers, tables, gemmlowp fixed point)
 - c_helpers.py: the C helpers kernels call (`tvmgen_<module>_...`, static inline)
 - portable/: portable C, "vector" and "scalar" loop forms (complete)
+- cortex_m_dsp/: Cortex-M cores with the DSP extension (SMLAD): convolutions, depthwise
+  convolutions and fully connected layers; the rest as portable C's scalar form
 """
 from __future__ import annotations
 
 from . import fixedpoint
 from .c_helpers import CHelpers
+from .cortex_m_dsp import DSP_CORES, CortexMDsp
 from .library import Kernel
 from .portable import PortableC
 from .records import AddParams, Conv2DSpec, FullyConnectedSpec, PoolSpec
@@ -21,9 +24,13 @@ KernelLibrary = PortableC  # every library is a PortableC (it overrides what it 
 
 def library_for_target(mcpu: str | None, form: str) -> KernelLibrary:
     """The kernel library for a target's -mcpu and the schedule's loop form ("vector",
-    "scalar"; "none" builds the vector form, as before)."""
+    "scalar"; "none" builds the vector form, as before): Cortex-M DSP for cores with the DSP
+    extension in the scalar form (their default), portable C otherwise."""
+    core = (mcpu or "").lower()
+    if form == "scalar" and core.split("+")[0] in DSP_CORES and "+nodsp" not in core:
+        return CortexMDsp()
     return PortableC("scalar" if form == "scalar" else "vector")
 
 
-__all__ = ["AddParams", "CHelpers", "Conv2DSpec", "FullyConnectedSpec", "Kernel",
+__all__ = ["AddParams", "CHelpers", "Conv2DSpec", "CortexMDsp", "FullyConnectedSpec", "Kernel",
            "KernelLibrary", "PoolSpec", "PortableC", "fixedpoint", "library_for_target"]

@@ -239,10 +239,14 @@ def tanh_table(in_scale: float, in_zp: int) -> np.ndarray:
     return _saturating_table(in_scale, in_zp, tanh, 7, 0)
 
 
-def requantize_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> np.ndarray:
-    """QUANTIZE int8 -> int8 (reference_ops::Requantize): clamp(out_zp + MBQM(in - in_zp))
-    with M(double(in_scale) / double(out_scale))."""
+def requantize_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int,
+                     out_dtype: str = "int8") -> np.ndarray:
+    """QUANTIZE int8 -> int8 or uint8 (reference_ops::Requantize): clamp(out_zp +
+    MBQM(in - in_zp)) to the output type, with M(double(in_scale) / double(out_scale))."""
     multiplier, shift = quantize_multiplier(f32(in_scale) / f32(out_scale))
+    if out_dtype == "uint8":
+        return np.array([min(max(out_zp + mbqm(v - in_zp, multiplier, shift), 0), 255)
+                         for v in range(INT8_MIN, INT8_MAX + 1)], np.uint8)
     return int8_table(lambda v: _clamp8(out_zp + mbqm(v - in_zp, multiplier, shift)))
 
 

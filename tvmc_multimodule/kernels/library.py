@@ -19,3 +19,4 @@ class Kernel:
 
     func: tirx.PrimFunc
     constants: tuple[np.ndarray, ...]
+    c_sources: tuple[tuple[str, str], ...] = ()  # (key, C the kernel calls): once per module

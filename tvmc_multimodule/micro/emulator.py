@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import BuildError, UsageError
 from ..model import TensorInfo
+from ..processes import child_options
 from .project import Project, tensor_infos
 
 QEMU = "qemu-system-arm"
@@ -83,7 +84,7 @@ def run_firmware(project: Project, elf: str, args: Sequence[str] = (), *, cwd: s
     command = qemu_command(project.qemu_machine, elf, args)
     try:
         done = subprocess.run(command, cwd=cwd, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+                              timeout=timeout, check=False, **child_options())
     except subprocess.TimeoutExpired:
         raise BuildError(f"the firmware ran for more than {timeout} s on QEMU") from None
     result = parse_report(done.stdout)

@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 
 from ..errors import BuildError, OutputError
+from ..processes import child_options
 from .project import Project, load_project
 
 FOOTPRINT_FILE = "footprint.json"
@@ -102,7 +103,7 @@ def build(directory: str, *, cmake: bool = False, profile: bool = False,
 def _run(command: list[str], cwd: str) -> str:
     try:
         done = subprocess.run(command, cwd=cwd, capture_output=True, text=True,
-                              timeout=BUILD_TIMEOUT_S, check=False)
+                              timeout=BUILD_TIMEOUT_S, check=False, **child_options())
     except subprocess.TimeoutExpired:
         raise BuildError(f"'{' '.join(command)}' took more than {BUILD_TIMEOUT_S} s") from None
     if done.returncode != 0:
@@ -173,8 +174,9 @@ def footprint(directory: str, project: Project, elf: str) -> Footprint:
             ram = sections.get(".data", 0) + sections.get(".bss", 0)
             symbols = symbol_sizes(obj)
             workspace = symbols.get(f"tvmgen_{module.name}_workspace", 0)
-            state = sum(size for name, size in symbols.items()
-                        if name.startswith(f"tvmgen_{module.name}_") and "state" in name)
+            # the state buffer and its flag (its initial values, *_state_init_*, are flash)
+            state = sum(symbols.get(f"tvmgen_{module.name}_{name}", 0)
+                        for name in ("state", "state_ready"))
             entry.workspace += workspace
             entry.state += state
             entry.other_ram += ram - workspace - state

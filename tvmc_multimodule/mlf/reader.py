@@ -16,7 +16,7 @@ from typing import Any
 
 from ..c_api import DEFAULT_ALIGNMENT, ModuleApi, api_problems, assign_c_names
 from ..errors import OutputError
-from ..model import LayerInfo, MemoryLayout, OperatorInfo, QuantParams, TensorInfo
+from ..model import LayerInfo, MemoryLayout, OperatorInfo, QuantParams, StateInfo, TensorInfo
 from ..names import check_module_name, is_c_identifier
 from .analysis import read_analysis
 
@@ -47,6 +47,7 @@ class LoadedModule:
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     layers: list[LayerInfo] = field(default_factory=list)   # ours: what `tvmc report` shows
     memory_layout: MemoryLayout | None = None
+    state_size_bytes: int = 0        # ours: the persistent state (0: a stateless module)
 
 
 @dataclass
@@ -271,7 +272,8 @@ def module_from(root: str, origin: str, name: str, raw: dict[str, Any], ir_files
     inputs, outputs = tensors_from(main.get("inputs"), main.get("outputs"), origin, name)
     workspace_bytes = main.get("workspace_size_bytes", 0)
     c_api = module_api(origin, name, inputs, outputs, workspace_bytes, raw.get("options"),
-                       io_offsets_from(main, raw.get("options")))
+                       io_offsets_from(main, raw.get("options")),
+                       states_from(main.get("state"), origin, name))
     layers, memory_layout = read_analysis(raw, origin, name)
     return LoadedModule(
         name=name,
@@ -292,7 +294,29 @@ def module_from(root: str, origin: str, name: str, raw: dict[str, Any], ir_files
         raw=raw,
         layers=layers,
         memory_layout=memory_layout,
+        state_size_bytes=c_api.state_bytes,
     )
+
+
+def states_from(entries: object, origin: str, name: str) -> list[StateInfo]:
+    """The persistent variables of a stateful module (checked with the rest of the API)."""
+    if entries is None:
+        return []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise OutputError("memory.functions.main.state is not a list of objects", path=origin,
+                          module=name, hint="the archive is refused")
+    states = []
+    for entry in entries:
+        shape, dtype, offset = entry.get("shape"), entry.get("dtype"), entry.get("offset")
+        if not isinstance(shape, list) or not isinstance(dtype, str) \
+                or not isinstance(entry.get("name"), str):
+            raise OutputError("a state entry lacks its name, shape or dtype", path=origin,
+                              module=name, hint="the archive is refused")
+        quant = entry.get("quantization")
+        states.append(StateInfo(entry["name"], tuple(shape), dtype,
+                                QuantParams.from_json(quant) if isinstance(quant, dict)
+                                else None, None, offset))  # type: ignore[arg-type]
+    return states
 
 
 def io_offsets_from(main: dict[str, Any], options: object) -> list[object] | None:
@@ -310,20 +334,21 @@ def io_offsets_from(main: dict[str, Any], options: object) -> list[object] | Non
 
 def module_api(origin: str, name: str, inputs: list[TensorInfo], outputs: list[TensorInfo],
                workspace_bytes: object, options: object,
-               io_offsets: list[object] | None = None) -> ModuleApi:
+               io_offsets: list[object] | None = None,
+               states: list[StateInfo] | None = None) -> ModuleApi:
     """The module's C API from its metadata, every value checked first: `tvmc run` builds C
     from it. Archives of other writers (no options) use the static workspace's API."""
     options = options if isinstance(options, dict) else {}
     mode = options.get("workspace", "static")
     alignment = options.get("workspace_byte_alignment", DEFAULT_ALIGNMENT)
     problems = api_problems(name, inputs, outputs, workspace_bytes, mode, alignment,
-                            io_offsets)
+                            io_offsets, states or [])
     if problems:
         raise OutputError(f"metadata of module '{name}': {problems[0]}", path=origin,
                           module=name, hint="the archive is refused")
     return ModuleApi.build(name, inputs, outputs, int(workspace_bytes),  # type: ignore[arg-type]
                            str(mode), int(alignment),  # type: ignore[arg-type]
-                           io_offsets)  # type: ignore[arg-type]
+                           io_offsets, states or [])  # type: ignore[arg-type]
 
 
 def main_entry(raw: dict[str, Any], origin: str, name: str) -> dict[str, Any]:

@@ -224,6 +224,12 @@ def memory_entry(mod: CompiledModule) -> dict[str, Any]:
         "outputs": with_workspace_offsets(tensor_map(mod.outputs), api.outputs),
         "workspace_size_bytes": int(mod.workspace_bytes),
     }
+    if api.stateful:  # ours: the persistent variables in the module's state buffer
+        main["state"] = [{"name": s.name, "dtype": s.dtype, "shape": list(s.shape),
+                          "offset": s.offset, "size": s.nbytes,
+                          **({"quantization": s.quant.to_json()} if s.quant else {})}
+                         for s in api.states]
+        main["state_size_bytes"] = api.state_bytes
     operators = [{
         "function_name": op.function_name,
         "workspace": [{"device": DEVICE_CPU, "workspace_size_bytes": int(op.workspace_bytes)}],
@@ -432,8 +438,15 @@ def example_run_block(index: int, api: ModuleApi) -> list[str]:
         lines.append(f"    outputs.{tensor.c_name} = m{index}_out{j};")
     call = api.run.call({"inputs": "&inputs", "outputs": "&outputs",
                          "workspace": "shared_workspace"})
-    lines += [f"    status = {call};",
-              "    if (status != 0) {",
+    if api.stateful:  # a streaming model: start a sequence, then one run per new input
+        lines += ["    int step;",
+                  f"    status = {api.reset.call({})};",
+                  f"    for (step = 0; step < EXAMPLE_STEPS && status == 0; ++step) {{",
+                  "      /* write this step's inputs here */",
+                  f"      status = {call};", "    }"]
+    else:
+        lines.append(f"    status = {call};")
+    lines += ["    if (status != 0) {",
               f"      fprintf(stderr, \"%s: {api.run.symbol} returned %d\\n\", "
               f"{c_text(api.name, CText.STRING)}, (int)status);",
               "      ++failures;",
@@ -463,6 +476,8 @@ def example_main(mods: list[CompiledModule]) -> str:
         "",
         "/* a zero-byte tensor still gets a one-byte buffer (C has no empty arrays) */",
         "#define EXAMPLE_BYTES(n) ((n) > 0 ? (n) : 1)",
+        *(["/* runs of a stateful (streaming) module, from one reset */",
+           "#define EXAMPLE_STEPS 4"] if any(api.stateful for api in apis) else []),
         "",
     ]
     for i, api in enumerate(apis):

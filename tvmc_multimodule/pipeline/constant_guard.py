@@ -67,6 +67,8 @@ class _ShrinkOperands(relax.PyExprMutator):  # type: ignore[misc]
         constant a `broadcast_to` (an ONNX Expand) would spread over the full shape."""
         if isinstance(arg, relax.Var):
             bound = self.lookup_binding(arg)
+            if isinstance(bound, tvm.ir.GenericConst):  # a call folded before this pass
+                return self._core(bound)
             if (isinstance(bound, relax.Call) and getattr(bound.op, "name", None)
                     == "relax.broadcast_to" and isinstance(bound.args[0], tvm.ir.GenericConst)):
                 small = bound.args[0].value.numpy()

@@ -15,7 +15,7 @@ from tvm import s_tir, tirx
 from ..model import LayerInfo, MemoryLayout, PlannedBuffer
 from .memory_plan import MemoryPlan, _lifetimes, _merge_inplace
 from .program import Call, Constant, Program, nbytes
-from .tir_passes import OperatorSignature
+from .tir_passes import OperatorSignature, op_name
 
 _REDUCE = 2  # IterVar.iter_type of a commutative reduction
 
@@ -48,19 +48,11 @@ def count_macs(func: tirx.PrimFunc) -> int:
     return total
 
 
-def _op_name(relax_name: str) -> str:
-    """``fused_conv2d1_add_relu`` -> ``conv2d_add_relu``: the operators a step fuses."""
-    parts = relax_name.split("_")
-    if parts and parts[0] == "fused":
-        parts = parts[1:]
-    cleaned = [p.rstrip("0123456789") for p in parts if not p.isdigit()]
-    return "_".join(p for p in cleaned if p) or relax_name
-
-
 def describe_layers(relaxed: tvm.IRModule, program: Program,
                     signatures: dict[str, OperatorSignature]) -> list[LayerInfo]:
     """One LayerInfo per operator call of `program`, in order."""
     layers = []
+    names = program.step_names
     for step_index, step in enumerate(program.steps):
         if not isinstance(step, Call):
             continue
@@ -78,9 +70,10 @@ def describe_layers(relaxed: tvm.IRModule, program: Program,
                        if not isinstance(loc, Constant))
         layers.append(LayerInfo(
             step=step_index, function_name=signatures[step.relax_name].c_name,
-            op=_op_name(step.relax_name), input_shapes=inputs,
+            op=op_name(step.relax_name), input_shapes=inputs,
             output_shape=shapes[-1] if shapes else (), dtype=dtypes[-1] if dtypes else "",
-            macs=count_macs(func), weight_bytes=weights, activation_bytes=activations))
+            macs=count_macs(func), weight_bytes=weights, activation_bytes=activations,
+            name=names.get(step_index, "")))
     return layers
 
 

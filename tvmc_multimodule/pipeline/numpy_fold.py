@@ -4,8 +4,9 @@ Relax's FoldConstant compiles and runs one TIR function per constant call: on an
 classifier (566 ONNX nodes) with its batch norms, clips and transposed weights, that took
 54 of 58 s of the whole compilation. The operators below give bit-identical results in numpy
 (data movement and IEEE-exact float arithmetic), so they are computed here and FoldConstant
-is left with the rest. A result larger than its largest operand is not folded: a constant
-broadcast to an activation's size would cost flash (see constant_guard.py).
+is left with the rest. An elementwise result larger than its largest operand is not folded;
+`broadcast_to` is (FoldConstant would store the same array), and constant_guard.py shrinks
+it back to its core where the consumer broadcasts.
 """
 from __future__ import annotations
 
@@ -42,10 +43,20 @@ def _squeeze(call: relax.Call, x: np.ndarray) -> np.ndarray:
     return np.squeeze(x) if axis is None else np.squeeze(x, tuple(_ints(axis)))
 
 
+def _broadcast_to(call: relax.Call, x: np.ndarray) -> np.ndarray | None:
+    # FoldConstant would store the full array too; constant_guard.py shrinks such constants
+    # back where the consumer broadcasts (add, multiply...)
+    values = getattr(call.args[1], "values", None)
+    if values is None or not all(isinstance(getattr(v, "value", None), int) for v in values):
+        return None
+    return np.broadcast_to(x, _ints(values))
+
+
 # data movement: any dtype
 _MOVES: dict[str, Callable[[relax.Call, np.ndarray], np.ndarray | None]] = {
     "relax.permute_dims": _permute, "relax.reshape": _reshape,
     "relax.expand_dims": _expand_dims, "relax.squeeze": _squeeze,
+    "relax.broadcast_to": _broadcast_to,
 }
 _UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "relax.sqrt": np.sqrt, "relax.negative": np.negative, "relax.isnan": np.isnan,

@@ -8,6 +8,7 @@ list of Call/Copy steps.
 from __future__ import annotations
 
 import hashlib
+import re
 
 from dataclasses import dataclass, field
 from typing import Union
@@ -67,6 +68,9 @@ class Program:
     buffer_outputs: dict[int, int] = field(default_factory=dict)  # buffer index -> output index
     constants: list[np.ndarray] = field(default_factory=list)
     steps: list[Union[Call, Copy]] = field(default_factory=list)
+    # the model's name for what a step computes (the variable the frontend bound its result
+    # to: a TFLite tensor, an ONNX node), raw text: it reaches C only through names.c_text
+    step_names: dict[int, str] = field(default_factory=dict)
 
 
 def nbytes(shape: tuple[int, ...], dtype: str) -> int:
@@ -85,6 +89,10 @@ def _int(value: object) -> int:
     return int(value.value) if hasattr(value, "value") else int(value)  # type: ignore[attr-defined]
 
 
+# names Relax's passes and TVM's frontends make up, which say nothing about the model
+GENERATED_NAME = re.compile(r"^(lv|gv|alloc|storage|param|p|_|)_?\d*$")
+
+
 class _Walker:
     """Assigns a Location to every Relax variable of `main`, in order."""
 
@@ -93,6 +101,7 @@ class _Walker:
         self.where: dict[object, object] = {}
         self.const_index: dict[object, int] = {}
         self.by_content: dict[tuple[str, tuple[int, ...], bytes], int] = {}
+        self.written_by: dict[object, int] = {}  # buffer -> the step writing it
 
     def resolve(self, expr: object) -> object:
         if isinstance(expr, ir.Var):
@@ -120,6 +129,7 @@ class _Walker:
     def bind(self, var: object, value: object) -> None:
         if isinstance(value, (ir.Var, ir.GenericConst)):
             self.where[var] = self.resolve(value)
+            self._name_step(var)
         elif isinstance(value, ir.Tuple):
             self.where[var] = tuple(self.resolve(f) for f in value.fields)
         elif isinstance(value, ir.TupleGetItem):
@@ -129,6 +139,14 @@ class _Walker:
         else:
             raise UnsupportedError(f"unsupported binding in main: {type(value).__name__}")
 
+    def _name_step(self, var: object) -> None:
+        """The first model-given name bound to a step's output names the step."""
+        step = self.written_by.get(self.where.get(var))
+        name = str(getattr(var, "name", ""))
+        if step is not None and step not in self.program.step_names \
+                and not GENERATED_NAME.match(name):
+            self.program.step_names[step] = name
+
     def _new_buffer(self, var: object, shape: object, dtype: object) -> None:
         dims = tuple(_int(d) for d in shape.values)  # type: ignore[attr-defined]
         self.where[var] = Buffer(len(self.program.buffers))
@@ -137,7 +155,11 @@ class _Walker:
     def _call(self, var: object, call: ir.Call) -> None:
         op = call.op
         if isinstance(op, ir.GlobalVar):
-            self.program.steps.append(Call(op.name_hint, tuple(self.resolve(a) for a in call.args)))
+            args = tuple(self.resolve(a) for a in call.args)
+            if args and isinstance(args[-1], Buffer):
+                self.written_by[args[-1]] = len(self.program.steps)
+            self.program.steps.append(Call(op.name_hint, args))
+            self._name_step(var)
             return
         name = getattr(op, "name", str(op))
         if name == "relax.memory.alloc_storage":

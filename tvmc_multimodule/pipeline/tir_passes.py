@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,8 @@ from tvm import tirx
 
 from ..errors import UnsupportedError
 from ..names import unique_c_names
-from .inplace import inplace_pairs
+from ..kernels.portable.nn import KERNEL_ATTR
+from .inplace import _accesses, inplace_pairs
 
 # smaller temporaries stay on the C stack (TVM's kMaxStackAlloca)
 MAX_STACK_ALLOCA = 1024
@@ -39,10 +41,83 @@ class LoweredOperators:
     signatures: dict[str, OperatorSignature]   # keyed by the Relax GlobalVar name
 
 
-def _to_pointer_params(func: tirx.PrimFunc) -> tirx.PrimFunc:
+# C names of the module's API beside its operators (tvmgen_<module>_<name>)
+_API_NAMES = ("run", "run_with_workspace", "run_with_state", "reset_state", "workspace",
+              "state", "inputs", "outputs")
+
+
+def op_name(relax_name: str) -> str:
+    """``fused_conv2d1_add_relu`` -> ``conv2d_add_relu``: the operators a function fuses,
+    without the numbering TVM's passes add."""
+    parts = relax_name.split("_")
+    if parts and parts[0] == "fused":
+        parts = parts[1:]
+    cleaned = [p.rstrip("0123456789") for p in parts if not p.isdigit()]
+    return "_".join(p for p in cleaned if p) or relax_name
+
+
+def _written(func: tirx.PrimFunc) -> set[str]:
+    try:
+        return {name for name, accesses in _accesses(func).items()
+                if any(kind == "w" for kind, *_ in accesses)}
+    except Exception:  # noqa: BLE001 - no block structure: the destination is last
+        return set()
+
+
+def _call_order(relax_mod: tvm.IRModule) -> dict[str, int]:
+    """Operator name -> the position of its first call in `main` (numbering follows the
+    model: the first conv2d_add_relu is `conv2d_add_relu`, the next `conv2d_add_relu_1`)."""
+    order: dict[str, int] = {}
+    main = relax_mod.functions.get(relax_mod.get_global_var("main")) \
+        if "main" in [g.name_hint for g in relax_mod.functions] else None
+    blocks = getattr(getattr(main, "body", None), "blocks", [])
+    for block in blocks:
+        for binding in block.bindings:
+            op = getattr(binding.value, "op", None)
+            if isinstance(op, tvm.ir.GlobalVar):
+                order.setdefault(op.name_hint, len(order))
+            for arg in getattr(binding.value, "args", []):  # call_tir(gvar, ...)
+                if isinstance(arg, tvm.ir.GlobalVar):
+                    order.setdefault(arg.name_hint, len(order))
+    return order
+
+
+def readable_param_names(func: tirx.PrimFunc, relax_name: str) -> list[str]:
+    """The operator's parameter names as C shows them. Hand-written kernels keep theirs
+    (`x, w, bias, mult, shift, out`); functions TVM made (legalised or fused) name their
+    parameters after the model tensors they first met and TVM's temporaries (`lv3`,
+    `param_0`, `compute_intermediate`), misleading wherever the function is reused: they
+    become `x`, `weights`/`bias`/`constant` (the fused constants) and `out`."""
+    names = [p.name for p in func.params]
+    attrs = func.attrs if func.attrs is not None else {}
+    if KERNEL_ATTR in attrs or not (relax_name.startswith("fused_") or "op_pattern" in attrs):
+        return names
+    written = _written(func) or {names[-1]}
+    ops = op_name(relax_name).split("_")
+    readable = []
+    for param in func.params:
+        if param.name in written:
+            readable.append("out")
+        elif re.fullmatch(r"param_\d+", param.name):
+            try:
+                wide = sum(1 for d in param.ty.shape if int(d) > 1) >= 2
+            except (TypeError, ValueError):
+                wide = False
+            readable.append("weights" if wide else "bias" if "add" in ops else "constant")
+        else:
+            readable.append("x")
+    return readable
+
+
+def c_param_names(names: list[str]) -> list[str]:
+    """The C names of an operator's pointer parameters, from its TIR parameter names:
+    tensor names are not C names (`gpu_0/data_0`), and one tensor may be passed twice."""
+    return unique_c_names([name + "_data" for name in names], "arg")
+
+
+def _to_pointer_params(func: tirx.PrimFunc, names: list[str]) -> tirx.PrimFunc:
     pointers, decls = [], []
-    # tensor names are not C names (`gpu_0/data_0`), and one tensor may be passed twice
-    c_names = unique_c_names([p.name + "_data" for p in func.params], "arg")
+    c_names = c_param_names(names)
     for param, c_name in zip(func.params, c_names):
         buf_type = param.ty
         if not isinstance(buf_type, tirx.BufferType):
@@ -110,12 +185,19 @@ def lower_operators(relax_mod: tvm.IRModule, prefix: str, target: tvm.target.Tar
     from tvm.tirx.build import split_host_device_mods
 
     funcs, renamed, inplace = {}, {}, {}
-    for gvar, func in relax_mod.functions.items():
-        if isinstance(func, tirx.PrimFunc):
-            c_name = prefix + gvar.name_hint
-            renamed[gvar.name_hint] = (c_name, tuple((p.name, str(p.ty.dtype)) for p in func.params))
-            inplace[gvar.name_hint] = inplace_pairs(func)
-            funcs[c_name] = _to_pointer_params(func)
+    order = _call_order(relax_mod)
+    prims = sorted(((g, f) for g, f in relax_mod.functions.items()
+                    if isinstance(f, tirx.PrimFunc)),
+                   key=lambda item: (order.get(item[0].name_hint, len(order)), item[0].name_hint))
+    # named for what they compute (`conv2d_add_relu`, `_1`...), not TVM's fusion counters
+    c_names = unique_c_names([op_name(g.name_hint) for g, _ in prims], "op", _API_NAMES)
+    for (gvar, func), c_name in zip(prims, c_names):
+        c_name = prefix + c_name
+        params = readable_param_names(func, gvar.name_hint)
+        renamed[gvar.name_hint] = (c_name, tuple((name, str(p.ty.dtype))
+                                                 for name, p in zip(params, func.params)))
+        inplace[gvar.name_hint] = inplace_pairs(func)
+        funcs[c_name] = _to_pointer_params(func, params)
     tir_mod = tvm.IRModule(funcs)
     config = {"tirx.disable_vectorize": True, **(pass_config or {})}
     scratch: dict[str, int] = {}

@@ -23,9 +23,11 @@ class Context:
         self.library = library  # builds the kernels (chosen from the target)
         self.builder = builder
         self.helpers = helpers
+        self.layer_name = ""  # the output tensor of the operator being converted
         self.values: dict[int, relax.Expr] = {}
         self._functions: dict[int, list[tuple[tirx.PrimFunc, tvm.ir.GlobalVar]]] = {}
         self._names: dict[str, int] = {}
+        self.c_sources: dict[str, str] = {}  # C the library's kernels call, once each
 
     # ---- tensors
     def tensor(self, index: int) -> Tensor:
@@ -53,7 +55,8 @@ class Context:
 
     # ---- emission
     def emit(self, expr: relax.Expr) -> relax.Var:
-        return self.builder.emit(expr)
+        # named after the TFLite tensor the operator writes: the C runner's layer comments
+        return self.builder.emit(expr, name_hint=self.layer_name)
 
     def reshape(self, value: relax.Expr, shape: Sequence[int]) -> relax.Expr:
         current = [int(d) for d in value.ty.shape.values]
@@ -64,6 +67,8 @@ class Context:
     def call_kernel(self, kernel: Kernel, name: str, inputs: Sequence[relax.Expr],
                     shape: Sequence[int], dtype: str = "int8") -> relax.Var:
         """call_tir of a library's kernel: `inputs`, then its packed constants."""
+        for key, source in kernel.c_sources:
+            self.c_sources.setdefault(key, source)
         args = [*inputs, *(self.const(c) for c in kernel.constants)]
         return self.call(kernel.func, name, args, shape, dtype)
 

@@ -177,8 +177,9 @@ def convert_add(ctx: Context, op: Operator) -> relax.Expr:
                         out.shape)
     m1, m2, mo = fx.add_params(a.scale, b.scale, out.scale)
     params = AddParams(zero_points, (m1, m2), mo, lo, hi)
-    func = ctx.library.add(a.shape, b.shape, out.shape, params, ctx.helpers)
-    return ctx.call(func, "add", [ctx.value(op.inputs[0]), ctx.value(op.inputs[1])], out.shape)
+    kernel = ctx.library.add_kernel(a.shape, b.shape, out.shape, params, ctx.helpers)
+    return ctx.call_kernel(kernel, "add", [ctx.value(op.inputs[0]), ctx.value(op.inputs[1])],
+                           out.shape)
 
 
 def convert_mul(ctx: Context, op: Operator) -> relax.Expr:
@@ -233,7 +234,12 @@ def convert_relu6(ctx: Context, op: Operator) -> relax.Expr:
 
 def convert_quantize(ctx: Context, op: Operator) -> relax.Expr:
     ti = ctx.tensor(op.inputs[0])
-    to = _int8(ctx.tensor(op.outputs[0]), "QUANTIZE output")
+    to = ctx.tensor(op.outputs[0])
+    if to.dtype == "uint8" and to.quantized and ti.dtype == "int8":  # a uint8 model output
+        _int8(ti, "QUANTIZE input")
+        table = fx.requantize_table(ti.scale, ti.zero_point, to.scale, to.zero_point, "uint8")
+        return _lookup(ctx, op, table, "requantize_unsigned")
+    to = _int8(to, "QUANTIZE output")
     if ti.dtype == "float32":
         thresholds = fx.quantize_thresholds(to.scale, to.zero_point)
         func = ctx.library.quantize_float(to.shape, ctx.helpers)
@@ -396,7 +402,49 @@ def convert_strided_slice(ctx: Context, op: Operator) -> relax.Expr:
     return ctx.reshape(y, to.shape)
 
 
+def _split(ctx: Context, op: Operator, sizes: list[int], axis: int,
+           source: int) -> list[relax.Expr]:
+    """Pieces of `sizes` along `axis`, each a strided-slice kernel (no copy of the rest)."""
+    ti = _int8(ctx.tensor(op.inputs[source]), f"{op.name} input")
+    axis %= len(ti.shape)
+    if -1 in sizes:  # one size may be inferred
+        known = sum(s for s in sizes if s != -1)
+        sizes = [ti.shape[axis] - known if s == -1 else s for s in sizes]
+    if sum(sizes) != ti.shape[axis] or any(s <= 0 for s in sizes) \
+            or len(sizes) != len(op.outputs):
+        raise NoIntegerKernel(f"{op.name} sizes {sizes} do not split axis {axis}")
+    pieces, start = [], 0
+    for size, index in zip(sizes, op.outputs):
+        to = _int8(ctx.tensor(index), f"{op.name} output")
+        if not _same_quant(ti, to):
+            raise NoIntegerKernel(f"{op.name} that changes the quantisation")
+        starts = [start if a == axis else 0 for a in range(len(ti.shape))]
+        counts = [size if a == axis else d for a, d in enumerate(ti.shape)]
+        _expect_shape(op, tuple(counts), to.shape)
+        func = ctx.library.strided_slice(ti.shape, starts, [1] * len(ti.shape), counts)
+        pieces.append(ctx.call(func, "split", [ctx.value(op.inputs[source])], counts))
+        start += size
+    return pieces
+
+
+def convert_split_v(ctx: Context, op: Operator) -> list[relax.Expr]:
+    sizes = [int(v) for v in ctx.constant_data(op, 1, "size_splits").reshape(-1)]
+    axis = int(ctx.constant_data(op, 2, "axis").reshape(-1)[0])
+    return _split(ctx, op, sizes, axis, 0)
+
+
+def convert_split(ctx: Context, op: Operator) -> list[relax.Expr]:
+    axis = int(ctx.constant_data(op, 0, "axis").reshape(-1)[0])
+    ti = ctx.tensor(op.inputs[1])
+    parts = len(op.outputs)
+    if ti.shape[axis % len(ti.shape)] % parts:
+        raise NoIntegerKernel("SPLIT into unequal parts")
+    return _split(ctx, op, [ti.shape[axis % len(ti.shape)] // parts] * parts, axis, 1)
+
+
 CONVERTERS: Mapping[str, Converter] = MappingProxyType({
+    "SPLIT": convert_split,
+    "SPLIT_V": convert_split_v,
     "CONV_2D": convert_conv2d,
     "DEPTHWISE_CONV_2D": convert_depthwise_conv2d,
     "FULLY_CONNECTED": convert_fully_connected,

@@ -155,13 +155,22 @@ def read_graph(model: Any) -> Graph:
                  tuple(_ints(graph.OutputsAsNumpy())))
 
 
+# resource variables (see state.py): their handles are not data
+STATE_OPERATORS = frozenset({"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"})
+
+
 def is_full_int8(graph: Graph) -> bool:
     """True when every tensor between operators is int8: weights int8, biases int32,
-    float32 only at the model's edges (the input of a QUANTIZE, the output of a DEQUANTIZE)."""
+    float32 only at the model's edges (the input of a QUANTIZE, the output of a DEQUANTIZE),
+    uint8 only as the output of a QUANTIZE; resource-variable handles are not data."""
     if not graph.operators:
         return False
     for op in graph.operators:
+        if op.name in ("VAR_HANDLE", "CALL_ONCE"):
+            continue
         for position, index in enumerate(op.inputs):
+            if op.name in STATE_OPERATORS and position == 0:
+                continue  # the handle
             if index < 0:
                 continue
             t = graph.tensor(index)
@@ -177,6 +186,8 @@ def is_full_int8(graph: Graph) -> bool:
             if t.dtype == "int8" and t.quantized:
                 continue
             if op.name == "DEQUANTIZE" and t.dtype == "float32":
+                continue
+            if op.name == "QUANTIZE" and t.dtype == "uint8" and t.quantized:
                 continue
             return False
     return True

@@ -20,6 +20,7 @@ from .context import Context, NoIntegerKernel
 from .converters import CONVERTERS, INTERNAL_CONVERTERS
 from .fallback import FloatForm
 from .graph import Graph, Operator
+from .state import Variable, find_variables, handles
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class Int8Import:
     relax_module: tvm.IRModule
     c_support: str                       # C helpers the kernels call (static inline)
     float_operators: tuple[str, ...]     # operators run in float, "NAME: reason" each
+    # resource variables: main's last parameters and last outputs, in this order
+    variables: tuple[Variable, ...] = ()
 
 
 def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ...]],
@@ -60,18 +63,41 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
     for k, (index, shape) in enumerate(zip(graph.inputs, input_shapes)):
         t = graph.tensor(index)
         params.append(relax.Var(f"input{k}", relax.TensorType([int(d) for d in shape], t.dtype)))
+    variables = find_variables(graph) if graph.model is not None else []
+    state_params = [relax.Var(f"state{k}", relax.TensorType([int(d) for d in v.tensor.shape],
+                                                              v.tensor.dtype))
+                    for k, v in enumerate(variables)]
+    # a READ_VARIABLE sees the latest ASSIGN_VARIABLE before it, else the value at entry
+    current: dict[str, relax.Expr] = {v.key: p for v, p in zip(variables, state_params)}
+    keys = handles(graph) if variables else {}
     ctx = Context(graph, builder, helpers, library or PortableC())
     floats: FloatFormLike | None = None
     fallbacks: list[str] = []
-    with builder.function("main", params):
+    with builder.function("main", params + state_params):
         with builder.dataflow():
             ctx.values.update(zip(graph.inputs, params))
             for op in graph.operators:
+                if op.name in ("VAR_HANDLE", "CALL_ONCE"):
+                    continue  # handles are resolved by name; the initialisation is folded
+                if op.name == "READ_VARIABLE":
+                    ctx.values[op.outputs[0]] = ctx.reshape(current[keys[op.inputs[0]]],
+                                                            ctx.tensor(op.outputs[0]).shape)
+                    continue
+                if op.name == "ASSIGN_VARIABLE":
+                    key = keys[op.inputs[0]]
+                    shape = next(v.tensor.shape for v in variables if v.key == key)
+                    current[key] = ctx.reshape(ctx.value(op.inputs[1]), shape)
+                    continue
                 converter = CONVERTERS.get(op.name) or INTERNAL_CONVERTERS.get(op.name)
                 reason = "no integer kernel"
                 if converter is not None:
+                    ctx.layer_name = graph.tensor(op.outputs[0]).name if op.outputs else ""
                     try:
-                        ctx.values[op.outputs[0]] = converter(ctx, op)
+                        result = converter(ctx, op)
+                        if isinstance(result, (list, tuple)):  # SPLIT, SPLIT_V
+                            ctx.values.update(zip(op.outputs, result))
+                        else:
+                            ctx.values[op.outputs[0]] = result
                         continue
                     except NoIntegerKernel as exc:
                         reason = str(exc)
@@ -90,6 +116,7 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
                 ctx.values.update(zip(op.outputs, outputs))
                 fallbacks.append(f"{op.name}: {reason}")
             results = [ctx.value(i) for i in graph.outputs]
+            results += [current[v.key] for v in variables]
             out = builder.emit_output(results[0] if len(results) == 1 else relax.Tuple(results))
         builder.emit_func_output(out)
     if fallbacks:
@@ -97,4 +124,5 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
         log.warning("module '%s': operators without an integer kernel run in float "
                     "(dequantize -> op -> quantize): %s", module_name,
                     ", ".join(f"{n} (x{c})" if c > 1 else n for n, c in sorted(counts.items())))
-    return Int8Import(builder.get(), helpers.source(), tuple(fallbacks))
+    c_support = "".join([helpers.source(), *ctx.c_sources.values()])
+    return Int8Import(builder.get(), c_support, tuple(fallbacks), tuple(variables))

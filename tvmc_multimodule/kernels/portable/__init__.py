@@ -3,11 +3,13 @@ reference kernels. Two loop forms: "vector" (hosts and SIMD cores: long contiguo
 loops gcc vectorises) and "scalar" (cores without SIMD: channel blocks held in registers)."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from ..c_helpers import CHelpers
 from ..library import Kernel
-from ..records import Conv2DSpec, FullyConnectedSpec
+from ..records import AddParams, Conv2DSpec, FullyConnectedSpec
 from . import elementwise, nn
 
 FORMS = ("vector", "scalar")
@@ -43,6 +45,11 @@ class PortableC:
                                   spec.act_min, spec.act_max, helpers, self.form)
         folded = nn.fold_zero_point(bias, weights, spec.input_zero_point, 0)
         return Kernel(func, (weights, folded, mult, shift))
+
+    def add_kernel(self, a_shape: Sequence[int], b_shape: Sequence[int],
+                   out_shape: Sequence[int], params: AddParams, helpers: CHelpers) -> Kernel:
+        """TFLite Micro's int8 ADD (with broadcasting)."""
+        return Kernel(elementwise.add(a_shape, b_shape, out_shape, params, helpers), ())
 
     # ---- the rest: no weights to pack
     average_pool = staticmethod(nn.average_pool)

@@ -1,0 +1,146 @@
+"""The Cortex-M DSP kernel library (kernels/cortex_m_dsp) on an emulated Cortex-M4 (QEMU
+mps2-an386, through a `tvmc micro` project): every DSP kernel (convolution, pointwise,
+depthwise, fully connected) bit-exact with TFLite Micro on test-built models with odd channel
+counts, channel tails, padding with non-zero input zero points, per-channel weights and
+saturated outputs; the int8 objects call no soft-float or division helper."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cbuild
+import references
+from builders import tflite_int8_models
+from tvmc_multimodule import compile_model, export_model_library_format
+from tvmc_multimodule.micro import create_project, load_board
+from tvmc_multimodule.micro.emulator import run_module
+from tvmc_multimodule.micro.firmware import build
+
+TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm")
+MODELS = ("dsp_shapes", "dsp_wide_window", "conv_same_stride2", "fully_connected", "conv_dilated_depthwise")
+INPUT_SETS = 4
+
+pytestmark = pytest.mark.arm
+
+
+def _need_tools() -> None:
+    missing = [t for t in TOOLS if not cbuild.have(t)]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have {missing} (.ci/run installs them)")
+        pytest.skip(f"{missing} not installed")
+
+
+@pytest.fixture(scope="module")
+def dsp_firmware(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    _need_tools()
+    root = tmp_path_factory.mktemp("dsp")
+    builders = tflite_int8_models.integer_models()
+    modules, data = [], {}
+    for name in MODELS:
+        data[name] = builders[name]()
+        path = root / f"{name}.tflite"
+        path.write_bytes(data[name])
+        modules.append(compile_model(str(path), module_name=name, strict_int8=True,
+                                     target="c -mcpu=cortex-m4"))
+    archive = export_model_library_format(modules, str(root / "m.tar"))
+    project = create_project(str(root / "fw"), archive, load_board("mps2_an386"))
+    project, elf = build(str(root / "fw"))
+    return {"root": root, "project": project, "elf": elf, "modules": modules, "data": data}
+
+
+def test_library_is_chosen_for_dsp_cores(dsp_firmware: dict) -> None:
+    """The DSP kernels are really in the firmware (and not for a core without DSP)."""
+    from tvmc_multimodule.kernels import CortexMDsp, PortableC, library_for_target
+
+    for module in dsp_firmware["modules"]:
+        assert "_dsp_conv_" in module.sources[f"{module.name}_lib0.c"] or \
+            "_dsp_fc_" in module.sources[f"{module.name}_lib0.c"]
+    assert "_dsp_dw_" in dsp_firmware["modules"][0].sources["dsp_shapes_lib0.c"]
+    for core in ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"):
+        assert isinstance(library_for_target(core, "scalar"), CortexMDsp)
+    for core in ("cortex-m0", "cortex-m3", "cortex-m33+nodsp", None):
+        library = library_for_target(core, "scalar")
+        assert type(library) is PortableC and library.form == "scalar"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_dsp_kernels_bit_exact_on_qemu(dsp_firmware: dict, name: str) -> None:
+    module = next(m for m in dsp_firmware["modules"] if m.name == name)
+    rng = np.random.default_rng(7)
+    for k in range(INPUT_SETS):
+        inputs = [rng.integers(-128, 128, size=t.shape).astype(np.int8) for t in module.inputs]
+        if k == 0:  # extreme inputs: outputs saturate
+            inputs = [np.full(t.shape, 127 if i % 2 == 0 else -128, np.int8)
+                      for i, t in enumerate(module.inputs)]
+        got, run = run_module(dsp_firmware["project"], dsp_firmware["elf"], name, inputs,
+                              str(dsp_firmware["root"] / f"io_{name}_{k}"))
+        assert run.invokes and run.invokes[0].status == 0
+        expected = references.run_tflite_micro(dsp_firmware["data"][name], inputs)
+        for tensor, want in zip(module.outputs, expected):
+            have = got[tensor.name].reshape(-1).astype(np.int32)
+            diff = np.abs(have - np.asarray(want).reshape(-1).astype(np.int32)).max()
+            assert diff == 0, f"{name} {tensor.name} set {k}: {diff} LSB off"
+
+
+def test_dsp_objects_call_no_soft_float_or_division(dsp_firmware: dict) -> None:
+    objects = list(Path(dsp_firmware["root"] / "fw").rglob("*_lib0.o"))
+    assert len(objects) == len(MODELS)
+    for obj in objects:
+        undefined = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True,
+                                   text=True, check=True).stdout.split()
+        helpers = [u for u in undefined if re.match(r"__aeabi_|__(div|mod|udiv|umod)|__.*sf", u)]
+        assert not helpers, (obj.name, helpers)
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "tflite"
+SHARED_MODELS = ("kws_dscnn", "vww_mobilenet_v1_025", "ic_resnet8", "ad_autoencoder")
+
+
+@pytest.mark.shared_models
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/models not present")
+def test_shared_int8_models_bit_exact_on_qemu(tmp_path: Path) -> None:
+    """The MLPerf-Tiny int8 models on the DSP kernels, on QEMU, against TFLite Micro: the
+    given input and a random one."""
+    _need_tools()
+    modules, data = [], {}
+    for name in SHARED_MODELS:
+        path = SHARED / f"{name}_int8.tflite"
+        data[name] = path.read_bytes()
+        modules.append(compile_model(str(path), module_name=name.split("_")[0],
+                                     target="c -mcpu=cortex-m4"))
+    archive = export_model_library_format(modules, str(tmp_path / "m.tar"))
+    project = create_project(str(tmp_path / "fw"), archive, load_board("mps2_an386"))
+    project, elf = build(str(tmp_path / "fw"))
+    rng = np.random.default_rng(3)
+    for name, module in zip(SHARED_MODELS, modules):
+        q = module.inputs[0].quant
+        real = np.load(SHARED / f"{name}_input.npy").astype(np.float32)
+        given = np.clip(np.round(real / q.scale[0]) + q.zero_point[0], -128, 127)
+        for k, x in enumerate([given.astype(np.int8).reshape(module.inputs[0].shape),
+                               rng.integers(-128, 128, module.inputs[0].shape).astype(np.int8)]):
+            got, _ = run_module(project, elf, module.name, [x], str(tmp_path / f"io_{name}{k}"))
+            want = references.run_tflite_micro(data[name], [x])[0]
+            have = got[module.outputs[0].name].reshape(-1).astype(np.int32)
+            assert have.size == np.asarray(want).size > 1
+            assert np.array_equal(have, np.asarray(want).reshape(-1).astype(np.int32)), name
+
+
+def test_dsp_sources_pass_the_strict_c_checks(dsp_firmware: dict) -> None:
+    """The kernels' C keeps the generated C's rules (one declaration each, prototypes, no
+    const cast away; see test_readable_c.py), for the host and for the M4."""
+    include = dsp_firmware["root"] / "fw" / "model" / "codegen" / "host" / "include"
+    flags = ["-std=c11", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-Wcast-qual",
+             "-Wmissing-prototypes", "-Wredundant-decls", "-I", str(include)]
+    sources = list((dsp_firmware["root"] / "fw" / "model" / "codegen" / "host" / "src")
+                   .glob("*_lib0.c"))
+    assert len(sources) == len(MODELS)
+    for compiler in (["gcc"], ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb"]):
+        for source in sources:
+            run = subprocess.run([*compiler, *flags, str(source)], capture_output=True, text=True)
+            assert run.returncode == 0, run.stderr[:2000]

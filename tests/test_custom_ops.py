@@ -1,0 +1,141 @@
+"""Custom operators: a user's C implementation (`--custom-op NAME=impl.c`, or CustomOp in the
+Python API) called with typed buffers, and MediaPipe's Convolution2DTransposeBias built in;
+outputs against NumPy references computed here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cbuild
+from builders import tflite_custom_models as models
+from builders import tflite_models
+from tvmc_multimodule import CustomOp, compile_model, export_model_library_format
+from tvmc_multimodule import load_model_library_format
+from tvmc_multimodule.cli import driver
+from tvmc_multimodule.errors import UnsupportedError
+
+NO_PLUGINS = lambda: []  # noqa: E731
+
+
+def _run(archive: Path, tmp: Path, x: np.ndarray) -> dict[str, np.ndarray]:
+    np.savez(tmp / "in.npz", x=x)
+    code = driver.main(["run", str(archive), "-i", str(tmp / "in.npz"), "-o",
+                        str(tmp / "out.npz")], entry_point_loader=NO_PLUGINS)
+    assert code == 0
+    return dict(np.load(tmp / "out.npz"))
+
+
+def test_user_c_file_from_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "m.tflite").write_bytes(models.scale_shift())
+    (tmp_path / "scale_shift.c").write_text(models.SCALE_SHIFT_C.format(module="ss"))
+    archive = tmp_path / "ss.tar"
+    assert driver.main(["compile", str(tmp_path / "m.tflite"), "--module-name", "ss",
+                        "--custom-op", f"ScaleShift={tmp_path / 'scale_shift.c'}",
+                        "-o", str(archive)], entry_point_loader=NO_PLUGINS) == 0
+    module = load_model_library_format(str(archive)).modules["ss"]
+    assert ("int32_t tvmgen_ss_custom_ScaleShift(const float* in0, const float* in1, "
+            "float* out0, int32_t* out1);") in module.header
+    assert "scale_shift.c" in module.sources["ss_lib10.c"]  # the archive carries it
+    x = np.random.default_rng(3).standard_normal((1, 4, 4, 3)).astype(np.float32)
+    ours = _run(archive, tmp_path, x)
+    want = models.scale_shift_reference(x)
+    np.testing.assert_allclose(ours["out"], want[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(ours["k"], want[1])
+    # the header's prototype and the user's definition agree under -Wall -Werror
+    root = cbuild.extract(archive, tmp_path / "x")
+    got = cbuild.build_and_run(root, {"ss": (module.inputs, module.outputs)}, {"ss": [x]})
+    np.testing.assert_array_equal(got["ss"][1], want[1])
+
+
+def test_python_api_with_an_output_declaration(tmp_path: Path) -> None:
+    (tmp_path / "m.tflite").write_bytes(models.scale_shift())
+    seen = []
+
+    def outputs(inputs: list) -> list:
+        seen.append(inputs)
+        shape = inputs[0][0]
+        return [(shape, "float32"), (shape[:-1], "int32")]
+
+    op = CustomOp("ScaleShift", models.SCALE_SHIFT_C.format(module="api"), "ss.c", outputs)
+    module = compile_model(str(tmp_path / "m.tflite"), module_name="api",
+                           custom_ops={"ScaleShift": op})
+    assert seen == [[((1, 4, 4, 3), "float32"), ((3,), "float32")]]
+    archive = tmp_path / "api.tar"
+    export_model_library_format(module, str(archive))
+    x = np.random.default_rng(4).standard_normal((1, 4, 4, 3)).astype(np.float32)
+    np.testing.assert_array_equal(_run(archive, tmp_path, x)["k"],
+                                  models.scale_shift_reference(x)[1])
+    wrong = CustomOp("ScaleShift", "", "ss.c", [((1, 4, 4, 3), "float32")])
+    with pytest.raises(UnsupportedError, match="declares 1 outputs"):
+        compile_model(str(tmp_path / "m.tflite"), module_name="api",
+                      custom_ops={"ScaleShift": wrong})
+
+
+@pytest.mark.parametrize("padding,kernel", [(models.SAME, 4), (models.VALID, 3)])
+def test_convolution2d_transpose_bias_built_in(tmp_path: Path, padding: int,
+                                               kernel: int) -> None:
+    model, weights, bias = models.transpose_conv_bias(padding, kernel)
+    (tmp_path / "m.tflite").write_bytes(model)
+    archive = tmp_path / "tc.tar"
+    assert driver.main(["compile", str(tmp_path / "m.tflite"), "--module-name", "tc", "-o",
+                        str(archive)], entry_point_loader=NO_PLUGINS) == 0
+    x = np.random.default_rng(5).standard_normal((1, 5, 6, 4)).astype(np.float32)
+    ours = _run(archive, tmp_path, x)["y"]
+    want = models.transpose_conv_bias_reference(x, weights, bias, ours.shape[1:3], padding, 2)
+    assert ours.shape == want.shape
+    np.testing.assert_allclose(ours, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+def test_unknown_custom_operator_is_one_clear_error(tmp_path: Path, capsys) -> None:
+    (tmp_path / "m.tflite").write_bytes(tflite_models.custom_op())
+    code = driver.main(["compile", str(tmp_path / "m.tflite"), "-o", str(tmp_path / "a.tar")],
+                       entry_point_loader=NO_PLUGINS)
+    assert code == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 or err[-1].startswith("error:")
+    assert "custom operators: MyCustom" in err[-1] and "--custom-op MyCustom=impl.c" in err[-1]
+    assert not (tmp_path / "a.tar").exists()
+
+
+@pytest.mark.skipif(not (cbuild.have("gcc") and cbuild.have("make")), reason="gcc, make")
+def test_archive_example_links_a_stateful_and_a_custom_module(tmp_path: Path) -> None:
+    """compile-multi of a streaming model and a custom-op model: the archive's own example
+    program (Makefile, main.c: reset, then a few runs) builds with -Werror and runs both."""
+    import subprocess
+
+    from builders import tflite_state_models
+
+    (tmp_path / "kws.tflite").write_bytes(tflite_state_models.streaming())
+    (tmp_path / "ss.tflite").write_bytes(models.scale_shift())
+    (tmp_path / "ss.c").write_text(models.SCALE_SHIFT_C.format(module="ss"))
+    archive = tmp_path / "a.tar"
+    assert driver.main(["compile-multi", f"{tmp_path / 'kws.tflite'}:kws",
+                        f"{tmp_path / 'ss.tflite'}:ss", "--custom-op",
+                        f"ScaleShift={tmp_path / 'ss.c'}", "-o", str(archive)],
+                       entry_point_loader=NO_PLUGINS) == 0
+    host = cbuild.extract(archive, tmp_path / "x") / "templates" / "host"
+    build = subprocess.run(["make", "-s", "CFLAGS=" + " ".join(cbuild.STRICT + ["-O1"])],
+                           cwd=host, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
+    run = subprocess.run(["./tvmgen_example"], cwd=host, capture_output=True, text=True)
+    assert run.returncode == 0 and "2 of 2 modules ran" in run.stdout
+
+
+def test_custom_operator_on_quantised_tensors_is_refused(tmp_path: Path, capsys) -> None:
+    from builders.tflite_models import TFLiteGraph
+
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 4], "int8", scale=0.1, zero_point=0)
+    y = g.add_tensor("y", [1, 4], "int8", scale=0.1, zero_point=0)
+    g.add_operator("CUSTOM", [x], [y], custom_code="Foo", custom_options=b"")
+    g.set_io([x], [y])
+    (tmp_path / "q.tflite").write_bytes(g.to_bytes())
+    (tmp_path / "foo.c").write_text("int foo;\n")
+    code = driver.main(["compile", str(tmp_path / "q.tflite"), "--custom-op",
+                        f"Foo={tmp_path / 'foo.c'}", "-o", str(tmp_path / "q.tar")],
+                       entry_point_loader=NO_PLUGINS)
+    assert code == 4
+    err = capsys.readouterr().err
+    assert "custom operator Foo on quantised tensors" in err and "--input-shapes" not in err

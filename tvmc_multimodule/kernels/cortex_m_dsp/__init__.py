@@ -1,0 +1,207 @@
+"""Cortex-M DSP kernels, for cores with the DSP extension (Cortex-M4, M7, M33, M55):
+convolutions, depthwise convolutions and fully connected layers as C functions specialised per
+layer (c_source.py), called from TIR by `call_extern`; every other operator is portable C's
+scalar form.
+
+- 2 int8 MACs per SMLAD, operands widened by SXTB16; the input zero point is subtracted while
+  widening (SXTAB16), so taps outside the image are skipped instead of read;
+- weights packed at compile time in the order the inner loop reads them: output channels in
+  pairs, the pair's weights interleaved per 4 input channels (depthwise: widened to int16
+  pairs, in the halfword order SXTB16 produces);
+- 2 pixels x 2 output channels in registers per pass (each weight word serves 2 pixels);
+- requantisation as TFLite Micro's, in ~12 instructions (SMLAL, shifts, clamp);
+- no scratch: nothing beyond the liveness-bound workspace.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+import numpy as np
+from tvm import te, tirx
+
+from ..c_helpers import CHelpers
+from ..library import Kernel
+from ..portable import PortableC
+from ..portable.nn import finish_func
+from .. import fixedpoint as fx
+from ..records import AddParams, Conv2DSpec, FullyConnectedSpec
+from .c_source import ADD, CONV, CONV_WINDOW, DEPTHWISE, PRIMITIVES
+
+TABLE_ADD_MIN_SIZE = 512  # ADDs at least this large read 2 x 256 int32 tables (2 KB)
+WINDOW_STACK_BYTES = 2048  # convolutions copy 2 pixels' windows to the stack up to this size
+DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
+
+
+def _pad_to(array: np.ndarray, length: int) -> np.ndarray:
+    out = np.zeros((length,) + array.shape[1:], array.dtype)
+    out[:len(array)] = array
+    return out
+
+
+def _extern_kernel(name: str, inputs: list[tuple[tuple[int, ...], str]],
+                   out_shape: tuple[int, ...]) -> tirx.PrimFunc:
+    """A PrimFunc whose body is one call of the C function `name` with its buffers' pointers."""
+    tensors = [te.placeholder(shape, dtype, name=f"in{i}") for i, (shape, dtype) in
+               enumerate(inputs)]
+    out = te.extern(out_shape, tensors, lambda ins, outs: tirx.call_extern(
+        "int32", name, *[t.data for t in ins], outs[0].data), dtype="int8", name="out")
+    return finish_func(te.create_prim_func([*tensors, out]))
+
+
+def _name(helpers: CHelpers, kind: str, text: str) -> str:
+    return f"{helpers.prefix}dsp_{kind}_{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+def _shifts(shift: np.ndarray) -> tuple[str, np.ndarray]:
+    """(requant helper, its shift constants): right shifts only when no channel shifts left
+    or by 0 (the common case), else TFLite's signed shift."""
+    shift = shift.astype(np.int32)
+    if shift.size and (shift < 0).all():
+        return "d_requant_right", np.ascontiguousarray(-shift)
+    return "d_requant", shift
+
+
+def _off(zero_point: int) -> str:
+    half = (-zero_point) & 0xFFFF
+    return f"(int32_t){half * 0x10001:#x}u"
+
+
+class CortexMDsp(PortableC):
+    """DSP kernels where they pay; portable C (scalar form) for the rest."""
+
+    name = "cortex-m-dsp"
+
+    def __init__(self) -> None:
+        super().__init__("scalar")
+
+    def primitives(self, helpers: CHelpers) -> tuple[str, str]:
+        return ("dsp_primitives", PRIMITIVES.replace("${p}", helpers.prefix))
+
+    def conv2d(self, spec: Conv2DSpec, weights: np.ndarray, bias: np.ndarray,
+               mult: np.ndarray, shift: np.ndarray, helpers: CHelpers) -> Kernel:
+        n, h, w_in, c = spec.input_shape
+        _, kh, kw, _ = spec.weight_shape
+        if spec.depthwise:
+            if spec.weight_shape[3] != c:  # channel multiplier > 1
+                return super().conv2d(spec, weights, bias, mult, shift, helpers)
+            return self._depthwise(spec, weights, bias, mult, shift, helpers)
+        oh, ow = spec.output_hw
+        (sh, sw), (dh, dw), (pt, pl) = spec.stride, spec.dilation, spec.pad_top_left
+        if (kh, kw, sh, sw, pt, pl) == (1, 1, 1, 1, 0, 0) and (oh, ow) == (h, w_in):
+            h, w_in, oh, ow = 1, h * w_in, 1, oh * ow  # a pointwise convolution: one long row
+        return self._conv(helpers, "conv", n, h, w_in, c, oh, ow, kh, kw, (sh, sw), (dh, dw),
+                          (pt, pl), spec.input_zero_point, spec.output_zero_point,
+                          spec.act_min, spec.act_max, weights, bias, mult, shift,
+                          spec.input_shape, tuple(spec.input_shape[:1]) + spec.output_hw)
+
+    def fully_connected(self, spec: FullyConnectedSpec, weights: np.ndarray, bias: np.ndarray,
+                        mult: np.ndarray, shift: np.ndarray, helpers: CHelpers) -> Kernel:
+        # a 1x1 convolution over a 1 x batch image of `depth` channels
+        return self._conv(helpers, "fc", 1, 1, spec.batch, spec.depth, 1, spec.batch, 1, 1,
+                          (1, 1), (1, 1), (0, 0), spec.input_zero_point,
+                          spec.output_zero_point, spec.act_min, spec.act_max,
+                          weights.reshape(spec.units, 1, 1, spec.depth), bias, mult, shift,
+                          (spec.batch, spec.depth), (spec.batch,))
+
+    def add_kernel(self, a_shape: Sequence[int], b_shape: Sequence[int],
+                   out_shape: Sequence[int], params: AddParams, helpers: CHelpers) -> Kernel:
+        size = int(np.prod(out_shape))
+        if (tuple(a_shape) != tuple(out_shape) or tuple(b_shape) != tuple(out_shape)
+                or size < TABLE_ADD_MIN_SIZE):
+            return super().add_kernel(a_shape, b_shape, out_shape, params, helpers)
+        values = np.arange(256, dtype=np.int64).astype(np.uint8).view(np.int8).astype(np.int64)
+        tables = tuple(np.array([fx.mbqm(int(v - zp) << 20, m, s) for v in values], np.int32)
+                       for zp, (m, s) in zip(params.zero_points[:2], params.input_multipliers))
+        mult, shift = params.output_multiplier
+        body = ADD.substitute(name="NAME", size=size, mult=mult, shift=shift,
+                              zout=params.zero_points[2], lo=params.act_min, hi=params.act_max,
+                              p=helpers.prefix)
+        name = _name(helpers, "add", body)
+        func = _extern_kernel(name, [(tuple(a_shape), "int8"), (tuple(b_shape), "int8"),
+                                     ((256,), "int32"), ((256,), "int32")], tuple(out_shape))
+        return Kernel(func, tables, (self.primitives(helpers),
+                                     (name, body.replace("NAME", name))))
+
+    # ---- convolution (and fully connected)
+    def _conv(self, helpers: CHelpers, kind: str, n: int, h: int, w_in: int, c: int, oh: int,
+              ow: int, kh: int, kw: int, stride: tuple[int, int], dilation: tuple[int, int],
+              pad: tuple[int, int], zin: int, zout: int, lo: int, hi: int,
+              weights: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray,
+              in_shape: tuple[int, ...], out_lead: tuple[int, ...]) -> Kernel:
+        out_c = weights.shape[0]
+        (sh, sw), (dh, dw), (pt, pl) = stride, dilation, pad
+        rows_clipped = pt > 0 or (oh - 1) * sh - pt + (kh - 1) * dh >= h
+        cols_clipped = pl > 0 or (ow - 1) * sw - pl + (kw - 1) * dw >= w_in
+        params = dict(N=n, H=h, W=w_in, C=c, OH=oh, OW=ow, O=out_c, KH=kh, KW=kw, SH=sh, SW=sw,
+                      DH=dh, DW=dw, PT=pt, PL=pl, off=_off(zin), zout=zout, lo=lo, hi=hi,
+                      row_outside=f"iy < 0 || iy >= {h}" if rows_clipped else "0",
+                      in0=f"ix0 >= 0 && ix0 < {w_in}" if cols_clipped else "1",
+                      in1=f"ix1 >= 0 && ix1 < {w_in}" if cols_clipped else "1",
+                      odd_last="1" if out_c % 2 == 0 else f"o + 1 < {out_c}", p=helpers.prefix)
+        requant, shifts = _shifts(shift)
+        params["requant"] = requant
+        pairs = (out_c + 1) // 2
+        window = kh * kw * c
+        if (kh, kw, sh, sw, pt, pl) != (1, 1, 1, 1, 0, 0) and 2 * window <= WINDOW_STACK_BYTES:
+            params.update(K=window, zin=zin)
+            body = CONV_WINDOW.substitute(params, name="NAME")
+            weights = weights.reshape(out_c, 1, 1, window)
+        else:
+            body = CONV.substitute(params, name="NAME")
+        name = _name(helpers, kind, body)
+        packed = _pack_pairs(_pad_to(weights, 2 * pairs))
+        consts = (packed, _pad_to(bias.astype(np.int32), 2 * pairs),
+                  _pad_to(mult.astype(np.int32), 2 * pairs), _pad_to(shifts, 2 * pairs))
+        out_shape = tuple(out_lead) + (out_c,)
+        func = _extern_kernel(name, [(tuple(in_shape), "int8"), *[(a.shape, str(a.dtype))
+                                                                  for a in consts]], out_shape)
+        return Kernel(func, consts, (self.primitives(helpers),
+                                     (name, body.replace("NAME", name))))
+
+    # ---- depthwise convolution, channel multiplier 1
+    def _depthwise(self, spec: Conv2DSpec, weights: np.ndarray, bias: np.ndarray,
+                   mult: np.ndarray, shift: np.ndarray, helpers: CHelpers) -> Kernel:
+        n, h, w_in, c = spec.input_shape
+        _, kh, kw, _ = spec.weight_shape
+        oh, ow = spec.output_hw
+        (sh, sw), (dh, dw), (pt, pl) = spec.stride, spec.dilation, spec.pad_top_left
+        clipped = (pt or pl or (oh - 1) * sh - pt + (kh - 1) * dh >= h
+                   or (ow - 1) * sw - pl + (kw - 1) * dw >= w_in)
+        interior = (f"iy0 >= 0 && iy0 + {(kh - 1) * dh} < {h} && ix0 >= 0 && "
+                    f"ix0 + {(kw - 1) * dw} < {w_in}") if clipped else "1"
+        c4 = c - c % 4
+        params = dict(N=n, H=h, W=w_in, C=c, C4=c4, OH=oh, OW=ow, KH=kh, KW=kw, SH=sh, SW=sw,
+                      DH=dh, DW=dw, PT=pt, PL=pl, off=_off(spec.input_zero_point),
+                      zin=spec.input_zero_point, zout=spec.output_zero_point,
+                      lo=spec.act_min, hi=spec.act_max, interior=interior, p=helpers.prefix)
+        params["requant"], shifts = _shifts(shift)
+        body = DEPTHWISE.substitute(params, name="NAME")
+        name = _name(helpers, "dw", body)
+        taps = weights.reshape(kh * kw, c).astype(np.int16)  # [tap, channel]
+        blocks = taps[:, :c4].reshape(kh * kw, c4 // 4, 4).transpose(1, 0, 2)  # [blk, tap, 4]
+        halves = blocks[:, :, [0, 2, 1, 3]]  # words (c0, c2), (c1, c3): SXTB16's halves
+        tail = taps[:, c4:].T  # [channel, tap]
+        packed16 = np.concatenate([halves.reshape(-1), tail.reshape(-1)])
+        if packed16.size % 2:
+            packed16 = np.append(packed16, np.int16(0))
+        packed = packed16.view(np.int32) if packed16.size else np.zeros(1, np.int32)
+        consts = (np.ascontiguousarray(packed), bias.astype(np.int32), mult.astype(np.int32),
+                  shifts)
+        func = _extern_kernel(name, [(tuple(spec.input_shape), "int8"),
+                                     *[(a.shape, str(a.dtype)) for a in consts]],
+                              (n, oh, ow, c))
+        return Kernel(func, consts, (self.primitives(helpers),
+                                     (name, body.replace("NAME", name))))
+
+
+def _pack_pairs(weights: np.ndarray) -> np.ndarray:
+    """[O (even), KH, KW, C] -> per channel pair and tap: the two channels' 4-byte groups
+    interleaved, then the C % 4 tails (first channel's, then second's)."""
+    out_c, kh, kw, c = weights.shape
+    c4 = c - c % 4
+    w = weights.reshape(out_c // 2, 2, kh * kw, c).transpose(0, 2, 1, 3)  # [pair, tap, 2, C]
+    body = w[..., :c4].reshape(out_c // 2, kh * kw, 2, c4 // 4, 4).transpose(0, 1, 3, 2, 4)
+    body = body.reshape(out_c // 2, kh * kw, 2 * c4)
+    tail = w[..., c4:].reshape(out_c // 2, kh * kw, 2 * (c - c4))
+    return np.ascontiguousarray(np.concatenate([body, tail], axis=2).reshape(-1))

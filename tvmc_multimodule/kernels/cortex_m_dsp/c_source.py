@@ -1,0 +1,327 @@
+"""The C of the Cortex-M DSP kernels. Each kernel is a C function specialised for one layer
+(every shape and zero point a literal, so gcc unrolls and folds them), over a few shared
+`static inline` primitives: dual 16-bit multiply-accumulate (SMLAD) on operands widened by
+SXTB16/SXTAB16 (ACLE intrinsics), and TFLite Micro's requantisation in ~12 instructions.
+
+On a core without the DSP extension (a host running the tests) the primitives are the same
+arithmetic in portable C, so the kernels stay bit-exact everywhere."""
+from __future__ import annotations
+
+from string import Template
+
+PRIMITIVES = r"""
+/* ---- Cortex-M DSP primitives of the int8 kernels ---- */
+#if defined(__ARM_FEATURE_DSP)
+#include <arm_acle.h>
+static inline __attribute__((always_inline)) int32_t ${p}d_sxtb16(int32_t x) {
+  return (int32_t)__sxtb16((uint32_t)x); }
+/* the rotated forms are one instruction (ACLE has no rotate operand: gcc 12 adds a MOV) */
+static inline __attribute__((always_inline)) int32_t ${p}d_sxtb16_ror8(int32_t x) {
+  int32_t r;
+  __asm ("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r; }
+static inline __attribute__((always_inline)) int32_t ${p}d_sxtab16(int32_t a, int32_t x) {
+  return (int32_t)__sxtab16((uint32_t)a, (uint32_t)x); }
+static inline __attribute__((always_inline)) int32_t ${p}d_sxtab16_ror8(int32_t a, int32_t x) {
+  int32_t r;
+  __asm ("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+  return r; }
+static inline __attribute__((always_inline)) int32_t ${p}d_smlad(int32_t a, int32_t b,
+                                                                 int32_t acc) {
+  return __smlad(a, b, acc); }
+static inline __attribute__((always_inline)) int32_t ${p}d_smlabb(int32_t a, int32_t b,
+                                                                  int32_t acc) {
+  return __smlabb(a, b, acc); }
+static inline __attribute__((always_inline)) int32_t ${p}d_smlatt(int32_t a, int32_t b,
+                                                                  int32_t acc) {
+  return __smlatt(a, b, acc); }
+#else
+static inline int32_t ${p}d_pack16(int32_t lo, int32_t hi) {
+  return (int32_t)(((uint32_t)hi << 16) | ((uint32_t)lo & 0xFFFFu)); }
+static inline int32_t ${p}d_sxtb16(int32_t x) {
+  return ${p}d_pack16((int8_t)x, (int8_t)(x >> 16)); }
+static inline int32_t ${p}d_sxtb16_ror8(int32_t x) {
+  return ${p}d_pack16((int8_t)(x >> 8), (int8_t)(x >> 24)); }
+static inline int32_t ${p}d_sxtab16(int32_t a, int32_t x) {
+  return ${p}d_pack16((int16_t)a + (int8_t)x, (a >> 16) + (int8_t)(x >> 16)); }
+static inline int32_t ${p}d_sxtab16_ror8(int32_t a, int32_t x) {
+  return ${p}d_pack16((int16_t)a + (int8_t)(x >> 8), (a >> 16) + (int8_t)(x >> 24)); }
+static inline int32_t ${p}d_smlad(int32_t a, int32_t b, int32_t acc) {
+  return acc + (int16_t)a * (int16_t)b + (a >> 16) * (b >> 16); }
+static inline int32_t ${p}d_smlabb(int32_t a, int32_t b, int32_t acc) {
+  return acc + (int16_t)a * (int16_t)b; }
+static inline int32_t ${p}d_smlatt(int32_t a, int32_t b, int32_t acc) {
+  return acc + (a >> 16) * (b >> 16); }
+#endif
+static inline __attribute__((always_inline)) int32_t ${p}d_read4(const int8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);  /* one LDR (Cortex-M4 and up allow unaligned words) */
+  return v;
+}
+/* TFLite Micro's MultiplyByQuantizedMultiplier + zero point + clamp. The doubling high
+   multiply with gemmlowp's nudge equals (a*b + 2^30) >> 31 (floor) for every a, b but
+   INT32_MIN*INT32_MIN (a multiplier is positive); the rounding right shift is half away from
+   zero, (x + 2^(e-1) - (x < 0)) >> e. */
+static inline __attribute__((always_inline)) int32_t ${p}d_requant(
+    int32_t acc, int32_t mult, int32_t shift, int32_t zp, int32_t lo, int32_t hi) {
+  if (shift > 0) acc = (int32_t)((uint32_t)acc << shift);
+  int32_t x = (int32_t)(((int64_t)acc * mult + (1ll << 30)) >> 31);
+  if (shift < 0) x = (x + (1 << (-shift - 1)) + (x >> 31)) >> -shift;
+  x += zp;
+  x = x < lo ? lo : x;
+  return x > hi ? hi : x;
+}
+/* the same when no channel shifts left or by 0 (checked at compile time): one fewer branch;
+   the int8 clamp is SSAT where the activation range is the whole int8 range */
+static inline __attribute__((always_inline)) int32_t ${p}d_requant_right(
+    int32_t acc, int32_t mult, int32_t right, int32_t zp, int32_t lo, int32_t hi) {
+  int32_t x = (int32_t)(((int64_t)acc * mult + (1ll << 30)) >> 31);
+  x = ((x + (1 << (right - 1)) + (x >> 31)) >> right) + zp;
+#if defined(__ARM_FEATURE_DSP)
+  if (lo == -128 && hi == 127) return __ssat(x, 8);
+#endif
+  x = x < lo ? lo : x;
+  return x > hi ? hi : x;
+}
+/* 2 pixels x 2 output channels over `c` input channels: x0, x1 the pixels' channels, w the
+   two channels' weights interleaved per 4 (then the c % 4 tails, one channel's after the
+   other's); off: minus the input zero point in both halfwords. */
+static inline __attribute__((always_inline)) void ${p}d_dot2x2(
+    const int8_t* x0, const int8_t* x1, const int8_t* w, int32_t c, int32_t off,
+    int32_t* a) {
+  int32_t a00 = a[0], a01 = a[1], a10 = a[2], a11 = a[3];
+  for (int32_t k = c >> 2; k > 0; --k) {
+    int32_t v0 = ${p}d_read4(x0), v1 = ${p}d_read4(x1);
+    x0 += 4; x1 += 4;
+    int32_t p0 = ${p}d_sxtab16(off, v0), q0 = ${p}d_sxtab16_ror8(off, v0);
+    int32_t p1 = ${p}d_sxtab16(off, v1), q1 = ${p}d_sxtab16_ror8(off, v1);
+    int32_t wv = ${p}d_read4(w);
+    int32_t wp = ${p}d_sxtb16(wv), wq = ${p}d_sxtb16_ror8(wv);
+    a00 = ${p}d_smlad(p0, wp, a00); a00 = ${p}d_smlad(q0, wq, a00);
+    a10 = ${p}d_smlad(p1, wp, a10); a10 = ${p}d_smlad(q1, wq, a10);
+    wv = ${p}d_read4(w + 4);
+    w += 8;
+    wp = ${p}d_sxtb16(wv); wq = ${p}d_sxtb16_ror8(wv);
+    a01 = ${p}d_smlad(p0, wp, a01); a01 = ${p}d_smlad(q0, wq, a01);
+    a11 = ${p}d_smlad(p1, wp, a11); a11 = ${p}d_smlad(q1, wq, a11);
+  }
+  int32_t z = (int16_t)off, t = c & 3;
+  for (int32_t i = 0; i < t; ++i) {
+    int32_t u0 = x0[i] + z, u1 = x1[i] + z;
+    a00 += u0 * w[i]; a10 += u1 * w[i];
+    a01 += u0 * w[t + i]; a11 += u1 * w[t + i];
+  }
+  a[0] = a00; a[1] = a01; a[2] = a10; a[3] = a11;
+}
+/* one pixel x 2 output channels (a border pixel, or the last of an odd row) */
+static inline __attribute__((always_inline)) void ${p}d_dot1x2(
+    const int8_t* x0, const int8_t* w, int32_t c, int32_t off, int32_t* a) {
+  int32_t a00 = a[0], a01 = a[1];
+  for (int32_t k = c >> 2; k > 0; --k) {
+    int32_t v0 = ${p}d_read4(x0);
+    x0 += 4;
+    int32_t p0 = ${p}d_sxtab16(off, v0), q0 = ${p}d_sxtab16_ror8(off, v0);
+    int32_t wv = ${p}d_read4(w), wu = ${p}d_read4(w + 4);
+    w += 8;
+    a00 = ${p}d_smlad(p0, ${p}d_sxtb16(wv), a00);
+    a00 = ${p}d_smlad(q0, ${p}d_sxtb16_ror8(wv), a00);
+    a01 = ${p}d_smlad(p0, ${p}d_sxtb16(wu), a01);
+    a01 = ${p}d_smlad(q0, ${p}d_sxtb16_ror8(wu), a01);
+  }
+  int32_t z = (int16_t)off, t = c & 3;
+  for (int32_t i = 0; i < t; ++i) {
+    int32_t u0 = x0[i] + z;
+    a00 += u0 * w[i]; a01 += u0 * w[t + i];
+  }
+  a[0] = a00; a[1] = a01;
+}
+/* ---- end of the Cortex-M DSP primitives ---- */
+"""
+
+# y = requant(bias + sum (x - zp_in) * w): pixels in pairs along a row, output channels in
+# pairs; out-of-image taps are skipped (they would add (zp_in - zp_in) * w = 0).
+CONV = Template(r"""
+int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y);
+int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y) {
+  const int32_t off = ${off};
+  for (int32_t b = 0; b < ${N}; ++b) {
+    const int8_t* xb = x + b * ${H} * ${W} * ${C};
+    for (int32_t oy = 0; oy < ${OH}; ++oy) {
+      for (int32_t ox = 0; ox < ${OW}; ox += 2) {
+        int32_t two = ox + 1 < ${OW};
+        int8_t* y0 = y + ((b * ${OH} + oy) * ${OW} + ox) * ${O};
+        const int8_t* w = wp;
+        for (int32_t o = 0; o < ${O}; o += 2) {
+          int32_t a[4] = {bias[o], bias[o + 1], bias[o], bias[o + 1]};
+          for (int32_t ky = 0; ky < ${KH}; ++ky) {
+            int32_t iy = oy * ${SH} - ${PT} + ky * ${DH};
+            if (${row_outside}) { w += ${KW} * 2 * ${C}; continue; }
+            const int8_t* row = xb + iy * ${W} * ${C};
+            for (int32_t kx = 0; kx < ${KW}; ++kx, w += 2 * ${C}) {
+              int32_t ix0 = ox * ${SW} - ${PL} + kx * ${DW}, ix1 = ix0 + ${SW};
+              int32_t in0 = ${in0}, in1 = two && (${in1});
+              if (in0 && in1) {
+                ${p}d_dot2x2(row + ix0 * ${C}, row + ix1 * ${C}, w, ${C}, off, a);
+              } else if (in0) {
+                ${p}d_dot1x2(row + ix0 * ${C}, w, ${C}, off, a);
+              } else if (in1) {
+                ${p}d_dot1x2(row + ix1 * ${C}, w, ${C}, off, a + 2);
+              }
+            }
+          }
+          int32_t m0 = mult[o], s0 = shift[o], m1 = mult[o + 1], s1 = shift[o + 1];
+          y0[o] = (int8_t)${p}${requant}(a[0], m0, s0, ${zout}, ${lo}, ${hi});
+          if (${odd_last}) y0[o + 1] = (int8_t)${p}${requant}(a[1], m1, s1, ${zout}, ${lo}, ${hi});
+          if (two) {
+            y0[${O} + o] = (int8_t)${p}${requant}(a[2], m0, s0, ${zout}, ${lo}, ${hi});
+            if (${odd_last}) y0[${O} + o + 1] = (int8_t)${p}${requant}(a[3], m1, s1, ${zout}, ${lo}, ${hi});
+          }
+        }
+      }
+    }
+  }
+  return 0;
+}
+""")
+
+# a convolution over a window copied (2 pixels at a time) to the stack, out-of-image taps
+# filled with the input zero point: one contiguous dot of KH*KW*C per pixel and channel pair
+CONV_WINDOW = Template(r"""
+int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y);
+int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y) {
+  const int32_t off = ${off};
+  int8_t col[2][${K}] __attribute__((aligned(4)));
+  for (int32_t b = 0; b < ${N}; ++b) {
+    const int8_t* xb = x + b * ${H} * ${W} * ${C};
+    for (int32_t oy = 0; oy < ${OH}; ++oy) {
+      for (int32_t ox = 0; ox < ${OW}; ox += 2) {
+        int32_t two = ox + 1 < ${OW};
+        for (int32_t p = 0; p < 1 + two; ++p) {
+          int8_t* dst = col[p];
+          for (int32_t ky = 0; ky < ${KH}; ++ky) {
+            int32_t iy = oy * ${SH} - ${PT} + ky * ${DH};
+            for (int32_t kx = 0; kx < ${KW}; ++kx, dst += ${C}) {
+              int32_t ix = (ox + p) * ${SW} - ${PL} + kx * ${DW};
+              if (iy < 0 || iy >= ${H} || ix < 0 || ix >= ${W}) {
+                for (int32_t i = 0; i < ${C}; ++i) dst[i] = ${zin};
+              } else {
+                const int8_t* src = xb + (iy * ${W} + ix) * ${C};
+                for (int32_t i = 0; i < ${C}; ++i) dst[i] = src[i];
+              }
+            }
+          }
+        }
+        int8_t* y0 = y + ((b * ${OH} + oy) * ${OW} + ox) * ${O};
+        const int8_t* w = wp;
+        for (int32_t o = 0; o < ${O}; o += 2, w += 2 * ${K}) {
+          int32_t a[4] = {bias[o], bias[o + 1], bias[o], bias[o + 1]};
+          if (two) {
+            ${p}d_dot2x2(col[0], col[1], w, ${K}, off, a);
+          } else {
+            ${p}d_dot1x2(col[0], w, ${K}, off, a);
+          }
+          int32_t m0 = mult[o], s0 = shift[o], m1 = mult[o + 1], s1 = shift[o + 1];
+          y0[o] = (int8_t)${p}${requant}(a[0], m0, s0, ${zout}, ${lo}, ${hi});
+          if (${odd_last}) y0[o + 1] = (int8_t)${p}${requant}(a[1], m1, s1, ${zout}, ${lo}, ${hi});
+          if (two) {
+            y0[${O} + o] = (int8_t)${p}${requant}(a[2], m0, s0, ${zout}, ${lo}, ${hi});
+            if (${odd_last}) y0[${O} + o + 1] = (int8_t)${p}${requant}(a[3], m1, s1, ${zout}, ${lo}, ${hi});
+          }
+        }
+      }
+    }
+  }
+  return 0;
+}
+""")
+
+# int8 ADD of two same-shaped tensors: each input's rescaled value (TFLite Micro's
+# (x - zp) << 20, MultiplyByQuantizedMultiplier) from a 256-entry table computed at compile
+# time, the sum requantised
+ADD = Template(r"""
+int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
+    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* restrict y);
+int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
+    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* restrict y) {
+  for (int32_t i = 0; i < ${size}; ++i) {
+    int32_t sum = ta[(uint8_t)a[i]] + tb[(uint8_t)b[i]];
+    y[i] = (int8_t)${p}d_requant(sum, ${mult}, ${shift}, ${zout}, ${lo}, ${hi});
+  }
+  return 0;
+}
+""")
+
+# depthwise, channel multiplier 1: 4 channels per pass (SMLABB/SMLATT on the SXTB16 halves),
+# weights pre-widened to int16 pairs in the order the halves come: (c0, c2), (c1, c3).
+DEPTHWISE = Template(r"""
+int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y);
+int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y) {
+  const int32_t off = ${off};
+  for (int32_t b = 0; b < ${N}; ++b) {
+    const int8_t* xb = x + b * ${H} * ${W} * ${C};
+    for (int32_t oy = 0; oy < ${OH}; ++oy) {
+      int32_t iy0 = oy * ${SH} - ${PT};
+      for (int32_t ox = 0; ox < ${OW}; ++ox) {
+        int32_t ix0 = ox * ${SW} - ${PL};
+        int8_t* yo = y + ((b * ${OH} + oy) * ${OW} + ox) * ${C};
+        int32_t inside = ${interior};
+        const int32_t* w = wp;
+        for (int32_t c = 0; c < ${C4}; c += 4, w += ${KH} * ${KW} * 2) {
+          int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
+          const int8_t* xc = xb + c;
+          if (inside) {
+#pragma GCC unroll 9
+            for (int32_t t = 0; t < ${KH} * ${KW}; ++t) {
+              int32_t ky = t / ${KW}, kx = t % ${KW};
+              int32_t v = ${p}d_read4(xc + ((iy0 + ky * ${DH}) * ${W} + ix0 + kx * ${DW}) * ${C});
+              int32_t p = ${p}d_sxtab16(off, v), q = ${p}d_sxtab16_ror8(off, v);
+              int32_t wa = w[2 * t], wb = w[2 * t + 1];
+              a0 = ${p}d_smlabb(p, wa, a0); a2 = ${p}d_smlatt(p, wa, a2);
+              a1 = ${p}d_smlabb(q, wb, a1); a3 = ${p}d_smlatt(q, wb, a3);
+            }
+          } else {
+            for (int32_t t = 0; t < ${KH} * ${KW}; ++t) {
+              int32_t ky = t / ${KW}, kx = t % ${KW};
+              int32_t iy = iy0 + ky * ${DH}, ix = ix0 + kx * ${DW};
+              if (iy < 0 || iy >= ${H} || ix < 0 || ix >= ${W}) continue;
+              int32_t v = ${p}d_read4(xc + (iy * ${W} + ix) * ${C});
+              int32_t p = ${p}d_sxtab16(off, v), q = ${p}d_sxtab16_ror8(off, v);
+              int32_t wa = w[2 * t], wb = w[2 * t + 1];
+              a0 = ${p}d_smlabb(p, wa, a0); a2 = ${p}d_smlatt(p, wa, a2);
+              a1 = ${p}d_smlabb(q, wb, a1); a3 = ${p}d_smlatt(q, wb, a3);
+            }
+          }
+          yo[c] = (int8_t)${p}${requant}(a0, mult[c], shift[c], ${zout}, ${lo}, ${hi});
+          yo[c + 1] = (int8_t)${p}${requant}(a1, mult[c + 1], shift[c + 1], ${zout}, ${lo}, ${hi});
+          yo[c + 2] = (int8_t)${p}${requant}(a2, mult[c + 2], shift[c + 2], ${zout}, ${lo}, ${hi});
+          yo[c + 3] = (int8_t)${p}${requant}(a3, mult[c + 3], shift[c + 3], ${zout}, ${lo}, ${hi});
+        }
+        const int16_t* wt = (const int16_t*)w;  /* the c % 4 tail: int16 weights per tap */
+        for (int32_t c = ${C4}; c < ${C}; ++c, wt += ${KH} * ${KW}) {
+          int32_t a = bias[c];
+          for (int32_t t = 0; t < ${KH} * ${KW}; ++t) {
+            int32_t ky = t / ${KW}, kx = t % ${KW};
+            int32_t iy = iy0 + ky * ${DH}, ix = ix0 + kx * ${DW};
+            if (iy < 0 || iy >= ${H} || ix < 0 || ix >= ${W}) continue;
+            a += (xb[(iy * ${W} + ix) * ${C} + c] - ${zin}) * wt[t];
+          }
+          yo[c] = (int8_t)${p}${requant}(a, mult[c], shift[c], ${zout}, ${lo}, ${hi});
+        }
+      }
+    }
+  }
+  return 0;
+}
+""")
