@@ -332,12 +332,18 @@ def report_file(path: Path) -> str:
 
 
 def product_provenance() -> dict[str, Any]:
-    """Which tvmc_multimodule `tvmc` runs (PYTHONPATH decides): its folder and git commit."""
+    """Which tvmc_multimodule `tvmc` runs (PYTHONPATH decides): its folder and git commit
+    (None where there is no git or no repository)."""
     code = "import tvmc_multimodule, os; print(os.path.dirname(tvmc_multimodule.__file__))"
     folder = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=tempfile.gettempdir()).stdout.strip()
-    commit = subprocess.run(["git", "-C", folder, "log", "-1", "--format=%h %s"], capture_output=True,
-                            text=True).stdout.strip() if folder else ""
+    commit = ""
+    if folder:
+        try:
+            commit = subprocess.run(["git", "-C", folder, "log", "-1", "--format=%h %s"],
+                                    capture_output=True, text=True).stdout.strip()
+        except OSError:
+            pass
     return {"path": folder or None, "commit": commit[:120] or None}
 
 

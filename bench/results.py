@@ -45,10 +45,12 @@ class Accuracy:
 
 @dataclass
 class Ram:
-    """Bytes. `ours` = workspace + io; TFLite Micro's arena total (head: its planned tensors)."""
+    """Bytes. `ours` = workspace + io + state; TFLite Micro's arena total (head: its planned
+    tensors; its resource variables are in the arena too)."""
 
     workspace: int | None = None
     io: int | None = None
+    state: int | None = None
     ours: int | None = None
     tflite_micro_arena: int | None = None
     tflite_micro_arena_head: int | None = None

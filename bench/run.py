@@ -140,7 +140,8 @@ def record_memory(result: results.ModelResult, archive: compiling.CompiledArchiv
     ram = result.ram_bytes
     ram.workspace = archive.main["workspace_size_bytes"]
     ram.io = archive.main["io_size_bytes"]
-    ram.ours = ram.workspace + ram.io
+    ram.state = archive.main.get("state_size_bytes", 0)  # a streaming model's variables
+    ram.ours = ram.workspace + ram.io + ram.state
     if "tflite_micro" in runs:
         ram.tflite_micro_arena = runs["tflite_micro"].arena_bytes
         ram.tflite_micro_arena_head = runs["tflite_micro"].arena_head_bytes

@@ -66,6 +66,18 @@ def module_sources(root: Path, name: str) -> list[Path]:
     return sorted((root / "codegen" / "host" / "src").glob(f"{name}_lib*.c"))
 
 
+def build_program(root: Path, main: Path, modules: Sequence[str], output: Path,
+                  flags: Sequence[str] = ("-O2",), compiler: str = "gcc") -> Path:
+    """Compile `main` and the C of `modules` (of the archive extracted at `root`) into ONE
+    executable `output` with the strict warnings as errors; a failed build fails the test."""
+    sources = [str(p) for name in modules for p in module_sources(root, name)]
+    cmd = [compiler, *STRICT, *flags, "-I", str(root / "codegen" / "host" / "include"),
+           str(main), *sources, "-lm", "-o", str(output)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, f"C build failed:\n{result.stderr[:4000]}"
+    return output
+
+
 def build_and_run(root: Path, modules: dict[str, tuple[Sequence, Sequence]],
                   inputs: dict[str, Sequence[np.ndarray]], extra_flags: Sequence[str] = (),
                   compiler: str = "gcc") -> dict[str, list[np.ndarray]]:
@@ -73,11 +85,8 @@ def build_and_run(root: Path, modules: dict[str, tuple[Sequence, Sequence]],
     work = root / "harness"
     work.mkdir(exist_ok=True)
     (work / "main.c").write_text(harness_source(modules))
-    sources = [str(p) for name in modules for p in module_sources(root, name)]
-    cmd = [compiler, *STRICT, "-O2", *extra_flags, "-I", str(root / "codegen" / "host" / "include"),
-           str(work / "main.c"), *sources, "-lm", "-o", str(work / "app")]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    assert result.returncode == 0, f"C build failed:\n{result.stderr[:4000]}"
+    build_program(root, work / "main.c", list(modules), work / "app", ["-O2", *extra_flags],
+                  compiler)
     for name, arrays in inputs.items():
         for i, array in enumerate(arrays):
             np.ascontiguousarray(array).tofile(work / f"{name}_in{i}.bin")

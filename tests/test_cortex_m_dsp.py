@@ -22,7 +22,7 @@ from tvmc_multimodule.micro.emulator import run_module
 from tvmc_multimodule.micro.firmware import build
 
 TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm")
-MODELS = ("dsp_shapes", "dsp_wide_window", "conv_same_stride2", "fully_connected", "conv_dilated_depthwise")
+MODELS = ("dsp_shapes", "dsp_wide_window", "dsp_gemv", "conv_same_stride2", "fully_connected", "conv_dilated_depthwise")
 INPUT_SETS = 4
 
 pytestmark = pytest.mark.arm

@@ -2,6 +2,7 @@
 modules of one archive running from ONE shared arena filled with garbage before each run."""
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -178,13 +179,7 @@ def test_all_modules_share_one_garbage_filled_arena(tmp_path: Path) -> None:
         path, model = sources[m.name]
         expected[m.name] = (references.run_litert(model, xs) if path.suffix == ".tflite" else
                             references.run_onnxruntime(model, {t.name: x for t, x in zip(m.inputs, xs)}))
-    srcs = [str(p) for m in modules for p in cbuild.module_sources(root, m.name)]
-    import subprocess
-
-    build = subprocess.run(["gcc", *cbuild.STRICT, "-O2", "-I", str(root / "codegen/host/include"),
-                            str(work / "main.c"), *srcs, "-lm", "-o", str(work / "app")],
-                           capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr[:3000]
+    cbuild.build_program(root, work / "main.c", [m.name for m in modules], work / "app")
     run = subprocess.run([str(work / "app")], cwd=work, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     header = (root / "codegen/host/include/tvmgen_modules.h").read_text()

@@ -260,10 +260,7 @@ def test_uint8_io_header_macros_compile_and_saturate(tmp_path: Path) -> None:
         "  float r = TVMGEN_QOP_CONV_X_DEQUANTIZE(q);\n"
         "  uint8_t hi = TVMGEN_QOP_CONV_X_QUANTIZE(1000.0f), lo = TVMGEN_QOP_CONV_X_QUANTIZE(-9.0f);\n"
         '  printf("%d %.4f %d %d\\n", q, r, hi, lo); return 0; }\n')
-    build = subprocess.run(["gcc", *cbuild.STRICT, "-I", str(root / "codegen" / "host" / "include"),
-                            str(tmp_path / "m.c"), "-o", str(tmp_path / "m")],
-                           capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
+    cbuild.build_program(root, tmp_path / "m.c", [], tmp_path / "m", flags=[])
     out = subprocess.run([str(tmp_path / "m")], capture_output=True, text=True).stdout.split()
     assert out == ["191", "0.5020", "255", "0"]  # round(0.5 / (2/255)) + 127; saturated
 

@@ -16,10 +16,10 @@ import pytest
 import cbuild
 import references
 from builders import onnx_models, tflite_int8_models
+from tvmc_cli import NO_PLUGINS
 from tvmc_multimodule import load_model_library_format
 from tvmc_multimodule.cli import driver
 
-NO_PLUGINS = lambda: []  # noqa: E731
 IO = ["--pass-config", "tir.usmp.use_workspace_io=1"]
 SHARED = references.SHARED_MODELS / "tflite"
 
@@ -67,11 +67,7 @@ def run_io(archive: Path, name: str, xs: list[np.ndarray], shared: bool) -> list
     work = root / "io_harness"
     work.mkdir()
     (work / "main.c").write_text(io_harness(name, module, shared))
-    cmd = ["gcc", *cbuild.STRICT, "-O2", "-I", str(root / "codegen/host/include"),
-           str(work / "main.c"), *map(str, cbuild.module_sources(root, name)), "-lm",
-           "-o", str(work / "app")]
-    build = subprocess.run(cmd, capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr[-3000:]
+    cbuild.build_program(root, work / "main.c", [name], work / "app")
     for i, x in enumerate(xs):
         np.ascontiguousarray(x).tofile(work / f"in{i}.bin")
     run = subprocess.run([str(work / "app")], cwd=work, capture_output=True, timeout=120)

@@ -5,6 +5,8 @@ print one line: ``error: <module> (<file>): <what> - <what to do>``.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 
 class TvmcError(Exception):
     """Base of every error the tool reports to a user."""
@@ -95,6 +97,14 @@ class ErrorGroup(TvmcError):
 
     def one_line(self) -> str:
         return self.message
+
+
+def raise_all(problems: Sequence[TvmcError]) -> None:
+    """Raise nothing, the one error, or an ErrorGroup of all of them."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ErrorGroup(list(problems))
 
 
 def _restore_error(cls: type, state: dict) -> TvmcError:

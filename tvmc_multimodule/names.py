@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import ErrorGroup, UsageError
+from .errors import UsageError, raise_all
 
 C_KEYWORDS = frozenset("""
 auto break case char const continue default do double else enum extern float for goto if
@@ -216,7 +216,4 @@ def validate_module_names(names: list[str]) -> None:
                                        hint="module names must be unique ignoring case"))
         else:
             seen[key] = name
-    if len(problems) == 1:
-        raise problems[0]
-    if problems:
-        raise ErrorGroup(problems)
+    raise_all(problems)

@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ErrorGroup, UsageError
+from .errors import UsageError, raise_all
 
 SUPPORTED_KIND = "c"
 
@@ -86,10 +86,7 @@ def parse_target(text: str, extra_options: dict[str, str] | None = None) -> Targ
             options[name] = _option_value(name, value)
         except UsageError as err:
             problems.append(err)
-    if len(problems) == 1:
-        raise problems[0]
-    if problems:
-        raise ErrorGroup(list(problems))
+    raise_all(problems)
     return TargetSpec(kind, options, _canonical(kind, options))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from ..errors import ErrorGroup, TvmcError, UsageError
+from ..errors import TvmcError, UsageError, raise_all
 
 # NAME=VALUE or NAME=[v0,v1,...]; the name may contain ':' (a module prefix, TFLite-like names)
 _ENTRY = re.compile(r"(?P<name>[^\s=\[\]]+)=(?P<value>\[[^\[\]]*\]|[^\s\[\]]+)")
@@ -68,8 +68,5 @@ def split_input_values(values: dict[str, list[float]],
                 f"--input-values entry '{key}' needs a known module prefix",
                 hint=f"modules are: {', '.join(module_names)}; write e.g. "
                      f"{module_names[0]}:{rest or key}=..."))
-    if len(problems) == 1:
-        raise problems[0]
-    if problems:
-        raise ErrorGroup(problems)
+    raise_all(problems)
     return result

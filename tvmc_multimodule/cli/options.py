@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..errors import ErrorGroup, OutputError, TvmcError, UsageError
-from ..frontends.detect import FORMATS, detect_format
+from ..errors import ErrorGroup, OutputError, TvmcError, UsageError, raise_all
+from ..frontends import FORMATS, detect_format
 from ..names import module_name_from_path, validate_module_names
 from ..output_paths import check_name_length, resolve_output, same_file
 from ..target import TargetSpec, parse_target
@@ -530,9 +530,3 @@ def locate_all(err: TvmcError, *, module: str | None = None,
     return err.located(module=module, path=path)
 
 
-def raise_all(problems: list[TvmcError]) -> None:
-    """Raise nothing, the one error, or an ErrorGroup of all of them."""
-    if len(problems) == 1:
-        raise problems[0]
-    if problems:
-        raise ErrorGroup(problems)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ErrorGroup, ModelError, TvmcError, UsageError
+from ..errors import ModelError, TvmcError, UsageError, raise_all
 
 # No tensor of a microcontroller model comes near this; past it TVM's 32-bit index arithmetic
 # overflows. A declared shape beyond it means a corrupt file.
@@ -30,10 +30,7 @@ def raise_shape_problems(path: str, dynamic: list[str], unknown: list[str],
     if dynamic:
         errors.append(ModelError("; ".join(dynamic), path=path,
                                  hint="give static shapes with --input-shapes NAME:[d0,d1,...]"))
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise ErrorGroup(errors)
+    raise_all(errors)
 
 
 def tensor_bytes(shape: Any, dtype: str) -> int:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
 
-from ..errors import ErrorGroup, OutputError, TvmcError, UsageError
+from ..errors import OutputError, TvmcError, UsageError, raise_all
 from ..mlf import LoadedModule, extract_archive, load_model_library_format
 from ..model import TensorInfo
 from ..names import check_module_name
@@ -161,8 +161,7 @@ def _resolve(board: Board, modules: list[LoadedModule], archive: str, flash: Reg
         # newlib's printf alone takes about 1 KB of stack
         problems.append(UsageError(f"--stack-size {stack_size}: at least {MIN_STACK_SIZE}, a "
                                    "multiple of 8"))
-    if problems:
-        raise problems[0] if len(problems) == 1 else ErrorGroup(problems)
+    raise_all(problems)
     assert mcpu is not None and flash is not None and ram is not None
     return Project(board=board.name, description=board.description, mcpu=mcpu,
                    cpu_flags=cpu_flags(mcpu), qemu_machine=board.qemu_machine,
