@@ -92,6 +92,33 @@ def test_fused_float_onnx_layers_keep_their_node_names(tmp_path):
     assert "block0/Conv*/" not in runner
 
 
+def test_fused_float_tflite_layers_keep_their_tensor_names(tmp_path):
+    import numpy as np
+
+    from builders.tflite_models import Padding, TFLiteGraph
+
+    rng = np.random.default_rng(3)
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 8, 8, 3])
+    hidden = g.add_tensor("model/block_1/relu;conv*/", [1, 8, 8, 4])
+    y = g.add_tensor("y", [1, 8, 8, 4])
+    opts = {"Padding": Padding.SAME, "StrideW": 1, "StrideH": 1, "DilationWFactor": 1,
+            "DilationHFactor": 1, "FusedActivationFunction": 1}  # RELU
+    for i, (src, dst) in enumerate([(x, hidden), (hidden, y)]):
+        w = g.add_const(f"w{i}", (rng.standard_normal((4, 3, 3, 3 if i == 0 else 4)) * 0.3)
+                        .astype(np.float32))
+        b = g.add_const(f"b{i}", np.zeros(4, np.float32))
+        g.add_operator("CONV_2D", [src, w, b], [dst], ("Conv2DOptions", opts))
+    g.set_io([x], [y])
+    (tmp_path / "two.tflite").write_bytes(g.to_bytes())
+    runner = compile_model(str(tmp_path / "two.tflite"), "m").sources["m_lib1.c"]
+    escaped = c_text("model/block_1/relu;conv*/", CText.COMMENT)
+    assert re.search(rf"/\* layer 0: conv2d_add_relu '{re.escape(escaped)}' 1x8x8x3 -> "
+                     r"1x8x8x4 float32, 6,912 MACs \*/", runner), runner[-900:]
+    assert re.search(r"/\* layer 1: conv2d_add_relu 'y' 1x8x8x4 -> 1x8x8x4 float32, "
+                     r"9,216 MACs \*/", runner)
+
+
 @pytest.mark.parametrize("kind", ["tflite", "onnx"])
 def test_sources_pass_strict_prototype_and_const_checks(modules, kind):
     _, folder = modules[kind]

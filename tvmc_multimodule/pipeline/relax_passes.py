@@ -108,25 +108,44 @@ def _calls(mod: tvm.IRModule, func: Any) -> list[tuple[str, str]]:
     return out
 
 
+def _match_group(unfused: list[tuple[str, str]], used: list[bool],
+                 inner: list[str]) -> list[int] | None:
+    """Indices of the unfused calls a fused group replaced: its callees in order, from the
+    first call not yet matched on (a residual group interleaves with the shortcut's)."""
+    start = used.index(False) if False in used else len(used)
+    found, position = [], start
+    for callee in inner:
+        while position < len(unfused) and (used[position] or unfused[position][0] != callee):
+            position += 1
+        if position == len(unfused):
+            return None
+        found.append(position)
+        position += 1
+    return found
+
+
 def fused_layer_names(before: tvm.IRModule, after: tvm.IRModule
                       ) -> list[tuple[str, str]] | None:
-    """The frontend's name (an ONNX node's) of each operator call FuseOps leaves in `main`:
-    the name of the last call of the group it fuses. Groups are matched in order, callee by
-    callee; None unless every group matches (no name then rather than a wrong one)."""
+    """The frontend's name (an ONNX node's, a TFLite tensor's) of each operator call FuseOps
+    leaves in `main`: the last name the frontend gave in the group it fuses (layout
+    conversion renames a group's last call). Groups are matched in order, callee by callee;
+    (callee, name) per call, None unless every unfused call is matched exactly once (no
+    names then rather than wrong ones)."""
     unfused = _calls(before, before["main"])
-    names, position = [], 0
-    for callee, var_name in _calls(after, after["main"]):
+    used = [False] * len(unfused)
+    names = []
+    for callee, _ in _calls(after, after["main"]):
         func = after[after.get_global_var(callee)]
         inner = ([c for c, _ in _calls(after, func)] if isinstance(func, relax.Function)
                  else [callee])
-        group = unfused[position:position + len(inner)]
-        if not inner or [c for c, _ in group] != inner:
+        group = _match_group(unfused, used, inner) if inner else None
+        if group is None:
             return None
-        # the last name the frontend gave (layout conversion renames a group's last call)
-        names.append((callee, next((n for _, n in reversed(group) if not GENERATED_NAME.match(n)),
-                                   group[-1][1])))
-        position += len(inner)
-    return names if position == len(unfused) else None
+        for index in group:
+            used[index] = True
+        given = [unfused[i][1] for i in group if not GENERATED_NAME.match(unfused[i][1])]
+        names.append((callee, given[-1] if given else unfused[group[-1]][1]))
+    return names if all(used) else None
 
 
 def _with_layer_names(mod: tvm.IRModule, names: list[tuple[str, str]]) -> tvm.IRModule:
