@@ -68,15 +68,28 @@ def test_tflite_layer_comments_and_constant_names(modules):
 
 def test_onnx_layer_comments_and_constant_names(modules):
     runner = _runner(modules, "onnx")
-    # Conv + bias + Relu fused into one call (channels-last), then the layout back into the
-    # model's output `y`
-    assert re.search(r"/\* layer 1: conv2d_add_relu 1x8x8x3 -> 1x8x8x4 float32, "
+    # Conv + bias + Relu fused into one call (channels-last) named after the unnamed Conv
+    # node's output (the Relu's is the model output, which the layout transpose writes)
+    assert re.search(r"/\* layer 1: conv2d_add_relu 'conv_out' 1x8x8x3 -> 1x8x8x4 float32, "
                      r"6,912 MACs \*/", runner), runner[-1500:]
     assert re.search(r"/\* layer 2: transpose 'y' 1x8x8x4 -> 1x4x8x8 float32 \*/", runner)
     names = _CONSTANT.findall(runner)
     assert "tvmgen_m_conv2d_add_relu_0_weights" in names
     assert "tvmgen_m_conv2d_add_relu_0_bias" in names
     assert "(void*)tvmgen_m_" not in runner
+
+
+def test_fused_float_onnx_layers_keep_their_node_names(tmp_path):
+    import onnx
+
+    model = onnx_models.conv2d()
+    for i, node in enumerate(model.graph.node):
+        node.name = f"block{i}/{node.op_type}*/"  # hostile: must stay inside its comment
+    onnx.save(model, tmp_path / "named.onnx")
+    runner = compile_model(str(tmp_path / "named.onnx"), "m").sources["m_lib1.c"]
+    escaped = c_text("block0/Conv*/", CText.COMMENT)
+    assert f"conv2d_add_relu '{escaped}' 1x8x8x3" in runner, runner[-800:]
+    assert "block0/Conv*/" not in runner
 
 
 @pytest.mark.parametrize("kind", ["tflite", "onnx"])

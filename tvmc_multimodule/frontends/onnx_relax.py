@@ -24,6 +24,12 @@ def _importer_class() -> type:
 
         _in_subgraph = 0
 
+        def _parse_value_proto(self, value_proto: Any) -> Any:
+            # an unnamed node is known by its first output (the layer comments' name)
+            name = super()._parse_value_proto(value_proto)
+            outputs = getattr(value_proto, "output", None)
+            return name or (outputs[0] if outputs else name)
+
         def _convert_operator(self, op_name: str, inputs: Any, attrs: dict,
                               opset: int) -> Any:
             if op_name in CONVERTERS:
