@@ -30,6 +30,7 @@ from .c_source import ADD, CONV, CONV_WINDOW, DEPTHWISE, GEMV, PRIMITIVES
 
 TABLE_ADD_MIN_SIZE = 512  # ADDs at least this large read 2 x 256 int32 tables (2 KB)
 WINDOW_STACK_BYTES = 2048  # convolutions copy 2 pixels' windows to the stack up to this size
+MACS_ATTR = "tvmc.macs"  # read by pipeline/layers.py (a string: no import of another stage)
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
 
 
@@ -40,13 +41,14 @@ def _pad_to(array: np.ndarray, length: int) -> np.ndarray:
 
 
 def _extern_kernel(name: str, inputs: list[tuple[tuple[int, ...], str]],
-                   out_shape: tuple[int, ...]) -> tirx.PrimFunc:
-    """A PrimFunc whose body is one call of the C function `name` with its buffers' pointers."""
+                   out_shape: tuple[int, ...], macs: int = 0) -> tirx.PrimFunc:
+    """A PrimFunc whose body is one call of the C function `name` with its buffers' pointers;
+    `macs` recorded for the layer report (TIR cannot count inside the C)."""
     tensors = [te.placeholder(shape, dtype, name=f"in{i}") for i, (shape, dtype) in
                enumerate(inputs)]
     out = te.extern(out_shape, tensors, lambda ins, outs: tirx.call_extern(
         "int32", name, *[t.data for t in ins], outs[0].data), dtype="int8", name="out")
-    return finish_func(te.create_prim_func([*tensors, out]))
+    return finish_func(te.create_prim_func([*tensors, out])).with_attr(MACS_ATTR, macs)
 
 
 def _name(helpers: CHelpers, kind: str, text: str) -> str:
@@ -120,7 +122,7 @@ class CortexMDsp(PortableC):
                   _pad_to(mult.astype(np.int32), quads), _pad_to(shifts, quads))
         func = _extern_kernel(name, [((1, spec.depth), "int8"),
                                      *[(a.shape, str(a.dtype)) for a in consts]],
-                              (1, spec.units))
+                              (1, spec.units), spec.units * spec.depth)
         return Kernel(func, consts, (self.primitives(helpers),
                                      (name, body.replace("NAME", name))))
 
@@ -175,7 +177,8 @@ class CortexMDsp(PortableC):
                   _pad_to(mult.astype(np.int32), 2 * pairs), _pad_to(shifts, 2 * pairs))
         out_shape = tuple(out_lead) + (out_c,)
         func = _extern_kernel(name, [(tuple(in_shape), "int8"), *[(a.shape, str(a.dtype))
-                                                                  for a in consts]], out_shape)
+                                                                  for a in consts]], out_shape,
+                              int(np.prod(out_shape)) * kh * kw * c)
         return Kernel(func, consts, (self.primitives(helpers),
                                      (name, body.replace("NAME", name))))
 
@@ -210,7 +213,7 @@ class CortexMDsp(PortableC):
                   shifts)
         func = _extern_kernel(name, [(tuple(spec.input_shape), "int8"),
                                      *[(a.shape, str(a.dtype)) for a in consts]],
-                              (n, oh, ow, c))
+                              (n, oh, ow, c), n * oh * ow * c * kh * kw)
         return Kernel(func, consts, (self.primitives(helpers),
                                      (name, body.replace("NAME", name))))
 
