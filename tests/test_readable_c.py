@@ -18,7 +18,7 @@ import pytest
 import cbuild
 from builders import onnx_models, tflite_int8_models
 from tvmc_multimodule.api import compile_model
-from tvmc_multimodule.names import CText, c_text
+from tvmc_multimodule.names import CText, c_text, sanitize
 
 pytestmark = pytest.mark.skipif(not cbuild.have("gcc"), reason="needs gcc")
 
@@ -87,7 +87,8 @@ def test_fused_float_onnx_layers_keep_their_node_names(tmp_path):
         node.name = f"block{i}/{node.op_type}*/"  # hostile: must stay inside its comment
     onnx.save(model, tmp_path / "named.onnx")
     runner = compile_model(str(tmp_path / "named.onnx"), "m").sources["m_lib1.c"]
-    escaped = c_text("block0/Conv*/", CText.COMMENT)
+    # a C identifier on the way (TVM names C temporaries after it), then c_text
+    escaped = c_text(sanitize("block0/Conv*/"), CText.COMMENT)
     assert f"conv2d_add_relu '{escaped}' 1x8x8x3" in runner, runner[-800:]
     assert "block0/Conv*/" not in runner
 
@@ -112,11 +113,36 @@ def test_fused_float_tflite_layers_keep_their_tensor_names(tmp_path):
     g.set_io([x], [y])
     (tmp_path / "two.tflite").write_bytes(g.to_bytes())
     runner = compile_model(str(tmp_path / "two.tflite"), "m").sources["m_lib1.c"]
-    escaped = c_text("model/block_1/relu;conv*/", CText.COMMENT)
+    escaped = c_text(sanitize("model/block_1/relu;conv*/"), CText.COMMENT)
     assert re.search(rf"/\* layer 0: conv2d_add_relu '{re.escape(escaped)}' 1x8x8x3 -> "
                      r"1x8x8x4 float32, 6,912 MACs \*/", runner), runner[-900:]
     assert re.search(r"/\* layer 1: conv2d_add_relu 'y' 1x8x8x4 -> 1x8x8x4 float32, "
                      r"9,216 MACs \*/", runner)
+
+
+def test_layer_names_never_reach_c_identifiers_raw(tmp_path):
+    """TVM names an operator's temporaries after its input (`<name>_red` of a mean): a node
+    name with `/` and `;` must arrive there as an identifier, and the C must still build."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Relu", ["x"], ["a/b;c*/ d"], name="block/relu;x*/"),
+             helper.make_node("ReduceMean", ["a/b;c*/ d"], ["y"], name="pool/mean",
+                              axes=[2, 3], keepdims=0)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 4, 6, 6])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "mean.onnx")
+    module = compile_model(str(tmp_path / "mean.onnx"), "m")
+    for name, text in module.sources.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "tvmgen_m.h").write_text(module.header)
+    for name in module.sources:
+        done = subprocess.run(["gcc", *STRICT, "-I", str(tmp_path), str(tmp_path / name)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, f"{name}: {done.stderr[:1500]}"
 
 
 @pytest.mark.parametrize("kind", ["tflite", "onnx"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..names import sanitize
 from .onnx_recurrent import CONVERTERS
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ def _importer_class() -> type:
                     or not isinstance(expr, relax.Call)
                     or not isinstance(getattr(expr, "ty", None), relax.TensorType)):
                 return expr
-            return self.bb.emit(expr, name_hint=node_name)
+            # an identifier: TVM derives C names of temporaries from it (`<name>_red`)
+            return self.bb.emit(expr, name_hint=sanitize(node_name))
 
         def _convert_subgraph(self, bb: Any, graph: Any) -> Any:
             self._in_subgraph += 1

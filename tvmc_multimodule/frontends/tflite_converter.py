@@ -14,7 +14,7 @@ from tvm.relax.frontend.tflite.tflite_frontend import (OperatorConverter, get_pa
                                                        get_tensor_name)
 
 from ..errors import UnsupportedError
-from ..names import CText, c_text
+from ..names import CText, c_text, sanitize
 from . import custom_ops
 from . import tflite_hybrid as hybrid
 from .tflite_sparse import dense_constant
@@ -89,7 +89,8 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         def named(name: str, expr: Any, *args: Any, **kwargs: Any) -> Any:
             if (isinstance(expr, relax.Call) and isinstance(name, str) and name
                     and isinstance(getattr(expr, "ty", None), relax.TensorType)):
-                expr = builder.emit(expr, name_hint=name)
+                # an identifier: TVM derives C names of temporaries from it (`<name>_red`)
+                expr = builder.emit(expr, name_hint=sanitize(name))
             return set_expr(name, expr, *args, **kwargs)
 
         exp_tab.set_expr = named
