@@ -216,3 +216,19 @@ def test_c_text_round_trips_through_gcc(tmp_path):
     run = subprocess.run([str(tmp_path / "t")], capture_output=True)
     assert run.returncode == 0, "a comment swallowed code"
     assert run.stdout.split(b"\xff")[:-1] == [t.encode() for t in texts]
+
+
+def test_layer_comments_carry_the_layer_names_escaped(compiled):
+    """Each Mul's runner comment names its layer: the ONNX node (`mul<i>`) or the TFLite
+    tensor it writes, hostile, as an identifier (TVM's float TFLite importer carries one) or
+    its own text, always through c_text; one comment per line, closed once."""
+    from tvmc_multimodule.names import CText, c_text, sanitize
+
+    runner = next(compiled["root"].glob("codegen/host/src/m_lib1.c")).read_text()
+    comments = re.findall(r"^  /\* layer \d+: .* \*/$", runner, re.M)
+    assert len(comments) == len(PAIRS)
+    for i, (_, name_out) in enumerate(PAIRS):
+        names = ([f"mul{i}"] if compiled["kind"] == "onnx"
+                 else [name_out, sanitize(name_out)])
+        assert any(f"'{c_text(n, CText.COMMENT)}'" in c for c in comments for n in names), names
+    assert all(c.count("*/") == 1 and c.count("/*") == 1 for c in comments)

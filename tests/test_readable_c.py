@@ -87,8 +87,8 @@ def test_fused_float_onnx_layers_keep_their_node_names(tmp_path):
         node.name = f"block{i}/{node.op_type}*/"  # hostile: must stay inside its comment
     onnx.save(model, tmp_path / "named.onnx")
     runner = compile_model(str(tmp_path / "named.onnx"), "m").sources["m_lib1.c"]
-    # a C identifier on the way (TVM names C temporaries after it), then c_text
-    escaped = c_text(sanitize("block0/Conv*/"), CText.COMMENT)
+    # the node's own text (Relax carries an identifier: TVM names C temporaries after it)
+    escaped = c_text("block0/Conv*/", CText.COMMENT)
     assert f"conv2d_add_relu '{escaped}' 1x8x8x3" in runner, runner[-800:]
     assert "block0/Conv*/" not in runner
 
@@ -113,6 +113,7 @@ def test_fused_float_tflite_layers_keep_their_tensor_names(tmp_path):
     g.set_io([x], [y])
     (tmp_path / "two.tflite").write_bytes(g.to_bytes())
     runner = compile_model(str(tmp_path / "two.tflite"), "m").sources["m_lib1.c"]
+    # TVM's float TFLite importer: the identifier made of the name (names.sanitize)
     escaped = c_text(sanitize("model/block_1/relu;conv*/"), CText.COMMENT)
     assert re.search(rf"/\* layer 0: conv2d_add_relu '{re.escape(escaped)}' 1x8x8x3 -> "
                      r"1x8x8x4 float32, 6,912 MACs \*/", runner), runner[-900:]

@@ -217,3 +217,30 @@ def validate_module_names(names: list[str]) -> None:
         else:
             seen[key] = name
     raise_all(problems)
+
+
+# main's attribute {identifier: the model's own text}: layer names enter Relax as C
+# identifiers (TVM names C temporaries after them); the comments show the model's text
+RAW_NAMES_ATTR = "tvmc.raw_names"
+
+
+def with_raw_names(mod: object, raw: dict[str, str]) -> object:
+    """`mod` whose main records the model's text of each identifier a frontend named a
+    layer with (an identifier two different texts map to keeps itself)."""
+    import tvm
+
+    if not raw:
+        return mod
+    main = mod["main"]  # type: ignore[index]
+    updated = main.with_attr(RAW_NAMES_ATTR, {k: v for k, v in raw.items() if v is not None})
+    functions = {g: (updated if g.name_hint == "main" else f)
+                 for g, f in mod.functions.items()}  # type: ignore[attr-defined]
+    return tvm.IRModule(functions, attrs=mod.attrs)  # type: ignore[attr-defined]
+
+
+def record_raw_name(raw: dict[str, str | None], identifier: str, text: str) -> None:
+    """Remember `text` behind `identifier` (None when two texts share it)."""
+    if identifier != text:
+        known = raw.setdefault(identifier, text)
+        if known != text:
+            raw[identifier] = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..names import sanitize
+from ..names import record_raw_name, sanitize, with_raw_names
 from .onnx_recurrent import CONVERTERS
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ def _importer_class() -> type:
             super()._check_for_unsupported_ops(trimmed)
 
         _in_subgraph = 0
+        raw_names: dict = {}
 
         def _parse_value_proto(self, value_proto: Any) -> Any:
             # an unnamed node is known by its first output (the layer comments' name)
@@ -48,7 +49,9 @@ def _importer_class() -> type:
                     or not isinstance(getattr(expr, "ty", None), relax.TensorType)):
                 return expr
             # an identifier: TVM derives C names of temporaries from it (`<name>_red`)
-            return self.bb.emit(expr, name_hint=sanitize(node_name))
+            identifier = sanitize(node_name)
+            record_raw_name(self.raw_names, identifier, node_name)
+            return self.bb.emit(expr, name_hint=identifier)
 
         def _convert_subgraph(self, bb: Any, graph: Any) -> Any:
             self._in_subgraph += 1
@@ -80,4 +83,5 @@ def from_onnx(model: Any, shape_dict: dict[str, list[int]],
         log.warning("onnx.checker: %s", first[:300])
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
     importer = _importer_class()(shape_dict, dtype_dict, keep_params_in_input=False)
-    return importer.from_onnx(model.graph, opset)
+    importer.raw_names = {}
+    return with_raw_names(importer.from_onnx(model.graph, opset), importer.raw_names)

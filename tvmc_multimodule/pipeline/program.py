@@ -17,6 +17,7 @@ import numpy as np
 from tvm import ir
 
 from ..errors import UnsupportedError
+from ..names import RAW_NAMES_ATTR
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,13 @@ class _Walker:
                                    "(an extern or packed call)")
 
 
+def _raw_names(main: object) -> dict[str, str]:
+    attrs = getattr(main, "attrs", None)
+    if not attrs or RAW_NAMES_ATTR not in attrs:
+        return {}
+    return {str(k): str(v) for k, v in attrs[RAW_NAMES_ATTR].items()}
+
+
 def _name_fused_steps(program: Program, main: object) -> None:
     """Names the frontend gave the layers fusion renamed (`relax_passes.fused_layer_names`),
     matched to the steps callee by callee (calls that became aliases, reshapes, are skipped);
@@ -216,6 +224,8 @@ def build_program(lowered: ir.IRModule) -> Program:
         for binding in block.bindings:
             walker.bind(binding.var, binding.value)
     _name_fused_steps(program, main)
+    raw = _raw_names(main)
+    program.step_names = {step: raw.get(name, name) for step, name in program.step_names.items()}
     result = main.body.body
     located = walker.resolve(result)
     infos = list(result.ty.fields) if isinstance(located, tuple) else [result.ty]

@@ -16,7 +16,7 @@ from tvm import relax
 
 from ...errors import UnsupportedError
 from ...kernels import CHelpers, KernelLibrary, PortableC
-from ...names import sanitize
+from ...names import record_raw_name, sanitize, with_raw_names
 from .context import Context, NoIntegerKernel
 from .converters import CONVERTERS, INTERNAL_CONVERTERS
 from .fallback import FloatForm
@@ -74,6 +74,7 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
     ctx = Context(graph, builder, helpers, library or PortableC())
     floats: FloatFormLike | None = None
     fallbacks: list[str] = []
+    raw_names: dict[str, str | None] = {}  # layer identifier -> the tensor's own name
     with builder.function("main", params + state_params):
         with builder.dataflow():
             ctx.values.update(zip(graph.inputs, params))
@@ -93,8 +94,9 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
                 reason = "no integer kernel"
                 if converter is not None:
                     # an identifier: TVM derives C names of temporaries from it
-                    ctx.layer_name = sanitize(graph.tensor(op.outputs[0]).name) \
-                        if op.outputs else ""
+                    text = graph.tensor(op.outputs[0]).name if op.outputs else ""
+                    ctx.layer_name = sanitize(text) if text else ""
+                    record_raw_name(raw_names, ctx.layer_name, text)
                     try:
                         result = converter(ctx, op)
                         if isinstance(result, (list, tuple)):  # SPLIT, SPLIT_V
@@ -128,4 +130,5 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
                     "(dequantize -> op -> quantize): %s", module_name,
                     ", ".join(f"{n} (x{c})" if c > 1 else n for n, c in sorted(counts.items())))
     c_support = "".join([helpers.source(), *ctx.c_sources.values()])
-    return Int8Import(builder.get(), c_support, tuple(fallbacks), tuple(variables))
+    return Int8Import(with_raw_names(builder.get(), raw_names), c_support, tuple(fallbacks),
+                      tuple(variables))
