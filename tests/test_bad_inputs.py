@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 
 from builders import onnx_models, tflite_models
+from tvmc_cli import NO_PLUGINS
 from tvmc_multimodule.cli import driver
 
 REPO = Path(__file__).resolve().parents[1]
-NO_PLUGINS = lambda: []  # noqa: E731
 
 
 @dataclass(frozen=True)

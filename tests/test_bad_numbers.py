@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from builders import onnx_models
+from tvmc_cli import NO_PLUGINS
 from tvmc_multimodule.cli import driver
 
-NO_PLUGINS = lambda: []  # noqa: E731
 
 
 @pytest.fixture(scope="module")

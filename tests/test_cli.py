@@ -14,22 +14,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from tvmc_cli import NO_PLUGINS, tvmc
 from tvmc_multimodule.cli import driver, options, report, run
 from tvmc_multimodule.errors import ErrorGroup, ModelError, OutputError, UsageError
 from tvmc_multimodule.model import CompiledModule, TensorInfo
 from tvmc_multimodule.target import parse_target
 
 REPO = Path(__file__).resolve().parents[1]
-NO_PLUGINS = lambda: []  # noqa: E731 - an entry-point loader that finds nothing
 
 # A file that format detection takes for TFLite: the flatbuffer identifier at bytes 4..8.
 FAKE_TFLITE = b"\x1c\x00\x00\x00TFL3" + bytes(24)
-
-
-def tvmc(capsys, *argv: str, loader=NO_PLUGINS) -> tuple[int, str, str]:
-    code = driver.main(list(argv), entry_point_loader=loader)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -22,7 +22,7 @@ from tvmc_multimodule.micro.emulator import run_module
 from tvmc_multimodule.micro.firmware import build
 
 TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm")
-MODELS = ("dsp_shapes", "dsp_wide_window", "conv_same_stride2", "fully_connected", "conv_dilated_depthwise")
+MODELS = ("dsp_shapes", "dsp_wide_window", "dsp_gemv", "conv_same_stride2", "fully_connected", "conv_dilated_depthwise")
 INPUT_SETS = 4
 
 pytestmark = pytest.mark.arm
@@ -144,3 +144,15 @@ def test_dsp_sources_pass_the_strict_c_checks(dsp_firmware: dict) -> None:
         for source in sources:
             run = subprocess.run([*compiler, *flags, str(source)], capture_output=True, text=True)
             assert run.returncode == 0, run.stderr[:2000]
+
+
+def test_dsp_layers_report_their_macs(dsp_firmware: dict) -> None:
+    """TIR cannot count inside the C kernels: they declare their MACs, equal to what the
+    portable kernels' TIR counts."""
+    root = dsp_firmware["root"]
+    for module in dsp_firmware["modules"]:
+        portable = compile_model(str(root / f"{module.name}.tflite"), module_name=module.name,
+                                 strict_int8=True, target="c")
+        assert [layer.macs for layer in module.layers] == \
+            [layer.macs for layer in portable.layers]
+        assert sum(layer.macs for layer in module.layers) > 0

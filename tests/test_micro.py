@@ -17,6 +17,7 @@ import pytest
 import cbuild
 import references
 from builders import onnx_models, tflite_models
+from tvmc_cli import tvmc
 from tvmc_multimodule import load_model_library_format
 from tvmc_multimodule.cli.driver import main as tvmc_main
 
@@ -25,13 +26,6 @@ SHARED = references.SHARED_MODELS / "tflite"
 CORES = {"mps2_an386": "cortex-m4", "mps2_an500": "cortex-m7"}
 
 pytestmark = pytest.mark.arm
-
-
-def tvmc(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = tvmc_main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _models(folder: Path) -> dict[str, tuple[Path, str]]:

@@ -53,18 +53,6 @@ def _output_steps(model: onnx.ModelProto) -> dict[str, float]:
             if n.op_type == "DequantizeLinear" and n.input[1] in inits}
 
 
-def _rerun(root: Path, modules: dict, inputs: dict) -> dict[str, list[np.ndarray]]:
-    """Run the program `cbuild.build_and_run` built once more, on new input files."""
-    work = root / "harness"
-    for name, arrays in inputs.items():
-        for i, array in enumerate(arrays):
-            np.ascontiguousarray(array).tofile(work / f"{name}_in{i}.bin")
-    run = subprocess.run([str(work / "app")], cwd=work, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr[:2000]
-    return {name: [np.fromfile(work / f"{name}_out{i}.bin", dtype=t.dtype).reshape(t.shape)
-                   for i, t in enumerate(outs)] for name, (_, outs) in modules.items()}
-
-
 def _lsb(actual: np.ndarray, expected: np.ndarray, step: float | None) -> float:
     """Largest difference in output quantisation steps (integers: in LSB)."""
     assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
@@ -93,7 +81,7 @@ def quant_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[float]
         if run == 0:
             outputs = cbuild.build_and_run(extracted, modules, inputs)
         else:
-            outputs = _rerun(extracted, modules, inputs)
+            outputs = cbuild.run_again(extracted, modules, inputs)
         for m in compiled:
             expected = run_onnx_exact(
                 models[m.name], {t.name: x for t, x in zip(m.inputs, inputs[m.name])})
@@ -161,7 +149,7 @@ def test_shared_qdq_models_on_integer_kernels(tmp_path: Path, name: str) -> None
     spec = {module.name: (module.inputs, module.outputs)}
     steps = _output_steps(model)
     for k, x in enumerate(inputs):
-        run = cbuild.build_and_run if k == 0 else lambda _, s, i: _rerun(extracted, s, i)
+        run = cbuild.build_and_run if k == 0 else lambda _, s, i: cbuild.run_again(extracted, s, i)
         actual = run(extracted, spec, {module.name: [x]})[module.name]
         expected = run_onnx_exact(model, {module.inputs[0].name: x})
         for t, a, e in zip(module.outputs, actual, expected):
@@ -329,7 +317,7 @@ def ort_quantised(tmp_path_factory: pytest.TempPathFactory) -> dict:
         x = (rng.standard_normal((1, 3, 16, 16)) * (0.5 + run)).astype(np.float32)
         inputs = {m.name: [x] for m in compiled}
         outputs = (cbuild.build_and_run(extracted, spec, inputs) if run == 0
-                   else _rerun(extracted, spec, inputs))
+                   else cbuild.run_again(extracted, spec, inputs))
         for m in compiled:
             expected = run_onnx_exact(models[m.name], {"x": x})[0]
             step = _output_steps(models[m.name]).get(m.outputs[0].name)

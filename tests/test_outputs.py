@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from builders import onnx_models
+from tvmc_cli import NO_PLUGINS
 from tvmc_multimodule import load_model_library_format
 from tvmc_multimodule.cli import driver
 from tvmc_multimodule.errors import OutputError
 from tvmc_multimodule.output_paths import resolve_output
 
 REPO = Path(__file__).resolve().parents[1]
-NO_PLUGINS = lambda: []  # noqa: E731
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 import cbuild
 from builders import onnx_models, tflite_int8_models
 from tvmc_multimodule.api import compile_model
-from tvmc_multimodule.names import CText, c_text
+from tvmc_multimodule.names import CText, c_text, sanitize
 
 pytestmark = pytest.mark.skipif(not cbuild.have("gcc"), reason="needs gcc")
 
@@ -68,15 +68,81 @@ def test_tflite_layer_comments_and_constant_names(modules):
 
 def test_onnx_layer_comments_and_constant_names(modules):
     runner = _runner(modules, "onnx")
-    # Conv + bias + Relu fused into one call (channels-last), then the layout back into the
-    # model's output `y`
-    assert re.search(r"/\* layer 1: conv2d_add_relu 1x8x8x3 -> 1x8x8x4 float32, "
+    # Conv + bias + Relu fused into one call (channels-last) named after the unnamed Conv
+    # node's output (the Relu's is the model output, which the layout transpose writes)
+    assert re.search(r"/\* layer 1: conv2d_add_relu 'conv_out' 1x8x8x3 -> 1x8x8x4 float32, "
                      r"6,912 MACs \*/", runner), runner[-1500:]
     assert re.search(r"/\* layer 2: transpose 'y' 1x8x8x4 -> 1x4x8x8 float32 \*/", runner)
     names = _CONSTANT.findall(runner)
     assert "tvmgen_m_conv2d_add_relu_0_weights" in names
     assert "tvmgen_m_conv2d_add_relu_0_bias" in names
     assert "(void*)tvmgen_m_" not in runner
+
+
+def test_fused_float_onnx_layers_keep_their_node_names(tmp_path):
+    import onnx
+
+    model = onnx_models.conv2d()
+    for i, node in enumerate(model.graph.node):
+        node.name = f"block{i}/{node.op_type}*/"  # hostile: must stay inside its comment
+    onnx.save(model, tmp_path / "named.onnx")
+    runner = compile_model(str(tmp_path / "named.onnx"), "m").sources["m_lib1.c"]
+    # a C identifier on the way (TVM names C temporaries after it), then c_text
+    escaped = c_text(sanitize("block0/Conv*/"), CText.COMMENT)
+    assert f"conv2d_add_relu '{escaped}' 1x8x8x3" in runner, runner[-800:]
+    assert "block0/Conv*/" not in runner
+
+
+def test_fused_float_tflite_layers_keep_their_tensor_names(tmp_path):
+    import numpy as np
+
+    from builders.tflite_models import Padding, TFLiteGraph
+
+    rng = np.random.default_rng(3)
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 8, 8, 3])
+    hidden = g.add_tensor("model/block_1/relu;conv*/", [1, 8, 8, 4])
+    y = g.add_tensor("y", [1, 8, 8, 4])
+    opts = {"Padding": Padding.SAME, "StrideW": 1, "StrideH": 1, "DilationWFactor": 1,
+            "DilationHFactor": 1, "FusedActivationFunction": 1}  # RELU
+    for i, (src, dst) in enumerate([(x, hidden), (hidden, y)]):
+        w = g.add_const(f"w{i}", (rng.standard_normal((4, 3, 3, 3 if i == 0 else 4)) * 0.3)
+                        .astype(np.float32))
+        b = g.add_const(f"b{i}", np.zeros(4, np.float32))
+        g.add_operator("CONV_2D", [src, w, b], [dst], ("Conv2DOptions", opts))
+    g.set_io([x], [y])
+    (tmp_path / "two.tflite").write_bytes(g.to_bytes())
+    runner = compile_model(str(tmp_path / "two.tflite"), "m").sources["m_lib1.c"]
+    escaped = c_text(sanitize("model/block_1/relu;conv*/"), CText.COMMENT)
+    assert re.search(rf"/\* layer 0: conv2d_add_relu '{re.escape(escaped)}' 1x8x8x3 -> "
+                     r"1x8x8x4 float32, 6,912 MACs \*/", runner), runner[-900:]
+    assert re.search(r"/\* layer 1: conv2d_add_relu 'y' 1x8x8x4 -> 1x8x8x4 float32, "
+                     r"9,216 MACs \*/", runner)
+
+
+def test_layer_names_never_reach_c_identifiers_raw(tmp_path):
+    """TVM names an operator's temporaries after its input (`<name>_red` of a mean): a node
+    name with `/` and `;` must arrive there as an identifier, and the C must still build."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Relu", ["x"], ["a/b;c*/ d"], name="block/relu;x*/"),
+             helper.make_node("ReduceMean", ["a/b;c*/ d"], ["y"], name="pool/mean",
+                              axes=[2, 3], keepdims=0)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 4, 6, 6])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "mean.onnx")
+    module = compile_model(str(tmp_path / "mean.onnx"), "m")
+    for name, text in module.sources.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "tvmgen_m.h").write_text(module.header)
+    for name in module.sources:
+        done = subprocess.run(["gcc", *STRICT, "-I", str(tmp_path), str(tmp_path / name)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, f"{name}: {done.stderr[:1500]}"
 
 
 @pytest.mark.parametrize("kind", ["tflite", "onnx"])

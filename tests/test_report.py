@@ -14,23 +14,17 @@ from pathlib import Path
 import pytest
 
 from builders import onnx_models, tflite_int8_models
+from tvmc_cli import NO_PLUGINS, tvmc
 from tvmc_multimodule import load_model_library_format
 from tvmc_multimodule.cli import driver
 from tvmc_multimodule.errors import OutputError
 
-NO_PLUGINS = lambda: []  # noqa: E731
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
 # 1x3x8x8 input, 4 output channels, 3x3 kernel, padding 1: 8*8*4 outputs x 27 taps
 CONV_MACS = 8 * 8 * 4 * 27
-
-
-def tvmc(capsys, *argv: str) -> tuple[int, str, str]:
-    code = driver.main(list(argv), entry_point_loader=NO_PLUGINS)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

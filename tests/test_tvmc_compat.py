@@ -3,7 +3,6 @@ checked, or refused with its one-line reason; the compile progress and summary t
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 from pathlib import Path
 
@@ -13,17 +12,11 @@ import pytest
 import cbuild
 import references
 from builders import onnx_models, tflite_int8_models
+from tvmc_cli import NO_PLUGINS, tvmc
 from tvmc_multimodule.cli import driver, options
 from tvmc_multimodule.cli.legacy import REFUSED
 
-NO_PLUGINS = lambda: []  # noqa: E731
 FAKE_TFLITE = b"\x1c\x00\x00\x00TFL3" + bytes(24)
-
-
-def tvmc(capsys, *argv: str) -> tuple[int, str, str]:
-    code = driver.main(list(argv), entry_point_loader=NO_PLUGINS)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def error_line(err: str) -> str:

@@ -16,10 +16,10 @@ import pytest
 import cbuild
 import references
 from builders import onnx_models, tflite_int8_models
+from tvmc_cli import NO_PLUGINS
 from tvmc_multimodule import load_model_library_format
 from tvmc_multimodule.cli import driver
 
-NO_PLUGINS = lambda: []  # noqa: E731
 IO = ["--pass-config", "tir.usmp.use_workspace_io=1"]
 SHARED = references.SHARED_MODELS / "tflite"
 

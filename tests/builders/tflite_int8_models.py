@@ -152,6 +152,32 @@ def dsp_wide_window(seed: int = 15) -> bytes:
     return g.to_bytes()
 
 
+def dsp_gemv(seed: int = 16) -> bytes:
+    """Batch-1 fully connected layers (the DSP library's 4-unit form): x[1,37] (zp -3)
+    -> FULLY_CONNECTED 7 per channel, RELU -> [1,7] -> FULLY_CONNECTED 6 -> [1,6]."""
+    rng = np.random.default_rng(seed)
+    s_in, zp_in = 0.04, -3
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 37], "int8", scale=s_in, zero_point=zp_in)
+    w1 = rng.standard_normal((7, 37)).astype(np.float32) * 0.3
+    q1, s_w1 = quantize_per_channel(w1, axis=0)
+    tw1 = g.add_const("g1/weights", q1, scale=s_w1, zero_point=0, axis=0)
+    tb1 = g.add_const("g1/bias", rng.integers(-3000, 3000, 7).astype(np.int32),
+                      scale=s_in * s_w1, zero_point=0)
+    s_h = _out_scale(s_in, w1, 37)
+    h = g.add_tensor("h", [1, 7], "int8", scale=s_h, zero_point=-128)
+    g.add_operator("FULLY_CONNECTED", [x, tw1, tb1], [h],
+                   ("FullyConnectedOptions", {"FusedActivationFunction": RELU}), version=4)
+    w2 = rng.standard_normal((6, 7)).astype(np.float32) * 0.3
+    q2, s_w2 = quantize_per_channel(w2, axis=0)
+    tw2 = g.add_const("g2/weights", q2, scale=s_w2, zero_point=0, axis=0)
+    y = g.add_tensor("y", [1, 6], "int8", scale=_out_scale(s_h, w2, 7, 0.5), zero_point=17)
+    g.add_operator("FULLY_CONNECTED", [h, tw2, -1], [y],
+                   ("FullyConnectedOptions", {"FusedActivationFunction": NONE}), version=4)
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
 def fully_connected(seed: int = 12) -> bytes:
     """x[2,24] (zp 11) -> FULLY_CONNECTED 16 per-tensor weights, RELU -> [2,16]
     -> FULLY_CONNECTED 10 per-channel, no bias -> [2,10]."""
@@ -372,6 +398,7 @@ def integer_models() -> dict[str, Callable[[], bytes]]:
         "conv_dilated_depthwise": conv_dilated_depthwise,
         "dsp_shapes": dsp_shapes,
         "dsp_wide_window": dsp_wide_window,
+        "dsp_gemv": dsp_gemv,
         "fully_connected": fully_connected,
         "add_mul": add_mul,
         "pools": pools,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..errors import ErrorGroup, OutputError, TvmcError, UsageError, raise_all
-from ..frontends.detect import FORMATS, detect_format
+from ..frontends import FORMATS, detect_format
 from ..names import module_name_from_path, validate_module_names
 from ..output_paths import check_name_length, resolve_output, same_file
 from ..target import TargetSpec, parse_target

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..names import sanitize
 from .onnx_recurrent import CONVERTERS
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,12 @@ def _importer_class() -> type:
 
         _in_subgraph = 0
 
+        def _parse_value_proto(self, value_proto: Any) -> Any:
+            # an unnamed node is known by its first output (the layer comments' name)
+            name = super()._parse_value_proto(value_proto)
+            outputs = getattr(value_proto, "output", None)
+            return name or (outputs[0] if outputs else name)
+
         def _convert_operator(self, op_name: str, inputs: Any, attrs: dict,
                               opset: int) -> Any:
             if op_name in CONVERTERS:
@@ -40,7 +47,8 @@ def _importer_class() -> type:
                     or not isinstance(expr, relax.Call)
                     or not isinstance(getattr(expr, "ty", None), relax.TensorType)):
                 return expr
-            return self.bb.emit(expr, name_hint=node_name)
+            # an identifier: TVM derives C names of temporaries from it (`<name>_red`)
+            return self.bb.emit(expr, name_hint=sanitize(node_name))
 
         def _convert_subgraph(self, bb: Any, graph: Any) -> Any:
             self._in_subgraph += 1

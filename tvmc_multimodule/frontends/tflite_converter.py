@@ -14,7 +14,7 @@ from tvm.relax.frontend.tflite.tflite_frontend import (OperatorConverter, get_pa
                                                        get_tensor_name)
 
 from ..errors import UnsupportedError
-from ..names import CText, c_text
+from ..names import CText, c_text, sanitize
 from . import custom_ops
 from . import tflite_hybrid as hybrid
 from .tflite_sparse import dense_constant
@@ -58,6 +58,7 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         self.custom_calls = custom_calls if custom_calls is not None else {}
         super().__init__(model, subgraph, exp_tab, ctx, *args, **kwargs)
         self.convert_map[CUSTOM] = self._convert_custom
+        self._name_results(exp_tab)
 
     def get_op_code_str(self, op: Any) -> str:
         code = self._custom_code(op)
@@ -76,6 +77,23 @@ class Converter(OperatorConverter):  # type: ignore[misc]
     def _spec(self, wrapper: Any) -> tuple[tuple[int, ...], str]:
         shape = tuple(int(d) for d in wrapper.tensor.ShapeAsNumpy())
         return shape, self.get_tensor_type_str(wrapper.tensor.Type())
+
+    def _name_results(self, exp_tab: Any) -> None:
+        """An operator's result is bound to a variable named after the TFLite tensor it
+        writes (TVM's importer leaves `lv`): the C runner's layer comments read it."""
+        from tvm import relax
+
+        set_expr = exp_tab.set_expr
+        builder = self.bb
+
+        def named(name: str, expr: Any, *args: Any, **kwargs: Any) -> Any:
+            if (isinstance(expr, relax.Call) and isinstance(name, str) and name
+                    and isinstance(getattr(expr, "ty", None), relax.TensorType)):
+                # an identifier: TVM derives C names of temporaries from it (`<name>_red`)
+                expr = builder.emit(expr, name_hint=sanitize(name))
+            return set_expr(name, expr, *args, **kwargs)
+
+        exp_tab.set_expr = named
 
     def _convert_custom(self, op: Any) -> Any:
         """A user operator: one call of its C function; a built-in: its Relax form."""

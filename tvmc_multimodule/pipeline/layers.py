@@ -19,6 +19,8 @@ from .tir_passes import OperatorSignature, op_name
 
 _REDUCE = 2  # IterVar.iter_type of a commutative reduction
 
+MACS_ATTR = "tvmc.macs"  # PrimFunc attribute: MACs of a kernel TIR cannot see into
+
 
 def _has_product(expr: object) -> bool:
     if isinstance(expr, tirx.Mul):
@@ -27,7 +29,11 @@ def _has_product(expr: object) -> bool:
 
 
 def count_macs(func: tirx.PrimFunc) -> int:
-    """Multiply-accumulates of one operator (0 when it has none or no analysable blocks)."""
+    """Multiply-accumulates of one operator (0 when it has none or no analysable blocks);
+    a kernel whose body is a call of C (kernels/cortex_m_dsp) declares its own (MACS_ATTR)."""
+    declared = func.attrs.get(MACS_ATTR) if func.attrs is not None else None
+    if declared is not None:
+        return int(declared)
     try:
         sch = s_tir.Schedule(tvm.IRModule({"main": func}))
         blocks = sch.get_child_blocks(sch.get_sblock("root"))

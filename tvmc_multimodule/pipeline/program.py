@@ -179,6 +179,30 @@ class _Walker:
                                    "(an extern or packed call)")
 
 
+def _name_fused_steps(program: Program, main: object) -> None:
+    """Names the frontend gave the layers fusion renamed (`relax_passes.fused_layer_names`),
+    matched to the steps callee by callee (calls that became aliases, reshapes, are skipped);
+    none at all if they do not match."""
+    attrs = getattr(main, "attrs", None)
+    flat = [str(x) for x in attrs["tvmc.layer_names"]] if attrs and "tvmc.layer_names" in attrs \
+        else []
+    pairs = list(zip(flat[0::2], flat[1::2]))
+    found: dict[int, str] = {}
+    position = 0
+    for step_index, step in enumerate(program.steps):
+        if not isinstance(step, Call):
+            continue
+        while position < len(pairs) and pairs[position][0] != step.relax_name:
+            position += 1
+        if position == len(pairs):
+            return
+        if not GENERATED_NAME.match(pairs[position][1]):
+            found[step_index] = pairs[position][1]
+        position += 1
+    for step_index, name in found.items():
+        program.step_names.setdefault(step_index, name)
+
+
 def build_program(lowered: ir.IRModule) -> Program:
     """The static program of `lowered["main"]`."""
     main = lowered["main"]
@@ -191,6 +215,7 @@ def build_program(lowered: ir.IRModule) -> Program:
     for block in main.body.blocks:
         for binding in block.bindings:
             walker.bind(binding.var, binding.value)
+    _name_fused_steps(program, main)
     result = main.body.body
     located = walker.resolve(result)
     infos = list(result.ty.fields) if isinstance(located, tuple) else [result.ty]

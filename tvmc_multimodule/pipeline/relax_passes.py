@@ -14,6 +14,7 @@ from tvm import relax
 from .constant_guard import shrink_broadcast_constants
 from .layout import CHANNELS_LAST, convert_layout
 from .numpy_fold import fold_constants_with_numpy
+from .program import GENERATED_NAME
 
 # ConvertLayout puts no layout on quantize/dequantize: the transposes it puts around them cost
 # RAM (the torch DS-CNN in QDQ form: 66,008 -> 106,008 B)
@@ -85,11 +86,88 @@ def _passes(opt_level: int, layouts: dict[str, list[str]] | None) -> list[Any]:
     ]
 
 
+LAYER_NAMES_ATTR = "tvmc.layer_names"
+
+
+def _is_fuse_ops(p: Any) -> bool:
+    return "FuseOps" in str(getattr(p, "info", ""))
+
+
+def _calls(mod: tvm.IRModule, func: Any) -> list[tuple[str, str]]:
+    """(callee, name of the bound variable) of every operator call in `func`, in order."""
+    out = []
+    for block in getattr(func.body, "blocks", []):
+        for binding in block.bindings:
+            value = binding.value
+            if not isinstance(value, relax.Call):
+                continue
+            if isinstance(value.op, tvm.ir.GlobalVar):
+                out.append((value.op.name_hint, str(binding.var.name)))
+            elif getattr(value.op, "name", "") == "relax.call_tir":
+                out.append((value.args[0].name_hint, str(binding.var.name)))
+    return out
+
+
+def _match_group(unfused: list[tuple[str, str]], used: list[bool],
+                 inner: list[str]) -> list[int] | None:
+    """Indices of the unfused calls a fused group replaced: its callees in order, from the
+    first call not yet matched on (a residual group interleaves with the shortcut's)."""
+    start = used.index(False) if False in used else len(used)
+    found, position = [], start
+    for callee in inner:
+        while position < len(unfused) and (used[position] or unfused[position][0] != callee):
+            position += 1
+        if position == len(unfused):
+            return None
+        found.append(position)
+        position += 1
+    return found
+
+
+def fused_layer_names(before: tvm.IRModule, after: tvm.IRModule
+                      ) -> list[tuple[str, str]] | None:
+    """The frontend's name (an ONNX node's, a TFLite tensor's) of each operator call FuseOps
+    leaves in `main`: the last name the frontend gave in the group it fuses (layout
+    conversion renames a group's last call). Groups are matched in order, callee by callee;
+    (callee, name) per call, None unless every unfused call is matched exactly once (no
+    names then rather than wrong ones)."""
+    unfused = _calls(before, before["main"])
+    used = [False] * len(unfused)
+    names = []
+    for callee, _ in _calls(after, after["main"]):
+        func = after[after.get_global_var(callee)]
+        inner = ([c for c, _ in _calls(after, func)] if isinstance(func, relax.Function)
+                 else [callee])
+        group = _match_group(unfused, used, inner) if inner else None
+        if group is None:
+            return None
+        for index in group:
+            used[index] = True
+        given = [unfused[i][1] for i in group if not GENERATED_NAME.match(unfused[i][1])]
+        names.append((callee, given[-1] if given else unfused[group[-1]][1]))
+    return names if all(used) else None
+
+
+def _with_layer_names(mod: tvm.IRModule, names: list[tuple[str, str]]) -> tvm.IRModule:
+    """`main` carries them ([callee, name, callee, name...]) to build_program."""
+    flat = [text for pair in names for text in pair]
+    return tvm.IRModule({**{g: f for g, f in mod.functions.items() if g.name_hint != "main"},
+                         mod.get_global_var("main"): mod["main"].with_attr(LAYER_NAMES_ATTR,
+                                                                           flat)},
+                        attrs=mod.attrs)
+
+
 def _attempt(mod: tvm.IRModule, opt_level: int,
              layouts: dict[str, list[str]] | None) -> tuple[tvm.IRModule | None, str]:
     """(lowered module, "") or (None, why it failed or what it left unlegalised)."""
     try:
-        lowered = tvm.transform.Sequential(_passes(opt_level, layouts))(mod)
+        lowered = mod
+        for p in _passes(opt_level, layouts):
+            if _is_fuse_ops(p):  # fusion renames the layers: keep the model's names
+                names = fused_layer_names(lowered, fused := p(lowered))
+                lowered = fused if names is None else _with_layer_names(fused, names)
+            else:
+                lowered = p(lowered)
     except Exception as exc:  # noqa: BLE001 - TVM raises anything; the next attempt decides
         return None, (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
     leftover = _leftover_ops(lowered)

@@ -16,6 +16,7 @@ from tvm import relax
 
 from ...errors import UnsupportedError
 from ...kernels import CHelpers, KernelLibrary, PortableC
+from ...names import sanitize
 from .context import Context, NoIntegerKernel
 from .converters import CONVERTERS, INTERNAL_CONVERTERS
 from .fallback import FloatForm
@@ -91,7 +92,9 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
                 converter = CONVERTERS.get(op.name) or INTERNAL_CONVERTERS.get(op.name)
                 reason = "no integer kernel"
                 if converter is not None:
-                    ctx.layer_name = graph.tensor(op.outputs[0]).name if op.outputs else ""
+                    # an identifier: TVM derives C names of temporaries from it
+                    ctx.layer_name = sanitize(graph.tensor(op.outputs[0]).name) \
+                        if op.outputs else ""
                     try:
                         result = converter(ctx, op)
                         if isinstance(result, (list, tuple)):  # SPLIT, SPLIT_V

@@ -26,10 +26,11 @@ from ..portable import PortableC
 from ..portable.nn import finish_func
 from .. import fixedpoint as fx
 from ..records import AddParams, Conv2DSpec, FullyConnectedSpec
-from .c_source import ADD, CONV, CONV_WINDOW, DEPTHWISE, PRIMITIVES
+from .c_source import ADD, CONV, CONV_WINDOW, DEPTHWISE, GEMV, PRIMITIVES
 
 TABLE_ADD_MIN_SIZE = 512  # ADDs at least this large read 2 x 256 int32 tables (2 KB)
 WINDOW_STACK_BYTES = 2048  # convolutions copy 2 pixels' windows to the stack up to this size
+MACS_ATTR = "tvmc.macs"  # read by pipeline/layers.py (a string: no import of another stage)
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
 
 
@@ -40,13 +41,14 @@ def _pad_to(array: np.ndarray, length: int) -> np.ndarray:
 
 
 def _extern_kernel(name: str, inputs: list[tuple[tuple[int, ...], str]],
-                   out_shape: tuple[int, ...]) -> tirx.PrimFunc:
-    """A PrimFunc whose body is one call of the C function `name` with its buffers' pointers."""
+                   out_shape: tuple[int, ...], macs: int = 0) -> tirx.PrimFunc:
+    """A PrimFunc whose body is one call of the C function `name` with its buffers' pointers;
+    `macs` recorded for the layer report (TIR cannot count inside the C)."""
     tensors = [te.placeholder(shape, dtype, name=f"in{i}") for i, (shape, dtype) in
                enumerate(inputs)]
     out = te.extern(out_shape, tensors, lambda ins, outs: tirx.call_extern(
         "int32", name, *[t.data for t in ins], outs[0].data), dtype="int8", name="out")
-    return finish_func(te.create_prim_func([*tensors, out]))
+    return finish_func(te.create_prim_func([*tensors, out])).with_attr(MACS_ATTR, macs)
 
 
 def _name(helpers: CHelpers, kind: str, text: str) -> str:
@@ -97,12 +99,32 @@ class CortexMDsp(PortableC):
 
     def fully_connected(self, spec: FullyConnectedSpec, weights: np.ndarray, bias: np.ndarray,
                         mult: np.ndarray, shift: np.ndarray, helpers: CHelpers) -> Kernel:
+        if spec.batch == 1:
+            return self._gemv(spec, weights, bias, mult, shift, helpers)
         # a 1x1 convolution over a 1 x batch image of `depth` channels
         return self._conv(helpers, "fc", 1, 1, spec.batch, spec.depth, 1, spec.batch, 1, 1,
                           (1, 1), (1, 1), (0, 0), spec.input_zero_point,
                           spec.output_zero_point, spec.act_min, spec.act_max,
                           weights.reshape(spec.units, 1, 1, spec.depth), bias, mult, shift,
                           (spec.batch, spec.depth), (spec.batch,))
+
+    def _gemv(self, spec: FullyConnectedSpec, weights: np.ndarray, bias: np.ndarray,
+              mult: np.ndarray, shift: np.ndarray, helpers: CHelpers) -> Kernel:
+        requant, shifts = _shifts(shift)
+        quads = 4 * ((spec.units + 3) // 4)
+        body = GEMV.substitute(name="NAME", O=spec.units, C=spec.depth, T=spec.depth % 4,
+                               off=_off(spec.input_zero_point), zin=spec.input_zero_point,
+                               zout=spec.output_zero_point, lo=spec.act_min, hi=spec.act_max,
+                               requant=requant, p=helpers.prefix)
+        name = _name(helpers, "fc", body)
+        packed = _pack_groups(_pad_to(weights.reshape(spec.units, 1, 1, spec.depth), quads), 4)
+        consts = (packed, _pad_to(bias.astype(np.int32), quads),
+                  _pad_to(mult.astype(np.int32), quads), _pad_to(shifts, quads))
+        func = _extern_kernel(name, [((1, spec.depth), "int8"),
+                                     *[(a.shape, str(a.dtype)) for a in consts]],
+                              (1, spec.units), spec.units * spec.depth)
+        return Kernel(func, consts, (self.primitives(helpers),
+                                     (name, body.replace("NAME", name))))
 
     def add_kernel(self, a_shape: Sequence[int], b_shape: Sequence[int],
                    out_shape: Sequence[int], params: AddParams, helpers: CHelpers) -> Kernel:
@@ -155,7 +177,8 @@ class CortexMDsp(PortableC):
                   _pad_to(mult.astype(np.int32), 2 * pairs), _pad_to(shifts, 2 * pairs))
         out_shape = tuple(out_lead) + (out_c,)
         func = _extern_kernel(name, [(tuple(in_shape), "int8"), *[(a.shape, str(a.dtype))
-                                                                  for a in consts]], out_shape)
+                                                                  for a in consts]], out_shape,
+                              int(np.prod(out_shape)) * kh * kw * c)
         return Kernel(func, consts, (self.primitives(helpers),
                                      (name, body.replace("NAME", name))))
 
@@ -190,18 +213,22 @@ class CortexMDsp(PortableC):
                   shifts)
         func = _extern_kernel(name, [(tuple(spec.input_shape), "int8"),
                                      *[(a.shape, str(a.dtype)) for a in consts]],
-                              (n, oh, ow, c))
+                              (n, oh, ow, c), n * oh * ow * c * kh * kw)
         return Kernel(func, consts, (self.primitives(helpers),
                                      (name, body.replace("NAME", name))))
 
 
 def _pack_pairs(weights: np.ndarray) -> np.ndarray:
-    """[O (even), KH, KW, C] -> per channel pair and tap: the two channels' 4-byte groups
-    interleaved, then the C % 4 tails (first channel's, then second's)."""
+    return _pack_groups(weights, 2)
+
+
+def _pack_groups(weights: np.ndarray, g: int) -> np.ndarray:
+    """[O (a multiple of g), KH, KW, C] -> per group of g output channels and tap: the g
+    channels' 4-byte groups interleaved, then the C % 4 tails (one channel's after another's)."""
     out_c, kh, kw, c = weights.shape
     c4 = c - c % 4
-    w = weights.reshape(out_c // 2, 2, kh * kw, c).transpose(0, 2, 1, 3)  # [pair, tap, 2, C]
-    body = w[..., :c4].reshape(out_c // 2, kh * kw, 2, c4 // 4, 4).transpose(0, 1, 3, 2, 4)
-    body = body.reshape(out_c // 2, kh * kw, 2 * c4)
-    tail = w[..., c4:].reshape(out_c // 2, kh * kw, 2 * (c - c4))
+    w = weights.reshape(out_c // g, g, kh * kw, c).transpose(0, 2, 1, 3)  # [group, tap, g, C]
+    body = w[..., :c4].reshape(out_c // g, kh * kw, g, c4 // 4, 4).transpose(0, 1, 3, 2, 4)
+    body = body.reshape(out_c // g, kh * kw, g * c4)
+    tail = w[..., c4:].reshape(out_c // g, kh * kw, g * (c - c4))
     return np.ascontiguousarray(np.concatenate([body, tail], axis=2).reshape(-1))

@@ -243,6 +243,47 @@ int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
 }
 """)
 
+# fully connected, batch 1: 4 output units per pass share each widened input word
+GEMV = Template(r"""
+int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y);
+int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y) {
+  const int32_t off = ${off};
+  const int8_t* w = wp;
+  for (int32_t o = 0; o < ${O}; o += 4) {
+    int32_t a0 = bias[o], a1 = bias[o + 1], a2 = bias[o + 2], a3 = bias[o + 3];
+    const int8_t* xp = x;
+    for (int32_t k = ${C} >> 2; k > 0; --k) {
+      int32_t v = ${p}d_read4(xp);
+      xp += 4;
+      int32_t p = ${p}d_sxtab16(off, v), q = ${p}d_sxtab16_ror8(off, v);
+      int32_t wv = ${p}d_read4(w);
+      a0 = ${p}d_smlad(p, ${p}d_sxtb16(wv), a0); a0 = ${p}d_smlad(q, ${p}d_sxtb16_ror8(wv), a0);
+      wv = ${p}d_read4(w + 4);
+      a1 = ${p}d_smlad(p, ${p}d_sxtb16(wv), a1); a1 = ${p}d_smlad(q, ${p}d_sxtb16_ror8(wv), a1);
+      wv = ${p}d_read4(w + 8);
+      a2 = ${p}d_smlad(p, ${p}d_sxtb16(wv), a2); a2 = ${p}d_smlad(q, ${p}d_sxtb16_ror8(wv), a2);
+      wv = ${p}d_read4(w + 12);
+      a3 = ${p}d_smlad(p, ${p}d_sxtb16(wv), a3); a3 = ${p}d_smlad(q, ${p}d_sxtb16_ror8(wv), a3);
+      w += 16;
+    }
+    for (int32_t i = 0; i < ${T}; ++i) {
+      int32_t u = xp[i] - ${zin};
+      a0 += u * w[i]; a1 += u * w[${T} + i]; a2 += u * w[2 * ${T} + i]; a3 += u * w[3 * ${T} + i];
+    }
+    w += 4 * ${T};
+    y[o] = (int8_t)${p}${requant}(a0, mult[o], shift[o], ${zout}, ${lo}, ${hi});
+    if (o + 1 < ${O}) y[o + 1] = (int8_t)${p}${requant}(a1, mult[o + 1], shift[o + 1], ${zout}, ${lo}, ${hi});
+    if (o + 2 < ${O}) y[o + 2] = (int8_t)${p}${requant}(a2, mult[o + 2], shift[o + 2], ${zout}, ${lo}, ${hi});
+    if (o + 3 < ${O}) y[o + 3] = (int8_t)${p}${requant}(a3, mult[o + 3], shift[o + 3], ${zout}, ${lo}, ${hi});
+  }
+  return 0;
+}
+""")
+
 # int8 ADD of two same-shaped tensors: each input's rescaled value (TFLite Micro's
 # (x - zp) << 20, MultiplyByQuantizedMultiplier) from a 256-entry table computed at compile
 # time, the sum requantised
