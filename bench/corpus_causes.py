@@ -91,7 +91,11 @@ def _normalise(text: str) -> str:
 
 
 def strip_location(line: str) -> str:
-    """"error: mod (path/m.onnx): message - hint" -> "message"."""
+    """"error: mod (path/m.onnx): message - hint" -> "message";
+    "/x/m_lib0.c:260:32: error: message" (gcc) -> "C: message"."""
+    gcc = re.match(r"^\S+:\d+:\d+: (?:fatal )?error: (.*)", line.strip())
+    if gcc:
+        return f"C: {gcc.group(1)}"
     line = re.sub(r"^\s*error:\s*", "", line.strip())
     line = re.sub(r"^[\w.-]+ \([^)]*\):\s*", "", line)  # module (file):
     return line.split(" - ", 1)[0].strip()  # the product's " - hint"

@@ -51,6 +51,8 @@ def corpus() -> ModuleType:
      "conv2d_transpose left after lowering"),
     ("error: m (p): internal error: KeyError: 'x_17'", 70, "internal error: KeyError: '…'"),
     ("timed out after 120 s", None, "timeout"),
+    ("/tmp/w/mlf/codegen/host/src/s_lib0.c:260:32: error: ‘Squeeze_red_ptr’ undeclared (first "
+     "use in this function)", None, "C: ‘Squeeze_red_ptr’ undeclared (first use in this function)"),
     ("error: m (p): control flow: If node 'If_0' branches on 'c', which is computed at run "
      "time; only If nodes whose condition folds to a constant are compiled - fix", 4,
      "If (run-time condition)"),
