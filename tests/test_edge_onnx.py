@@ -10,6 +10,7 @@ import logging
 import numpy as np
 import onnx
 import pytest
+from onnx import numpy_helper
 
 import cbuild
 import references
@@ -22,6 +23,7 @@ CASES = {
     "conv_sum": lambda: edge.conv_variadic("Sum"),
     "conv_max": lambda: edge.conv_variadic("Max"),
     "conv_mean": lambda: edge.conv_variadic("Mean"),
+    "conv_min": lambda: edge.conv_variadic("Min"),
     "conv_conv_transpose": edge.conv_conv_transpose,
     "conv_sequence_head": edge.conv_sequence_head,
     "conv_layout_followers": edge.conv_layout_followers,
@@ -71,6 +73,17 @@ def test_matches_onnxruntime(edge_run: dict, name: str) -> None:
     assert len(actual) == len(expected)
     for i, (a, e) in enumerate(zip(actual, expected)):
         cbuild.assert_close(a, np.asarray(e), f"{name} output {i}")
+
+
+@pytest.mark.parametrize("op", ["sum", "max", "min", "mean"])
+def test_variadic_operators_keep_small_constants(edge_run: dict, op: str) -> None:
+    """Max/Min/Sum/Mean with a [1,4,1,8] constant operand of a [1,4,8,8] activation: the
+    constant keeps its own size (TVM's stacking converter broadcast it to the output's)."""
+    model = CASES[f"conv_{op}"]()
+    weights = sum(numpy_helper.to_array(t).nbytes for t in model.graph.initializer)
+    for level in OPT_LEVELS:
+        module = edge_run["modules"][f"conv_{op}_o{level}"]
+        assert module.constants_bytes <= 1.05 * weights, (op, level, module.constants_bytes)
 
 
 def test_layout_conversion_is_safe_per_operator(edge_run: dict) -> None:

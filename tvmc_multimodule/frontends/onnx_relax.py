@@ -10,6 +10,25 @@ from .onnx_recurrent import CONVERTERS
 
 log = logging.getLogger(__name__)
 
+# ONNX's variadic elementwise operators as pairwise Relax operators (Mean divides at the end)
+PAIRWISE = {"Max": "maximum", "Min": "minimum", "Sum": "add", "Mean": "add"}
+
+
+def _pairwise(bb: Any, op_name: str, inputs: list) -> Any:
+    """Max/Min/Sum/Mean folded pairwise with broadcasting. TVM's converter stacks its inputs
+    broadcast to the output shape, so a small constant operand became a constant of the
+    activation's full size (1.8x the weights of openWakeWord's embedding model)."""
+    import functools
+
+    from tvm import relax
+
+    binary = getattr(relax.op, PAIRWISE[op_name])
+    result = functools.reduce(lambda a, b: bb.normalize(binary(a, b)), inputs)
+    if op_name == "Mean":
+        count = relax.const(len(inputs), result.ty.dtype)
+        result = bb.normalize(relax.op.divide(result, count))
+    return result
+
 
 def _importer_class() -> type:
     from tvm.relax.frontend.onnx import onnx_frontend
@@ -36,6 +55,9 @@ def _importer_class() -> type:
                               opset: int) -> Any:
             if op_name in CONVERTERS:
                 return self.bb.normalize(CONVERTERS[op_name](self.bb, inputs, attrs))
+            if op_name in PAIRWISE and len(inputs) > 1 and not _all_constant(inputs):
+                return self._named(_pairwise(self.bb, op_name, list(inputs)),
+                                   attrs.get("tvm_custom", {}).get("name"))
             return self._named(super()._convert_operator(op_name, inputs, attrs, opset),
                                attrs.get("tvm_custom", {}).get("name"))
 
@@ -61,6 +83,12 @@ def _importer_class() -> type:
                 self._in_subgraph -= 1
 
     return Importer
+
+
+def _all_constant(inputs: Any) -> bool:
+    import tvm
+
+    return all(isinstance(x, tvm.ir.GenericConst) for x in inputs)
 
 
 def supported_ops() -> set[str]:
