@@ -172,57 +172,6 @@ def gru_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
         return s + (rev_base + rev_step * d) * (steps - 1 - 2 * s)
 
     @T.prim_func(private=True)
-    def gru_lbr(x: T.Buffer((steps, batch, inputs), "float32"),
-                w: T.Buffer((directions, inputs, G), "float32"),
-                r: T.Buffer((directions, hidden, G), "float32"),
-                wb: T.Buffer((directions, G), "float32"),
-                rb: T.Buffer((directions, G), "float32"),
-                h0: T.Buffer((directions, batch, hidden), "float32"),
-                y: T.Buffer((steps, directions, batch, hidden), "float32"),
-                yh: T.Buffer((directions, batch, hidden), "float32")):
-        gates = T.alloc_buffer((G,), "float32")
-        new_h = T.alloc_buffer((hidden,), "float32")
-        for d in range(directions):
-            for b in range(batch):
-                for j in range(hidden):
-                    yh[d, b, j] = h0[d, b, j]
-                for s in range(steps):
-                    for g in range(G):
-                        gates[g] = wb[d, g]
-                    for i4 in range(inputs // 4):  # four rows per pass, as in the LSTM
-                        for g in range(G):
-                            gates[g] = gates[g] + (
-                                x[time(s, d), b, 4 * i4] * w[d, 4 * i4, g]
-                                + x[time(s, d), b, 4 * i4 + 1] * w[d, 4 * i4 + 1, g]
-                                + x[time(s, d), b, 4 * i4 + 2] * w[d, 4 * i4 + 2, g]
-                                + x[time(s, d), b, 4 * i4 + 3] * w[d, 4 * i4 + 3, g])
-                    for i in range(inputs - inputs % 4, inputs):
-                        for g in range(G):
-                            gates[g] = gates[g] + x[time(s, d), b, i] * w[d, i, g]
-                    for k4 in range(hidden // 4):
-                        for g in range(H2):
-                            gates[g] = gates[g] + (
-                                yh[d, b, 4 * k4] * r[d, 4 * k4, g]
-                                + yh[d, b, 4 * k4 + 1] * r[d, 4 * k4 + 1, g]
-                                + yh[d, b, 4 * k4 + 2] * r[d, 4 * k4 + 2, g]
-                                + yh[d, b, 4 * k4 + 3] * r[d, 4 * k4 + 3, g])
-                    for k in range(hidden - hidden % 4, hidden):
-                        for g in range(H2):
-                            gates[g] = gates[g] + yh[d, b, k] * r[d, k, g]
-                    for g in range(H2):
-                        gates[g] = f_(clip(gates[g] + rb[d, g]))
-                    for j in range(hidden):
-                        new_h[j] = rb[d, H2 + j]
-                    for k in range(hidden):
-                        for j in range(hidden):
-                            new_h[j] = new_h[j] + yh[d, b, k] * r[d, k, H2 + j]
-                    for j in range(hidden):
-                        new_h[j] = g_(clip(gates[H2 + j] + gates[hidden + j] * new_h[j]))
-                    for j in range(hidden):
-                        yh[d, b, j] = (T.float32(1) - gates[j]) * new_h[j] + gates[j] * yh[d, b, j]
-                        y[time(s, d), d, b, j] = yh[d, b, j]
-
-    @T.prim_func(private=True)
     def gru(x: T.Buffer((steps, batch, inputs), "float32"),
             w: T.Buffer((directions, inputs, G), "float32"),
             r: T.Buffer((directions, hidden, G), "float32"),
@@ -264,16 +213,25 @@ def gru_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
                         gates[g] = f_(clip(gates[g] + rb[d, g]))
                     for j in range(hidden):
                         new_h[j] = rb[d, H2 + j]
-                    for k in range(hidden):
+                    # the reset gate after the recurrent product (PyTorch) or before it;
+                    # a Python bool: the parser keeps one branch
+                    if linear_before_reset:
+                        for k in range(hidden):
+                            for j in range(hidden):
+                                new_h[j] = new_h[j] + yh[d, b, k] * r[d, k, H2 + j]
                         for j in range(hidden):
-                            new_h[j] = new_h[j] + gates[hidden + k] * yh[d, b, k] * r[d, k, H2 + j]
-                    for j in range(hidden):
-                        new_h[j] = g_(clip(gates[H2 + j] + new_h[j]))
+                            new_h[j] = g_(clip(gates[H2 + j] + gates[hidden + j] * new_h[j]))
+                    else:
+                        for k in range(hidden):
+                            for j in range(hidden):
+                                new_h[j] = new_h[j] + gates[hidden + k] * yh[d, b, k] * r[d, k, H2 + j]
+                        for j in range(hidden):
+                            new_h[j] = g_(clip(gates[H2 + j] + new_h[j]))
                     for j in range(hidden):
                         yh[d, b, j] = (T.float32(1) - gates[j]) * new_h[j] + gates[j] * yh[d, b, j]
                         y[time(s, d), d, b, j] = yh[d, b, j]
 
-    return gru_lbr if linear_before_reset else gru
+    return gru
 
 
 def rnn_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int,
