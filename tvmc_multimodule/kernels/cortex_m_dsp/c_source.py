@@ -138,15 +138,32 @@ static inline __attribute__((always_inline)) void ${p}d_dot1x2(
 /* ---- end of the Cortex-M DSP primitives ---- */
 """
 
+# pieces the int8 layer templates share: the prototype/definition line of a layer taking
+# packed weights, bias and requantisation tables; and the requantised store of the 2 pixels
+# x 2 channels a pass accumulates in a[4] (the second channel only where it exists)
+_LAYER_SIGNATURE = """int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
+    const int32_t* restrict bias, const int32_t* restrict mult,
+    const int32_t* restrict shift, int8_t* restrict y)"""
+_STORE_PAIR = """          int32_t m0 = mult[o], s0 = shift[o], m1 = mult[o + 1], s1 = shift[o + 1];
+          y0[o] = (int8_t)${p}${requant}(a[0], m0, s0, ${zout}, ${lo}, ${hi});
+          if (${odd_last}) y0[o + 1] = (int8_t)${p}${requant}(a[1], m1, s1, ${zout}, ${lo}, ${hi});
+          if (two) {
+            y0[${O} + o] = (int8_t)${p}${requant}(a[2], m0, s0, ${zout}, ${lo}, ${hi});
+            if (${odd_last}) y0[${O} + o + 1] = (int8_t)${p}${requant}(a[3], m1, s1, ${zout}, ${lo}, ${hi});
+          }
+"""
+
+
+def _layer_template(text: str) -> Template:
+    return Template(Template(text).safe_substitute(signature=_LAYER_SIGNATURE,
+                                                   store_pair=_STORE_PAIR))
+
+
 # y = requant(bias + sum (x - zp_in) * w): pixels in pairs along a row, output channels in
 # pairs; out-of-image taps are skipped (they would add (zp_in - zp_in) * w = 0).
-CONV = Template(r"""
-int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
-    const int32_t* restrict bias, const int32_t* restrict mult,
-    const int32_t* restrict shift, int8_t* restrict y);
-int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
-    const int32_t* restrict bias, const int32_t* restrict mult,
-    const int32_t* restrict shift, int8_t* restrict y) {
+CONV = _layer_template(r"""
+${signature};
+${signature} {
   const int32_t off = ${off};
   for (int32_t b = 0; b < ${N}; ++b) {
     const int8_t* xb = x + b * ${H} * ${W} * ${C};
@@ -173,14 +190,7 @@ int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
               }
             }
           }
-          int32_t m0 = mult[o], s0 = shift[o], m1 = mult[o + 1], s1 = shift[o + 1];
-          y0[o] = (int8_t)${p}${requant}(a[0], m0, s0, ${zout}, ${lo}, ${hi});
-          if (${odd_last}) y0[o + 1] = (int8_t)${p}${requant}(a[1], m1, s1, ${zout}, ${lo}, ${hi});
-          if (two) {
-            y0[${O} + o] = (int8_t)${p}${requant}(a[2], m0, s0, ${zout}, ${lo}, ${hi});
-            if (${odd_last}) y0[${O} + o + 1] = (int8_t)${p}${requant}(a[3], m1, s1, ${zout}, ${lo}, ${hi});
-          }
-        }
+${store_pair}        }
       }
     }
   }
@@ -190,13 +200,9 @@ int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
 
 # a convolution over a window copied (2 pixels at a time) to the stack, out-of-image taps
 # filled with the input zero point: one contiguous dot of KH*KW*C per pixel and channel pair
-CONV_WINDOW = Template(r"""
-int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
-    const int32_t* restrict bias, const int32_t* restrict mult,
-    const int32_t* restrict shift, int8_t* restrict y);
-int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
-    const int32_t* restrict bias, const int32_t* restrict mult,
-    const int32_t* restrict shift, int8_t* restrict y) {
+CONV_WINDOW = _layer_template(r"""
+${signature};
+${signature} {
   const int32_t off = ${off};
   int8_t col[2][${K}] __attribute__((aligned(4)));
   for (int32_t b = 0; b < ${N}; ++b) {
@@ -228,14 +234,7 @@ int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
           } else {
             ${p}d_dot1x2(col[0], w, ${K}, off, a);
           }
-          int32_t m0 = mult[o], s0 = shift[o], m1 = mult[o + 1], s1 = shift[o + 1];
-          y0[o] = (int8_t)${p}${requant}(a[0], m0, s0, ${zout}, ${lo}, ${hi});
-          if (${odd_last}) y0[o + 1] = (int8_t)${p}${requant}(a[1], m1, s1, ${zout}, ${lo}, ${hi});
-          if (two) {
-            y0[${O} + o] = (int8_t)${p}${requant}(a[2], m0, s0, ${zout}, ${lo}, ${hi});
-            if (${odd_last}) y0[${O} + o + 1] = (int8_t)${p}${requant}(a[3], m1, s1, ${zout}, ${lo}, ${hi});
-          }
-        }
+${store_pair}        }
       }
     }
   }
@@ -244,13 +243,9 @@ int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
 """)
 
 # fully connected, batch 1: 4 output units per pass share each widened input word
-GEMV = Template(r"""
-int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
-    const int32_t* restrict bias, const int32_t* restrict mult,
-    const int32_t* restrict shift, int8_t* restrict y);
-int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
-    const int32_t* restrict bias, const int32_t* restrict mult,
-    const int32_t* restrict shift, int8_t* restrict y) {
+GEMV = _layer_template(r"""
+${signature};
+${signature} {
   const int32_t off = ${off};
   const int8_t* w = wp;
   for (int32_t o = 0; o < ${O}; o += 4) {
