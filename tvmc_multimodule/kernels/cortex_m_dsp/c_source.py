@@ -90,6 +90,21 @@ static inline __attribute__((always_inline)) int32_t ${p}d_requant_right(
   x = x < lo ? lo : x;
   return x > hi ? hi : x;
 }
+/* the same when also |acc| < 2^30 (bounded at compile time from the weights and bias):
+   (2 acc * mult + 2^31) >> 32 is one SMMULR and equals (acc * mult + 2^30) >> 31 */
+static inline __attribute__((always_inline)) int32_t ${p}d_requant_small(
+    int32_t acc, int32_t mult, int32_t right, int32_t zp, int32_t lo, int32_t hi) {
+#if defined(__ARM_FEATURE_DSP)
+  int32_t x;
+  __asm ("smmulr %0, %1, %2" : "=r"(x) : "r"(acc * 2), "r"(mult));
+  x = ((x + (1 << (right - 1)) + (x >> 31)) >> right) + zp;
+  if (lo == -128 && hi == 127) return __ssat(x, 8);
+  x = x < lo ? lo : x;
+  return x > hi ? hi : x;
+#else
+  return ${p}d_requant_right(acc, mult, right, zp, lo, hi);
+#endif
+}
 /* 2 pixels x 2 output channels over `c` input channels: x0 the first pixel's channels, the
    second's `step` bytes further (both constants once inlined); w the two channels' weights
    interleaved per 4 (then the c % 4 tails, one channel's after the other's); off: minus the
