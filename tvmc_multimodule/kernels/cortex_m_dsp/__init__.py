@@ -22,7 +22,7 @@ from tvm import te, tirx
 
 from ..c_helpers import CHelpers
 from ..library import Kernel
-from ..portable import PortableC
+from ..portable import PortableC, shift_table
 from ..portable.nn import finish_func
 from .. import fixedpoint as fx
 from ..records import AddParams, Conv2DSpec, FullyConnectedSpec
@@ -60,8 +60,8 @@ def _shifts(shift: np.ndarray) -> tuple[str, np.ndarray]:
     or by 0 (the common case), else TFLite's signed shift."""
     shift = shift.astype(np.int32)
     if shift.size and (shift < 0).all():
-        return "d_requant_right", np.ascontiguousarray(-shift)
-    return "d_requant", shift
+        return "d_requant_right", shift_table(-shift)
+    return "d_requant", shift_table(shift)
 
 
 def _off(zero_point: int) -> str:

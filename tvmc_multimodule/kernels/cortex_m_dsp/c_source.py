@@ -143,7 +143,7 @@ static inline __attribute__((always_inline)) void ${p}d_dot1x2(
 # x 2 channels a pass accumulates in a[4] (the second channel only where it exists)
 _LAYER_SIGNATURE = """int32_t ${name}(const int8_t* restrict x, const int8_t* restrict wp,
     const int32_t* restrict bias, const int32_t* restrict mult,
-    const int32_t* restrict shift, int8_t* restrict y)"""
+    const int8_t* restrict shift, int8_t* restrict y)"""
 _STORE_PAIR = """          int32_t m0 = mult[o], s0 = shift[o], m1 = mult[o + 1], s1 = shift[o + 1];
           y0[o] = (int8_t)${p}${requant}(a[0], m0, s0, ${zout}, ${lo}, ${hi});
           if (${odd_last}) y0[o + 1] = (int8_t)${p}${requant}(a[1], m1, s1, ${zout}, ${lo}, ${hi});
@@ -300,10 +300,10 @@ int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
 DEPTHWISE = Template(r"""
 int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
     const int32_t* restrict bias, const int32_t* restrict mult,
-    const int32_t* restrict shift, int8_t* restrict y);
+    const int8_t* restrict shift, int8_t* restrict y);
 int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
     const int32_t* restrict bias, const int32_t* restrict mult,
-    const int32_t* restrict shift, int8_t* restrict y) {
+    const int8_t* restrict shift, int8_t* restrict y) {
   const int32_t off = ${off};
   for (int32_t b = 0; b < ${N}; ++b) {
     const int8_t* xb = x + b * ${H} * ${W} * ${C};
