@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import OutputError, UsageError
+from ..errors import UsageError
 from ..model import LayerInfo, MemoryLayout
 from . import options
 from .report import code_size, format_table
@@ -252,8 +252,9 @@ def write_text_atomically(path: str, text: str) -> None:
 
 
 def drive_report(args: argparse.Namespace) -> int:
-    if not os.path.exists(args.archive):
-        raise OutputError("archive not found", path=args.archive)
+    missing = options.archive_problem(args.archive, directory_ok=True)
+    if missing is not None:
+        raise missing
     report = build_report(args.archive, read_profile(args.profile))
     if args.output is None:
         print(text_report(report))
