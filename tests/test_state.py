@@ -185,18 +185,6 @@ def test_two_instances_with_caller_state_are_independent(streaming, tmp_path) ->
             np.testing.assert_array_equal(z[step], want_z, err_msg=f"z @ {step}")
 
 
-def test_float_state_is_one_clear_error(tmp_path, capsys) -> None:
-    from builders import tflite_models
-
-    (tmp_path / "f.tflite").write_bytes(tflite_models.stateful())
-    code = driver.main(["compile", str(tmp_path / "f.tflite"), "-o", str(tmp_path / "f.tar")],
-                       entry_point_loader=NO_PLUGINS)
-    assert code == 4
-    err = capsys.readouterr().err
-    assert "stateful variables are supported in fully int8 models" in err
-    assert "VAR_HANDLE" in err and "Traceback" not in err
-
-
 @pytest.mark.parametrize("entry,message", [
     ({"name": "ring", "dtype": "int8", "shape": [1, 3, 4], "offset": 3}, "16-byte boundary"),
     ({"name": "ring", "dtype": "object", "shape": [1, 3, 4], "offset": 0}, "unknown dtype"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import replace
 
 import numpy as np
 
@@ -93,14 +92,6 @@ def read_only_params(program: Program, signatures: dict[str, OperatorSignature]
         result[sig.c_name] = (constant.get(sig.c_name, set()) - other.get(sig.c_name, set())
                               - in_place)
     return result
-
-
-def _output_name(step: Call, api: ModuleApi, program: Program) -> str:
-    """The model's name of the output a step writes straight into, if it does."""
-    out = step.args[-1] if step.args else None
-    if isinstance(out, Buffer) and out.index in program.buffer_outputs:
-        out = Output(program.buffer_outputs[out.index])
-    return api.outputs[out.index].name if isinstance(out, Output) else ""
 
 
 def layer_comment(layer: LayerInfo) -> str:
@@ -221,10 +212,7 @@ def runner_source(api: ModuleApi, program: Program, plan: MemoryPlan,
         lines: list[str] = []
         if isinstance(step, Call):
             if step_index in layer_at:
-                layer = layer_at[step_index]
-                if not layer.name:  # fusion renamed it: the model output it writes, if any
-                    layer = replace(layer, name=_output_name(step, api, program))
-                lines.append(layer_comment(layer))
+                lines.append(layer_comment(layer_at[step_index]))
             sig = signatures[step.relax_name]
             lines.append(_call_line(step_index, step, sig, where, read_only[sig.c_name]))
         elif isinstance(step, Copy):

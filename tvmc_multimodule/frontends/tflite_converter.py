@@ -50,8 +50,11 @@ class Converter(OperatorConverter):  # type: ignore[misc]
     def __init__(self, model: Any, subgraph: Any, exp_tab: Any, ctx: Any, *args: Any,
                  hybrid_weights: frozenset[int] = frozenset(),
                  custom_ops: Any = None, module_name: str = "default",
-                 custom_calls: dict | None = None, **kwargs: Any) -> None:
+                 custom_calls: dict | None = None, state: Any = None,
+                 **kwargs: Any) -> None:
         self.hybrid_weights = hybrid_weights
+        # tflite_float_state.StateValues: the module's persistent values (None: stateless)
+        self.state = state
         self.custom_ops = dict(custom_ops or {})
         self.module_name = module_name
         # filled while converting: the user operators the module calls, by name
@@ -180,6 +183,37 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         if axis < 0:
             axis += rank + 1
         return relax.op.expand_dims(self.get_tensor_expr(data), [axis])
+
+    # ------------------------------------------------------------------ persistent state
+
+    def _variable_key(self, op: Any) -> str:
+        (handle,) = self.get_input_tensors(op)[:1]
+        if handle.tensor_idx not in self.state.handles:
+            raise UnsupportedError(f"{self.get_op_code_str(op)} uses a handle no VAR_HANDLE "
+                                   "of the main graph made")
+        return self.state.handles[handle.tensor_idx]
+
+    def convert_var_handle(self, op: Any) -> Any:
+        """Handles resolve by name to the states (StateValues.handles)."""
+        return None if self.state is not None else super().convert_var_handle(op)
+
+    def convert_call_once(self, op: Any) -> Any:
+        """The initialisation is folded into the states' initial values."""
+        return None if self.state is not None else super().convert_call_once(op)
+
+    def convert_read_variable(self, op: Any) -> Any:
+        if self.state is None:
+            return super().convert_read_variable(op)
+        out = self.get_output_tensors(op)[0]
+        shape = [int(d) for d in out.tensor.ShapeAsNumpy()] if out.tensor.ShapeLength() else []
+        return self.state.read(self._variable_key(op), shape)
+
+    def convert_assign_variable(self, op: Any) -> Any:
+        if self.state is None:
+            return super().convert_assign_variable(op)
+        value = self.get_input_tensors(op)[1]
+        self.state.write(self._variable_key(op), self.get_tensor_expr(value))
+        return None
 
     def convert_unidirectional_sequence_lstm(self, op: Any) -> Any:
         """The usual form (with an input gate) on our LSTM kernel (tflite_recurrent.py)."""

@@ -130,8 +130,10 @@ GENERATED_NAME = re.compile(r"^(lv|gv|alloc|storage|param|p|_|)_?\d*$")
 class _Walker:
     """Assigns a Location to every Relax variable of `main`, in order."""
 
-    def __init__(self, program: Program, module: ir.IRModule):
+    def __init__(self, program: Program, module: ir.IRModule,
+                 model_names: frozenset[str] = frozenset()):
         self.program, self.module = program, module
+        self.model_names = model_names  # identifiers standing for a model's text ("1000")
         self.where: dict[object, object] = {}
         self.const_index: dict[object, int] = {}
         self.by_content: dict[tuple[str, tuple[int, ...], bytes], int] = {}
@@ -182,7 +184,7 @@ class _Walker:
         step = self.written_by.get(self.where.get(var))
         name = str(getattr(var, "name", ""))
         if step is not None and step not in self.program.step_names \
-                and not GENERATED_NAME.match(name):
+                and (name in self.model_names or not GENERATED_NAME.match(name)):
             self.program.step_names[step] = name
 
     def _new_buffer(self, var: object, shape: object, dtype: object) -> None:
@@ -293,7 +295,7 @@ def _raw_names(main: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in attrs[RAW_NAMES_ATTR].items()}
 
 
-def _name_fused_steps(program: Program, main: object) -> None:
+def _name_fused_steps(program: Program, main: object, model_names: frozenset[str]) -> None:
     """Names the frontend gave the layers fusion renamed (`relax_passes.fused_layer_names`),
     matched to the steps callee by callee (calls that became aliases, reshapes, are skipped);
     none at all if they do not match."""
@@ -310,7 +312,7 @@ def _name_fused_steps(program: Program, main: object) -> None:
             position += 1
         if position == len(pairs):
             return
-        if not GENERATED_NAME.match(pairs[position][1]):
+        if pairs[position][1] in model_names or not GENERATED_NAME.match(pairs[position][1]):
             found[step_index] = pairs[position][1]
         position += 1
     for step_index, name in found.items():
@@ -323,12 +325,12 @@ def build_program(lowered: ir.IRModule) -> Program:
     program = Program(
         input_types=[(_static_shape(p.ty), str(p.ty.dtype)) for p in main.params],
         output_types=[])
-    walker = _Walker(program, lowered)
+    raw = _raw_names(main)
+    walker = _Walker(program, lowered, frozenset(raw))
     for i, param in enumerate(main.params):
         walker.where[param] = Input(i)
     located = walker.walk(main.body)
-    _name_fused_steps(program, main)
-    raw = _raw_names(main)
+    _name_fused_steps(program, main, frozenset(raw))
     program.step_names = {step: raw.get(name, name) for step, name in program.step_names.items()}
     result = main.body.body
     infos = list(result.ty.fields) if isinstance(located, tuple) else [result.ty]
