@@ -32,6 +32,7 @@ from .c_source import ADD, CONV, CONV_WINDOW, DEPTHWISE, GEMV, PRIMITIVES
 TABLE_ADD_MIN_SIZE = 512  # ADDs at least this large read 2 x 256 int32 tables (2 KB)
 WINDOW_STACK_BYTES = 2048  # convolutions copy 2 pixels' windows to the stack up to this size
 MACS_ATTR = "tvmc.macs"  # read by pipeline/layers.py (a string: no import of another stage)
+INPLACE_ATTR = "tvmc.inplace"  # read by pipeline/inplace.py: [[input, output], ...] pairs
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
 
 
@@ -152,6 +153,7 @@ class CortexMDsp(PortableC):
         name = _name(helpers, "add", body)
         func = _extern_kernel(name, [(tuple(a_shape), "int8"), (tuple(b_shape), "int8"),
                                      ((256,), "int32"), ((256,), "int32")], tuple(out_shape))
+        func = func.with_attr(INPLACE_ATTR, [[0, 4], [1, 4]])  # y[i] after a[i], b[i]: see ADD
         return Kernel(func, tables, (self.primitives(helpers),
                                      (name, body.replace("NAME", name))))
 

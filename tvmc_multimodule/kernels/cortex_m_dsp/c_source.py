@@ -304,12 +304,13 @@ ${signature} {
 
 # int8 ADD of two same-shaped tensors: each input's rescaled value (TFLite Micro's
 # (x - zp) << 20, MultiplyByQuantizedMultiplier) from a 256-entry table computed at compile
-# time, the sum requantised
+# time, the sum requantised. Element i is read before it is written and never again, so y may
+# be a or b (a state updated in place, a residual's buffer reused): no restrict on them
 ADD = Template(r"""
-int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
-    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* restrict y) ${p}D_LAYER;
-int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
-    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* restrict y) {
+int32_t ${name}(const int8_t* a, const int8_t* b,
+    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* y) ${p}D_LAYER;
+int32_t ${name}(const int8_t* a, const int8_t* b,
+    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* y) {
   for (int32_t i = 0; i < ${size}; ++i) {
     int32_t sum = ta[(uint8_t)a[i]] + tb[(uint8_t)b[i]];
     y[i] = (int8_t)${p}d_requant(sum, ${mult}, ${shift}, ${zout}, ${lo}, ${hi});
