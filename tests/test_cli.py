@@ -74,10 +74,33 @@ def test_parse_target_valid(text, options_, canonical):
     assert parse_target(spec.canonical) == spec
 
 
+@pytest.mark.parametrize("text, library_options, canonical", [
+    ("cmsis-nn, c", None, "cmsis-nn, c"),
+    ("c, cmsis-nn", None, "cmsis-nn, c"),
+    ("cmsis-nn -mcpu=cortex-m4, c", None, "cmsis-nn, c -mcpu=cortex-m4"),
+    ("cmsis-nn, c -mcpu=cortex-m55", None, "cmsis-nn, c -mcpu=cortex-m55"),
+    ("cmsis-nn, c", {"cmsis-nn": {"mcpu": "cortex-m7"}}, "cmsis-nn, c -mcpu=cortex-m7"),
+])
+def test_parse_target_cmsis_nn(text, library_options, canonical):
+    """`cmsis-nn` beside `c` (tvmc's BYOC syntax): its -mcpu is the core's, the c target's."""
+    spec = parse_target(text, library_options=library_options)
+    assert spec.cmsis_nn and spec.kind == "c" and spec.canonical == canonical
+    assert parse_target(spec.canonical) == spec and not parse_target("c").cmsis_nn
+
+
+def test_parse_target_cmsis_nn_option_without_the_library():
+    with pytest.raises(UsageError) as info:
+        parse_target("c", library_options={"cmsis-nn": {"mcpu": "cortex-m4"}})
+    assert "needs 'cmsis-nn' in --target" in info.value.one_line()
+
+
 @pytest.mark.parametrize("text, message", [
     ("llvm", "target 'llvm' is not supported: only 'c' (plain C) is"),
     ("cuda", "target 'cuda' is not supported"),
-    ("cmsis-nn, c", "target 'cmsis-nn' is not supported"),
+    ("cmsis-nn", "names no 'c' target"),
+    ("cmsis-nn -mattr=+nodsp, c", "unknown option '-mattr' for target 'cmsis-nn'"),
+    ("cmsis-nn -mcpu=cortex-m4, c -mcpu=cortex-m7", "one core runs both"),
+    ("cmsis-nn, cmsis-nn, c", "names 'cmsis-nn' twice"),
     ("ethos-u -accelerator_config=ethos-u55-256, c", "target 'ethos-u' is not supported"),
     ("c, llvm", "target 'llvm' is not supported"),
     ("c,llvm", "target 'llvm' is not supported"),
@@ -789,10 +812,49 @@ def test_run_compiler_error_shows_first_error_line(capsys, tmp_path):
     assert_one_error(err, "the C build failed:", "error")
 
 
-def test_run_missing_archive(capsys, tmp_path):
-    code, _, err = tvmc(capsys, "run", str(tmp_path / "none.tar"))
-    assert code == 5
+# every subcommand that reads an archive, with what follows the archive argument
+ARCHIVE_COMMANDS = {"run": lambda tmp, a: ["run", a],
+                    "report": lambda tmp, a: ["report", a],
+                    "micro create-project": lambda tmp, a: ["micro", "create-project",
+                                                            tmp / "fw", a, "--board",
+                                                            "mps2_an386"]}
+
+
+def test_every_archive_command_is_listed():
+    """A new subcommand with an MLF argument must join ARCHIVE_COMMANDS (and the test
+    below)."""
+    import argparse
+
+    parser = driver.build_parser(driver.build_registry(NO_PLUGINS))
+
+    def walk(p: argparse.ArgumentParser, prefix: str) -> list[str]:
+        found = []
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found += walk(sub, f"{prefix} {name}".strip())
+            elif action.metavar == "MLF":
+                found.append(prefix)
+        return found
+
+    assert sorted(set(walk(parser, ""))) == sorted(ARCHIVE_COMMANDS)
+
+
+@pytest.mark.parametrize("command", sorted(ARCHIVE_COMMANDS))
+def test_missing_archive_is_an_output_error(capsys, tmp_path, command):
+    """A missing archive is exit code 5 (an archive that cannot be read, docs/cli.md) with
+    the same line from every subcommand that takes one, and nothing is written."""
+    code, _, err = tvmc(capsys, *ARCHIVE_COMMANDS[command](tmp_path, tmp_path / "none.tar"))
+    assert code == 5, err
     assert_one_error(err, "none.tar: archive not found")
+    assert not (tmp_path / "fw").exists()
+    (tmp_path / "d").mkdir()
+    code, _, err = tvmc(capsys, *ARCHIVE_COMMANDS[command](tmp_path, tmp_path / "d"))
+    if command == "report":  # reads an extracted archive: this one has no metadata
+        assert code == 5 and "metadata.json is missing" in err, err
+    else:
+        assert code == 5, err
+        assert_one_error(err, "d: archive is a directory, not an archive")
 
 
 # ----------------------------------------------------------------------------- end to end
