@@ -69,9 +69,9 @@ def test_dynamic_quantize_lstm_exact(tmp_path: Path, options: dict) -> None:
 
 
 def test_abs_and_cast_to_integer_compile(tmp_path: Path) -> None:
-    """Float Abs and Cast float -> int32 (TVM guards it with isfinite): both call fabs, which
-    TVM 0.27's C target could not lower (the quantised bias of common_old.onnx: Div -> Floor
-    -> Cast)."""
+    """Float Abs and Cast float -> int32 (the quantised bias of common_old.onnx: Div -> Floor
+    -> Cast): TVM's converters call fabs (Abs, and the isfinite guard of Cast), which TVM
+    0.27's C target cannot lower; ours do without it."""
     from onnx import TensorProto, helper
 
     nodes = [helper.make_node("Abs", ["x"], ["a"]),

@@ -167,31 +167,6 @@ def _lift_scratch(func: tirx.PrimFunc) -> tuple[tirx.PrimFunc, int]:
                          func.attrs), offset
 
 
-_LIBM_FABS = {"float32": "fabsf", "float64": "fabs"}
-
-
-def _libm_fabs(call: tvm.ir.Call) -> tvm.ir.PrimExpr:
-    """Float |x| as a call of libm's fabsf / fabs."""
-    dtype = str(call.ty.dtype)
-    name = _LIBM_FABS.get(dtype)
-    return tirx.call_pure_extern(dtype, name, call.args[0]) if name else call
-
-
-def ensure_fabs_lowering() -> None:
-    """TVM 0.27's C target has no lowering for the tirx.fabs intrinsic, which ONNX Abs and
-    every isfinite / isinf (ONNX Cast from float to an integer type guards with them) use:
-    register libm's (idempotent; TVM's own rules are registered the same way)."""
-    op = tvm.ir.Op.get("tirx.fabs")
-    try:
-        registered = op.get_attr("c.FLowerIntrinsic") is not None
-    except tvm.error.InternalError:  # no op has a C lowering rule yet
-        registered = False
-    if not registered:
-        from tvm.target.intrin import register_intrin_lowering
-
-        register_intrin_lowering("tirx.fabs", "c", f=_libm_fabs, level=99)
-
-
 def _finish(func: tirx.PrimFunc) -> tirx.PrimFunc:
     """CPU device context (LowerTVMBuiltin needs it) and `return 0` after the body."""
     if func.attrs and "tirx.is_entry_func" in func.attrs:
@@ -226,7 +201,6 @@ def lower_operators(relax_mod: tvm.IRModule, prefix: str, target: tvm.target.Tar
     tir_mod = tvm.IRModule(funcs)
     config = {"tirx.disable_vectorize": True, **(pass_config or {})}
     scratch: dict[str, int] = {}
-    ensure_fabs_lowering()
     with tvm.transform.PassContext(opt_level=3, config=config):
         tir_mod = tirx.transform.BindTarget(target.with_host(target))(tir_mod)
         base, _, _ = default_s_tir_pipeline()
