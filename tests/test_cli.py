@@ -789,10 +789,49 @@ def test_run_compiler_error_shows_first_error_line(capsys, tmp_path):
     assert_one_error(err, "the C build failed:", "error")
 
 
-def test_run_missing_archive(capsys, tmp_path):
-    code, _, err = tvmc(capsys, "run", str(tmp_path / "none.tar"))
-    assert code == 5
+# every subcommand that reads an archive, with what follows the archive argument
+ARCHIVE_COMMANDS = {"run": lambda tmp, a: ["run", a],
+                    "report": lambda tmp, a: ["report", a],
+                    "micro create-project": lambda tmp, a: ["micro", "create-project",
+                                                            tmp / "fw", a, "--board",
+                                                            "mps2_an386"]}
+
+
+def test_every_archive_command_is_listed():
+    """A new subcommand with an MLF argument must join ARCHIVE_COMMANDS (and the test
+    below)."""
+    import argparse
+
+    parser = driver.build_parser(driver.build_registry(NO_PLUGINS))
+
+    def walk(p: argparse.ArgumentParser, prefix: str) -> list[str]:
+        found = []
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found += walk(sub, f"{prefix} {name}".strip())
+            elif action.metavar == "MLF":
+                found.append(prefix)
+        return found
+
+    assert sorted(set(walk(parser, ""))) == sorted(ARCHIVE_COMMANDS)
+
+
+@pytest.mark.parametrize("command", sorted(ARCHIVE_COMMANDS))
+def test_missing_archive_is_an_output_error(capsys, tmp_path, command):
+    """A missing archive is exit code 5 (an archive that cannot be read, docs/cli.md) with
+    the same line from every subcommand that takes one, and nothing is written."""
+    code, _, err = tvmc(capsys, *ARCHIVE_COMMANDS[command](tmp_path, tmp_path / "none.tar"))
+    assert code == 5, err
     assert_one_error(err, "none.tar: archive not found")
+    assert not (tmp_path / "fw").exists()
+    (tmp_path / "d").mkdir()
+    code, _, err = tvmc(capsys, *ARCHIVE_COMMANDS[command](tmp_path, tmp_path / "d"))
+    if command == "report":  # reads an extracted archive: this one has no metadata
+        assert code == 5 and "metadata.json is missing" in err, err
+    else:
+        assert code == 5, err
+        assert_one_error(err, "d: archive is a directory, not an archive")
 
 
 # ----------------------------------------------------------------------------- end to end

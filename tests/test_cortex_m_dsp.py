@@ -156,3 +156,17 @@ def test_dsp_layers_report_their_macs(dsp_firmware: dict) -> None:
         assert [layer.macs for layer in module.layers] == \
             [layer.macs for layer in portable.layers]
         assert sum(layer.macs for layer in module.layers) > 0
+
+
+def test_requantisation_shifts_are_int8_tables(tmp_path: Path) -> None:
+    """Per-channel shifts are stored as int8 (not int32) by both libraries: a model's
+    constants are its weights, biases, int32 multipliers and one byte per channel more."""
+    path = tmp_path / "m.tflite"
+    path.write_bytes(tflite_int8_models.integer_models()["dsp_shapes"]())
+    for target in ("c", "c -mcpu=cortex-m4"):
+        module = compile_model(str(path), module_name="m", strict_int8=True, target=target)
+        int32_tables = [a for a in module.params.values()
+                        if str(a.dtype) == "int32" and a.size and np.abs(a).max() <= 31]
+        assert not int32_tables, (target, [a.shape for a in int32_tables])
+        assert any(str(a.dtype) == "int8" and a.ndim == 1 and 0 < np.abs(a).max() <= 31
+                   for a in module.params.values()), target

@@ -57,7 +57,9 @@ def test_text_report(capsys, archive):
     assert code == 0, err
     assert re.search(r"^conv\s+conv\.onnx\s+onnx\s+\d+\s+" + str(CONV_MACS), out, re.M)
     assert "arena: one shared arena (MAX)" in out and "memory plan of fc:" in out
-    assert "step  function" in out
+    # the layer column: the model's names (conv's unnamed nodes: the output they write)
+    assert re.search(r"^\s+1\s+conv_out\s+conv2d_add_relu\s", out, re.M), out
+    assert re.search(r"^\s+1\s+y\s+fully_connected\s", out, re.M), out
 
 
 def test_profile_adds_instructions(capsys, archive, tmp_path):
@@ -204,9 +206,119 @@ def test_cortex_m_profile_fills_the_instructions_column(capsys, tmp_path):
     assert {int(k) for k in counts} == {layer.step for layer in module.layers}
     code, out, err = tvmc(capsys, "report", str(archive), "--profile", str(profile))
     assert code == 0, err
-    header = next(line for line in out.splitlines() if line.startswith("step  function"))
+    header = next(line for line in out.splitlines() if line.startswith("step  layer"))
     assert header.split()[-1] == "instructions"
     first = module.layers[0]
-    row = next(line for line in out.splitlines() if line.split()[:2] == [str(first.step),
-                                                                          first.function_name])
+    row = next(line for line in out.splitlines()
+               if line.split()[:1] == [str(first.step)] and first.function_name in line.split())
     assert row.split()[-1] == str(counts[str(first.step)])
+
+
+# layer names built to break a terminal (escape sequence, newline, bidirectional override),
+# HTML (a closing tag and a script), C comments (*/ and a backslash), number columns ("1000",
+# a superscript digit int() refuses) and widths (1500 characters, beyond what archives keep)
+HOSTILE_LAYERS = ["</td><script>alert(1)</script>", "red\x1b[31m\nline", "\u00b2", "1000",
+                  "a*/b\\", "n" * 1500, "\u202eevil"]
+
+
+@pytest.fixture(scope="module")
+def hostile_archive(tmp_path_factory) -> Path:
+    """A chain MatMul, Relu, MatMul... whose nodes carry HOSTILE_LAYERS, unfused (-O0), so
+    each node is one layer; then an unnamed Relu writing the model output `y`."""
+    import numpy as np
+    from onnx import TensorProto, helper
+
+    nodes, inits, prev = [], [], "x"
+    for i, name in enumerate(HOSTILE_LAYERS + [""]):
+        out = "y" if i == len(HOSTILE_LAYERS) else f"t{i}"
+        if i % 2 == 0:
+            inits.append(helper.make_tensor(f"w{i}", TensorProto.FLOAT, [4, 4],
+                                            (np.eye(4) * (i + 1)).flatten().tolist()))
+            nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [out], name=name))
+        else:
+            nodes.append(helper.make_node("Relu", [prev], [out], name=name))
+        prev = out
+    graph = helper.make_graph(
+        nodes, "hostile_layers", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
+    folder = tmp_path_factory.mktemp("hostile_layers")
+    onnx_models.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                                       ir_version=8), folder / "h.onnx")
+    out = folder / "h.tar"
+    assert driver.main(["compile-multi", f"{folder / 'h.onnx'}:h", "-O0", "-j", "1", "-o",
+                        str(out)], entry_point_loader=NO_PLUGINS) == 0
+    return out
+
+
+def test_archive_keeps_raw_layer_names(hostile_archive):
+    from tvmc_multimodule.mlf.analysis import MAX_NAME_CHARS
+
+    layers = load_model_library_format(str(hostile_archive)).modules["h"].layers
+    # the unnamed last layer writes the model output: it takes the output's name
+    assert [layer.name for layer in layers] == [n[:MAX_NAME_CHARS] for n in HOSTILE_LAYERS] + ["y"]
+
+
+def test_text_report_shows_layer_names_printable(capsys, hostile_archive):
+    code, out, err = tvmc(capsys, "report", str(hostile_archive))
+    assert code == 0, err
+    assert "\x1b" not in out and "\u202e" not in out
+    rows = [line for line in out.splitlines() if re.match(r"^\s+\d+\s", line)]
+    shown = ["</td><script>alert(1)</script>", r"red\x1b[31m\nline", "\u00b2", "1000",
+             "a*/b\\\\", "n" * 45 + "...", r"\u202eevil", "y"]
+    assert len(rows) == len(shown)
+    for row, name in zip(rows, shown):
+        assert f"  {name}  " in row, (row, name)
+
+
+def test_html_report_shows_layer_names_escaped(capsys, hostile_archive, tmp_path):
+    from html.parser import HTMLParser
+
+    page = tmp_path / "r.html"
+    code, _, err = tvmc(capsys, "report", str(hostile_archive), "-o", str(page))
+    assert code == 0, err
+    html = page.read_text()
+    assert "<script" not in html and "\x1b" not in html
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[str]] = []
+            self.cell: list[str] | None = None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.cell = []
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th") and self.cell is not None:
+                self.rows[-1].append("".join(self.cell))
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell.append(data)
+
+    parser = Cells()
+    parser.feed(html)
+    header = next(r for r in parser.rows if r[:2] == ["step", "layer"])
+    layer_rows = [r for r in parser.rows if len(r) == len(header) and r[0].isdigit()]
+    names = [r[1] for r in layer_rows]
+    assert names == ["</td><script>alert(1)</script>", r"red\x1b[31m\nline", "\u00b2", "1000",
+                     "a*/b\\\\", "n" * 1024, r"\u202eevil", "y"]
+    numbers = [c for r in layer_rows for c in re.findall(r'<td class="n">([^<]*)</td>', html)]
+    assert "1,000" not in numbers  # the layer named "1000" is text, not a count
+
+
+@pytest.mark.parametrize("name, message", [
+    (7, "must be a string"), ("n" * 1025, "must be a string"), ("\ud800", "not valid Unicode")])
+def test_malformed_layer_name_is_refused(capsys, hostile_archive, tmp_path, name, message):
+    root = tmp_path / "x"
+    with tarfile.open(hostile_archive) as tar:
+        tar.extractall(root, filter="data")
+    meta = json.loads((root / "metadata.json").read_text())
+    meta["modules"]["h"]["layers"][0]["name"] = name
+    (root / "metadata.json").write_text(json.dumps(meta))
+    code, _, err = tvmc(capsys, "report", str(root))
+    assert code == 5 and message in err and "layers[0].name" in err

@@ -20,7 +20,6 @@ ONNX_EXPECTED = {
 TFLITE_EXPECTED = {
     "custom_op": (UnsupportedError, ["custom", "MyCustom"]),
     "while_loop": (UnsupportedError, ["control flow", "WHILE"]),
-    "stateful": (UnsupportedError, ["stateful", "VAR_HANDLE"]),
     "dynamic_range": (UnsupportedError, ["dynamic-range", "BATCH_MATMUL"]),
     "truncated": (ModelError, ["truncated"]),
 }

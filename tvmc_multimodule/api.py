@@ -128,7 +128,8 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                             plan.input_offsets + plan.output_offsets if workspace_io else None,
                             states, custom)
     support = imported.c_support + "".join(f.prototype() + "\n" for f in custom)
-    layers = pipeline.describe_layers(relaxed, program, operators.signatures)
+    layers = pipeline.describe_layers(relaxed, program, operators.signatures,
+                                      [t.name for t in c_api.outputs])
     operators_c = codegen.add_restrict(
         _without_declarations(
             codegen.operators_source(operators.host_module, target, name, support), custom),

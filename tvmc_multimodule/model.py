@@ -101,7 +101,7 @@ class LayerInfo:
     macs: int                              # multiply-accumulates (0: none counted)
     weight_bytes: int                      # constants read
     activation_bytes: int                  # non-constant tensors read and written
-    name: str = ""                         # the model's tensor/node name (raw, not in archives)
+    name: str = ""                         # the model's tensor/node name, raw ("" if none)
 
 
 @dataclass(frozen=True)

@@ -757,7 +757,6 @@ def bad_models() -> dict[str, Callable[[], bytes]]:
     return {
         "custom_op": custom_op,
         "while_loop": while_loop,
-        "stateful": stateful,
         "dynamic_range": dynamic_range_batch_matmul,
         "truncated": truncated,
     }

@@ -86,8 +86,9 @@ def drive_create(args: argparse.Namespace) -> int:
     from ..micro import create_project, load_board, parse_region
 
     problems: list[TvmcError] = []
-    if not os.path.isfile(args.archive):
-        problems.append(UsageError("archive not found", path=args.archive))
+    missing = options.archive_problem(args.archive)
+    if missing is not None:
+        problems.append(missing)
     regions = {}
     for option in ("flash", "ram"):
         if getattr(args, option):

@@ -398,6 +398,19 @@ def check_output_path(path: str, inputs: Iterable[str] = (), *,
                           hint="check its permissions or choose another -o") from None
 
 
+def archive_problem(path: str, *, directory_ok: bool = False) -> OutputError | None:
+    """The error for an archive argument (`run`, `report`, `micro create-project`) that is
+    missing or not a file, or None. Every command reports it alike: exit code 5, the class of
+    an archive that cannot be read (docs/cli.md, Exit codes). `directory_ok`: an extracted
+    archive's directory is read too (`report`)."""
+    if os.path.isfile(path) or (directory_ok and os.path.isdir(path)):
+        return None
+    if os.path.isdir(path):
+        return OutputError("archive is a directory, not an archive", path=path,
+                           hint="give the .tar file")
+    return OutputError("archive not found", path=path)
+
+
 def check_stdout(allowed: bool) -> None:
     """``-o -``: stdout, unless this command does not write there or it is a terminal."""
     if not allowed:

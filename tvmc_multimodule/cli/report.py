@@ -198,7 +198,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
         out = []
         for cell, width in zip(cells, widths):
             text = str(cell)
-            out.append(text.rjust(width) if text.isdigit() else text.ljust(width))
+            out.append(text.rjust(width) if text.isascii() and text.isdigit()
+                       else text.ljust(width))
         return "  ".join(out).rstrip()
 
     rule = "  ".join("-" * w for w in widths)

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import OutputError, UsageError
+from ..errors import UsageError
 from ..model import LayerInfo, MemoryLayout
 from . import options
 from .report import code_size, format_table
@@ -159,15 +159,35 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return "[" + ",".join(str(d) for d in shape) + "]"
 
 
-def layer_rows(module: ModuleSummary) -> tuple[list[str], list[list[str]]]:
-    headers = ["step", "function", "op", "inputs", "output", "MACs", "weight B",
+TEXT_NAME_CHARS = 48  # a layer name in the text table; the HTML page shows it whole
+
+
+def printable(text: str) -> str:
+    """A model's text made safe to show: every character that is not printable (controls,
+    terminal escapes, bidirectional overrides, line breaks) as its Python escape, and a
+    backslash doubled so the escapes stay unambiguous."""
+    return "".join(c if c.isprintable() and c != "\\" else
+                   c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def layer_rows(module: ModuleSummary,
+               name_limit: int | None = TEXT_NAME_CHARS) -> tuple[list[str], list[list[str]]]:
+    """The layer table; `name` is the model's name for the layer (printable(), cut at
+    `name_limit` characters unless None)."""
+    headers = ["step", "layer", "op", "function", "inputs", "output", "MACs", "weight B",
                "activation B"]
     with_profile = bool(module.instructions)
     if with_profile:
         headers.append("instructions")
     rows = []
     for layer in module.layers:
-        row = [str(layer.step), layer.function_name, layer.op,
+        name = printable(layer.name) if layer.name else "-"
+        row = [str(layer.step), name if name_limit is None else _cut(name, name_limit),
+               layer.op, layer.function_name,
                " ".join(shape_text(s) for s in layer.input_shapes),
                f"{shape_text(layer.output_shape)}:{layer.dtype}", str(layer.macs),
                str(layer.weight_bytes), str(layer.activation_bytes)]
@@ -232,8 +252,9 @@ def write_text_atomically(path: str, text: str) -> None:
 
 
 def drive_report(args: argparse.Namespace) -> int:
-    if not os.path.exists(args.archive):
-        raise OutputError("archive not found", path=args.archive)
+    missing = options.archive_problem(args.archive, directory_ok=True)
+    if missing is not None:
+        raise missing
     report = build_report(args.archive, read_profile(args.profile))
     if args.output is None:
         print(text_report(report))

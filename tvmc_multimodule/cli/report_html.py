@@ -1,7 +1,8 @@
 """The HTML page of `tvmc report -o`: one file, inline CSS and SVG, no script, no network.
 
 Every string that comes from the archive goes through `html.escape` (the archive reader has
-validated names already; escaping keeps the page safe even so).
+validated names already; escaping keeps the page safe even so); a layer's model name, any
+text, is first made printable (report_command.printable) and shown whole.
 """
 from __future__ import annotations
 
@@ -20,18 +21,29 @@ body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
 h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 32px; } h3 { font-size: 15px; }
 table { border-collapse: collapse; font-size: 12px; margin: 8px 0; }
 th, td { border: 1px solid #ccc; padding: 2px 6px; }
-th { background: #eee; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #eee; } td { overflow-wrap: anywhere; max-width: 420px; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 p.note { font-size: 12px; color: #555; } svg text { font-size: 11px; font-family: sans-serif; }
 """
+
+
+# columns of counts, right-aligned with thousands separators; every other column is text,
+# even when it looks like a number (a layer named "1000")
+NUMBER_COLUMNS = frozenset({"step", "MACs", "weight B", "activation B", "instructions",
+                            "layers", "workspace B", "bound B", "constants B", "code B",
+                            "flash B", "RAM B"})
+
+
+def _cell(header: str, value: str) -> str:
+    if header in NUMBER_COLUMNS and value.isascii() and value.isdigit():
+        return f'<td class="n">{int(value):,}</td>'
+    return f"<td>{escape(value)}</td>"
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = []
     for row in rows:
-        cells = "".join(
-            f'<td class="n">{int(c):,}</td>' if c.isdigit() else f"<td>{escape(c)}</td>"
-            for c in row)
+        cells = "".join(_cell(h, c) for h, c in zip(headers, row))
         body.append(f"<tr>{cells}</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
@@ -139,7 +151,7 @@ def _module_section(module: ModuleSummary) -> str:
              f"{' (inputs and outputs inside the workspace)' if module.io_in_workspace else ''}"
              f"</p>", "<h3>Layers</h3>"]
     if module.layers:
-        parts.append(_table(*layer_rows(module)))
+        parts.append(_table(*layer_rows(module, name_limit=None)))
         if not module.instructions:
             parts.append('<p class="note">Instructions per layer: give a Cortex-M profile '
                          "with --profile to add them.</p>")

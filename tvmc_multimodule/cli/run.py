@@ -106,9 +106,9 @@ def drive_run(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> None:
     problems: list[TvmcError] = []
-    if not os.path.isfile(args.archive):
-        what = "is a directory, not an archive" if os.path.isdir(args.archive) else "not found"
-        problems.append(OutputError(f"archive {what}", path=args.archive))
+    missing = options.archive_problem(args.archive)
+    if missing is not None:
+        problems.append(missing)
     if args.inputs and not os.path.isfile(args.inputs):
         problems.append(UsageError("inputs file not found", path=args.inputs))
     if args.invokes is not None and not 1 <= args.invokes <= MAX_INVOKES:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedError
 from ..model import ImportedModel, QuantParams, StateInfo, TensorInfo
-from ..names import unique_c_names
+from ..names import unique_c_names, with_raw_names
 from .checks import MAX_TENSOR_BYTES, check_imported, raise_shape_problems, tensor_bytes
 
 if TYPE_CHECKING:
@@ -345,7 +345,6 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
     quantised model that is not fully int8, is an UnsupportedError instead of running in
     float (float32 models are not affected)."""
     model = _load(path)
-    state_ops = stateful_operators(model)
     custom_ops = dict(custom_ops or {})
     problems = unsupported_features(model, allow_state=True, custom_ops=custom_ops)
     if problems:
@@ -362,12 +361,6 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
     full_int8 = is_full_int8(int8_graph)
     # the integer kernels are built for the shapes the file declares
     declared = all(int8_graph.tensor(i).shape == t.shape for i, t in zip(int8_graph.inputs, inputs))
-    if state_ops and not (full_int8 and declared):
-        raise UnsupportedError("stateful variables are supported in fully int8 models with the "
-                               "input shapes they declare only, not here: "
-                               + _counted(state_ops), module=name, path=path,
-                               hint="convert with full-integer int8 quantisation (and drop "
-                               "--input-shapes)")
     custom = _quantised_custom(model)
     if custom:
         raise UnsupportedError(f"custom operator {custom} on quantised tensors: custom "
@@ -401,17 +394,29 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
     from tvm.relax.frontend.tflite import from_tflite
 
     from .tflite_converter import Converter
+    from .tflite_float_state import find_state, from_tflite_with_state
 
     hybrid = hybrid_weights(model)
     calls: dict[str, Any] = {}
-    relax_mod = from_tflite(model, shape_dict={t.name: list(t.shape) for t in inputs},
-                            dtype_dict={t.name: t.dtype for t in inputs},
-                            op_converter=lambda *args: Converter(
-                                *args, hybrid_weights=hybrid, custom_ops=custom_ops,
-                                module_name=name, custom_calls=calls))
+    raw_names: dict[str, str | None] = {}
+    slots = find_state(model)
+
+    def converter(*args: Any, **kwargs: Any) -> Converter:
+        return Converter(*args, hybrid_weights=hybrid, custom_ops=custom_ops,
+                         module_name=name, custom_calls=calls, raw_names=raw_names, **kwargs)
+
+    shape_dict = {t.name: list(t.shape) for t in inputs}
+    dtype_dict = {t.name: t.dtype for t in inputs}
+    if slots:  # resource variables, variable tensors: main's last parameters and results
+        relax_mod = from_tflite_with_state(model, shape_dict, dtype_dict, converter, slots)
+    else:
+        relax_mod = from_tflite(model, shape_dict=shape_dict, dtype_dict=dtype_dict,
+                                op_converter=converter)
     check_imported(relax_mod, path, "tvm.relax.frontend.tflite.from_tflite")
+    relax_mod = with_raw_names(relax_mod, raw_names)
     return ImportedModel(name, path, "tflite", relax_mod, inputs, outputs,
-                         custom_calls=tuple(calls.values()))
+                         custom_calls=tuple(calls.values()),
+                         states=tuple(s.info() for s in slots))
 
 
 def _has_custom(model: Any) -> bool:

@@ -14,7 +14,7 @@ from tvm.relax.frontend.tflite.tflite_frontend import (OperatorConverter, get_pa
                                                        get_tensor_name)
 
 from ..errors import UnsupportedError
-from ..names import CText, c_text, sanitize
+from ..names import CText, c_text, record_raw_name, sanitize
 from . import custom_ops
 from . import tflite_hybrid as hybrid
 from .tflite_sparse import dense_constant
@@ -50,12 +50,17 @@ class Converter(OperatorConverter):  # type: ignore[misc]
     def __init__(self, model: Any, subgraph: Any, exp_tab: Any, ctx: Any, *args: Any,
                  hybrid_weights: frozenset[int] = frozenset(),
                  custom_ops: Any = None, module_name: str = "default",
-                 custom_calls: dict | None = None, **kwargs: Any) -> None:
+                 custom_calls: dict | None = None, state: Any = None,
+                 raw_names: dict[str, str | None] | None = None, **kwargs: Any) -> None:
         self.hybrid_weights = hybrid_weights
+        # tflite_float_state.StateValues: the module's persistent values (None: stateless)
+        self.state = state
         self.custom_ops = dict(custom_ops or {})
         self.module_name = module_name
         # filled while converting: the user operators the module calls, by name
         self.custom_calls = custom_calls if custom_calls is not None else {}
+        # filled while converting: layer identifier -> the TFLite tensor's own name
+        self.raw_names = raw_names if raw_names is not None else {}
         super().__init__(model, subgraph, exp_tab, ctx, *args, **kwargs)
         self.convert_map[CUSTOM] = self._convert_custom
         self._name_results(exp_tab)
@@ -80,17 +85,21 @@ class Converter(OperatorConverter):  # type: ignore[misc]
 
     def _name_results(self, exp_tab: Any) -> None:
         """An operator's result is bound to a variable named after the TFLite tensor it
-        writes (TVM's importer leaves `lv`): the C runner's layer comments read it."""
+        writes (TVM's importer leaves `lv`), an identifier; `raw_names` maps it back to the
+        tensor's own text, which the C runner's layer comments and `tvmc report` show."""
         from tvm import relax
 
         set_expr = exp_tab.set_expr
         builder = self.bb
+        raw_names = self.raw_names
 
         def named(name: str, expr: Any, *args: Any, **kwargs: Any) -> Any:
             if (isinstance(expr, relax.Call) and isinstance(name, str) and name
                     and isinstance(getattr(expr, "ty", None), relax.TensorType)):
                 # an identifier: TVM derives C names of temporaries from it (`<name>_red`)
-                expr = builder.emit(expr, name_hint=sanitize(name))
+                identifier = sanitize(name)
+                record_raw_name(raw_names, identifier, name)
+                expr = builder.emit(expr, name_hint=identifier)
             return set_expr(name, expr, *args, **kwargs)
 
         exp_tab.set_expr = named
@@ -180,6 +189,37 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         if axis < 0:
             axis += rank + 1
         return relax.op.expand_dims(self.get_tensor_expr(data), [axis])
+
+    # ------------------------------------------------------------------ persistent state
+
+    def _variable_key(self, op: Any) -> str:
+        (handle,) = self.get_input_tensors(op)[:1]
+        if handle.tensor_idx not in self.state.handles:
+            raise UnsupportedError(f"{self.get_op_code_str(op)} uses a handle no VAR_HANDLE "
+                                   "of the main graph made")
+        return self.state.handles[handle.tensor_idx]
+
+    def convert_var_handle(self, op: Any) -> Any:
+        """Handles resolve by name to the states (StateValues.handles)."""
+        return None if self.state is not None else super().convert_var_handle(op)
+
+    def convert_call_once(self, op: Any) -> Any:
+        """The initialisation is folded into the states' initial values."""
+        return None if self.state is not None else super().convert_call_once(op)
+
+    def convert_read_variable(self, op: Any) -> Any:
+        if self.state is None:
+            return super().convert_read_variable(op)
+        out = self.get_output_tensors(op)[0]
+        shape = [int(d) for d in out.tensor.ShapeAsNumpy()] if out.tensor.ShapeLength() else []
+        return self.state.read(self._variable_key(op), shape)
+
+    def convert_assign_variable(self, op: Any) -> Any:
+        if self.state is None:
+            return super().convert_assign_variable(op)
+        value = self.get_input_tensors(op)[1]
+        self.state.write(self._variable_key(op), self.get_tensor_expr(value))
+        return None
 
     def convert_unidirectional_sequence_lstm(self, op: Any) -> Any:
         """The usual form (with an input gate) on our LSTM kernel (tflite_recurrent.py)."""

@@ -3,8 +3,9 @@
 TVM 0.27's converter handles only the coupled input-forget form (no input gate) and unrolls
 the time steps into separate operators; the usual Keras/TF export has an input gate. Here the
 four gates' weights are stacked in the kernel's i, o, f, c order, transposed, and one call
-runs the whole sequence. The state tensors (TFLite variables) start from their initial value
-at every run: LiteRT and TFLite Micro carry them across invokes.
+runs the whole sequence. The state tensors (TFLite variable tensors) are module state
+(`tflite_float_state`): the kernel starts from their value and leaves its final h and c in
+them, so a streaming LSTM continues across invokes as in LiteRT and TFLite Micro.
 """
 from __future__ import annotations
 
@@ -31,11 +32,22 @@ def has_input_gate(tensors: list[Any]) -> bool:
     return tensors[1].tensor_idx != -1
 
 
+def _state_key(conv: Any, tensor: Any) -> str | None:
+    from .tflite_float_state import tensor_key
+
+    key = tensor_key(tensor.tensor_idx)
+    state = getattr(conv, "state", None)
+    return key if state is not None and state.has(key) else None
+
+
 def _initial_state(conv: Any, tensor: Any, shape: list[int]) -> Any:
-    """A state variable's initial value: its buffer's data, or zeros (a variable without
-    data, as TF exports it)."""
+    """A state tensor's value at this step: the module state it is, else its buffer's data,
+    or zeros (a variable without data, as TF exports it)."""
     from tvm import relax
 
+    key = _state_key(conv, tensor)
+    if key is not None:
+        return conv.bb.emit(conv.state.read(key, shape))
     buffer = conv.model.Buffers(tensor.tensor.Buffer())
     if buffer is not None and buffer.DataLength():
         return conv.bb.emit(relax.op.reshape(conv.get_tensor_expr(tensor), shape))
@@ -94,6 +106,13 @@ def convert_sequence_lstm(conv: Any, op: Any, name: str) -> Any:
     y = bb.emit(op_.reshape(bb.emit(relax.TupleGetItem(result, 0)), [steps, batch, hidden]))
     if not time_major:
         y = bb.emit(op_.permute_dims(y, [1, 0, 2]))
-    log.warning("%s: its state starts from its initial value at every run (LiteRT and TFLite "
-                "Micro carry it across invokes)", node)
+    carried = 0
+    for index, position in ((18, 1), (19, 2)):  # output state <- final h, cell <- final c
+        key = _state_key(conv, tensors[index])
+        if key is not None:
+            conv.state.write(key, bb.emit(relax.TupleGetItem(result, position)))
+            carried += 1
+    if carried < 2:
+        log.warning("%s: its state starts from its initial value at every run (LiteRT and "
+                    "TFLite Micro carry it across invokes)", node)
     return y

@@ -3,7 +3,9 @@
 They are what `tvmc report` draws (docs/mlf-format.md, "Layers and memory plan"). An archive is
 untrusted: every field is type- and range-checked when read, names must be C identifiers, and
 the sizes are bounded, so a hostile archive cannot make the report misbehave (the report
-escapes every string it prints as well). An archive without the keys (another writer, an older
+escapes every string it prints as well). A layer's `name` is the model's own text (any
+characters): the reader only bounds its length and requires valid Unicode; whoever shows it
+escapes it (HTML, the terminal, names.c_text for C). An archive without the keys (another writer, an older
 version) reads as having no layers and no plan.
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ MAX_STEPS = 100_000
 MAX_RANK = 8
 MAX_BYTES = 1 << 40
 BUFFER_KINDS = ("tensor", "scratch", "input", "output")
+MAX_NAME_CHARS = 1024  # a layer's model name; longer names are cut when written
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
 _DTYPE = re.compile(r"[a-z]+[0-9]{0,3}")
 
@@ -32,6 +35,7 @@ def layers_entry(layers: list[LayerInfo]) -> list[dict[str, Any]]:
         "function_name": layer.function_name,
         "input_shapes": [[int(d) for d in shape] for shape in layer.input_shapes],
         "macs": int(layer.macs),
+        "name": layer.name[:MAX_NAME_CHARS],
         "op": layer.op,
         "output_shape": [int(d) for d in layer.output_shape],
         "step": int(layer.step),
@@ -75,6 +79,20 @@ def _text(value: Any, pattern: re.Pattern[str], what: str) -> str:
     return value
 
 
+def _raw_name(value: Any, what: str) -> str:
+    """A model's layer name: any text of bounded length that encodes as UTF-8 (no lone
+    surrogates, which JSON can carry); absent in archives written before names were kept."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > MAX_NAME_CHARS:
+        raise _Bad(f"{what} must be a string of at most {MAX_NAME_CHARS} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Bad(f"{what} is not valid Unicode") from None
+    return value
+
+
 def _list(value: Any, what: str) -> list[Any]:
     if not isinstance(value, list) or len(value) > MAX_STEPS:
         raise _Bad(f"{what} must be a list of at most {MAX_STEPS} entries")
@@ -94,7 +112,8 @@ def _layer(entry: Any, i: int) -> LayerInfo:
         dtype=_text(entry.get("dtype"), _DTYPE, f"layers[{i}].dtype"),
         macs=_int(entry.get("macs"), f"layers[{i}].macs", 0, 1 << 50),
         weight_bytes=_int(entry.get("weight_bytes"), f"layers[{i}].weight_bytes"),
-        activation_bytes=_int(entry.get("activation_bytes"), f"layers[{i}].activation_bytes"))
+        activation_bytes=_int(entry.get("activation_bytes"), f"layers[{i}].activation_bytes"),
+        name=_raw_name(entry.get("name"), f"layers[{i}].name"))
 
 
 def _buffer(entry: Any, i: int, steps: int, workspace: int) -> PlannedBuffer:

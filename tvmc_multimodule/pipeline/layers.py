@@ -8,13 +8,15 @@ it reads and writes that are not constants.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import tvm
 from tvm import s_tir, tirx
 
 from ..model import LayerInfo, MemoryLayout, PlannedBuffer
 from .memory_plan import MemoryPlan, _lifetimes, _merge_inplace
-from .program import Call, Constant, Program, nbytes
+from .program import Buffer, Call, Constant, Output, Program, nbytes
 from .tir_passes import OperatorSignature, op_name
 
 _REDUCE = 2  # IterVar.iter_type of a commutative reduction
@@ -54,9 +56,19 @@ def count_macs(func: tirx.PrimFunc) -> int:
     return total
 
 
+def _output_written(step: Call, program: Program) -> int | None:
+    """The index of the model output a step writes straight into, if it does."""
+    out = step.args[-1] if step.args else None
+    if isinstance(out, Buffer) and out.index in program.buffer_outputs:
+        return program.buffer_outputs[out.index]
+    return out.index if isinstance(out, Output) else None
+
+
 def describe_layers(relaxed: tvm.IRModule, program: Program,
-                    signatures: dict[str, OperatorSignature]) -> list[LayerInfo]:
-    """One LayerInfo per operator call of `program`, in order."""
+                    signatures: dict[str, OperatorSignature],
+                    output_names: Sequence[str] = ()) -> list[LayerInfo]:
+    """One LayerInfo per operator call of `program`, in order. A layer the frontend did not
+    name (or fusion renamed) that writes a model output takes that output's name."""
     layers = []
     names = program.step_names
     for step_index, step in enumerate(program.steps):
@@ -74,12 +86,16 @@ def describe_layers(relaxed: tvm.IRModule, program: Program,
                 activations += size
         inputs = tuple(s for loc, s in zip(step.args[:-1], shapes[:-1])
                        if not isinstance(loc, Constant))
+        name = names.get(step_index, "")
+        written = _output_written(step, program)
+        if not name and written is not None and written < len(output_names):
+            name = output_names[written]
         layers.append(LayerInfo(
             step=step_index, function_name=signatures[step.relax_name].c_name,
             op=op_name(step.relax_name), input_shapes=inputs,
             output_shape=shapes[-1] if shapes else (), dtype=dtypes[-1] if dtypes else "",
             macs=count_macs(func), weight_bytes=weights, activation_bytes=activations,
-            name=names.get(step_index, "")))
+            name=name))
     return layers
 
 

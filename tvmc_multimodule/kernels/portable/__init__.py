@@ -15,6 +15,15 @@ from . import elementwise, nn
 FORMS = ("vector", "scalar")
 
 
+def shift_table(shift: np.ndarray) -> np.ndarray:
+    """Per-channel requantisation shifts as int8 (TFLite's lie in [-31, 30]): a quarter of
+    the int32 table, so a model's constants stay within its .tflite file."""
+    shift = np.asarray(shift)
+    if shift.size and (shift.min() < -128 or shift.max() > 127):
+        raise ValueError(f"requantisation shift out of int8 range: {shift.min()}..{shift.max()}")
+    return np.ascontiguousarray(shift.astype(np.int8))
+
+
 class PortableC:
     """The complete library; `form` is "vector" or "scalar"."""
 
@@ -36,7 +45,7 @@ class PortableC:
         packed = (weights if spec.depthwise
                   else np.ascontiguousarray(weights.transpose(1, 2, 3, 0)))  # -> HWIO
         folded = nn.fold_zero_point(bias, packed, spec.input_zero_point, 3)
-        return Kernel(func, (packed, folded, mult, shift))
+        return Kernel(func, (packed, folded, mult, shift_table(shift)))
 
     def fully_connected(self, spec: FullyConnectedSpec, weights: np.ndarray, bias: np.ndarray,
                         mult: np.ndarray, shift: np.ndarray, helpers: CHelpers) -> Kernel:
@@ -44,7 +53,7 @@ class PortableC:
         func = nn.fully_connected(spec.batch, spec.depth, spec.units, spec.output_zero_point,
                                   spec.act_min, spec.act_max, helpers, self.form)
         folded = nn.fold_zero_point(bias, weights, spec.input_zero_point, 0)
-        return Kernel(func, (weights, folded, mult, shift))
+        return Kernel(func, (weights, folded, mult, shift_table(shift)))
 
     def add_kernel(self, a_shape: Sequence[int], b_shape: Sequence[int],
                    out_shape: Sequence[int], params: AddParams, helpers: CHelpers) -> Kernel:

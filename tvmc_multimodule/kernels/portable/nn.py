@@ -84,7 +84,7 @@ def finish_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
 
 
 def conv2d(spec: Conv2DSpec, helpers: CHelpers, variant: str = "vector") -> tirx.PrimFunc:
-    """(x int8 NHWC, w int8, bias int32[O], mult int32[O], shift int32[O]) -> int8 NHWC;
+    """(x int8 NHWC, w int8, bias int32[O], mult int32[O], shift int8[O]) -> int8 NHWC;
     w is HWIO ([KH, KW, C, O]) for a convolution, [1, KH, KW, C * multiplier] depthwise.
     The accumulator is sum(x * w) + bias with the input zero point folded into the bias
     (fold_zero_point): out-of-image taps read the zero point, as TFLite Micro skips them.
@@ -99,7 +99,7 @@ def conv2d(spec: Conv2DSpec, helpers: CHelpers, variant: str = "vector") -> tirx
     w = te.placeholder(weight_shape, "int8", name="w")
     bias = te.placeholder((out_c,), I32, name="bias")
     mult = te.placeholder((out_c,), I32, name="mult")
-    shift = te.placeholder((out_c,), I32, name="shift")
+    shift = te.placeholder((out_c,), "int8", name="shift")
     rh = te.reduce_axis((0, kh), "rh")
     rw = te.reduce_axis((0, kw), "rw")
     needs_bounds = (pt or pl or (oh - 1) * sh + (kh - 1) * dh >= h
@@ -146,8 +146,8 @@ def conv2d(spec: Conv2DSpec, helpers: CHelpers, variant: str = "vector") -> tirx
         acc = te.compute((n, oh, ow, out_c), lambda b, y, xx, o: te.sum(
             tap(b, y, xx, rc) * w[rh, rw, rc, o].astype(I32), axis=[rh, rw, rc]), name="acc")
     out = te.compute((n, oh, ow, out_c), lambda b, y, xx, o: helpers.requant(
-        acc[b, y, xx, o] + bias[o], mult[o], shift[o], spec.output_zero_point, spec.act_min,
-        spec.act_max).astype("int8"), name="out")
+        acc[b, y, xx, o] + bias[o], mult[o], shift[o].astype(I32), spec.output_zero_point,
+        spec.act_min, spec.act_max).astype("int8"), name="out")
     tensors, fused = [x, w, bias, mult, shift, out], [("acc", "out", 4)]
     if scalar:
         # no SIMD to feed (Cortex-M0/M4/M7): every convolution, depthwise and 1x1 too, keeps
@@ -180,12 +180,12 @@ def fully_connected(batch: int, depth: int, units: int, output_zero_point: int, 
     w = te.placeholder((units, depth), "int8", name="w")
     bias = te.placeholder((units,), I32, name="bias")
     mult = te.placeholder((units,), I32, name="mult")
-    shift = te.placeholder((units,), I32, name="shift")
+    shift = te.placeholder((units,), "int8", name="shift")
     k = te.reduce_axis((0, depth), "k")
     acc = te.compute((batch, units), lambda b, o: te.sum(
         x[b, k].astype(I32) * w[o, k].astype(I32), axis=k), name="acc")
     out = te.compute((batch, units), lambda b, o: helpers.requant(
-        acc[b, o] + bias[o], mult[o], shift[o], output_zero_point, act_min,
+        acc[b, o] + bias[o], mult[o], shift[o].astype(I32), output_zero_point, act_min,
         act_max).astype("int8"), name="out")
     tensors, fused = [x, w, bias, mult, shift, out], [("acc", "out", 2)]
     if variant == "scalar" and units > CHANNEL_BLOCK and units % CHANNEL_BLOCK == 0:
