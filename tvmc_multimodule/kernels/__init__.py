@@ -17,7 +17,8 @@ from .c_helpers import CHelpers
 from .cortex_m_dsp import DSP_CORES, CortexMDsp
 from .library import Kernel
 from .portable import PortableC
-from .records import AddParams, Conv2DSpec, FullyConnectedSpec, PoolSpec
+from .portable.lstm import lstm_spec
+from .records import AddParams, Conv2DSpec, FullyConnectedSpec, LstmSpec, PoolSpec
 
 KernelLibrary = PortableC  # every library is a PortableC (it overrides what it speeds up)
 
@@ -33,4 +34,5 @@ def library_for_target(mcpu: str | None, form: str) -> KernelLibrary:
 
 
 __all__ = ["AddParams", "CHelpers", "Conv2DSpec", "CortexMDsp", "FullyConnectedSpec", "Kernel",
-           "KernelLibrary", "PoolSpec", "PortableC", "fixedpoint", "library_for_target"]
+           "KernelLibrary", "LstmSpec", "PoolSpec", "PortableC", "fixedpoint", "library_for_target",
+           "lstm_spec"]
