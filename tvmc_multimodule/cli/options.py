@@ -62,10 +62,13 @@ def add_compile_options(parser: argparse.ArgumentParser, *, multi: bool) -> None
                              "leaves the module's signature and If/Loop depending on it fold."
                              + (" Prefix each with its module: 'vad:sr=16000'." if multi else "")
                              + " May be repeated.")
-    parser.add_argument("--custom-op", action="append", metavar="NAME=FILE.c",
-                        help="the C implementation of a TFLite custom operator: the module "
-                             "calls tvmgen_<module>_custom_<NAME>(inputs..., outputs...) and "
-                             "the archive carries the file. May be repeated"
+    parser.add_argument("--custom-op", action="append", metavar="NAME=FILE.c[:OUTPUTS]",
+                        help="the C implementation of a custom operator (TFLite: its custom "
+                             "code; ONNX: DOMAIN.OP or OP): the module calls "
+                             "tvmgen_<module>_custom_<NAME>(inputs..., outputs...) and the "
+                             "archive carries the file. OUTPUTS declares the output shapes "
+                             "and types, 'float32[1,16];int32[4]' or a JSON file, where the "
+                             "model does not. May be repeated"
                              + (" (it serves every module that uses the operator)." if multi
                                 else "."))
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, metavar="PATH",
@@ -450,23 +453,83 @@ class CompileSettings:
     workspace_io: bool = False      # inputs and outputs inside the workspace (tir.usmp)
     desired_layout: str | None = None
     notes: tuple[str, ...] = ()     # what the tvmc 0.18 options given amount to
-    custom_ops: dict[str, str] = field(default_factory=dict, hash=False)  # name -> C file
+    # name -> (C file, declared outputs or None)
+    custom_ops: dict[str, CustomOpOption] = field(default_factory=dict, hash=False)
 
 
-def parse_custom_ops(texts: list[str] | None) -> dict[str, str]:
-    """`--custom-op NAME=impl.c` (repeatable) -> {NAME: path}; the files must exist."""
-    ops: dict[str, str] = {}
+CustomOpOption = tuple[str, "tuple[tuple[tuple[int, ...], str], ...] | None"]
+_OUTPUT_SPEC = re.compile(r"\s*([a-z]+[0-9]*)\s*\[\s*([0-9]+(?:\s*,\s*[0-9]+)*)?\s*\]\s*")
+
+
+def parse_custom_ops(texts: list[str] | None) -> dict[str, CustomOpOption]:
+    """`--custom-op NAME=impl.c[:OUTPUTS]` (repeatable) -> {NAME: (path, outputs or None)};
+    OUTPUTS: `float32[1,16];int32[4]` or a JSON file of [{"shape": [...], "dtype": "..."}].
+    The files must exist."""
+    ops: dict[str, CustomOpOption] = {}
     for text in texts or []:
-        name, sep, path = text.partition("=")
-        if not sep or not name or not path:
+        name, sep, rest = text.partition("=")
+        if not sep or not name or not rest:
             raise UsageError(f"--custom-op '{text}' is not NAME=FILE.c",
                              hint="e.g. --custom-op MyOp=my_op.c")
         if name in ops:
             raise UsageError(f"--custom-op gives '{name}' twice")
+        path, outputs = _split_output_spec(name, rest)
         if not os.path.isfile(path):
             raise UsageError(f"the C file of custom operator '{name}' is not found", path=path)
-        ops[name] = path
+        ops[name] = (path, outputs)
     return ops
+
+
+def _split_output_spec(name: str, text: str) -> CustomOpOption:
+    """`impl.c:float32[1,16]` or `impl.c:outs.json` -> (path, outputs); `impl.c` (or a path
+    holding ':' whose tail is no declaration, `C:\\ops\\a.c`) -> (text, None)."""
+    head, sep, tail = text.rpartition(":")
+    if not sep or not head:
+        return text, None
+    if tail.lower().endswith(".json"):
+        return head, _output_spec_file(name, tail)
+    parts = tail.split(";")
+    matches = [_OUTPUT_SPEC.fullmatch(p) for p in parts]
+    if not all(matches):
+        return text, None
+    specs = []
+    for match in matches:
+        dims = tuple(int(d) for d in (match.group(2) or "").split(",") if d.strip())
+        specs.append(_output_spec(name, dims, match.group(1)))
+    return head, tuple(specs)
+
+
+def _output_spec(name: str, dims: Any, dtype: Any) -> tuple[tuple[int, ...], str]:
+    import numpy as np
+
+    try:
+        kind = np.dtype(str(dtype))
+    except TypeError:
+        kind = None
+    if kind is None or kind.kind not in "biuf" or str(dtype) != kind.name:
+        raise UsageError(f"custom operator '{name}': output type '{dtype}' is not a numeric "
+                         "type name", hint="use float32, int8, uint8, int16, int32...")
+    if not isinstance(dims, (list, tuple)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+        raise UsageError(f"custom operator '{name}': output shape {dims} is not a list of "
+                         "positive integers")
+    return tuple(dims), kind.name
+
+
+def _output_spec_file(name: str, path: str) -> tuple[tuple[tuple[int, ...], str], ...]:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the output declaration of custom operator '{name}': "
+                         f"{getattr(exc, 'strerror', None) or exc}", path=path) from None
+    if not isinstance(data, list) or not data or not all(
+            isinstance(e, dict) and set(e) == {"shape", "dtype"} for e in data):
+        raise UsageError(f"the output declaration of custom operator '{name}' is not a list "
+                         'of {"shape": [...], "dtype": "..."}', path=path)
+    return tuple(_output_spec(name, e["shape"], e["dtype"]) for e in data)
 
 
 def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
@@ -492,7 +555,8 @@ def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
     values_per_module = _collect(problems, split_input_values, values, names) or {}
     old = legacy.map_legacy_options(args)
     problems.extend(old.problems)
-    target = _collect(problems, parse_target, args.target, old.target_options)
+    target = _collect(problems, parse_target, args.target, old.target_options,
+                      old.library_options)
     usmp = legacy.map_usmp(_collect(problems, parse_pass_configs, args.pass_config) or {})
     problems.extend(usmp.problems)
     pass_config = usmp.pass_config

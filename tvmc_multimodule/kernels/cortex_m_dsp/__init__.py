@@ -9,7 +9,8 @@ scalar form.
   pairs, the pair's weights interleaved per 4 input channels (depthwise: widened to int16
   pairs, in the halfword order SXTB16 produces);
 - 2 pixels x 2 output channels in registers per pass (each weight word serves 2 pixels);
-- requantisation as TFLite Micro's, in ~12 instructions (SMLAL, shifts, clamp);
+- requantisation as TFLite Micro's, in ~10 instructions (SMMULR where the accumulators'
+  bound allows it, a rounding shift, SSAT);
 - no scratch: nothing beyond the liveness-bound workspace.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .c_source import ADD, CONV, CONV_WINDOW, DEPTHWISE, GEMV, PRIMITIVES
 TABLE_ADD_MIN_SIZE = 512  # ADDs at least this large read 2 x 256 int32 tables (2 KB)
 WINDOW_STACK_BYTES = 2048  # convolutions copy 2 pixels' windows to the stack up to this size
 MACS_ATTR = "tvmc.macs"  # read by pipeline/layers.py (a string: no import of another stage)
+INPLACE_ATTR = "tvmc.inplace"  # read by pipeline/inplace.py: [[input, output], ...] pairs
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
 
 
@@ -55,13 +57,22 @@ def _name(helpers: CHelpers, kind: str, text: str) -> str:
     return f"{helpers.prefix}dsp_{kind}_{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 
 
-def _shifts(shift: np.ndarray) -> tuple[str, np.ndarray]:
+def _shifts(shift: np.ndarray, acc_bound: int) -> tuple[str, np.ndarray]:
     """(requant helper, its shift constants): right shifts only when no channel shifts left
-    or by 0 (the common case), else TFLite's signed shift."""
+    or by 0 (the common case), else TFLite's signed shift; the right-shift form with one
+    SMMULR when no accumulator can reach 2^30 (`acc_bound`: the largest |accumulator|)."""
     shift = shift.astype(np.int32)
     if shift.size and (shift < 0).all():
-        return "d_requant_right", shift_table(-shift)
+        helper = "d_requant_small" if acc_bound < 1 << 30 else "d_requant_right"
+        return helper, shift_table(-shift)
     return "d_requant", shift_table(shift)
+
+
+def _acc_bound(weights: np.ndarray, bias: np.ndarray, channel_axis: int = 0) -> int:
+    """The largest |bias + sum((x - zp) * w)| any output channel can reach (|x - zp| <= 255)."""
+    w = np.moveaxis(np.abs(weights.astype(np.int64)), channel_axis, 0).reshape(
+        weights.shape[channel_axis], -1)
+    return int((np.abs(bias.astype(np.int64)) + 255 * w.sum(axis=1)).max(initial=0))
 
 
 def _off(zero_point: int) -> str:
@@ -110,7 +121,7 @@ class CortexMDsp(PortableC):
 
     def _gemv(self, spec: FullyConnectedSpec, weights: np.ndarray, bias: np.ndarray,
               mult: np.ndarray, shift: np.ndarray, helpers: CHelpers) -> Kernel:
-        requant, shifts = _shifts(shift)
+        requant, shifts = _shifts(shift, _acc_bound(weights, bias))
         quads = 4 * ((spec.units + 3) // 4)
         body = GEMV.substitute(name="NAME", O=spec.units, C=spec.depth, T=spec.depth % 4,
                                off=_off(spec.input_zero_point), zin=spec.input_zero_point,
@@ -142,6 +153,7 @@ class CortexMDsp(PortableC):
         name = _name(helpers, "add", body)
         func = _extern_kernel(name, [(tuple(a_shape), "int8"), (tuple(b_shape), "int8"),
                                      ((256,), "int32"), ((256,), "int32")], tuple(out_shape))
+        func = func.with_attr(INPLACE_ATTR, [[0, 4], [1, 4]])  # y[i] after a[i], b[i]: see ADD
         return Kernel(func, tables, (self.primitives(helpers),
                                      (name, body.replace("NAME", name))))
 
@@ -161,7 +173,7 @@ class CortexMDsp(PortableC):
                       in0=f"ix0 >= 0 && ix0 < {w_in}" if cols_clipped else "1",
                       in1=f"ix1 >= 0 && ix1 < {w_in}" if cols_clipped else "1",
                       odd_last="1" if out_c % 2 == 0 else f"o + 1 < {out_c}", p=helpers.prefix)
-        requant, shifts = _shifts(shift)
+        requant, shifts = _shifts(shift, _acc_bound(weights, bias))
         params["requant"] = requant
         pairs = (out_c + 1) // 2
         window = kh * kw * c
@@ -198,7 +210,8 @@ class CortexMDsp(PortableC):
                       DH=dh, DW=dw, PT=pt, PL=pl, off=_off(spec.input_zero_point),
                       zin=spec.input_zero_point, zout=spec.output_zero_point,
                       lo=spec.act_min, hi=spec.act_max, interior=interior, p=helpers.prefix)
-        params["requant"], shifts = _shifts(shift)
+        params["requant"], shifts = _shifts(
+            shift, _acc_bound(weights.reshape(-1, weights.shape[-1]), bias, channel_axis=1))
         body = DEPTHWISE.substitute(params, name="NAME")
         name = _name(helpers, "dw", body)
         taps = weights.reshape(kh * kw, c).astype(np.int16)  # [tap, channel]

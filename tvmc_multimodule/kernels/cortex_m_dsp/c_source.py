@@ -53,6 +53,13 @@ static inline int32_t ${p}d_smlabb(int32_t a, int32_t b, int32_t acc) {
 static inline int32_t ${p}d_smlatt(int32_t a, int32_t b, int32_t acc) {
   return acc + (a >> 16) * (b >> 16); }
 #endif
+/* gcc's scheduling before register allocation hoists the unrolled loads and runs out of
+   registers (kws pointwise: 30 instructions per 16 MACs with spills, 20 without) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define ${p}D_LAYER __attribute__((optimize("no-schedule-insns")))  /* on prototypes */
+#else
+#define ${p}D_LAYER
+#endif
 static inline __attribute__((always_inline)) int32_t ${p}d_read4(const int8_t* p) {
   int32_t v;
   __builtin_memcpy(&v, p, 4);  /* one LDR (Cortex-M4 and up allow unaligned words) */
@@ -83,31 +90,46 @@ static inline __attribute__((always_inline)) int32_t ${p}d_requant_right(
   x = x < lo ? lo : x;
   return x > hi ? hi : x;
 }
-/* 2 pixels x 2 output channels over `c` input channels: x0, x1 the pixels' channels, w the
-   two channels' weights interleaved per 4 (then the c % 4 tails, one channel's after the
-   other's); off: minus the input zero point in both halfwords. */
+/* the same when also |acc| < 2^30 (bounded at compile time from the weights and bias):
+   (2 acc * mult + 2^31) >> 32 is one SMMULR and equals (acc * mult + 2^30) >> 31 */
+static inline __attribute__((always_inline)) int32_t ${p}d_requant_small(
+    int32_t acc, int32_t mult, int32_t right, int32_t zp, int32_t lo, int32_t hi) {
+#if defined(__ARM_FEATURE_DSP)
+  int32_t x;
+  __asm ("smmulr %0, %1, %2" : "=r"(x) : "r"(acc * 2), "r"(mult));
+  x = ((x + (1 << (right - 1)) + (x >> 31)) >> right) + zp;
+  if (lo == -128 && hi == 127) return __ssat(x, 8);
+  x = x < lo ? lo : x;
+  return x > hi ? hi : x;
+#else
+  return ${p}d_requant_right(acc, mult, right, zp, lo, hi);
+#endif
+}
+/* 2 pixels x 2 output channels over `c` input channels: x0 the first pixel's channels, the
+   second's `step` bytes further (both constants once inlined); w the two channels' weights
+   interleaved per 4 (then the c % 4 tails, one channel's after the other's); off: minus the
+   input zero point in both halfwords. Unrolled, every load has a constant offset. */
 static inline __attribute__((always_inline)) void ${p}d_dot2x2(
-    const int8_t* x0, const int8_t* x1, const int8_t* w, int32_t c, int32_t off,
-    int32_t* a) {
+    const int8_t* x0, int32_t step, const int8_t* w, int32_t c, int32_t off, int32_t* a) {
   int32_t a00 = a[0], a01 = a[1], a10 = a[2], a11 = a[3];
-  for (int32_t k = c >> 2; k > 0; --k) {
-    int32_t v0 = ${p}d_read4(x0), v1 = ${p}d_read4(x1);
-    x0 += 4; x1 += 4;
+#pragma GCC unroll 16
+  for (int32_t k = 0; k < (c >> 2); ++k) {
+    int32_t v0 = ${p}d_read4(x0 + 4 * k), v1 = ${p}d_read4(x0 + step + 4 * k);
+    int32_t wv = ${p}d_read4(w + 8 * k), wu = ${p}d_read4(w + 8 * k + 4);
     int32_t p0 = ${p}d_sxtab16(off, v0), q0 = ${p}d_sxtab16_ror8(off, v0);
     int32_t p1 = ${p}d_sxtab16(off, v1), q1 = ${p}d_sxtab16_ror8(off, v1);
-    int32_t wv = ${p}d_read4(w);
     int32_t wp = ${p}d_sxtb16(wv), wq = ${p}d_sxtb16_ror8(wv);
     a00 = ${p}d_smlad(p0, wp, a00); a00 = ${p}d_smlad(q0, wq, a00);
     a10 = ${p}d_smlad(p1, wp, a10); a10 = ${p}d_smlad(q1, wq, a10);
-    wv = ${p}d_read4(w + 4);
-    w += 8;
-    wp = ${p}d_sxtb16(wv); wq = ${p}d_sxtb16_ror8(wv);
+    wp = ${p}d_sxtb16(wu); wq = ${p}d_sxtb16_ror8(wu);
     a01 = ${p}d_smlad(p0, wp, a01); a01 = ${p}d_smlad(q0, wq, a01);
     a11 = ${p}d_smlad(p1, wp, a11); a11 = ${p}d_smlad(q1, wq, a11);
   }
   int32_t z = (int16_t)off, t = c & 3;
+  x0 += c - t;
+  w += 2 * (c - t);
   for (int32_t i = 0; i < t; ++i) {
-    int32_t u0 = x0[i] + z, u1 = x1[i] + z;
+    int32_t u0 = x0[i] + z, u1 = x0[step + i] + z;
     a00 += u0 * w[i]; a10 += u1 * w[i];
     a01 += u0 * w[t + i]; a11 += u1 * w[t + i];
   }
@@ -117,6 +139,7 @@ static inline __attribute__((always_inline)) void ${p}d_dot2x2(
 static inline __attribute__((always_inline)) void ${p}d_dot1x2(
     const int8_t* x0, const int8_t* w, int32_t c, int32_t off, int32_t* a) {
   int32_t a00 = a[0], a01 = a[1];
+#pragma GCC unroll 8
   for (int32_t k = c >> 2; k > 0; --k) {
     int32_t v0 = ${p}d_read4(x0);
     x0 += 4;
@@ -162,7 +185,7 @@ def _layer_template(text: str) -> Template:
 # y = requant(bias + sum (x - zp_in) * w): pixels in pairs along a row, output channels in
 # pairs; out-of-image taps are skipped (they would add (zp_in - zp_in) * w = 0).
 CONV = _layer_template(r"""
-${signature};
+${signature} ${p}D_LAYER;
 ${signature} {
   const int32_t off = ${off};
   for (int32_t b = 0; b < ${N}; ++b) {
@@ -182,7 +205,7 @@ ${signature} {
               int32_t ix0 = ox * ${SW} - ${PL} + kx * ${DW}, ix1 = ix0 + ${SW};
               int32_t in0 = ${in0}, in1 = two && (${in1});
               if (in0 && in1) {
-                ${p}d_dot2x2(row + ix0 * ${C}, row + ix1 * ${C}, w, ${C}, off, a);
+                ${p}d_dot2x2(row + ix0 * ${C}, ${SW} * ${C}, w, ${C}, off, a);
               } else if (in0) {
                 ${p}d_dot1x2(row + ix0 * ${C}, w, ${C}, off, a);
               } else if (in1) {
@@ -201,7 +224,7 @@ ${store_pair}        }
 # a convolution over a window copied (2 pixels at a time) to the stack, out-of-image taps
 # filled with the input zero point: one contiguous dot of KH*KW*C per pixel and channel pair
 CONV_WINDOW = _layer_template(r"""
-${signature};
+${signature} ${p}D_LAYER;
 ${signature} {
   const int32_t off = ${off};
   int8_t col[2][${K}] __attribute__((aligned(4)));
@@ -230,7 +253,7 @@ ${signature} {
         for (int32_t o = 0; o < ${O}; o += 2, w += 2 * ${K}) {
           int32_t a[4] = {bias[o], bias[o + 1], bias[o], bias[o + 1]};
           if (two) {
-            ${p}d_dot2x2(col[0], col[1], w, ${K}, off, a);
+            ${p}d_dot2x2(col[0], ${K}, w, ${K}, off, a);
           } else {
             ${p}d_dot1x2(col[0], w, ${K}, off, a);
           }
@@ -244,7 +267,7 @@ ${store_pair}        }
 
 # fully connected, batch 1: 4 output units per pass share each widened input word
 GEMV = _layer_template(r"""
-${signature};
+${signature} ${p}D_LAYER;
 ${signature} {
   const int32_t off = ${off};
   const int8_t* w = wp;
@@ -281,12 +304,13 @@ ${signature} {
 
 # int8 ADD of two same-shaped tensors: each input's rescaled value (TFLite Micro's
 # (x - zp) << 20, MultiplyByQuantizedMultiplier) from a 256-entry table computed at compile
-# time, the sum requantised
+# time, the sum requantised. Element i is read before it is written and never again, so y may
+# be a or b (a state updated in place, a residual's buffer reused): no restrict on them
 ADD = Template(r"""
-int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
-    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* restrict y);
-int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
-    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* restrict y) {
+int32_t ${name}(const int8_t* a, const int8_t* b,
+    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* y) ${p}D_LAYER;
+int32_t ${name}(const int8_t* a, const int8_t* b,
+    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* y) {
   for (int32_t i = 0; i < ${size}; ++i) {
     int32_t sum = ta[(uint8_t)a[i]] + tb[(uint8_t)b[i]];
     y[i] = (int8_t)${p}d_requant(sum, ${mult}, ${shift}, ${zout}, ${lo}, ${hi});
@@ -300,7 +324,7 @@ int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
 DEPTHWISE = Template(r"""
 int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
     const int32_t* restrict bias, const int32_t* restrict mult,
-    const int8_t* restrict shift, int8_t* restrict y);
+    const int8_t* restrict shift, int8_t* restrict y) ${p}D_LAYER;
 int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
     const int32_t* restrict bias, const int32_t* restrict mult,
     const int8_t* restrict shift, int8_t* restrict y) {
