@@ -25,6 +25,7 @@ from ..mlf import LoadedModule, extract_archive, load_model_library_format
 from ..model import TensorInfo
 from ..names import check_module_name
 from .boards import GENERIC, Board, Region, base_cpu, cpu_flags
+from .cmsis_nn import EXTERNAL_LIBRARY, check_root, int8_sources
 
 PROJECT_RECORD = "tvmc_micro.json"
 MODEL_DIR = "model"
@@ -67,6 +68,10 @@ class Project:
     ram: str
     stack_size: int
     modules: list[ProjectModule] = field(default_factory=list)
+    # CMSIS-NN (modules compiled with --target "cmsis-nn, c"): its root (built from there,
+    # never copied) and the sources built, relative to it
+    cmsis_nn: str | None = None
+    cmsis_nn_sources: list[str] = field(default_factory=list)
 
     def module(self, name: str) -> ProjectModule:
         for module in self.modules:
@@ -93,9 +98,11 @@ def load_project(directory: str) -> Project:
 
 def create_project(directory: str, archive: str, board: Board, *, flash: Region | None = None,
                    ram: Region | None = None, stack_size: int = DEFAULT_STACK_SIZE,
-                   force: bool = False) -> Project:
-    """Write the project; nothing is left behind when any check fails."""
+                   force: bool = False, cmsis_nn_path: str | None = None) -> Project:
+    """Write the project; nothing is left behind when any check fails. `cmsis_nn_path`: the
+    CMSIS-NN checkout the firmware builds, needed when a module calls CMSIS-NN."""
     _check_directory(directory, force)
+    cmsis_root = check_root(cmsis_nn_path) if cmsis_nn_path is not None else None
     parent = os.path.dirname(os.path.abspath(directory))
     with tempfile.TemporaryDirectory(prefix=".tvmc-micro-", dir=parent) as tmp:
         model_dir = os.path.join(tmp, MODEL_DIR)
@@ -103,6 +110,7 @@ def create_project(directory: str, archive: str, board: Board, *, flash: Region 
         loaded = load_model_library_format(os.path.join(tmp, "archive"))
         modules = list(loaded.modules.values())
         project = _resolve(board, modules, archive, flash, ram, stack_size)
+        _add_cmsis_nn(project, modules, archive, cmsis_root)
         _copy_model(os.path.join(tmp, "archive"), model_dir, modules)
         _write_files(tmp, project, modules)
         shutil.rmtree(os.path.join(tmp, "archive"))
@@ -111,6 +119,20 @@ def create_project(directory: str, archive: str, board: Board, *, flash: Region 
         os.replace(tmp, directory)
         os.makedirs(tmp)  # TemporaryDirectory removes it on exit
     return project
+
+
+def _add_cmsis_nn(project: Project, modules: list[LoadedModule], archive: str,
+                  root: Any) -> None:
+    """Record the CMSIS-NN build when a module calls it (an error without a path)."""
+    needing = [m.name for m in modules if EXTERNAL_LIBRARY in m.external_dependencies]
+    if needing and root is None:
+        raise UsageError(f"module{'s' if len(needing) > 1 else ''} {', '.join(needing)} "
+                         f"call{'' if len(needing) > 1 else 's'} CMSIS-NN (compiled with "
+                         '--target "cmsis-nn, c"): give its sources with --cmsis-nn-path DIR',
+                         path=archive, hint="a checkout of github.com/ARM-software/CMSIS-NN")
+    if needing:
+        project.cmsis_nn = str(root)
+        project.cmsis_nn_sources = [str(p.relative_to(root)) for p in int8_sources(root)]
 
 
 def _check_directory(directory: str, force: bool) -> None:
@@ -545,12 +567,12 @@ endif
 
 OBJECTS := $(BUILD)/board/startup.o $(BUILD)/board/tvmc_micro.o $(BUILD)/src/main.o \\
   {objects}
-
+{_cmsis_nn_make(project)}
 .PHONY: all clean
 all: $(BUILD)/firmware.elf
 
-$(BUILD)/firmware.elf: $(OBJECTS) board/link.ld
-\t$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(OBJECTS) $(LDLIBS)
+$(BUILD)/firmware.elf: $(OBJECTS) $(LIBRARIES) board/link.ld
+\t$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(OBJECTS) $(LIBRARIES) $(LDLIBS)
 
 $(BUILD)/board/%.o: board/%.c board/tvmc_micro.h
 \t@mkdir -p $(dir $@)
@@ -562,10 +584,57 @@ $(BUILD)/src/main.o: src/main.c board/tvmc_micro.h
 
 $(BUILD)/model/%.o: model/%.c
 \t@mkdir -p $(dir $@)
-\t$(CC) $(TVMC_CFLAGS) $(CFLAGS) $(WARNINGS) $(MODEL_FLAGS) -c $< -o $@
+\t$(CC) $(TVMC_CFLAGS) $(CFLAGS) $(WARNINGS) $(MODEL_FLAGS) $(LIBRARY_INCLUDES) -c $< -o $@
 
 clean:
 \trm -rf build
+"""
+
+
+def _cmsis_nn_make(project: Project) -> str:
+    """The Makefile's CMSIS-NN part: a static library (only what is called gets linked) built
+    from CMSIS_NN (override with make CMSIS_NN=DIR) with the core's flags, without -Werror
+    (ARM's code, not ours), once for both builds (PROFILE=1 too)."""
+    if not project.cmsis_nn:
+        return "LIBRARIES :=\nLIBRARY_INCLUDES :=\n"
+    sources = " \\\n  ".join(project.cmsis_nn_sources)
+    return f"""
+# CMSIS-NN, the library the modules call (metadata.json: external_dependencies)
+.DEFAULT_GOAL := all
+CMSIS_NN ?= {project.cmsis_nn}
+CMSIS_NN_CFLAGS ?=
+AR := $(CROSS_COMPILE)ar
+CMSIS_NN_SOURCES := \\
+  {sources}
+CMSIS_NN_OBJECTS := $(patsubst %.c,build/cmsis-nn/%.o,$(CMSIS_NN_SOURCES))
+LIBRARIES := build/cmsis-nn/libcmsis-nn.a
+LIBRARY_INCLUDES := -I$(CMSIS_NN)/Include
+
+build/cmsis-nn/libcmsis-nn.a: $(CMSIS_NN_OBJECTS)
+\t$(AR) rcs $@ $^
+
+build/cmsis-nn/%.o: $(CMSIS_NN)/%.c
+\t@mkdir -p $(dir $@)
+\t$(CC) $(CPU_FLAGS) -std=gnu11 -ffunction-sections -fdata-sections $(CFLAGS) \\
+\t  -I$(CMSIS_NN)/Include $(CMSIS_NN_CFLAGS) -c $< -o $@
+"""
+
+
+def _cmsis_nn_cmake(project: Project) -> str:
+    if not project.cmsis_nn:
+        return ""
+    sources = "\n".join(f"  ${{CMSIS_NN}}/{s}" for s in project.cmsis_nn_sources)
+    return f"""
+# CMSIS-NN, the library the modules call (metadata.json: external_dependencies)
+set(CMSIS_NN "{project.cmsis_nn}" CACHE PATH "CMSIS-NN checkout")
+add_library(cmsis_nn STATIC
+{sources}
+)
+target_include_directories(cmsis_nn PUBLIC ${{CMSIS_NN}}/Include)
+target_compile_options(cmsis_nn PRIVATE ${{CPU_FLAGS}} -std=gnu11 -ffunction-sections
+  -fdata-sections)
+target_include_directories(tvmgen_modules PRIVATE ${{CMSIS_NN}}/Include)
+target_link_libraries(firmware PRIVATE cmsis_nn)
 """
 
 
@@ -610,4 +679,4 @@ target_link_options(firmware PRIVATE ${{CPU_FLAGS}} -T ${{CMAKE_CURRENT_SOURCE_D
 target_link_libraries(firmware PRIVATE m)
 set_property(TARGET firmware APPEND PROPERTY LINK_DEPENDS
   ${{CMAKE_CURRENT_SOURCE_DIR}}/board/link.ld)
-"""
+{_cmsis_nn_cmake(project)}"""
