@@ -1,5 +1,6 @@
 """ONNX ConvInteger (dynamically quantised models: DynamicQuantizeLinear -> ConvInteger ->
-Cast -> Mul by the scales), which TVM 0.27's Relax ONNX frontend lacks.
+Cast -> Mul by the scales), which TVM 0.27's Relax ONNX frontend lacks, and MatMulInteger
+with its 8-bit weights kept 8-bit (TVM's converter folds them to int32 constants: 4x).
 
 y = conv(x - x_zero_point, w - w_zero_point) in int32, the spec's definition. The differences
 fit int16 (uint8 - uint8 or int8 - int8 spans -255..255), so the convolution reads int16
@@ -9,6 +10,8 @@ the subtraction is padding x with its zero point, as the definition does.
 from __future__ import annotations
 
 from typing import Any, Sequence
+
+import numpy as np
 
 from ..errors import UnsupportedError
 
@@ -67,4 +70,46 @@ def convert_conv_integer(bb: Any, inputs: Sequence[Any], attrs: dict) -> Any:
         kernel_layout=kernel_layout, out_dtype="int32")
 
 
-CONVERTERS = {"ConvInteger": convert_conv_integer}
+def _zero_vector(bb: Any, zero: Any, allowed: tuple[int, ...]) -> Any:
+    """A zero point as a 1-D int32 tensor of one value or one per column; None: not of an
+    allowed size."""
+    from tvm import relax
+
+    if zero is None:
+        return relax.const(np.zeros(1, "int32"))
+    size = int(np.prod([int(d) for d in zero.ty.shape.values]))
+    if size not in allowed:
+        return None
+    return bb.normalize(relax.op.reshape(relax.op.astype(zero, "int32"), [size]))
+
+
+def convert_matmul_integer(bb: Any, inputs: Sequence[Any], attrs: dict) -> Any:
+    """Relax for one MatMulInteger node: int32 [..., M, N] = sum_k (a - a_zero)(b - b_zero),
+    one TE computation reading B in its own 8-bit type (a 2-D B with a zero point per tensor
+    or per column, A's per tensor); other forms go to TVM's converter."""
+    from tvm import relax, te
+    from tvm.relax.frontend.onnx.onnx_frontend import MatMulInteger
+
+    a, b = inputs[0], inputs[1]
+    columns = int(b.ty.shape.values[-1]) if len(b.ty.shape) == 2 else 0
+    a_zero = _zero_vector(bb, inputs[2] if len(inputs) > 2 else None, (1,))
+    b_zero = _zero_vector(bb, inputs[3] if len(inputs) > 3 else None, (1, columns))
+    if not columns or len(a.ty.shape) < 2 or a_zero is None or b_zero is None:
+        return MatMulInteger._impl_v10(bb, list(inputs), attrs, None)
+
+    def matmul(x: Any, w: Any, xz: Any, wz: Any) -> Any:
+        k = te.reduce_axis((0, w.shape[0]), "k")
+        per_column = int(wz.shape[0]) > 1
+
+        def value(*index: Any) -> Any:
+            *rows, j = index
+            wz_j = wz[j] if per_column else wz[0]
+            return te.sum((x[(*rows, k)].astype("int32") - xz[0])
+                          * (w[k, j].astype("int32") - wz_j), axis=k)
+
+        return te.compute([*x.shape[:-1], w.shape[1]], value, name="matmul_integer")
+
+    return bb.emit_te(matmul, a, b, a_zero, b_zero, primfunc_name_hint="matmul_integer")
+
+
+CONVERTERS = {"ConvInteger": convert_conv_integer, "MatMulInteger": convert_matmul_integer}
