@@ -42,10 +42,14 @@ def _ours(model: onnx.ModelProto, feeds: dict[str, np.ndarray], tmp: Path,
 ])
 def test_conv_integer_exact(tmp_path: Path, options: dict) -> None:
     """DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul: the int32 accumulators equal the
-    reference's (0 difference), the dequantised output to float32 rounding."""
+    reference's (0 difference), the dequantised output to float32 rounding; ungrouped, the
+    weights stay 8-bit (int16 after subtracting the zero point: twice their size)."""
     model = models.conv_integer(**options)
     x = np.random.default_rng(1).standard_normal((1, 4, 9, 9)).astype(np.float32)
-    y, acc = _ours(model, {"x": x}, tmp_path)
+    constants: list = []
+    y, acc = _ours(model, {"x": x}, tmp_path, constants)
+    if options.get("group", 1) == 1:  # weights, the ones of the window sums, zero points
+        assert constants[0] <= 8 * 4 * 9 + 4 * 9 + 64
     want_y, want_acc = run_onnx_exact(model, {"x": x})
     assert acc.dtype == np.int32 and acc.shape == want_acc.shape
     np.testing.assert_array_equal(acc, want_acc)

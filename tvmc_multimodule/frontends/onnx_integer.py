@@ -2,10 +2,11 @@
 Cast -> Mul by the scales), which TVM 0.27's Relax ONNX frontend lacks, and MatMulInteger
 with its 8-bit weights kept 8-bit (TVM's converter folds them to int32 constants: 4x).
 
-y = conv(x - x_zero_point, w - w_zero_point) in int32, the spec's definition. The differences
-fit int16 (uint8 - uint8 or int8 - int8 spans -255..255), so the convolution reads int16
-operands (half the memory of int32 copies) and accumulates in int32; padding with zeros after
-the subtraction is padding x with its zero point, as the definition does.
+y = conv(x - x_zero_point, w - w_zero_point) in int32, the spec's definition. x - x_zero_point
+fits int16 (uint8 - uint8 or int8 - int8 spans -255..255) and is padded with zeros, which is
+padding x with its zero point as the definition does. The weights stay in their 8-bit type:
+their zero point comes off as zw * (the sums of x' over each window), a one-channel
+convolution with ones (grouped convolutions subtract it from int16 weights instead).
 """
 from __future__ import annotations
 
@@ -48,12 +49,12 @@ def convert_conv_integer(bb: Any, inputs: Sequence[Any], attrs: dict) -> Any:
     if x_zero is not None and any(int(d) != 1 for d in x_zero.ty.shape.values):
         raise UnsupportedError(f"ConvInteger node '{node}': a per-row input zero point")
     data = _centred(bb, x, x_zero, None)
-    weight = _centred(bb, w, w_zero, ndim)
     spatial = ndim - 2
     kernel = attrs.get("kernel_shape") or [int(d) for d in w.ty.shape.values[2:]]
     strides = attrs.get("strides", [1] * spatial)
     dilations = attrs.get("dilations", [1] * spatial)
     pads = attrs.get("pads", [0] * 2 * spatial)
+    groups = int(attrs.get("group", 1))
     auto_pad = attrs.get("auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
@@ -64,10 +65,26 @@ def convert_conv_integer(bb: Any, inputs: Sequence[Any], attrs: dict) -> Any:
     elif auto_pad != "NOTSET":
         raise UnsupportedError(f"ConvInteger node '{node}': auto_pad '{auto_pad}'")
     op_name, data_layout, kernel_layout = _LAYOUTS[ndim]
-    return getattr(relax.op.nn, op_name)(
-        data, weight, strides=strides, padding=pads, dilation=dilations,
-        groups=int(attrs.get("group", 1)), data_layout=data_layout,
-        kernel_layout=kernel_layout, out_dtype="int32")
+
+    def conv(weight: Any, conv_groups: int) -> Any:
+        return bb.normalize(getattr(relax.op.nn, op_name)(
+            data, weight, strides=strides, padding=pads, dilation=dilations,
+            groups=conv_groups, data_layout=data_layout, kernel_layout=kernel_layout,
+            out_dtype="int32"))
+
+    if groups != 1:  # the weight's zero point subtracted: int16 weights
+        return conv(_centred(bb, w, w_zero, ndim), groups)
+    # the weights stay 8-bit: conv(x', w - zw) = conv(x', w) - zw * (the window sums of x'),
+    # the sums a one-channel convolution with ones
+    result = conv(w, 1)
+    if w_zero is None:
+        return result
+    channels = int(w.ty.shape.values[1])
+    ones = relax.const(np.ones([1, channels, *kernel], "int8"))
+    zero = bb.normalize(relax.op.astype(w_zero, "int32"))
+    zero = bb.normalize(relax.op.reshape(zero, [1, -1] + [1] * spatial))
+    correction = bb.normalize(relax.op.multiply(conv(ones, 1), zero))
+    return relax.op.subtract(result, correction)
 
 
 def _zero_vector(bb: Any, zero: Any, allowed: tuple[int, ...]) -> Any:
