@@ -62,6 +62,8 @@ def test_library_is_chosen_for_dsp_cores(dsp_firmware: dict) -> None:
         assert "_dsp_conv_" in module.sources[f"{module.name}_lib0.c"] or \
             "_dsp_fc_" in module.sources[f"{module.name}_lib0.c"]
     assert "_dsp_dw_" in dsp_firmware["modules"][0].sources["dsp_shapes_lib0.c"]
+    multiplier = next(m for m in dsp_firmware["modules"] if m.name == "conv_dilated_depthwise")
+    assert "_dsp_dw_" in multiplier.sources["conv_dilated_depthwise_lib0.c"]  # multiplier 2
     for core in ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"):
         assert isinstance(library_for_target(core, "scalar"), CortexMDsp)
     for core in ("cortex-m0", "cortex-m3", "cortex-m33+nodsp", None):

@@ -95,8 +95,6 @@ class CortexMDsp(PortableC):
         n, h, w_in, c = spec.input_shape
         _, kh, kw, _ = spec.weight_shape
         if spec.depthwise:
-            if spec.weight_shape[3] != c:  # channel multiplier > 1
-                return super().conv2d(spec, weights, bias, mult, shift, helpers)
             return self._depthwise(spec, weights, bias, mult, shift, helpers)
         oh, ow = spec.output_hw
         (sh, sw), (dh, dw), (pt, pl) = spec.stride, spec.dilation, spec.pad_top_left
@@ -192,11 +190,12 @@ class CortexMDsp(PortableC):
         return Kernel(func, consts, (self.primitives(helpers),
                                      (name, body.replace("NAME", name))))
 
-    # ---- depthwise convolution, channel multiplier 1
+    # ---- depthwise convolution (any channel multiplier)
     def _depthwise(self, spec: Conv2DSpec, weights: np.ndarray, bias: np.ndarray,
                    mult: np.ndarray, shift: np.ndarray, helpers: CHelpers) -> Kernel:
         n, h, w_in, c = spec.input_shape
-        _, kh, kw, _ = spec.weight_shape
+        _, kh, kw, out_c = spec.weight_shape
+        m = out_c // c
         oh, ow = spec.output_hw
         (sh, sw), (dh, dw), (pt, pl) = spec.stride, spec.dilation, spec.pad_top_left
         clipped = (pt or pl or (oh - 1) * sh - pt + (kh - 1) * dh >= h
@@ -204,29 +203,43 @@ class CortexMDsp(PortableC):
         interior = (f"iy0 >= 0 && iy0 + {(kh - 1) * dh} < {h} && ix0 >= 0 && "
                     f"ix0 + {(kw - 1) * dw} < {w_in}") if clipped else "1"
         c4 = c - c % 4
-        params = dict(N=n, H=h, W=w_in, C=c, C4=c4, OH=oh, OW=ow, KH=kh, KW=kw, SH=sh, SW=sw,
-                      DH=dh, DW=dw, PT=pt, PL=pl, off=_off(spec.input_zero_point),
-                      zin=spec.input_zero_point, zout=spec.output_zero_point,
-                      lo=spec.act_min, hi=spec.act_max, interior=interior, p=helpers.prefix)
+        # output channel ic * m + j -> packed per j: [j, ic]
+        per_m = weights.reshape(kh * kw, c, m).transpose(2, 0, 1)  # [j, tap, ic]
+        words = [_pack_depthwise(per_m[j], c4) for j in range(m)]
+        params = dict(N=n, H=h, W=w_in, C=c, C4=c4, M=m, MW=len(words[0]), OH=oh, OW=ow,
+                      KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw, PT=pt, PL=pl,
+                      off=_off(spec.input_zero_point), zin=spec.input_zero_point,
+                      zout=spec.output_zero_point, lo=spec.act_min, hi=spec.act_max,
+                      interior=interior, p=helpers.prefix)
         params["requant"], shifts = _shifts(
-            shift, _acc_bound(weights.reshape(-1, weights.shape[-1]), bias, channel_axis=1))
+            shift, _acc_bound(weights.reshape(-1, out_c), bias, channel_axis=1))
+
+        def per_j(table: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(table.reshape(c, m).T.reshape(-1))
+
         body = DEPTHWISE.substitute(params, name="NAME")
         name = _name(helpers, "dw", body)
-        taps = weights.reshape(kh * kw, c).astype(np.int16)  # [tap, channel]
-        blocks = taps[:, :c4].reshape(kh * kw, c4 // 4, 4).transpose(1, 0, 2)  # [blk, tap, 4]
-        halves = blocks[:, :, [0, 2, 1, 3]]  # words (c0, c2), (c1, c3): SXTB16's halves
-        tail = taps[:, c4:].T  # [channel, tap]
-        packed16 = np.concatenate([halves.reshape(-1), tail.reshape(-1)])
-        if packed16.size % 2:
-            packed16 = np.append(packed16, np.int16(0))
-        packed = packed16.view(np.int32) if packed16.size else np.zeros(1, np.int32)
-        consts = (np.ascontiguousarray(packed), bias.astype(np.int32), mult.astype(np.int32),
-                  shifts)
+        consts = (np.concatenate(words), per_j(bias.astype(np.int32)),
+                  per_j(mult.astype(np.int32)), per_j(shifts))
         func = _extern_kernel(name, [(tuple(spec.input_shape), "int8"),
                                      *[(a.shape, str(a.dtype)) for a in consts]],
-                              (n, oh, ow, c), n * oh * ow * c * kh * kw)
+                              (n, oh, ow, out_c), n * oh * ow * out_c * kh * kw)
         return Kernel(func, consts, (self.primitives(helpers),
                                      (name, body.replace("NAME", name))))
+
+
+def _pack_depthwise(taps: np.ndarray, c4: int) -> np.ndarray:
+    """[tap, channel] int8 weights -> int32 words: per block of 4 channels and tap the int16
+    pairs (c0, c2), (c1, c3) (SXTB16's halves), then the c % 4 tail channels' int16 taps,
+    padded to a whole word."""
+    taps = taps.astype(np.int16)
+    blocks = taps[:, :c4].reshape(len(taps), c4 // 4, 4).transpose(1, 0, 2)  # [blk, tap, 4]
+    halves = blocks[:, :, [0, 2, 1, 3]]
+    tail = taps[:, c4:].T  # [channel, tap]
+    packed16 = np.concatenate([halves.reshape(-1), tail.reshape(-1)])
+    if packed16.size % 2:
+        packed16 = np.append(packed16, np.int16(0))
+    return packed16.view(np.int32) if packed16.size else np.zeros(1, np.int32)
 
 
 def _pack_pairs(weights: np.ndarray) -> np.ndarray:

@@ -318,8 +318,10 @@ int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
 }
 """)
 
-# depthwise, channel multiplier 1: 4 channels per pass (SMLABB/SMLATT on the SXTB16 halves),
-# weights pre-widened to int16 pairs in the order the halves come: (c0, c2), (c1, c3).
+# depthwise: 4 input channels per pass (SMLABB/SMLATT on the SXTB16 halves), weights
+# pre-widened to int16 pairs in the order the halves come: (c0, c2), (c1, c3). A channel
+# multiplier M > 1 repeats the pass for each m (outputs c * M + m); weights (MW words per m),
+# bias and requantisation tables packed per m: index m * C + c.
 DEPTHWISE = Template(r"""
 int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
     const int32_t* restrict bias, const int32_t* restrict mult,
@@ -334,11 +336,15 @@ int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
       int32_t iy0 = oy * ${SH} - ${PT};
       for (int32_t ox = 0; ox < ${OW}; ++ox) {
         int32_t ix0 = ox * ${SW} - ${PL};
-        int8_t* yo = y + ((b * ${OH} + oy) * ${OW} + ox) * ${C};
+        int8_t* yo = y + ((b * ${OH} + oy) * ${OW} + ox) * ${C} * ${M};
         int32_t inside = ${interior};
-        const int32_t* w = wp;
+        for (int32_t m = 0; m < ${M}; ++m) {
+        const int32_t* w = wp + m * ${MW};
+        const int32_t* bm = bias + m * ${C};
+        const int32_t* mm = mult + m * ${C};
+        const int8_t* sm = shift + m * ${C};
         for (int32_t c = 0; c < ${C4}; c += 4, w += ${KH} * ${KW} * 2) {
-          int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
+          int32_t a0 = bm[c], a1 = bm[c + 1], a2 = bm[c + 2], a3 = bm[c + 3];
           const int8_t* xc = xb + c;
           if (inside) {
 #pragma GCC unroll 9
@@ -362,21 +368,22 @@ int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
               a1 = ${p}d_smlabb(q, wb, a1); a3 = ${p}d_smlatt(q, wb, a3);
             }
           }
-          yo[c] = (int8_t)${p}${requant}(a0, mult[c], shift[c], ${zout}, ${lo}, ${hi});
-          yo[c + 1] = (int8_t)${p}${requant}(a1, mult[c + 1], shift[c + 1], ${zout}, ${lo}, ${hi});
-          yo[c + 2] = (int8_t)${p}${requant}(a2, mult[c + 2], shift[c + 2], ${zout}, ${lo}, ${hi});
-          yo[c + 3] = (int8_t)${p}${requant}(a3, mult[c + 3], shift[c + 3], ${zout}, ${lo}, ${hi});
+          yo[c * ${M} + m] = (int8_t)${p}${requant}(a0, mm[c], sm[c], ${zout}, ${lo}, ${hi});
+          yo[(c + 1) * ${M} + m] = (int8_t)${p}${requant}(a1, mm[c + 1], sm[c + 1], ${zout}, ${lo}, ${hi});
+          yo[(c + 2) * ${M} + m] = (int8_t)${p}${requant}(a2, mm[c + 2], sm[c + 2], ${zout}, ${lo}, ${hi});
+          yo[(c + 3) * ${M} + m] = (int8_t)${p}${requant}(a3, mm[c + 3], sm[c + 3], ${zout}, ${lo}, ${hi});
         }
         const int16_t* wt = (const int16_t*)w;  /* the c % 4 tail: int16 weights per tap */
         for (int32_t c = ${C4}; c < ${C}; ++c, wt += ${KH} * ${KW}) {
-          int32_t a = bias[c];
+          int32_t a = bm[c];
           for (int32_t t = 0; t < ${KH} * ${KW}; ++t) {
             int32_t ky = t / ${KW}, kx = t % ${KW};
             int32_t iy = iy0 + ky * ${DH}, ix = ix0 + kx * ${DW};
             if (iy < 0 || iy >= ${H} || ix < 0 || ix >= ${W}) continue;
             a += (xb[(iy * ${W} + ix) * ${C} + c] - ${zin}) * wt[t];
           }
-          yo[c] = (int8_t)${p}${requant}(a, mult[c], shift[c], ${zout}, ${lo}, ${hi});
+          yo[c * ${M} + m] = (int8_t)${p}${requant}(a, mm[c], sm[c], ${zout}, ${lo}, ${hi});
+        }
         }
       }
     }
