@@ -187,10 +187,11 @@ def convert_mul(ctx: Context, op: Operator) -> relax.Expr:
     act = _activation(op.options("MulOptions"))
     multiplier = fx.quantize_multiplier(fx.f32(a.scale) * fx.f32(b.scale) / fx.f32(out.scale))
     lo, hi = fx.activation_range(act, out.scale, out.zero_point)
-    func = ctx.library.mul(a.shape, b.shape, out.shape,
-                           (a.zero_point, b.zero_point, out.zero_point), multiplier, lo, hi,
-                           ctx.helpers)
-    return ctx.call(func, "mul", [ctx.value(op.inputs[0]), ctx.value(op.inputs[1])], out.shape)
+    kernel = ctx.library.mul_kernel(a.shape, b.shape, out.shape,
+                                    (a.zero_point, b.zero_point, out.zero_point), multiplier,
+                                    lo, hi, ctx.helpers)
+    return ctx.call_kernel(kernel, "mul", [ctx.value(op.inputs[0]), ctx.value(op.inputs[1])],
+                           out.shape)
 
 
 def _lookup(ctx: Context, op: Operator, table: np.ndarray, name: str) -> relax.Expr:

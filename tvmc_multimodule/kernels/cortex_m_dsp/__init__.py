@@ -27,7 +27,8 @@ from ..portable import PortableC, shift_table
 from ..portable.nn import finish_func
 from .. import fixedpoint as fx
 from ..records import AddParams, Conv2DSpec, FullyConnectedSpec
-from .c_source import ADD, CONV, CONV_WINDOW, DEPTHWISE, GEMV, PRIMITIVES
+from . import elementwise as ew
+from .c_source import BINARY, CONV, CONV_WINDOW, DEPTHWISE, GEMV, PRIMITIVES
 
 TABLE_ADD_MIN_SIZE = 512  # ADDs at least this large read 2 x 256 int32 tables (2 KB)
 WINDOW_STACK_BYTES = 2048  # convolutions copy 2 pixels' windows to the stack up to this size
@@ -136,21 +137,39 @@ class CortexMDsp(PortableC):
 
     def add_kernel(self, a_shape: Sequence[int], b_shape: Sequence[int],
                    out_shape: Sequence[int], params: AddParams, helpers: CHelpers) -> Kernel:
-        size = int(np.prod(out_shape))
-        if (tuple(a_shape) != tuple(out_shape) or tuple(b_shape) != tuple(out_shape)
-                or size < TABLE_ADD_MIN_SIZE):
-            return super().add_kernel(a_shape, b_shape, out_shape, params, helpers)
-        values = np.arange(256, dtype=np.int64).astype(np.uint8).view(np.int8).astype(np.int64)
-        tables = tuple(np.array([fx.mbqm(int(v - zp) << 20, m, s) for v in values], np.int32)
-                       for zp, (m, s) in zip(params.zero_points[:2], params.input_multipliers))
-        mult, shift = params.output_multiplier
-        body = ADD.substitute(name="NAME", size=size, mult=mult, shift=shift,
-                              zout=params.zero_points[2], lo=params.act_min, hi=params.act_max,
-                              p=helpers.prefix)
-        name = _name(helpers, "add", body)
+        """Any shapes; from TABLE_ADD_MIN_SIZE outputs on each input's rescaled value comes
+        from a 256-entry table (2 KB of constants) instead of a multiply and a shift."""
+        tables = int(np.prod(out_shape)) >= TABLE_ADD_MIN_SIZE
+        value = ew.add_value(params.zero_points, params.input_multipliers,
+                             params.output_multiplier, params.act_min, params.act_max,
+                             tables, helpers.prefix)
+        consts: tuple[np.ndarray, ...] = ()
+        if tables:
+            values = np.arange(256).astype(np.uint8).view(np.int8).astype(np.int64)
+            consts = tuple(np.array([fx.mbqm(int(v - zp) << 20, m, s) for v in values],
+                                    np.int32)
+                           for zp, (m, s) in zip(params.zero_points[:2],
+                                                 params.input_multipliers))
+        return self._binary(helpers, "add", a_shape, b_shape, out_shape, value, consts)
+
+    def mul_kernel(self, a_shape: Sequence[int], b_shape: Sequence[int],
+                   out_shape: Sequence[int], zero_points: tuple[int, int, int],
+                   multiplier: tuple[int, int], act_min: int, act_max: int,
+                   helpers: CHelpers) -> Kernel:
+        value = ew.mul_value(zero_points, multiplier, act_min, act_max, helpers.prefix)
+        return self._binary(helpers, "mul", a_shape, b_shape, out_shape, value, ())
+
+    def _binary(self, helpers: CHelpers, kind: str, a_shape: Sequence[int],
+                b_shape: Sequence[int], out_shape: Sequence[int], value: str,
+                consts: tuple[np.ndarray, ...]) -> Kernel:
+        tables = ("\n    const int32_t* restrict ta, const int32_t* restrict tb,"
+                  if consts else "")
+        loops = ew.loops_c(ew.broadcast_loops(out_shape, a_shape, b_shape), value)
+        body = BINARY.substitute(name="NAME", tables=tables, loops=loops, p=helpers.prefix)
+        name = _name(helpers, kind, body)
         func = _extern_kernel(name, [(tuple(a_shape), "int8"), (tuple(b_shape), "int8"),
-                                     ((256,), "int32"), ((256,), "int32")], tuple(out_shape))
-        return Kernel(func, tables, (self.primitives(helpers),
+                                     *[(c.shape, "int32") for c in consts]], tuple(out_shape))
+        return Kernel(func, consts, (self.primitives(helpers),
                                      (name, body.replace("NAME", name))))
 
     # ---- convolution (and fully connected)

@@ -105,6 +105,30 @@ static inline __attribute__((always_inline)) int32_t ${p}d_requant_small(
   return ${p}d_requant_right(acc, mult, right, zp, lo, hi);
 #endif
 }
+/* the steps of MultiplyByQuantizedMultiplier with literal multiplier and shifts (the
+   elementwise kernels): the doubling high multiply, one SMMULR where |x| < 2^30 */
+static inline __attribute__((always_inline)) int32_t ${p}d_hmul(int32_t x, int32_t m) {
+  return (int32_t)(((int64_t)x * m + (1ll << 30)) >> 31); }
+static inline __attribute__((always_inline)) int32_t ${p}d_hmul_small(int32_t x, int32_t m) {
+#if defined(__ARM_FEATURE_DSP)
+  int32_t r;
+  __asm ("smmulr %0, %1, %2" : "=r"(r) : "r"(x * 2), "r"(m));
+  return r;
+#else
+  return ${p}d_hmul(x, m);
+#endif
+}
+/* gemmlowp's RoundingDivideByPOT, e > 0: half away from zero */
+static inline __attribute__((always_inline)) int32_t ${p}d_rshift(int32_t x, int32_t e) {
+  return (x + (1 << (e - 1)) + (x >> 31)) >> e; }
+static inline __attribute__((always_inline)) int32_t ${p}d_clamp(int32_t x, int32_t lo,
+                                                                 int32_t hi) {
+#if defined(__ARM_FEATURE_DSP)
+  if (lo == -128 && hi == 127) return __ssat(x, 8);
+#endif
+  x = x < lo ? lo : x;
+  return x > hi ? hi : x;
+}
 /* 2 pixels x 2 output channels over `c` input channels: x0 the first pixel's channels, the
    second's `step` bytes further (both constants once inlined); w the two channels' weights
    interleaved per 4 (then the c % 4 tails, one channel's after the other's); off: minus the
@@ -302,18 +326,15 @@ ${signature} {
 }
 """)
 
-# int8 ADD of two same-shaped tensors: each input's rescaled value (TFLite Micro's
-# (x - zp) << 20, MultiplyByQuantizedMultiplier) from a 256-entry table computed at compile
-# time, the sum requantised
-ADD = Template(r"""
-int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
-    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* restrict y) ${p}D_LAYER;
-int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,
-    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* restrict y) {
-  for (int32_t i = 0; i < ${size}; ++i) {
-    int32_t sum = ta[(uint8_t)a[i]] + tb[(uint8_t)b[i]];
-    y[i] = (int8_t)${p}d_requant(sum, ${mult}, ${shift}, ${zout}, ${lo}, ${hi});
-  }
+# int8 elementwise ADD / MUL with numpy broadcasting: the output's dimensions collapsed
+# into at most a few loops with literal strides per operand (0 where it broadcasts);
+# ${tables}: ADD's two 256-entry int32 tables, or nothing; ${value}: the int8 output of
+# va, vb (the operands' int8 values as int32)
+BINARY = Template(r"""
+int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,${tables} int8_t* restrict y) ${p}D_LAYER;
+int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,${tables} int8_t* restrict y) {
+  int8_t* yo = y;
+${loops}
   return 0;
 }
 """)

@@ -60,6 +60,14 @@ class PortableC:
         """TFLite Micro's int8 ADD (with broadcasting)."""
         return Kernel(elementwise.add(a_shape, b_shape, out_shape, params, helpers), ())
 
+    def mul_kernel(self, a_shape: Sequence[int], b_shape: Sequence[int],
+                   out_shape: Sequence[int], zero_points: tuple[int, int, int],
+                   multiplier: tuple[int, int], act_min: int, act_max: int,
+                   helpers: CHelpers) -> Kernel:
+        """TFLite Micro's int8 MUL (with broadcasting)."""
+        return Kernel(elementwise.mul(a_shape, b_shape, out_shape, zero_points, multiplier,
+                                      act_min, act_max, helpers), ())
+
     # ---- the rest: no weights to pack
     average_pool = staticmethod(nn.average_pool)
     max_pool = staticmethod(nn.max_pool)
