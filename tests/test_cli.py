@@ -74,10 +74,33 @@ def test_parse_target_valid(text, options_, canonical):
     assert parse_target(spec.canonical) == spec
 
 
+@pytest.mark.parametrize("text, library_options, canonical", [
+    ("cmsis-nn, c", None, "cmsis-nn, c"),
+    ("c, cmsis-nn", None, "cmsis-nn, c"),
+    ("cmsis-nn -mcpu=cortex-m4, c", None, "cmsis-nn, c -mcpu=cortex-m4"),
+    ("cmsis-nn, c -mcpu=cortex-m55", None, "cmsis-nn, c -mcpu=cortex-m55"),
+    ("cmsis-nn, c", {"cmsis-nn": {"mcpu": "cortex-m7"}}, "cmsis-nn, c -mcpu=cortex-m7"),
+])
+def test_parse_target_cmsis_nn(text, library_options, canonical):
+    """`cmsis-nn` beside `c` (tvmc's BYOC syntax): its -mcpu is the core's, the c target's."""
+    spec = parse_target(text, library_options=library_options)
+    assert spec.cmsis_nn and spec.kind == "c" and spec.canonical == canonical
+    assert parse_target(spec.canonical) == spec and not parse_target("c").cmsis_nn
+
+
+def test_parse_target_cmsis_nn_option_without_the_library():
+    with pytest.raises(UsageError) as info:
+        parse_target("c", library_options={"cmsis-nn": {"mcpu": "cortex-m4"}})
+    assert "needs 'cmsis-nn' in --target" in info.value.one_line()
+
+
 @pytest.mark.parametrize("text, message", [
     ("llvm", "target 'llvm' is not supported: only 'c' (plain C) is"),
     ("cuda", "target 'cuda' is not supported"),
-    ("cmsis-nn, c", "target 'cmsis-nn' is not supported"),
+    ("cmsis-nn", "names no 'c' target"),
+    ("cmsis-nn -mattr=+nodsp, c", "unknown option '-mattr' for target 'cmsis-nn'"),
+    ("cmsis-nn -mcpu=cortex-m4, c -mcpu=cortex-m7", "one core runs both"),
+    ("cmsis-nn, cmsis-nn, c", "names 'cmsis-nn' twice"),
     ("ethos-u -accelerator_config=ethos-u55-256, c", "target 'ethos-u' is not supported"),
     ("c, llvm", "target 'llvm' is not supported"),
     ("c,llvm", "target 'llvm' is not supported"),

@@ -125,9 +125,19 @@ def test_state_in_header_metadata_and_ram(streaming) -> None:
     runner = module.sources["kws_lib1.c"]
     assert "memset(st + 0, 3, 12)" in runner          # a uniform initial value
     assert "tvmgen_kws_state_init_1.data" in runner   # a table
-    # the ring buffer is updated in place; the accumulator's ADD reads the old value
-    # while writing the new one, so it is computed in the workspace and copied back
-    assert module.raw["options"]["state_in_place"] == [True, False]
+    # the ring buffer is updated in place; so is the accumulator: its int8 ADD reads each
+    # element of the old value just before writing the new one (inplace.py), so no copy back
+    assert module.raw["options"]["state_in_place"] == [True, True]
+    assert "memcpy" not in _run_body(runner, "kws")
+
+
+def _run_body(runner: str, module: str) -> str:
+    """The C of `run_with_state` in the runner file (the reset function above it copies the
+    initial values: that memcpy is not a per-run cost)."""
+    start = runner.index(f"int32_t tvmgen_{module}_run_with_state(")
+    body = runner[start:].split("\n}", 1)[0]
+    assert "TVMGEN_OPERATOR_CALL" in body
+    return body
 
 
 def _two_instances_harness() -> str:
@@ -209,3 +219,31 @@ def test_archive_with_a_bad_state_entry_is_refused(streaming, tmp_path, capsys, 
     assert code == 5
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_large_state_added_in_place_by_the_dsp_kernel(tmp_path, capsys) -> None:
+    """A 512-unit accumulator on Cortex-M4: the DSP library's C ADD (which TIR cannot look
+    into; it declares its in-place pairs) writes the new state over the old one, no copy per
+    run, and every step still equals TFLite Micro (the DSP C built on the host)."""
+    model = tflite_state_models.streaming(units=512)
+    (tmp_path / "s.tflite").write_bytes(model)
+    archive = tmp_path / "s.tar"
+    assert driver.main(["compile", str(tmp_path / "s.tflite"), "--module-name", "s",
+                        "--target", "c -mcpu=cortex-m4", "-o", str(archive)],
+                       entry_point_loader=NO_PLUGINS) == 0
+    module = load_model_library_format(str(archive)).modules["s"]
+    runner, operators = module.sources["s_lib1.c"], module.sources["s_lib0.c"]
+    assert "_dsp_add_" in operators
+    assert module.raw["options"]["state_in_place"] == [True, True]
+    assert "memcpy" not in _run_body(runner, "s")
+    steps = 8
+    xs = _sequence(5)[:steps]
+    np.savez(tmp_path / "seq.npz", x=xs)
+    code = driver.main(["run", str(archive), "--inputs", str(tmp_path / "seq.npz"),
+                        "--invokes", str(steps), "-o", str(tmp_path / "out.npz")],
+                       entry_point_loader=NO_PLUGINS)
+    assert code == 0, capsys.readouterr().err
+    ours = np.load(tmp_path / "out.npz")
+    for step, want in enumerate(tflm_sequence(model, xs)):
+        np.testing.assert_array_equal(ours["y"][step], want[0], err_msg=f"y @ {step}")
+    assert len({ours["y"][k].tobytes() for k in range(steps)}) == steps  # the state matters

@@ -164,6 +164,8 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
         liveness_bound_bytes=plan.liveness_bound_bytes,
         layers=layers,
         memory_layout=pipeline.memory_layout(program, operators.signatures, plan),
+        external_dependencies=[d for d in [kernels.external_dependency(imported.c_support)]
+                               if d],
         constants_bytes=int(sum(a.nbytes for a in program.constants)
                             + sum(s.initial.nbytes for s in states)),
         states=states,
@@ -225,7 +227,7 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
     imported = frontends.import_model(
         path, module_name, model_format, input_shapes, strict_int8=strict_int8,
         kernel_library=kernels.library_for_target(spec.options.get("mcpu"),
-                                                  schedule_options.variant),
+                                                  schedule_options.variant, spec.cmsis_nn),
         input_values=input_values, custom_ops=custom_ops)
     try:
         compiled = _compile_imported(imported, spec, opt_level, pass_config, schedule_options,

@@ -28,9 +28,10 @@ def _variable(g: TFLiteGraph, init: int, name: str, value: np.ndarray) -> tuple[
     return handle, options
 
 
-def streaming(seed: int = 21) -> bytes:
+def streaming(seed: int = 21, units: int = UNITS) -> bytes:
     """x[1,1,4] int8 per step (s .05, zp 3); state `ring`[1,3,4] (the last three frames,
-    initialised to the zero point: a memset) and `acc`[1,8] (initialised to a ramp: a table).
+    initialised to the zero point: a memset) and `acc`[1,8] (initialised to a ramp: a table;
+    `units` instead of 8: at 512 and more, Cortex-M's DSP library adds with its C kernel).
 
     window = CONCATENATION(ring, x) [1,4,4]; ring <- STRIDED_SLICE(window)[:, 1:4];
     SPLIT_V(window, [1,3], axis 1) -> oldest [1,1,4], recent [1,3,4];
@@ -43,8 +44,8 @@ def streaming(seed: int = 21) -> bytes:
     init = g.add_subgraph("init")
     g.add_operator("CALL_ONCE", [], [], ("CallOnceOptions", {"InitSubgraphIndex": init}))
     ring_h, _ = _variable(g, init, "ring", np.full((1, HISTORY, FRAME), 3, np.int8))
-    acc_h, _ = _variable(g, init, "acc", np.arange(-40, -40 + 11 * UNITS, 11,
-                                                   dtype=np.int8).reshape(1, UNITS))
+    ramp = (np.arange(units) * 11 - 40 + 128) % 256 - 128
+    acc_h, _ = _variable(g, init, "acc", ramp.astype(np.int8).reshape(1, units))
     g.set_io([], [], subgraph=init)
 
     x = g.add_tensor("x", [1, 1, FRAME], "int8", **q)
@@ -74,22 +75,22 @@ def streaming(seed: int = 21) -> bytes:
     flat = g.add_tensor("flat", [1, (HISTORY + 1) * FRAME], "int8", **q)
     g.add_operator("RESHAPE", [window, shape], [flat],
                    ("ReshapeOptions", {"NewShape": [1, (HISTORY + 1) * FRAME]}))
-    w = rng.standard_normal((UNITS, (HISTORY + 1) * FRAME)).astype(np.float32) * 0.3
+    w = rng.standard_normal((units, (HISTORY + 1) * FRAME)).astype(np.float32) * 0.3
     wq, ws = quantize_per_channel(w, axis=0)
     tw = g.add_const("fc/weights", wq, scale=ws, zero_point=0, axis=0)
-    tb = g.add_const("fc/bias", rng.integers(-500, 500, UNITS).astype(np.int32),
+    tb = g.add_const("fc/bias", rng.integers(-500, 500, units).astype(np.int32),
                      scale=0.05 * ws, zero_point=0)
-    h = g.add_tensor("h", [1, UNITS], "int8", scale=0.04, zero_point=-7)
+    h = g.add_tensor("h", [1, units], "int8", scale=0.04, zero_point=-7)
     g.add_operator("FULLY_CONNECTED", [flat, tw, tb], [h],
                    ("FullyConnectedOptions", {"FusedActivationFunction": NONE}), version=4)
-    acc = g.add_tensor("acc", [1, UNITS], "int8", scale=0.06, zero_point=2)
+    acc = g.add_tensor("acc", [1, units], "int8", scale=0.06, zero_point=2)
     g.add_operator("READ_VARIABLE", [acc_h], [acc])
-    new_acc = g.add_tensor("new_acc", [1, UNITS], "int8", scale=0.06, zero_point=2)
+    new_acc = g.add_tensor("new_acc", [1, units], "int8", scale=0.06, zero_point=2)
     g.add_operator("ADD", [h, acc], [new_acc], ("AddOptions", {"FusedActivationFunction": NONE}))
     g.add_operator("ASSIGN_VARIABLE", [acc_h, new_acc], [])
-    p = g.add_tensor("p", [1, UNITS], "int8", scale=1.0 / 256, zero_point=-128)
+    p = g.add_tensor("p", [1, units], "int8", scale=1.0 / 256, zero_point=-128)
     g.add_operator("LOGISTIC", [new_acc], [p])
-    y = g.add_tensor("y", [1, UNITS], "uint8", scale=1.0 / 256, zero_point=0)
+    y = g.add_tensor("y", [1, units], "uint8", scale=1.0 / 256, zero_point=0)
     g.add_operator("QUANTIZE", [p], [y])
     g.set_io([x], [y, z])
     return g.to_bytes()

@@ -492,7 +492,8 @@ def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
     values_per_module = _collect(problems, split_input_values, values, names) or {}
     old = legacy.map_legacy_options(args)
     problems.extend(old.problems)
-    target = _collect(problems, parse_target, args.target, old.target_options)
+    target = _collect(problems, parse_target, args.target, old.target_options,
+                      old.library_options)
     usmp = legacy.map_usmp(_collect(problems, parse_pass_configs, args.pass_config) or {})
     problems.extend(usmp.problems)
     pass_config = usmp.pass_config

@@ -4,10 +4,10 @@ replaced by the nodes of the branch it selects, Loop with a constant trip count 
 A condition folds when everything it depends on is constant: initializers, Constant nodes,
 shapes of tensors with static shapes, and model inputs the user fixed (`input_values`, the CLI's
 `--input-values sr=16000`: the input then leaves the module's signature). An If whose condition
-depends on a real run-time input computes both branches and selects each output with Where
-(exact, as ONNX branches have no side effects; the C runner has no branches, so the time is both
-branches' and the memory plan covers both); branches whose outputs differ in shape are an
-error naming the node.
+depends on a real run-time input stays an If: the importer makes it a Relax `If` whose branches
+are blocks of their own, and the C runner branches (`if (cond) {...} else {...}`), so only the
+chosen branch runs and the memory plan reuses one branch's memory for the other; branches whose
+outputs differ in shape are an error naming the node.
 """
 from __future__ import annotations
 
@@ -76,12 +76,13 @@ def resolve_control_flow(model: Any) -> Any:
     result = onnx.ModelProto()
     result.CopyFrom(model)
     opset = next((o.version for o in result.opset_import if o.domain in ("", "ai.onnx")), 1)
+    kept: set[int] = set()  # run-time Ifs, branching in C (nodes before the current one)
     for _ in range(10_000):
         # shapes inferred through an If are a merge of both branches: infer afresh each time,
         # so everything before the first remaining If / Loop has its true static shape
         del result.graph.value_info[:]
-        index = next((i for i, n in enumerate(result.graph.node) if n.op_type in CONTROL_OPS),
-                     None)
+        index = next((i for i, n in enumerate(result.graph.node)
+                      if n.op_type in CONTROL_OPS and i not in kept), None)
         if index is None:
             _drop_dead_nodes(result.graph)
             return result
@@ -90,11 +91,13 @@ def resolve_control_flow(model: Any) -> Any:
         node = onnx.NodeProto()
         node.CopyFrom(graph.node[index])
         replacement = _replacement(node, _Folder(graph, opset), opset, index)
+        if replacement is None:  # branches at run time: both must give the same shapes
+            _check_same_shapes(result, node, index, opset)
+            kept.add(index)
+            continue
         nodes = list(graph.node)
         del graph.node[:]
         graph.node.extend(nodes[:index] + replacement + nodes[index + 1:])
-        if any(n.op_type == "Where" and n.name.startswith(SELECT_PREFIX) for n in replacement):
-            result = _check_select(result, node, replacement, opset)
     raise UnsupportedError("control flow nested too deeply to resolve")
 
 
@@ -124,7 +127,8 @@ def _outer_names(node: Any) -> set[str]:
     return names
 
 
-def _replacement(node: Any, folder: "_Folder", opset: int, index: int) -> list[Any]:
+def _replacement(node: Any, folder: "_Folder", opset: int, index: int) -> list[Any] | None:
+    """The nodes replacing a control-flow node, None for an If kept to branch at run time."""
     if node.op_type == "If":
         return _inline_if(node, folder)
     return _unroll_loop(node, folder, opset, index)
@@ -260,13 +264,16 @@ def _shape_value(node: Any, dims: list[int]) -> np.ndarray:
     return np.asarray(dims[start:end] if "end" in attrs else dims[start:], np.int64)
 
 
-def _inline_if(node: Any, folder: _Folder) -> list[Any]:
-    """The selected branch's nodes, its outputs renamed to the If's by Identity nodes."""
+def _inline_if(node: Any, folder: _Folder) -> list[Any] | None:
+    """The selected branch's nodes, its outputs renamed to the If's by Identity nodes; None
+    when the condition is only known at run time."""
     from onnx import helper
 
     cond = folder.value(node.input[0])
     if cond is None:
-        return _select_if(node)
+        log.info("%s branches on the run-time value '%s': the runner branches",
+                 _node_label(node), node.input[0])
+        return None
     if np.asarray(cond).size != 1:
         raise UnsupportedError(f"control flow: {_node_label(node)} has a condition of "
                                f"{np.asarray(cond).size} elements")
@@ -293,15 +300,11 @@ def _run_time_error(node: Any, why: str = "") -> UnsupportedError:
 
 
 def _select_if(node: Any) -> list[Any]:
-    """An If on a run-time condition: both branches computed, each output selected by
-    Where(cond, then, else). Exact (ONNX branches have no side effects); the cost is both
-    branches' time, and the memory plan holds both. Names the else branch shares with the
-    then branch are renamed."""
+    """An If on a run-time condition as both branches and each output selected by
+    Where(cond, then, else): the form in which the branches' output shapes are inferred
+    (`_check_same_shapes`). Names the else branch shares with the then branch are renamed."""
     from onnx import helper, numpy_helper
 
-    log.warning("%s branches on the run-time value '%s': both branches are computed and each "
-                "output selected (fix the inputs it depends on with --input-values to keep "
-                "one branch)", _node_label(node), node.input[0])
     then_b, else_b = _attr_graph(node, "then_branch"), _attr_graph(node, "else_branch")
     clash = _produced_names(then_b) & _produced_names(else_b)
     tag = f"__else_{node.name or node.output[0]}"
@@ -320,16 +323,23 @@ def _select_if(node: Any) -> list[Any]:
     return nodes
 
 
-def _check_select(model: Any, node: Any, replacement: list[Any], opset: int) -> Any:
-    """Both branches of a selected If must give each output the same static shape."""
-    inferred = _inferred(model)
-    folder = _Folder(inferred.graph, opset)
+def _check_same_shapes(model: Any, node: Any, index: int, opset: int) -> None:
+    """Both branches of a run-time If must give each output the same static shape (the
+    runner's buffers are static): checked on the selected form of a copy of the graph."""
+    import onnx
+
+    replacement = _select_if(node)
+    trial = onnx.ModelProto()
+    trial.CopyFrom(model)
+    nodes = list(trial.graph.node)
+    del trial.graph.node[:]
+    trial.graph.node.extend(nodes[:index] + replacement + nodes[index + 1:])
+    folder = _Folder(_inferred(trial).graph, opset)
     for where in (n for n in replacement if n.name.startswith(SELECT_PREFIX)):
         then_shape, else_shape = folder.shape(where.input[1]), folder.shape(where.input[2])
         if then_shape is None or then_shape != else_shape:
             raise _run_time_error(node, f", and its branches give '{where.output[0]}' different "
                                         f"shapes ({then_shape} and {else_shape})")
-    return inferred
 
 
 def _produced_names(graph: Any) -> set[str]:

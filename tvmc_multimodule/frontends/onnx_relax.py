@@ -42,7 +42,6 @@ def _importer_class() -> type:
             trimmed.node.extend(kept)
             super()._check_for_unsupported_ops(trimmed)
 
-        _in_subgraph = 0
         raw_names: dict = {}
 
         def _parse_value_proto(self, value_proto: Any) -> Any:
@@ -63,10 +62,10 @@ def _importer_class() -> type:
 
         def _named(self, expr: Any, node_name: Any) -> Any:
             """A tensor-valued call bound to a variable named after the ONNX node (the C
-            runner's layer comments read it); branches of an If stay as TVM builds them."""
+            runner's layer comments read it)."""
             from tvm import relax
 
-            if (self._in_subgraph or not node_name or not isinstance(node_name, str)
+            if (not node_name or not isinstance(node_name, str)
                     or not isinstance(expr, relax.Call)
                     or not isinstance(getattr(expr, "ty", None), relax.TensorType)):
                 return expr
@@ -76,11 +75,19 @@ def _importer_class() -> type:
             return self.bb.emit(expr, name_hint=identifier)
 
         def _convert_subgraph(self, bb: Any, graph: Any) -> Any:
-            self._in_subgraph += 1
+            """An If branch as a block of its own. TVM's importer emits a branch's nodes
+            into the enclosing block (both branches then run, only their last expressions
+            are selected); bound in the branch's own block, only the chosen branch runs."""
+            from tvm import relax
+
+            bb._begin_binding_block()
             try:
-                return super()._convert_subgraph(bb, graph)
+                result = super()._convert_subgraph(bb, graph)
+                if not isinstance(result, relax.Var):
+                    result = bb.emit(result)
             finally:
-                self._in_subgraph -= 1
+                block = bb._end_block()
+            return relax.SeqExpr([block], result)
 
     return Importer
 

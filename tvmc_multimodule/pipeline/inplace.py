@@ -3,8 +3,10 @@
 Decided by a dataflow check on the operator's TIR, not by names: input X and output Y may share
 memory when X is read in exactly one block, that block also is the only writer of Y, it is not a
 reduction, both are accessed element-for-element at the block's own iterators (so element i of X
-is read before element i of Y is written, and never again), and both have the same shape and
-element size.
+is read before element i of Y is written, and never again; a dimension of extent 1 may be
+read at its index 0, as broadcasting kernels do), and both have the same shape and element
+size. A kernel whose body is a call of C, which TIR cannot look into, declares its pairs
+(INPLACE_ATTR).
 """
 from __future__ import annotations
 
@@ -12,10 +14,22 @@ import tvm
 from tvm import s_tir, tirx
 
 
+# PrimFunc attribute: [[input parameter, output parameter], ...] a kernel written in C
+# (kernels/cortex_m_dsp) declares element-for-element
+INPLACE_ATTR = "tvmc.inplace"
+
+
+def _at_iterator(index: object, iter_var: object) -> bool:
+    """`index` is the block iterator itself, or 0 where the iterator only takes 0."""
+    if isinstance(index, tirx.Var):
+        return index.same_as(iter_var.var)  # type: ignore[attr-defined]
+    return (isinstance(index, tirx.IntImm) and int(index) == 0
+            and int(iter_var.dom.extent) == 1)  # type: ignore[attr-defined]
+
+
 def _is_identity(region: list, iter_vars: list) -> bool:
     return len(region) == len(iter_vars) and all(
-        isinstance(r.min, tirx.Var) and r.min.same_as(iv.var) and int(r.extent) == 1
-        for r, iv in zip(region, iter_vars))
+        _at_iterator(r.min, iv) and int(r.extent) == 1 for r, iv in zip(region, iter_vars))
 
 
 def _accesses(func: tirx.PrimFunc) -> dict[str, list[tuple[str, bool, bool, int]]]:
@@ -45,6 +59,9 @@ def _param_layout(param: object) -> tuple[tuple[int, ...], int] | None:
 
 def inplace_pairs(func: tirx.PrimFunc) -> tuple[tuple[int, int], ...]:
     """(input parameter index, output parameter index) pairs that may share memory."""
+    declared = func.attrs.get(INPLACE_ATTR) if func.attrs is not None else None
+    if declared is not None:
+        return tuple((int(i), int(o)) for i, o in declared)
     try:
         accesses = _accesses(func)
     except Exception:  # noqa: BLE001 - no analysable block structure: no in-place reuse

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .program import Buffer, Call, Input, Output, Program, nbytes
+from .program import Buffer, Call, Input, Output, Program, nbytes, step_locations
 from .tir_passes import OperatorSignature
 
 WORKSPACE_ALIGN = 16
@@ -56,7 +56,7 @@ def _io_lifetimes(program: Program) -> dict[tuple[str, int], Interval]:
     last_read: dict[int, int] = {}
     first_write: dict[int, int] = {}
     for step_index, step in enumerate(program.steps):
-        for loc in step.args if isinstance(step, Call) else (step.dst, step.src):
+        for loc in step_locations(step):
             if isinstance(loc, Input):
                 last_read[loc.index] = step_index
             output = (loc.index if isinstance(loc, Output)
@@ -78,8 +78,7 @@ def _lifetimes(program: Program, signatures: dict[str, OperatorSignature],
     last: dict[int, int] = {}
     intervals: dict[tuple[str, int], Interval] = {}
     for step_index, step in enumerate(program.steps):
-        locations = step.args if isinstance(step, Call) else (step.dst, step.src)
-        for loc in locations:
+        for loc in step_locations(step):
             if isinstance(loc, Buffer) and loc.index not in program.buffer_outputs:
                 first.setdefault(loc.index, step_index)
                 last[loc.index] = step_index

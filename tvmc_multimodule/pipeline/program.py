@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 import numpy as np
-from tvm import ir
+from tvm import ir, relax
 
 from ..errors import UnsupportedError
 from ..names import RAW_NAMES_ATTR
@@ -59,6 +59,39 @@ class Copy:
     nbytes: int
 
 
+@dataclass(frozen=True)
+class BranchIf:
+    """`if (*cond) {`: the steps up to the matching BranchElse run when the condition (a
+    scalar tensor) is non-zero; those from it to the matching BranchEnd otherwise."""
+
+    cond: Location
+    dtype: str
+
+
+@dataclass(frozen=True)
+class BranchElse:
+    pass
+
+
+@dataclass(frozen=True)
+class BranchEnd:
+    pass
+
+
+Step = Union[Call, Copy, BranchIf, BranchElse, BranchEnd]
+
+
+def step_locations(step: object) -> tuple[Location, ...]:
+    """The places a step reads or writes."""
+    if isinstance(step, Call):
+        return step.args
+    if isinstance(step, Copy):
+        return (step.dst, step.src)
+    if isinstance(step, BranchIf):
+        return (step.cond,)
+    return ()
+
+
 @dataclass
 class Program:
     """The static call sequence of one module."""
@@ -68,7 +101,7 @@ class Program:
     buffers: list[int] = field(default_factory=list)    # bytes of each intermediate tensor
     buffer_outputs: dict[int, int] = field(default_factory=dict)  # buffer index -> output index
     constants: list[np.ndarray] = field(default_factory=list)
-    steps: list[Union[Call, Copy]] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
     # the model's name for what a step computes (the variable the frontend bound its result
     # to: a TFLite tensor, an ONNX node), raw text: it reaches C only through names.c_text
     step_names: dict[int, str] = field(default_factory=dict)
@@ -97,8 +130,9 @@ GENERATED_NAME = re.compile(r"^(lv|gv|alloc|storage|param|p|_|)_?\d*$")
 class _Walker:
     """Assigns a Location to every Relax variable of `main`, in order."""
 
-    def __init__(self, program: Program, model_names: frozenset[str] = frozenset()):
-        self.program = program
+    def __init__(self, program: Program, module: ir.IRModule,
+                 model_names: frozenset[str] = frozenset()):
+        self.program, self.module = program, module
         self.model_names = model_names  # identifiers standing for a model's text ("1000")
         self.where: dict[object, object] = {}
         self.const_index: dict[object, int] = {}
@@ -110,6 +144,8 @@ class _Walker:
             return self.where[expr]
         if isinstance(expr, ir.GenericConst):
             return self._constant(expr)
+        if isinstance(expr, ir.Tuple):
+            return tuple(self.resolve(f) for f in expr.fields)
         raise UnsupportedError(f"unsupported value in main: {type(expr).__name__}")
 
     def _constant(self, const: object) -> Constant:
@@ -138,6 +174,8 @@ class _Walker:
             self.where[var] = self.resolve(value.tuple_value)[value.index]  # type: ignore[index]
         elif isinstance(value, ir.Call):
             self._call(var, value)
+        elif isinstance(value, relax.If):
+            self._branch(var, value)
         else:
             raise UnsupportedError(f"unsupported binding in main: {type(value).__name__}")
 
@@ -154,8 +192,58 @@ class _Walker:
         self.where[var] = Buffer(len(self.program.buffers))
         self.program.buffers.append(nbytes(dims, str(dtype.value)))  # type: ignore[attr-defined]
 
+    def walk(self, seq: object) -> object:
+        """The bindings of a SeqExpr in order; the location of its result."""
+        for block in seq.blocks:  # type: ignore[attr-defined]
+            for binding in block.bindings:
+                self.bind(binding.var, binding.value)
+        return self.resolve(seq.body)  # type: ignore[attr-defined]
+
+    def _branch(self, var: object, value: object) -> None:
+        """An If: `BranchIf`, the then steps, `BranchElse`, the else steps, `BranchEnd`. Each
+        result tensor has one place both branches write: the buffer the then branch
+        computes it in, the else branch's own buffer renamed to it (else a copy)."""
+        steps, buffers = self.program.steps, self.program.buffers
+        cond = self.resolve(value.cond)  # type: ignore[attr-defined]
+        steps.append(BranchIf(cond, str(value.cond.ty.dtype)))  # type: ignore[attr-defined]
+        fresh = len(buffers)
+        then_result = self.walk(value.true_branch)  # type: ignore[attr-defined]
+        fields = list(then_result) if isinstance(then_result, tuple) else [then_result]
+        sizes = _result_sizes(value)
+        targets: list[object] = []
+        for loc, size in zip(fields, sizes):
+            if isinstance(loc, Buffer) and loc.index >= fresh and loc not in targets:
+                targets.append(loc)
+            else:  # an input, a constant, a value from before the If: its own copy
+                targets.append(Buffer(len(buffers)))
+                buffers.append(size)
+                steps.append(Copy(targets[-1], loc, size))  # type: ignore[arg-type]
+        steps.append(BranchElse())
+        start, fresh = len(steps), len(buffers)
+        else_result = self.walk(value.false_branch)  # type: ignore[attr-defined]
+        renames: dict[object, object] = {}
+        for loc, target, size in zip(
+                list(else_result) if isinstance(else_result, tuple) else [else_result],
+                targets, sizes):
+            if loc == target:
+                continue
+            if isinstance(loc, Buffer) and loc.index >= fresh and loc not in renames:
+                renames[loc] = target
+            else:
+                steps.append(Copy(target, loc, size))  # type: ignore[arg-type]
+        steps[start:] = [_renamed(step, renames) for step in steps[start:]]
+        steps.append(BranchEnd())
+        self.where[var] = tuple(targets) if isinstance(then_result, tuple) else targets[0]
+
     def _call(self, var: object, call: ir.Call) -> None:
         op = call.op
+        if isinstance(op, ir.GlobalVar) and isinstance(self.module[op], relax.Function):
+            # an outlined If branch (control.py): its steps where it is called
+            callee = self.module[op]
+            for param, arg in zip(callee.params, call.args):
+                self.where[param] = self.resolve(arg)
+            self.where[var] = self.walk(callee.body)
+            return
         if isinstance(op, ir.GlobalVar):
             args = tuple(self.resolve(a) for a in call.args)
             if args and isinstance(args[-1], Buffer):
@@ -179,6 +267,25 @@ class _Walker:
         else:
             raise UnsupportedError(f"operation '{name}' is left after lowering "
                                    "(an extern or packed call)")
+
+
+def _result_sizes(value: object) -> list[int]:
+    """Bytes of each tensor an If gives."""
+    ty = value.ty  # type: ignore[attr-defined]
+    fields = list(ty.fields) if hasattr(ty, "fields") else [ty]
+    return [nbytes(_static_shape(f), str(f.dtype)) for f in fields]
+
+
+def _renamed(step: object, renames: dict[object, object]) -> object:
+    if not renames:
+        return step
+    if isinstance(step, Call):
+        return Call(step.relax_name, tuple(renames.get(a, a) for a in step.args))
+    if isinstance(step, Copy):
+        return Copy(renames.get(step.dst, step.dst), renames.get(step.src, step.src), step.nbytes)
+    if isinstance(step, BranchIf):
+        return BranchIf(renames.get(step.cond, step.cond), step.dtype)
+    return step
 
 
 def _raw_names(main: object) -> dict[str, str]:
@@ -219,16 +326,13 @@ def build_program(lowered: ir.IRModule) -> Program:
         input_types=[(_static_shape(p.ty), str(p.ty.dtype)) for p in main.params],
         output_types=[])
     raw = _raw_names(main)
-    walker = _Walker(program, frozenset(raw))
+    walker = _Walker(program, lowered, frozenset(raw))
     for i, param in enumerate(main.params):
         walker.where[param] = Input(i)
-    for block in main.body.blocks:
-        for binding in block.bindings:
-            walker.bind(binding.var, binding.value)
+    located = walker.walk(main.body)
     _name_fused_steps(program, main, frozenset(raw))
     program.step_names = {step: raw.get(name, name) for step, name in program.step_names.items()}
     result = main.body.body
-    located = walker.resolve(result)
     infos = list(result.ty.fields) if isinstance(located, tuple) else [result.ty]
     locations = list(located) if isinstance(located, tuple) else [located]
     for i, (loc, info) in enumerate(zip(locations, infos)):

@@ -12,6 +12,7 @@ import tvm
 from tvm import relax
 
 from .constant_guard import shrink_broadcast_constants
+from .control import branch_functions, outline_branches
 from .layout import CHANNELS_LAST, convert_layout
 from .numpy_fold import fold_constants_with_numpy
 from .program import GENERATED_NAME
@@ -50,9 +51,11 @@ def _layouts(mod: tvm.IRModule, opt_level: int,
 
 
 def _leftover_ops(mod: tvm.IRModule) -> list[str]:
-    """Operators still in `main` after the passes that no C can run (none legalised them)."""
+    """Operators still in `main` (or a branch of its) after the passes that no C can run
+    (none legalised them)."""
     names = set()
-    for block in mod["main"].body.blocks:
+    for block in [block for func in [mod["main"], *branch_functions(mod).values()]
+                  for block in func.body.blocks]:
         for binding in block.bindings:
             op = getattr(binding.value, "op", None)
             name = getattr(op, "name", None) if isinstance(op, tvm.ir.Op) else None
@@ -64,6 +67,7 @@ def _leftover_ops(mod: tvm.IRModule) -> list[str]:
 def _passes(opt_level: int, layouts: dict[str, list[str]] | None) -> list[Any]:
     fusion = [relax.transform.FuseOps(), relax.transform.FuseTIR()] if opt_level >= 1 else []
     return [
+        outline_branches,  # an If's branches fused and planned like main (control.py)
         # batch_norm -> arithmetic on constants: FoldConstant leaves one multiply-add, and no
         # unused mean/variance outputs are computed
         relax.transform.DecomposeOpsForInference(),
@@ -94,14 +98,22 @@ def _is_fuse_ops(p: Any) -> bool:
 
 
 def _calls(mod: tvm.IRModule, func: Any) -> list[tuple[str, str]]:
-    """(callee, name of the bound variable) of every operator call in `func`, in order."""
+    """(callee, name of the bound variable) of every operator call in `func`, in order; an
+    If's outlined branches (control.py) in the order the runner has them: then, else."""
     out = []
+    branches = branch_functions(mod)
     for block in getattr(func.body, "blocks", []):
         for binding in block.bindings:
             value = binding.value
+            if isinstance(value, relax.If):
+                for branch in (value.true_branch, value.false_branch):
+                    out += _calls(mod, relax.Function([], branch))
+                continue
             if not isinstance(value, relax.Call):
                 continue
-            if isinstance(value.op, tvm.ir.GlobalVar):
+            if isinstance(value.op, tvm.ir.GlobalVar) and value.op.name_hint in branches:
+                out += _calls(mod, branches[value.op.name_hint])
+            elif isinstance(value.op, tvm.ir.GlobalVar):
                 out.append((value.op.name_hint, str(binding.var.name)))
             elif getattr(value.op, "name", "") == "relax.call_tir":
                 out.append((value.args[0].name_hint, str(binding.var.name)))

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from .program import Buffer, Call, Copy, Input, Output, Program, nbytes
+from .program import Buffer, Call, Copy, Input, Output, Program, nbytes, step_locations
 from .tir_passes import OperatorSignature
 
 
 def _touches(step: object, loc: object) -> bool:
-    if isinstance(step, Call):
-        return loc in step.args
-    return loc in (step.dst, step.src)  # type: ignore[attr-defined]
+    return loc in step_locations(step)
 
 
 def _elementwise(step: object, old: object, new: object,

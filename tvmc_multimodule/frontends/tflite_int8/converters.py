@@ -278,14 +278,14 @@ def _pool(ctx: Context, op: Operator) -> tuple[PoolSpec, Tensor, Tensor]:
 
 def convert_average_pool2d(ctx: Context, op: Operator) -> relax.Expr:
     spec, _, to = _pool(ctx, op)
-    return ctx.call(ctx.library.average_pool(spec, ctx.helpers), "avg_pool2d",
-                    [ctx.value(op.inputs[0])], to.shape)
+    return ctx.call_kernel(ctx.library.average_pool_kernel(spec, ctx.helpers), "avg_pool2d",
+                           [ctx.value(op.inputs[0])], to.shape)
 
 
 def convert_max_pool2d(ctx: Context, op: Operator) -> relax.Expr:
     spec, _, to = _pool(ctx, op)
-    return ctx.call(ctx.library.max_pool(spec), "max_pool2d", [ctx.value(op.inputs[0])],
-                    to.shape)
+    return ctx.call_kernel(ctx.library.max_pool_kernel(spec, ctx.helpers), "max_pool2d",
+                           [ctx.value(op.inputs[0])], to.shape)
 
 
 def convert_mean(ctx: Context, op: Operator) -> relax.Expr:
@@ -316,10 +316,11 @@ def convert_softmax(ctx: Context, op: Operator) -> relax.Expr:
         requantise = (multiplier, shift, to.zero_point)
     depth = ti.shape[-1]
     rows = int(np.prod(ti.shape)) // depth
-    table = fx.softmax_exp_table(ti.scale, op.options("SoftmaxOptions").Beta())
+    kernel = ctx.library.softmax_kernel(rows, depth, ti.scale,
+                                        op.options("SoftmaxOptions").Beta(), ctx.helpers,
+                                        requantise)
     x = ctx.reshape(ctx.value(op.inputs[0]), (rows, depth))
-    y = ctx.call(ctx.library.softmax(rows, depth, ctx.helpers, requantise), "softmax",
-                 [x, ctx.const(table)], (rows, depth))
+    y = ctx.call_kernel(kernel, "softmax", [x], (rows, depth))
     return ctx.reshape(y, to.shape)
 
 

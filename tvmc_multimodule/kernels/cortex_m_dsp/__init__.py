@@ -33,6 +33,7 @@ from .c_source import BINARY, CONV, CONV_WINDOW, DEPTHWISE, GEMV, PRIMITIVES
 TABLE_ADD_MIN_SIZE = 512  # ADDs at least this large read 2 x 256 int32 tables (2 KB)
 WINDOW_STACK_BYTES = 2048  # convolutions copy 2 pixels' windows to the stack up to this size
 MACS_ATTR = "tvmc.macs"  # read by pipeline/layers.py (a string: no import of another stage)
+INPLACE_ATTR = "tvmc.inplace"  # read by pipeline/inplace.py: [[input, output], ...] pairs
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
 
 
@@ -169,6 +170,11 @@ class CortexMDsp(PortableC):
         name = _name(helpers, kind, body)
         func = _extern_kernel(name, [(tuple(a_shape), "int8"), (tuple(b_shape), "int8"),
                                      *[(c.shape, "int32") for c in consts]], tuple(out_shape))
+        # an operand of the output's shape may share its buffer (see BINARY)
+        same = [i for i, shape in enumerate((a_shape, b_shape))
+                if tuple(shape) == tuple(out_shape)]
+        if same:
+            func = func.with_attr(INPLACE_ATTR, [[i, 2 + len(consts)] for i in same])
         return Kernel(func, consts, (self.primitives(helpers),
                                      (name, body.replace("NAME", name))))
 

@@ -329,10 +329,12 @@ ${signature} {
 # int8 elementwise ADD / MUL with numpy broadcasting: the output's dimensions collapsed
 # into at most a few loops with literal strides per operand (0 where it broadcasts);
 # ${tables}: ADD's two 256-entry int32 tables, or nothing; ${value}: the int8 output of
-# va, vb (the operands' int8 values as int32)
+# va, vb (the operands' int8 values as int32). Each output element is written after its
+# operands are read and never read again, so y may be an operand of the output's shape (a
+# state updated in place, a residual's buffer reused): no restrict on a, b, y
 BINARY = Template(r"""
-int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,${tables} int8_t* restrict y) ${p}D_LAYER;
-int32_t ${name}(const int8_t* restrict a, const int8_t* restrict b,${tables} int8_t* restrict y) {
+int32_t ${name}(const int8_t* a, const int8_t* b,${tables} int8_t* y) ${p}D_LAYER;
+int32_t ${name}(const int8_t* a, const int8_t* b,${tables} int8_t* y) {
   int8_t* yo = y;
 ${loops}
   return 0;
