@@ -4,10 +4,14 @@ TFLite Micro's arena (which holds its variables too), and time per invoke.
 
     python bench/streaming.py [--steps 64] [--rounds 5] [MODEL.tflite ...]
 
-Default models: the test-built streaming pattern, the microWakeWord models of pymicro-wakeword
+Default models: the test-built patterns (int8 and float resource-variable streams, a float and
+an int8 UNIDIRECTIONAL_SEQUENCE_LSTM whose state tensors carry across invokes), the microWakeWord models of pymicro-wakeword
 2.0.0 and silero-VAD 6.2.3 (both from bench/corpus.py's cache, ~/.cache/tvmc-corpus; missing
 ones are skipped, `--no-corpus` skips them all). TFLite models are compared with TFLite Micro
-(max |d| in LSB for integer outputs); silero-VAD (ONNX) with onnxruntime (relative difference,
+and LiteRT (max |d| in LSB for integer outputs, relative to the output's largest magnitude for
+float ones); TFLite Micro's own LSTM examples (tensorflow/tflite-micro:
+tensorflow/lite/micro/examples/mnist_lstm/trained_lstm_int8.tflite,
+third_party/xtensa/examples/micro_speech_lstm/micro_speech_lstm.tflite) can be given; silero-VAD (ONNX) with onnxruntime (relative difference,
 bench/streaming_vad.py). Time per invoke, the median over the steps of one pass, then the
 median of `--rounds` passes with every runtime's passes interleaved (the host is shared: all
 see the same load), all single-threaded: ours in C around the run call (gcc -O3), TFLite Micro
@@ -107,7 +111,7 @@ def tflm(model: bytes, xs: list[np.ndarray], steps: int) -> tuple[list, float]:
     return [np.array(o) for o in outs], float(np.median(times)) * 1e6
 
 
-def litert(model: bytes, xs: list[np.ndarray], steps: int) -> float:
+def litert(model: bytes, xs: list[np.ndarray], steps: int) -> tuple[list, float]:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     interpreter = Interpreter(model_content=model, num_threads=1,
@@ -115,6 +119,7 @@ def litert(model: bytes, xs: list[np.ndarray], steps: int) -> float:
                               BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     interpreter.allocate_tensors()
     details = interpreter.get_input_details()
+    outs: list[list] = [[] for _ in interpreter.get_output_details()]
     times = []
     for k in range(steps):
         for d, x in zip(details, xs):
@@ -122,9 +127,23 @@ def litert(model: bytes, xs: list[np.ndarray], steps: int) -> float:
         start = time.perf_counter()
         interpreter.invoke()
         times.append(time.perf_counter() - start)
-        for d in interpreter.get_output_details():
-            interpreter.get_tensor(d["index"])
-    return float(np.median(times)) * 1e6
+        for j, d in enumerate(interpreter.get_output_details()):
+            outs[j].append(interpreter.get_tensor(d["index"]).copy())
+    return [np.array(o) for o in outs], float(np.median(times)) * 1e6
+
+
+def difference(ours: list[np.ndarray], reference: list[np.ndarray]) -> str:
+    """Largest difference over every output and step: LSB, or relative for float outputs."""
+    worst, floats = 0.0, False
+    for a, b in zip(ours, reference):
+        b = b.reshape(a.shape)
+        if a.dtype.kind in "iu":
+            worst = max(worst, float(np.abs(a.astype(np.int64) - b.astype(np.int64)).max()))
+        else:
+            floats = True
+            scale = max(float(np.abs(b).max()), 1e-30)
+            worst = max(worst, float(np.abs(a.astype(np.float64) - b).max()) / scale)
+    return f"{worst:.1g} rel" if floats else f"{int(worst)} LSB"
 
 
 def _outputs(model: bytes) -> int:
@@ -146,6 +165,12 @@ def _inputs(model: bytes, steps: int) -> list[np.ndarray]:
         except Exception:  # noqa: BLE001  (no more inputs)
             break
         shape = tuple(details["shape"])
+        if np.dtype(details["dtype"]).kind == "f":
+            envelope = np.cumsum(rng.standard_normal((steps, *shape)) * 0.1, axis=0)
+            xs.append((envelope + rng.standard_normal((steps, *shape)) * 0.5)
+                      .astype(details["dtype"]))
+            index += 1
+            continue
         envelope = np.cumsum(rng.integers(-8, 9, (steps, *shape)), axis=0)
         xs.append(np.clip(envelope + rng.integers(-40, 41, (steps, *shape)), -128, 127)
                   .astype(details["dtype"]))
@@ -153,7 +178,7 @@ def _inputs(model: bytes, steps: int) -> list[np.ndarray]:
     return xs
 
 
-HEADER = ("model", "max|d| ref", "state B", "workspace B", "io B", "total B", "TFLM arena B",
+HEADER = ("model", "max|d| ref", "max|d| LiteRT", "state B", "workspace B", "io B", "total B", "TFLM arena B",
           "ours us", "TFLM us", "LiteRT us", "ORT us")
 
 
@@ -168,13 +193,11 @@ def tflite_row(path: Path, steps: int, rounds: int, work: Path) -> tuple[str, ..
         times["ours"].append(us)
         ref, us = tflm(model, xs, steps)
         times["tflm"].append(us)
-        times["litert"].append(litert(model, xs, steps))
-    diff = max(int(np.abs(a.astype(np.int64) - b.reshape(a.shape).astype(np.int64)).max())
-               if a.dtype.kind in "iu" else float(np.abs(a - b.reshape(a.shape)).max())
-               for a, b in zip(mine, ref))
+        lite, us = litert(model, xs, steps)
+        times["litert"].append(us)
     total = module.state_bytes + module.workspace_bytes + module.io_bytes  # type: ignore[attr-defined]
     med = {k: f"{np.median(v):.1f}" for k, v in times.items()}
-    return (path.stem, f"{diff} LSB" if isinstance(diff, int) else f"{diff:.2g}",
+    return (path.stem, difference(mine, ref), difference(mine, lite),
             str(module.state_bytes), str(module.workspace_bytes),  # type: ignore[attr-defined]
             str(module.io_bytes), str(total), str(tflite_micro_arena(model)),  # type: ignore[attr-defined]
             med["ours"], med["tflm"], med["litert"], "-")
@@ -189,7 +212,7 @@ def silero_row(model: Path, steps: int, rounds: int, work: Path) -> tuple[str, .
               for a, b in (("probs", "ref_probs"), ("state", "ref_state")))
     state = int(np.prod(streaming_vad.STATE)) * 4  # passed in and out by the caller
     io = (streaming_vad.CHUNK + 1) * 4 + 2 * state
-    return (f"{model.stem} (ONNX)", f"{rel:.1g} rel", "0", str(r["workspace"]), str(io),
+    return (f"{model.stem} (ONNX)", f"{rel:.1g} rel", "-", "0", str(r["workspace"]), str(io),
             str(r["workspace"] + io), "-", f"{r['ours_us']:.1f}", "-", "-", f"{r['ort_us']:.1f}")
 
 
@@ -207,15 +230,22 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-corpus", action="store_true",
-                        help="only the test pattern (and the models given)")
+                        help="only the test patterns (and the models given)")
     args = parser.parse_args()
-    from builders import tflite_state_models
+    from builders import tflite_recurrent_models, tflite_state_models
 
+    patterns = {"int8_variables": tflite_state_models.streaming,
+                "float_variables": tflite_state_models.streaming_float,
+                "float_lstm_state": lambda: tflite_recurrent_models.sequence_lstm(
+                    steps=8, inputs=16, hidden=32),
+                "int8_lstm_state": lambda: tflite_recurrent_models.sequence_lstm_int8(
+                    steps=8, inputs=16, hidden=32)}
     with tempfile.TemporaryDirectory() as tmp:
         paths, vad = list(args.models), None
         if not paths:
-            paths = [Path(tmp) / "test_pattern.tflite"]
-            paths[0].write_bytes(tflite_state_models.streaming())
+            for name, build in patterns.items():
+                paths.append(Path(tmp) / f"{name}.tflite")
+                paths[-1].write_bytes(build())
             if not args.no_corpus:
                 wakeword, vad = corpus_models()
                 paths += wakeword

@@ -290,3 +290,80 @@ def test_buffer_sizes_equal_cmsis_nn_answers(host_cmsis_nn: Path, tmp_path: Path
                              check=True).stdout.split("\n")
     for k, want in enumerate(expected):
         assert tuple(int(v) for v in answers[k].split()) == want, f"case {k}"
+
+
+# ----------------------------------------------------------------------------- Cortex-M4
+
+@pytest.fixture(scope="module")
+def m4_firmware(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The test models compiled with --target "cmsis-nn, c -mcpu=cortex-m4", one firmware
+    for QEMU's mps2-an386 building CMSIS-NN (its DSP paths) from ../shared/vendor."""
+    from tvmc_multimodule.micro import create_project, load_board
+    from tvmc_multimodule.micro.firmware import build
+
+    root_nn = _need_cmsis_nn()
+    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if not cbuild.have(t)]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have {missing} (.ci/run installs them)")
+        pytest.skip(f"{missing} not installed")
+    root = tmp_path_factory.mktemp("cmsis-m4")
+    builders = _builders()
+    modules, data = [], {}
+    for name in MODELS:
+        data[name] = builders[name]()
+        path = root / f"{name}.tflite"
+        path.write_bytes(data[name])
+        modules.append(compile_model(str(path), module_name=name, strict_int8=True,
+                                     target="cmsis-nn, c -mcpu=cortex-m4"))
+    archive = export_model_library_format(modules, str(root / "m.tar"))
+    create_project(str(root / "fw"), archive, load_board("mps2_an386"),
+                   cmsis_nn_path=str(root_nn))
+    project, elf = build(str(root / "fw"))
+    return {"root": root, "project": project, "elf": elf, "modules": modules, "data": data,
+            "archive": archive}
+
+
+@pytest.mark.arm
+@pytest.mark.parametrize("name", MODELS)
+def test_m4_bit_exact_with_tflite_micro(m4_firmware: dict, name: str) -> None:
+    from tvmc_multimodule.micro.emulator import run_module
+
+    module = next(m for m in m4_firmware["modules"] if m.name == name)
+    rng = np.random.default_rng(11)
+    for k in range(3):
+        inputs = _inputs(module, k, rng)
+        got, run = run_module(m4_firmware["project"], m4_firmware["elf"], name, inputs,
+                              str(m4_firmware["root"] / f"io_{name}_{k}"))
+        assert run.invokes and run.invokes[0].status == 0
+        expected = references.run_tflite_micro(m4_firmware["data"][name], inputs)
+        for tensor, want in zip(module.outputs, expected):
+            have = got[tensor.name].reshape(-1).astype(np.int32)
+            diff = np.abs(have - np.asarray(want).reshape(-1).astype(np.int32)).max()
+            assert diff == 0, f"{name} {tensor.name} set {k}: {diff} LSB off"
+
+
+@pytest.mark.arm
+def test_m4_firmware_links_cmsis_nn_dsp_code(m4_firmware: dict) -> None:
+    """CMSIS-NN's DSP paths are what runs (the 1x1 fast form exists only with DSP), built
+    from the given checkout, not copied into the project."""
+    fw = m4_firmware["root"] / "fw"
+    symbols = subprocess.run(["arm-none-eabi-nm", str(m4_firmware["elf"])], capture_output=True,
+                             text=True, check=True).stdout
+    for function in ("arm_convolve_wrapper_s8", "arm_depthwise_conv_s8_opt",
+                     "arm_convolve_1x1_s8_fast", "arm_softmax_s8", "arm_avgpool_s8"):
+        assert re.search(rf"\b{function}\b", symbols), function
+    assert not list(fw.rglob("arm_nnfunctions.h"))
+    assert str(CMSIS_NN.resolve()) in (fw / "Makefile").read_text()
+
+
+def test_project_without_cmsis_nn_path_is_a_usage_error(host_build: dict,
+                                                        tmp_path: Path) -> None:
+    from tvmc_multimodule.cli.driver import main
+
+    code = main(["micro", "create-project", str(tmp_path / "fw"), host_build["archive"],
+                 "--board", "mps2_an386"])
+    assert code == 2 and not (tmp_path / "fw").exists()
+    code = main(["micro", "create-project", str(tmp_path / "fw"), host_build["archive"],
+                 "--board", "mps2_an386", "--cmsis-nn-path", str(tmp_path)])
+    assert code == 2 and not (tmp_path / "fw").exists()

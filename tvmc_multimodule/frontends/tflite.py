@@ -444,7 +444,7 @@ def _state_info(variable: Any) -> StateInfo:
     quant = None
     if t.quantized and t.scales.size == 1:
         quant = QuantParams((float(t.scales[0]),), (t.zero_point,))
-    return StateInfo(variable.key, tuple(int(d) for d in t.shape), t.dtype, quant,
+    return StateInfo(variable.name, tuple(int(d) for d in t.shape), t.dtype, quant,
                      variable.initial)
 
 

@@ -20,7 +20,8 @@ from .cmsis_nn import CmsisNN, arch_for_cpu, external_dependency
 from .cortex_m_dsp import DSP_CORES, CortexMDsp
 from .library import Kernel
 from .portable import PortableC
-from .records import AddParams, Conv2DSpec, FullyConnectedSpec, PoolSpec
+from .portable.lstm import lstm_spec
+from .records import AddParams, Conv2DSpec, FullyConnectedSpec, LstmSpec, PoolSpec
 
 KernelLibrary = PortableC  # every library is a PortableC (it overrides what it speeds up)
 
@@ -38,6 +39,6 @@ def library_for_target(mcpu: str | None, form: str, cmsis_nn: bool = False) -> K
     return PortableC("scalar" if form == "scalar" else "vector")
 
 
-__all__ = ["AddParams", "CHelpers", "CmsisNN", "Conv2DSpec", "CortexMDsp", "FullyConnectedSpec", "Kernel",
-           "KernelLibrary", "PoolSpec", "PortableC", "external_dependency", "fixedpoint",
-           "library_for_target"]
+__all__ = ["AddParams", "CHelpers", "CmsisNN", "Conv2DSpec", "CortexMDsp", "FullyConnectedSpec",
+           "Kernel", "KernelLibrary", "LstmSpec", "PoolSpec", "PortableC", "external_dependency",
+           "fixedpoint", "library_for_target", "lstm_spec"]

@@ -3,11 +3,12 @@ user gives: ARM-software/CMSIS-NN, never copied into this tool) and which of the
 model's calls need."""
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from ..errors import UsageError
+
+EXTERNAL_LIBRARY = "CMSIS-NN"  # its short_name in metadata.json's external_dependencies
 
 # a source an int8 model's calls never reach: float (f16/f32), int4, int16-only, LSTM/SVDF
 _UNUSED = re.compile(r"_(f16|f32|flt|s4)\b|_(f16|f32|flt|s4)_|lstm|svdf", re.I)
@@ -34,10 +35,3 @@ def int8_sources(root: Path) -> list[Path]:
     return sources
 
 
-def include_dirs(root: Path, core_include: str | None) -> list[str]:
-    """CMSIS-NN's Include/ and, when given, CMSIS-Core's (CMSIS-NN uses its compiler macros
-    on Arm when found, its own otherwise)."""
-    dirs = [str(root / "Include")]
-    if core_include:
-        dirs.append(os.fspath(Path(core_include).expanduser().resolve()))
-    return dirs

@@ -10,8 +10,8 @@ import numpy as np
 from .. import fixedpoint as fx
 from ..c_helpers import CHelpers
 from ..library import Kernel
-from ..records import AddParams, Conv2DSpec, FullyConnectedSpec, PoolSpec
-from . import elementwise, nn
+from ..records import AddParams, Conv2DSpec, FullyConnectedSpec, LstmSpec, PoolSpec
+from . import elementwise, lstm as lstm_kernel, nn
 
 FORMS = ("vector", "scalar")
 
@@ -60,6 +60,12 @@ class PortableC:
                    out_shape: Sequence[int], params: AddParams, helpers: CHelpers) -> Kernel:
         """TFLite Micro's int8 ADD (with broadcasting)."""
         return Kernel(elementwise.add(a_shape, b_shape, out_shape, params, helpers), ())
+
+    def lstm(self, spec: LstmSpec, weights: np.ndarray, recurrent: np.ndarray,
+             bias: np.ndarray, helpers: CHelpers) -> Kernel:
+        """TFLite Micro's int8 LSTM (int16 cell state); weights [4, H, I], recurrent
+        [4, H, H], bias int32 [4, H], gates in i f c o order. Three outputs: y, h, c."""
+        return lstm_kernel.lstm(spec, weights, recurrent, bias, helpers)
 
     # ---- operators a library may hand to C of its own (with the C in `Kernel.c_sources`)
     def average_pool_kernel(self, spec: PoolSpec, helpers: CHelpers) -> Kernel:
