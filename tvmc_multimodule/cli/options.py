@@ -24,6 +24,7 @@ from ..output_paths import check_name_length, resolve_output, same_file
 from ..target import TargetSpec, parse_target
 from . import legacy
 from .input_values import parse_input_values, split_input_values
+from .option_entries import parse_entries, split_by_module
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def pair_module_names(models: list[str], names: list[str] | None) -> list[tuple[
 
 # NAME:[d0,d1,...]; a name may itself contain ':' '/' '.' (TFLite "serving_default_x:0"),
 # the greedy name part backtracks to the last ':' before '['.
-_SHAPE_ENTRY = re.compile(r"(?P<name>[^\s\[\],]+):\s*\[(?P<dims>[^\[\]]*)\]")
+_SHAPE_ENTRY = re.compile(r"(?P<name>[^\s\[\],]+):\s*\[(?P<value>[^\[\]]*)\]")
 _SEPARATOR = re.compile(r"[\s,]*")
 
 
@@ -165,32 +166,9 @@ def parse_input_shapes(texts: Iterable[str] | str | None) -> dict[str, list[int]
     """Parse tvmc's ``"input0:[1,32,32,3] input1:[10]"`` (one or several strings)."""
     if texts is None:
         return {}
-    if isinstance(texts, str):
-        texts = [texts]
-    shapes: dict[str, list[int]] = {}
-    for text in texts:
-        for name, dims in _shape_entries(text):
-            if name in shapes:
-                raise UsageError(f"--input-shapes gives '{name}' twice")
-            shapes[name] = dims
-    return shapes
-
-
-def _shape_entries(text: str) -> Iterable[tuple[str, list[int]]]:
-    pos = _SEPARATOR.match(text, 0).end()
-    if pos == len(text):
-        raise _shape_syntax_error(text)
-    while pos < len(text):
-        match = _SHAPE_ENTRY.match(text, pos)
-        if not match:
-            raise _shape_syntax_error(text)
-        yield match["name"], _parse_dims(match["name"], match["dims"])
-        pos = _SEPARATOR.match(text, match.end()).end()
-
-
-def _shape_syntax_error(text: str) -> UsageError:
-    return UsageError(f"cannot parse --input-shapes '{text}'",
-                      hint="write \"input0:[1,32,32,3] input1:[10]\"")
+    return parse_entries([texts] if isinstance(texts, str) else texts, "--input-shapes",
+                         _SHAPE_ENTRY, _SEPARATOR, '"input0:[1,32,32,3] input1:[10]"',
+                         _parse_dims)
 
 
 def _parse_dims(name: str, dims: str) -> list[int]:
@@ -210,32 +188,9 @@ def _parse_dims(name: str, dims: str) -> list[int]:
 
 def split_input_shapes(shapes: dict[str, list[int]],
                        module_names: list[str]) -> dict[str, dict[str, list[int]]]:
-    """Assign ``MODULE:INPUT`` entries to their modules.
-
-    With a single module an entry without a known module prefix is the input's full name
-    (tvmc's syntax, where input names may contain ':'); with several modules every entry
-    needs a known prefix.
-    """
-    result: dict[str, dict[str, list[int]]] = {m: {} for m in module_names}
-    problems: list[TvmcError] = []
-    for key, shape in shapes.items():
-        prefix, sep, rest = key.partition(":")
-        if sep and rest and prefix in result:
-            result[prefix][rest] = shape
-        elif len(module_names) == 1:
-            result[module_names[0]][key] = shape
-        elif sep:
-            problems.append(UsageError(
-                f"--input-shapes entry '{key}' names unknown module '{prefix}'",
-                hint=f"modules are: {', '.join(module_names)} (an input name that contains "
-                     f"':' needs its module prefix too, e.g. {module_names[0]}:{key})"))
-        else:
-            problems.append(UsageError(
-                f"--input-shapes entry '{key}' needs a module prefix",
-                hint=f"with several models write MODULE:INPUT:[dims], e.g. "
-                     f"{module_names[0]}:{key}:{_dims_text(shape)}"))
-    raise_all(problems)
-    return result
+    """Assign ``MODULE:INPUT`` entries to their modules (option_entries.split_by_module)."""
+    return split_by_module(shapes, module_names, "--input-shapes",
+                           lambda shape: ":" + _dims_text(shape))
 
 
 def _dims_text(shape: list[int]) -> str:
