@@ -35,7 +35,9 @@ def _operators(match: re.Match) -> str:
 
 
 def _custom(match: re.Match) -> str:
-    return ", ".join(f"custom op {n.split('::')[-1]}" for n in _names(match.group(1)))
+    # ONNX names them DOMAIN.OP (older messages DOMAIN::OP): the operator's own name
+    return ", ".join(f"custom op {n.split('::')[-1].rsplit('.', 1)[-1]}"
+                     for n in _names(match.group(1)))
 
 
 def _control(match: re.Match) -> str:

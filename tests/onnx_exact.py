@@ -140,9 +140,71 @@ class QLinearConcat(OpRun):
                          dtype=np.asarray(triples[0]).dtype),)
 
 
+def dynamic_quantize(x: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """DynamicQuantizeLinear's definition: (uint8 q, scale, zero point); the range widened to
+    hold 0, scale (max - min) / 255 as float32 (the output's type), halves to even. An
+    all-zero x (no range) gets scale 1: every value is its zero point then."""
+    x = np.asarray(x, np.float32)
+    low, high = min(float(x.min(initial=0)), 0.0), max(float(x.max(initial=0)), 0.0)
+    scale = float(np.float32((np.float32(high) - np.float32(low)) / np.float32(255))) \
+        if high > low else 1.0
+    zero = int(np.clip(np.rint(-np.float64(low) / scale), 0, 255))
+    q = np.clip(np.rint(x.astype(np.float64) / scale) + zero, 0, 255).astype(np.uint8)
+    return q, scale, zero
+
+
+class DynamicQuantizeLSTM(OpRun):
+    """com.microsoft DynamicQuantizeLSTM from its definition: X quantised once, H(t-1) at every
+    step (dynamic_quantize), exact integer products dequantised with the scales per direction
+    or per gate column, the LSTM (gates i, o, f, c; no peepholes, clip, default activations)
+    in float64."""
+
+    op_domain = MS_DOMAIN
+
+    def _run(self, x, w, r, b=None, seq=None, h0=None, c0=None, p=None, w_scale=None,
+             w_zero=None, r_scale=None, r_zero=None, direction=None, hidden_size=None,
+             **_unused):
+        directions = 2 if direction in (b"bidirectional", "bidirectional") else 1
+        reverse = direction in (b"reverse", "reverse")
+        steps, batch, _ = x.shape
+        hidden = int(hidden_size)
+        columns = 4 * hidden
+        xq, xs, xz = dynamic_quantize(x)
+
+        def columnwise(v: np.ndarray, d: int) -> np.ndarray:  # [D] or [D, 4H] -> [4H]
+            v = np.asarray(v)
+            return np.full(columns, v[d]) if v.ndim == 1 else v[d]
+
+        sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+        y = np.zeros((steps, directions, batch, hidden))
+        yh = np.zeros((directions, batch, hidden))
+        yc = np.zeros((directions, batch, hidden))
+        for d in range(directions):
+            w_int = w[d].astype(np.int64) - columnwise(w_zero, d).astype(np.int64)
+            r_int = r[d].astype(np.int64) - columnwise(r_zero, d).astype(np.int64)
+            ws = columnwise(w_scale, d).astype(np.float64)
+            rs = columnwise(r_scale, d).astype(np.float64)
+            bias = np.zeros(columns) if b is None else \
+                b[d, :columns].astype(np.float64) + b[d, columns:]
+            order = range(steps - 1, -1, -1) if reverse or d == 1 else range(steps)
+            for n in range(batch):
+                h = np.zeros(hidden) if h0 is None else h0[d, n].astype(np.float64)
+                c = np.zeros(hidden) if c0 is None else c0[d, n].astype(np.float64)
+                for t in order:
+                    gates = ((xq[t, n].astype(np.int64) - xz) @ w_int) * (xs * ws) + bias
+                    hq, hs, hz = dynamic_quantize(h.astype(np.float32))
+                    gates = gates + ((hq.astype(np.int64) - hz) @ r_int) * (hs * rs)
+                    i, o, f, g = np.split(gates, 4)
+                    c = sig(f) * c + sig(i) * np.tanh(g)
+                    h = sig(o) * np.tanh(c)
+                    y[t, d, n] = h
+                yh[d, n], yc[d, n] = h, c
+        return tuple(v.astype(np.float32) for v in (y, yh, yc))
+
+
 EXACT_OPS = [DequantizeLinear, QuantizeLinear, QLinearAdd, QLinearMul, QGemm,
              QLinearGlobalAveragePool, QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax,
-             QLinearConcat]
+             QLinearConcat, DynamicQuantizeLSTM]
 
 
 def run_onnx_exact(model: onnx.ModelProto, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:

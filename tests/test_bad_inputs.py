@@ -126,7 +126,7 @@ ROWS = [
     Row("onnx-unsupported-op", lambda p: [p.m("good.onnx") + ":ok", p.m("det.onnx") + ":rnn"],
         4, lambda p: ["rnn", p.m("det.onnx"), "unsupported operators: Det"]),
     Row("onnx-custom-op", lambda p: [p.m("custom.onnx") + ":ad"], 4,
-        lambda p: ["ad", p.m("custom.onnx"), "custom operators: com.example::MyOp"]),
+        lambda p: ["ad", p.m("custom.onnx"), "custom operators: com.example.MyOp"]),
     Row("tflite-custom-op", lambda p: [p.m("custom.tflite") + ":kws"], 4,
         lambda p: ["kws", p.m("custom.tflite"), "custom operators: MyCustom"]),
     Row("tflite-control-flow", lambda p: [p.m("while.tflite") + ":loop"], 4,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,10 +75,33 @@ def test_parse_target_valid(text, options_, canonical):
     assert parse_target(spec.canonical) == spec
 
 
+@pytest.mark.parametrize("text, library_options, canonical", [
+    ("cmsis-nn, c", None, "cmsis-nn, c"),
+    ("c, cmsis-nn", None, "cmsis-nn, c"),
+    ("cmsis-nn -mcpu=cortex-m4, c", None, "cmsis-nn, c -mcpu=cortex-m4"),
+    ("cmsis-nn, c -mcpu=cortex-m55", None, "cmsis-nn, c -mcpu=cortex-m55"),
+    ("cmsis-nn, c", {"cmsis-nn": {"mcpu": "cortex-m7"}}, "cmsis-nn, c -mcpu=cortex-m7"),
+])
+def test_parse_target_cmsis_nn(text, library_options, canonical):
+    """`cmsis-nn` beside `c` (tvmc's BYOC syntax): its -mcpu is the core's, the c target's."""
+    spec = parse_target(text, library_options=library_options)
+    assert spec.cmsis_nn and spec.kind == "c" and spec.canonical == canonical
+    assert parse_target(spec.canonical) == spec and not parse_target("c").cmsis_nn
+
+
+def test_parse_target_cmsis_nn_option_without_the_library():
+    with pytest.raises(UsageError) as info:
+        parse_target("c", library_options={"cmsis-nn": {"mcpu": "cortex-m4"}})
+    assert "needs 'cmsis-nn' in --target" in info.value.one_line()
+
+
 @pytest.mark.parametrize("text, message", [
     ("llvm", "target 'llvm' is not supported: only 'c' (plain C) is"),
     ("cuda", "target 'cuda' is not supported"),
-    ("cmsis-nn, c", "target 'cmsis-nn' is not supported"),
+    ("cmsis-nn", "names no 'c' target"),
+    ("cmsis-nn -mattr=+nodsp, c", "unknown option '-mattr' for target 'cmsis-nn'"),
+    ("cmsis-nn -mcpu=cortex-m4, c -mcpu=cortex-m7", "one core runs both"),
+    ("cmsis-nn, cmsis-nn, c", "names 'cmsis-nn' twice"),
     ("ethos-u -accelerator_config=ethos-u55-256, c", "target 'ethos-u' is not supported"),
     ("c, llvm", "target 'llvm' is not supported"),
     ("c,llvm", "target 'llvm' is not supported"),
@@ -212,6 +236,35 @@ def test_input_shapes_unknown_module_prefix():
 def test_input_shapes_need_prefix_with_several_modules():
     with pytest.raises(UsageError, match="needs a module prefix"):
         options.split_input_shapes({"input0": [1]}, ["kws", "ad"])
+
+
+# the two per-input options share one parser and splitter: the same mistakes read alike
+PER_INPUT_OPTIONS = {
+    "--input-shapes": (options.parse_input_shapes, options.split_input_shapes, "{}:[1,2]"),
+    "--input-values": (options.parse_input_values, options.split_input_values, "{}=[1,2]"),
+}
+
+
+@pytest.mark.parametrize("option", sorted(PER_INPUT_OPTIONS))
+def test_per_input_options_report_mistakes_alike(option):
+    parse, split, entry = PER_INPUT_OPTIONS[option]
+    parsed = parse([f"{entry.format('kwz:x')} {entry.format('ad:y')}"])
+    with pytest.raises(UsageError) as info:
+        split(parsed, ["kws", "ad"])
+    assert info.value.one_line().startswith(f"{option} entry 'kwz:x' names unknown module "
+                                            "'kwz'"), info.value.one_line()
+    assert "modules are: kws, ad" in info.value.one_line()
+    with pytest.raises(UsageError) as info:
+        split(parse([entry.format("x")]), ["kws", "ad"])
+    line = info.value.one_line()
+    assert line.startswith(f"{option} entry 'x' needs a module prefix"), line
+    assert f"e.g. {entry.format('kws:x')}" in line, line
+    assert split(parse([entry.format("kws:x")]), ["kws"])["kws"]["x"] in ([1, 2], [1.0, 2.0])
+    with pytest.raises(UsageError, match=f"{option} gives 'x' twice"):
+        parse([f"{entry.format('x')} {entry.format('x')}"])
+    for bad in ("", "x", entry.format("x") + " junk"):
+        with pytest.raises(UsageError, match=f"cannot parse {option} '{re.escape(bad)}'"):
+            parse([bad])
 
 
 def test_cli_unknown_shape_prefix_is_usage_error(capsys, model, out_dir):

@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import onnx
+
 import cbuild
+from builders import onnx_custom_models as onnx_custom
 from builders import tflite_custom_models as models
 from builders import tflite_models
 from tvmc_multimodule import CustomOp, compile_model, export_model_library_format
@@ -139,3 +142,113 @@ def test_custom_operator_on_quantised_tensors_is_refused(tmp_path: Path, capsys)
     assert code == 4
     err = capsys.readouterr().err
     assert "custom operator Foo on quantised tensors" in err and "--input-shapes" not in err
+
+
+# ---------------------------------------------------------------- ONNX custom domains
+
+def _onnx_c(tmp: Path, module: str, op: str) -> Path:
+    path = tmp / f"{module}.c"
+    path.write_text(onnx_custom.C_TEXT.format(module=module, op=op))
+    return path
+
+
+def test_onnx_custom_domain_with_outputs_declared_on_the_cli(tmp_path: Path) -> None:
+    """A com.example operator between standard ones, its outputs not shaped in the model:
+    `--custom-op DOMAIN.OP=impl.c:DTYPE[dims];...` declares them."""
+    onnx.save(onnx_custom.scale_shift(declared=False), tmp_path / "m.onnx")
+    c_file = _onnx_c(tmp_path, "ad", "com_example_ScaleShift")
+    archive = tmp_path / "ad.tar"
+    assert driver.main(["compile", str(tmp_path / "m.onnx"), "--module-name", "ad",
+                        "--custom-op", f"com.example.ScaleShift={c_file}:float32[1,16,3];"
+                        "int32[1,16]", "-o", str(archive)], entry_point_loader=NO_PLUGINS) == 0
+    module = load_model_library_format(str(archive)).modules["ad"]
+    assert ("int32_t tvmgen_ad_custom_com_example_ScaleShift(const float* in0, "
+            "const float* in1, float* out0, int32_t* out1);") in module.header
+    assert "ad.c" in module.sources["ad_lib10.c"]
+    x = np.random.default_rng(6).standard_normal((1, 16, 3)).astype(np.float32)
+    ours = _run(archive, tmp_path, x)
+    want = onnx_custom.reference(x)
+    np.testing.assert_allclose(ours["out"], want[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(ours["k"], want[1])
+
+
+def test_onnx_and_tflite_custom_ops_linked_into_one_binary(tmp_path: Path) -> None:
+    """compile-multi: a TFLite module (custom code ScaleShift) and an ONNX one
+    (com.example.ScaleShift, outputs shaped by the model), each with its own C file: the
+    ONNX node takes `DOMAIN.OP` before the bare `OP` the TFLite one is given under; both
+    modules linked with the harness into one program under -Wall -Werror."""
+    (tmp_path / "ss.tflite").write_bytes(models.scale_shift())
+    onnx.save(onnx_custom.scale_shift(declared=True), tmp_path / "ad.onnx")
+    (tmp_path / "ss.c").write_text(models.SCALE_SHIFT_C.format(module="ss"))
+    ad_c = _onnx_c(tmp_path, "ad", "com_example_ScaleShift")
+    archive = tmp_path / "a.tar"
+    assert driver.main(["compile-multi", f"{tmp_path / 'ss.tflite'}:ss",
+                        f"{tmp_path / 'ad.onnx'}:ad", "--custom-op",
+                        f"ScaleShift={tmp_path / 'ss.c'}", "--custom-op",
+                        f"com.example.ScaleShift={ad_c}", "-o", str(archive)],
+                       entry_point_loader=NO_PLUGINS) == 0
+    mods = load_model_library_format(str(archive)).modules
+    root = cbuild.extract(archive, tmp_path / "x")
+    rng = np.random.default_rng(7)
+    x_ss = rng.standard_normal((1, 4, 4, 3)).astype(np.float32)
+    x_ad = rng.standard_normal((1, 16, 3)).astype(np.float32)
+    got = cbuild.build_and_run(
+        root, {m: (mods[m].inputs, mods[m].outputs) for m in ("ss", "ad")},
+        {"ss": [x_ss], "ad": [x_ad]})
+    for name, x, want in (("ss", x_ss, models.scale_shift_reference(x_ss)),
+                          ("ad", x_ad, onnx_custom.reference(x_ad))):
+        np.testing.assert_allclose(got[name][0], want[0], rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(got[name][1], want[1])
+
+
+def test_onnx_python_api_bare_name_and_callable(tmp_path: Path) -> None:
+    onnx.save(onnx_custom.scale_shift(declared=False), tmp_path / "m.onnx")
+    seen = []
+
+    def outputs(inputs: list) -> list:
+        seen.append(inputs)
+        return [(inputs[0][0], "float32"), (inputs[0][0][:-1], "int32")]
+
+    op = CustomOp("ScaleShift", onnx_custom.C_TEXT.format(module="api", op="ScaleShift"),
+                  "ss.c", outputs)
+    module = compile_model(str(tmp_path / "m.onnx"), module_name="api",
+                           custom_ops={"ScaleShift": op})
+    assert seen == [[((1, 16, 3), "float32"), ((3,), "float32")]]
+    assert "tvmgen_api_custom_ScaleShift(" in module.header
+    archive = tmp_path / "api.tar"
+    export_model_library_format(module, str(archive))
+    x = np.random.default_rng(8).standard_normal((1, 16, 3)).astype(np.float32)
+    np.testing.assert_array_equal(_run(archive, tmp_path, x)["k"], onnx_custom.reference(x)[1])
+
+
+def test_onnx_output_declaration_from_a_json_file(tmp_path: Path) -> None:
+    onnx.save(onnx_custom.scale_shift(declared=False), tmp_path / "m.onnx")
+    (tmp_path / "outs.json").write_text(
+        '[{"shape": [1, 16, 3], "dtype": "float32"}, {"shape": [1, 16], "dtype": "int32"}]')
+    c_file = _onnx_c(tmp_path, "js", "ScaleShift")
+    assert driver.main(["compile", str(tmp_path / "m.onnx"), "--module-name", "js",
+                        "--custom-op", f"ScaleShift={c_file}:{tmp_path / 'outs.json'}",
+                        "-o", str(tmp_path / "js.tar")], entry_point_loader=NO_PLUGINS) == 0
+    x = np.random.default_rng(9).standard_normal((1, 16, 3)).astype(np.float32)
+    np.testing.assert_array_equal(_run(tmp_path / "js.tar", tmp_path, x)["k"],
+                                  onnx_custom.reference(x)[1])
+
+
+@pytest.mark.parametrize("given,code,expected", [
+    (None, 4, "custom operators: com.example.ScaleShift (give each its C implementation: "
+              "--custom-op com.example.ScaleShift=impl.c)"),
+    ("", 4, "custom operator com.example.ScaleShift: the model does not declare the shape of "
+            "its output 'y' - declare the outputs: --custom-op com.example.ScaleShift=impl.c:"),
+    (":float32[1,16,3]", 4, "declares 1 outputs, the model gives it 2"),
+    (":float33[1,16,3]", 2, "output type 'float33' is not a numeric type name"),
+])
+def test_onnx_custom_op_errors(tmp_path: Path, capsys, given: str | None, code: int,
+                               expected: str) -> None:
+    onnx.save(onnx_custom.scale_shift(declared=False), tmp_path / "m.onnx")
+    c_file = _onnx_c(tmp_path, "m", "com_example_ScaleShift")
+    option = [] if given is None else ["--custom-op", f"com.example.ScaleShift={c_file}{given}"]
+    assert driver.main(["compile", str(tmp_path / "m.onnx"), "--module-name", "m", *option,
+                        "-o", str(tmp_path / "m.tar")], entry_point_loader=NO_PLUGINS) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error:") and expected in err[-1], err[-1]
+    assert not (tmp_path / "m.tar").exists()

@@ -219,16 +219,18 @@ def test_c_text_round_trips_through_gcc(tmp_path):
 
 
 def test_layer_comments_carry_the_layer_names_escaped(compiled):
-    """Each Mul's runner comment names its layer: the ONNX node (`mul<i>`) or the TFLite
-    tensor it writes, hostile, as an identifier (TVM's float TFLite importer carries one) or
-    its own text, always through c_text; one comment per line, closed once."""
-    from tvmc_multimodule.names import CText, c_text, sanitize
+    """Each Mul's runner comment names its layer by the model's own text, always through
+    c_text: the ONNX node (`mul<i>`) or the hostile TFLite tensor it writes (float TFLite as
+    the int8 and ONNX paths: the raw name, not its identifier form); one comment per line,
+    closed once. The archive's layer metadata carries the same raw names."""
+    from tvmc_multimodule.names import CText, c_text
 
     runner = next(compiled["root"].glob("codegen/host/src/m_lib1.c")).read_text()
     comments = re.findall(r"^  /\* layer \d+: .* \*/$", runner, re.M)
     assert len(comments) == len(PAIRS)
-    for i, (_, name_out) in enumerate(PAIRS):
-        names = ([f"mul{i}"] if compiled["kind"] == "onnx"
-                 else [name_out, sanitize(name_out)])
-        assert any(f"'{c_text(n, CText.COMMENT)}'" in c for c in comments for n in names), names
+    expected = [f"mul{i}" if compiled["kind"] == "onnx" else name_out
+                for i, (_, name_out) in enumerate(PAIRS)]
+    for comment, name in zip(comments, expected):
+        assert f" '{c_text(name, CText.COMMENT)}' " in comment, (comment, name)
     assert all(c.count("*/") == 1 and c.count("/*") == 1 for c in comments)
+    assert [layer.name for layer in compiled["module"].layers] == expected

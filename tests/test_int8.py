@@ -418,8 +418,12 @@ def test_test_models_cover_every_integer_operator() -> None:
     from tvmc_multimodule.frontends.tflite_int8 import INTEGER_OPERATORS, read_graph
     import tflite
 
+    from builders import tflite_recurrent_models
+
     seen = set()
-    for build in tflite_int8_models.integer_models().values():
+    # the stateful LSTM is compared over sequences of invokes in test_lstm_int8.py
+    for build in [*tflite_int8_models.integer_models().values(),
+                  tflite_recurrent_models.sequence_lstm_int8]:
         graph = read_graph(tflite.Model.GetRootAsModel(build(), 0))
         seen |= {op.name for op in graph.operators}
     assert INTEGER_OPERATORS <= seen, sorted(INTEGER_OPERATORS - seen)

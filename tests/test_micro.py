@@ -274,3 +274,45 @@ def test_shared_models_on_cortex_m4(tmp_path: Path, capsys) -> None:
         else:
             np.testing.assert_allclose(board[out_name], host[out_name], rtol=1e-5, atol=1e-5)
             cbuild.assert_close(board[out_name], references.run_litert(model, [x])[0], name)
+
+
+def test_io_in_the_workspace_has_no_harness_buffers(tmp_path: Path, capsys) -> None:
+    """With tir.usmp.use_workspace_io the project's main.c reads and writes the tensors where
+    the module keeps them (the header's offsets in its workspace) instead of staging buffers
+    of its own: the module's RAM is its workspace alone, and repeated invokes, each of which
+    may overwrite the inputs, still give TFLite Micro's / LiteRT's outputs (main.c reads the
+    inputs again before every run)."""
+    cbuild.need_tools(*TOOLS)
+    models = _models(tmp_path)
+    del models["vision"]
+    archive = tmp_path / "io.tar"
+    assert tvmc_main(["compile-multi", *[f"{p}:{n}" for n, (p, _) in models.items()],
+                      "--target", "c -mcpu=cortex-m4", "--pass-config",
+                      "tir.usmp.use_workspace_io=1", "-o", str(archive)]) == 0
+    project = tmp_path / "fw"
+    assert tvmc_main(["micro", "create-project", str(project), str(archive),
+                      "--board", "mps2_an386"]) == 0
+    main_c = (project / "src" / "main.c").read_text()
+    assert not re.search(r"uint8_t \w+_(in|out)\d+\[", main_c), "a staging buffer is left"
+    assert "memcpy(inputs." not in main_c and "memcpy(kws8_out" not in main_c
+    assert tvmc_main(["micro", "build", str(project)]) == 0
+    loaded = load_model_library_format(str(archive))
+    footprint = json.loads((project / "footprint.json").read_text())["modules"]
+    for name, module in loaded.modules.items():
+        assert footprint[name]["io"] == 0, name
+        assert footprint[name]["ram"] == module.workspace_size_bytes, name
+    rng = np.random.default_rng(5)
+    for name, (path, runtime) in models.items():
+        module = loaded.modules[name]
+        xs = [references.random_array(t.shape, t.dtype, rng) for t in module.inputs]
+        np.savez(tmp_path / "in.npz", **{t.name: x for t, x in zip(module.inputs, xs)})
+        code, _, err = tvmc(capsys, "run", "--device", "micro", project, "--module", name,
+                            "--inputs", tmp_path / "in.npz", "-o", tmp_path / "out.npz",
+                            "--invokes", 3)
+        assert code == 0, err
+        got = np.load(tmp_path / "out.npz")
+        for t, want in zip(module.outputs, _reference(path, runtime, module, xs)):
+            if runtime == "tflite_micro":
+                np.testing.assert_array_equal(got[t.name], want, f"{name} vs TFLite Micro")
+            else:
+                cbuild.assert_close(got[t.name], np.asarray(want), f"{name} vs {runtime}")

@@ -97,8 +97,13 @@ def test_unknown_option_with_a_value_is_named_not_the_model(capsys, model, tmp_p
 
 
 def test_unknown_target_kind_option_with_dash_in_kind(capsys, model, tmp_path):
+    code, _, err = tvmc(capsys, "compile", "--target-ethos-u-accelerator_config=ethos-u55-256",
+                        str(model))
+    assert code == 2 and "target 'ethos-u' is not supported" in error_line(err)
+    code, _, err = tvmc(capsys, "compile", "--target-cmsis-nn-mattr=+nodsp", str(model))
+    assert code == 2 and "unknown option '-mattr' for target 'cmsis-nn'" in error_line(err)
     code, _, err = tvmc(capsys, "compile", "--target-cmsis-nn-mcpu=cortex-m55", str(model))
-    assert code == 2 and "target 'cmsis-nn' is not supported" in error_line(err)
+    assert code == 2 and "needs 'cmsis-nn' in --target" in error_line(err)
 
 
 def test_every_problem_of_a_target_string(capsys, model, tmp_path):

@@ -13,7 +13,7 @@ from tvmc_multimodule.errors import ModelError, UnsupportedError
 ONNX_EXPECTED = {
     "det": (UnsupportedError, ["Det"]),
     "if_node": (UnsupportedError, ["control flow", "If"]),
-    "custom_op": (UnsupportedError, ["custom", "com.example::MyOp"]),
+    "custom_op": (UnsupportedError, ["custom", "com.example.MyOp"]),
     "missing_initializer": (ModelError, ["w_missing"]),
     "dynamic_length": (ModelError, ["'x'", "dynamic", "dim 1 ('len')", "--input-shapes"]),
 }

@@ -164,6 +164,8 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
         liveness_bound_bytes=plan.liveness_bound_bytes,
         layers=layers,
         memory_layout=pipeline.memory_layout(program, operators.signatures, plan),
+        external_dependencies=[d for d in [kernels.external_dependency(imported.c_support)]
+                               if d],
         constants_bytes=int(sum(a.nbytes for a in program.constants)
                             + sum(s.initial.nbytes for s in states)),
         states=states,
@@ -202,8 +204,10 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
     `desired_layout` ("NHWC", "NCHW"): tvmc's --desired-layout for the float convolutions.
     `input_values` (ONNX): inputs fixed to constant values (e.g. {"sr": 16000}); they leave
     the module's inputs, and If / Loop nodes depending on them fold at compile time.
-    `custom_ops` (TFLite): custom operator name -> CustomOp (its C implementation and output
-    declaration) or the path of its C file; MediaPipe's Convolution2DTransposeBias is built in.
+    `custom_ops`: custom operator name (TFLite: its custom code; ONNX: `DOMAIN.OP` or `OP`)
+    -> CustomOp (its C implementation and output declaration), the path of its C file, or a
+    (path, outputs) pair; MediaPipe's Convolution2DTransposeBias and com.microsoft's
+    DynamicQuantizeLSTM are built in.
     """
     custom_ops = load_custom_ops(custom_ops)
     bad_name = check_module_name(module_name)
@@ -225,7 +229,7 @@ def compile_model(path: str, module_name: str = "default", target: str = "c",
     imported = frontends.import_model(
         path, module_name, model_format, input_shapes, strict_int8=strict_int8,
         kernel_library=kernels.library_for_target(spec.options.get("mcpu"),
-                                                  schedule_options.variant),
+                                                  schedule_options.variant, spec.cmsis_nn),
         input_values=input_values, custom_ops=custom_ops)
     try:
         compiled = _compile_imported(imported, spec, opt_level, pass_config, schedule_options,
@@ -250,7 +254,7 @@ MAX_CUSTOM_SOURCE_BYTES = 4 << 20
 
 def load_custom_ops(given: dict[str, Any] | None) -> dict[str, CustomOp]:
     """Name -> CustomOp; a path is read as the C implementation (outputs as the model
-    declares them)."""
+    declares them), a (path, outputs) pair with the outputs declared."""
     ops: dict[str, CustomOp] = {}
     for name, value in (given or {}).items():
         if not isinstance(name, str) or not name or not name.isprintable():
@@ -260,6 +264,9 @@ def load_custom_ops(given: dict[str, Any] | None) -> dict[str, CustomOp]:
                 raise UsageError(f"custom operator '{name}' is declared as '{value.name}'")
             ops[name] = value
             continue
+        outputs = None
+        if isinstance(value, tuple):
+            value, outputs = value
         path = str(value)
         try:
             with open(path, "rb") as fh:
@@ -277,7 +284,7 @@ def load_custom_ops(given: dict[str, Any] | None) -> dict[str, CustomOp]:
                              path=path) from None
         import os
 
-        ops[name] = CustomOp(name, text, os.path.basename(path))
+        ops[name] = CustomOp(name, text, os.path.basename(path), outputs)
     return ops
 
 

@@ -173,6 +173,9 @@ class CompiledModule:
     layers: list[LayerInfo] = field(default_factory=list)
     memory_layout: MemoryLayout | None = None
     states: list[StateInfo] = field(default_factory=list)  # with their offsets
+    # libraries the module's C calls but does not contain (metadata "external_dependencies":
+    # CMSIS-NN for --target "cmsis-nn, c"), one JSON object each
+    external_dependencies: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def state_bytes(self) -> int:

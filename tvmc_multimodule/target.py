@@ -1,9 +1,10 @@
 """The `--target` option: tvmc's target-string syntax, restricted to the plain C backend.
 
 tvmc accepted ``KIND -option=value ...`` and comma-separated lists of targets and BYOC
-codegens (``"cmsis-nn, c -mcpu=cortex-m55"``). We generate portable C only, so exactly one
-target of kind ``c`` is accepted; anything else is a UsageError that says so. TVM 0.27 no
-longer parses such strings itself (it wants a JSON dict), hence `TargetSpec.to_tvm()`.
+codegens (``"cmsis-nn, c -mcpu=cortex-m55"``). We generate C only, so exactly one target of
+kind ``c`` is accepted, optionally beside ``cmsis-nn`` (int8 operators become calls to the
+CMSIS-NN library, `kernels/cmsis_nn/`); anything else is a UsageError that says so. TVM 0.27
+no longer parses such strings itself (it wants a JSON dict), hence `TargetSpec.to_tvm()`.
 """
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from typing import Any
 from .errors import UsageError, raise_all
 
 SUPPORTED_KIND = "c"
+CMSIS_NN = "cmsis-nn"
+# kernel libraries a "c" target may name beside it (tvmc's BYOC kinds), with their options
+LIBRARY_KINDS = {CMSIS_NN: frozenset({"mcpu"})}
 
 # Options of TVM's "c" target kind that a user may set, with their value type.
 # (kind/host/from_device/target_device_type are internal to TVM and not offered.)
@@ -46,6 +50,11 @@ class TargetSpec:
     kind: str
     options: dict[str, Any] = field(default_factory=dict, hash=False)
     canonical: str = SUPPORTED_KIND
+    libraries: tuple[str, ...] = ()  # external kernel libraries: ("cmsis-nn",) or ()
+
+    @property
+    def cmsis_nn(self) -> bool:
+        return CMSIS_NN in self.libraries
 
     @property
     def workspace_alignment(self) -> int:
@@ -61,20 +70,40 @@ class TargetSpec:
         return {"kind": self.kind, **self.options}
 
 
-def parse_target(text: str, extra_options: dict[str, str] | None = None) -> TargetSpec:
-    """Parse a tvmc target string (``c``, ``c -mcpu=cortex-m4``) or a JSON dict.
+def parse_target(text: str, extra_options: dict[str, str] | None = None,
+                 library_options: dict[str, dict[str, str]] | None = None) -> TargetSpec:
+    """Parse a tvmc target string (``c``, ``c -mcpu=cortex-m4``, ``cmsis-nn, c``) or a JSON
+    dict.
 
     `extra_options` are tvmc's ``--target-c-OPTION=VALUE`` options, merged into the target (an
-    option given both ways must agree). Every problem of the string is reported at once.
+    option given both ways must agree); `library_options` its ``--target-cmsis-nn-mcpu=V``
+    (kind -> options). A library's -mcpu is the core's: it becomes the ``c`` target's -mcpu (one
+    core runs both; two different ones are an error). Every problem is reported at once.
     """
     stripped = (text or "").strip()
     if not stripped:
         raise UsageError("empty --target", hint="use --target c")
     problems: list[UsageError] = []
+    libraries: dict[str, dict[str, str]] = {}
     if stripped.startswith("{"):
         kind, raw_options = _from_json(stripped)
     else:
-        kind, raw_options = _from_string(stripped, problems)
+        kind, raw_options = _from_string(stripped, problems, libraries)
+    for library, given in (library_options or {}).items():
+        if library not in libraries:
+            problems.append(UsageError(
+                f"--target-{library}-OPTION needs '{library}' in --target",
+                hint=f'use --target "{library}, c"'))
+            continue
+        for name, value in given.items():
+            _merge_option(libraries[library], name, value, problems, library)
+    for library, lib_options in libraries.items():
+        for name, value in lib_options.items():  # only mcpu (checked when split)
+            if name in raw_options and str(raw_options[name]) != str(value):
+                problems.append(UsageError(
+                    f"'{library} -{name}={value}' and 'c -{name}={raw_options[name]}' differ: "
+                    "one core runs both", hint=f"give -{name} once, to 'c'"))
+            raw_options[name] = value
     for name, value in (extra_options or {}).items():
         if name in raw_options and str(raw_options[name]) != str(value):
             problems.append(UsageError(f"target option '-{name}' is given twice, as "
@@ -87,11 +116,25 @@ def parse_target(text: str, extra_options: dict[str, str] | None = None) -> Targ
         except UsageError as err:
             problems.append(err)
     raise_all(problems)
-    return TargetSpec(kind, options, _canonical(kind, options))
+    names = tuple(sorted(libraries))
+    return TargetSpec(kind, options, _canonical(kind, options, names), names)
+
+
+def _merge_option(options: dict[str, str], name: str, value: str,
+                  problems: list[UsageError], kind: str) -> None:
+    if name not in LIBRARY_KINDS[kind]:
+        problems.append(UsageError(f"unknown option '-{name}' for target '{kind}'",
+                                   hint=f"known options: {', '.join(sorted(LIBRARY_KINDS[kind]))}"))
+    elif name in options and options[name] != value:
+        problems.append(UsageError(f"{kind} option '-{name}' is given twice, as "
+                                   f"'{options[name]}' and '{value}'"))
+    else:
+        options[name] = value
 
 
 def _unsupported(kind: str) -> UsageError:
-    return UsageError(f"target '{kind}' is not supported: only 'c' (plain C) is",
+    return UsageError(f"target '{kind}' is not supported: only 'c' (plain C) is, "
+                      "optionally with 'cmsis-nn'",
                       hint="use --target c, optionally with -mcpu=... / -march=...")
 
 
@@ -132,8 +175,10 @@ def _split_targets(tokens: list[str]) -> list[list[str]]:
     return groups
 
 
-def _from_string(text: str, problems: list[UsageError]) -> tuple[str, dict[str, str]]:
-    """Kind and raw options; each bad kind or option is added to `problems`."""
+def _from_string(text: str, problems: list[UsageError],
+                 libraries: dict[str, dict[str, str]]) -> tuple[str, dict[str, str]]:
+    """Kind and raw options; each bad kind or option is added to `problems`, the kernel
+    libraries named beside 'c' (``cmsis-nn -mcpu=...``) to `libraries`."""
     try:
         tokens = shlex.split(text)
     except ValueError as exc:  # unbalanced quotes
@@ -141,6 +186,23 @@ def _from_string(text: str, problems: list[UsageError]) -> tuple[str, dict[str, 
     groups = [g for g in _split_targets(tokens) if g]
     if not groups:
         raise UsageError(f"cannot parse --target '{text}'", hint="use --target c")
+    for group in [g for g in groups if g[0] in LIBRARY_KINDS]:
+        groups.remove(group)
+        if group[0] in libraries:
+            problems.append(UsageError(f"--target '{text}' names '{group[0]}' twice"))
+        options = libraries.setdefault(group[0], {})
+        for token in group[1:]:
+            try:
+                name, value = _split_option(token, group[0])
+            except UsageError as err:
+                problems.append(err)
+                continue
+            _merge_option(options, name, value, problems, group[0])
+    if not groups and libraries:
+        problems.append(UsageError(f"--target '{text}' names no 'c' target: "
+                                   f"{', '.join(libraries)} needs one",
+                                   hint=f'use --target "{next(iter(libraries))}, c"'))
+        return SUPPORTED_KIND, {}
     problems.extend(_unsupported(group[0]) for group in groups if group[0] != SUPPORTED_KIND)
     if len(groups) > 1 and not problems:  # "c, c": else each other kind is its own problem
         problems.append(UsageError(f"--target '{text}' names {len(groups)} targets: only one "
@@ -160,13 +222,18 @@ def _from_string(text: str, problems: list[UsageError]) -> tuple[str, dict[str, 
     return SUPPORTED_KIND, options
 
 
-def _split_option(token: str) -> tuple[str, str]:
+def _split_option(token: str, kind: str = SUPPORTED_KIND) -> tuple[str, str]:
     """``-mcpu=cortex-m4`` -> ("mcpu", "cortex-m4"); tvmc also allowed ``--mcpu=...``."""
     body = token[2:] if token.startswith("--") else token[1:] if token.startswith("-") else ""
     name, sep, value = body.partition("=")
     if not name or not token.startswith("-"):
         raise UsageError(f"cannot parse target option '{token}'",
                          hint="write options as -name=value, e.g. c -mcpu=cortex-m4")
+    if kind != SUPPORTED_KIND:  # a kernel library's options: checked by _merge_option
+        if not sep or not value:
+            raise UsageError(f"target option '-{name}' needs a value",
+                             hint=f"write -{name}=VALUE")
+        return name, value
     if name in _LEGACY_OPTIONS:
         raise UsageError(f"target option '-{name}' is no longer part of the target",
                          hint=_LEGACY_OPTIONS[name])
@@ -208,8 +275,10 @@ def _option_value(name: str, value: Any) -> Any:
     return value
 
 
-def _canonical(kind: str, options: dict[str, Any]) -> str:
-    parts = [kind]
+def _canonical(kind: str, options: dict[str, Any], libraries: tuple[str, ...] = ()) -> str:
+    """``c -mcpu=...``; kernel libraries first, as tvmc wrote them: ``cmsis-nn, c -mcpu=...``
+    (their -mcpu is the c target's)."""
+    parts = [f"{name}," for name in libraries] + [kind]
     for name in sorted(options):
         value = options[name]
         text = ",".join(value) if isinstance(value, list) else str(value)

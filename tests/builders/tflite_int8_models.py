@@ -222,6 +222,32 @@ def add_mul() -> bytes:
     return g.to_bytes()
 
 
+def dsp_elementwise() -> bytes:
+    """The DSP library's ADD and MUL: a[1,8,9,9] + b (same shape, 256-entry tables, RELU);
+    a + c[1,1,9,1] (broadcast, tables); a * d[9] (broadcast, a multiplier > 1: left shift,
+    saturating); c * e[1,8,1,9] (both operands broadcast); e + f[1,1,1,9] (72 outputs:
+    computed without tables, RELU6)."""
+    g = TFLiteGraph()
+    a = g.add_tensor("a", [1, 8, 9, 9], "int8", scale=0.05, zero_point=3)
+    b = g.add_tensor("b", [1, 8, 9, 9], "int8", scale=0.013, zero_point=-60)
+    c = g.add_tensor("c", [1, 1, 9, 1], "int8", scale=0.11, zero_point=-7)
+    d = g.add_tensor("d", [9], "int8", scale=0.2, zero_point=5)
+    e = g.add_tensor("e", [1, 8, 1, 9], "int8", scale=0.03, zero_point=-128)
+    f = g.add_tensor("f", [1, 1, 1, 9], "int8", scale=0.09, zero_point=100)
+    outs = [g.add_tensor("ab", [1, 8, 9, 9], "int8", scale=0.06, zero_point=-10),
+            g.add_tensor("ac", [1, 8, 9, 9], "int8", scale=0.08, zero_point=4),
+            g.add_tensor("ad", [1, 8, 9, 9], "int8", scale=0.004, zero_point=-3),
+            g.add_tensor("ce", [1, 8, 9, 9], "int8", scale=0.02, zero_point=1),
+            g.add_tensor("ef", [1, 8, 1, 9], "int8", scale=0.05, zero_point=-20)]
+    g.add_operator("ADD", [a, b], [outs[0]], ("AddOptions", {"FusedActivationFunction": RELU}))
+    g.add_operator("ADD", [a, c], [outs[1]], ("AddOptions", {"FusedActivationFunction": NONE}))
+    g.add_operator("MUL", [a, d], [outs[2]], ("MulOptions", {"FusedActivationFunction": NONE}))
+    g.add_operator("MUL", [c, e], [outs[3]], ("MulOptions", {"FusedActivationFunction": RELU}))
+    g.add_operator("ADD", [e, f], [outs[4]], ("AddOptions", {"FusedActivationFunction": RELU6}))
+    g.set_io([a, b, c, d, e, f], outs)
+    return g.to_bytes()
+
+
 def pools() -> bytes:
     """x[1,9,7,5] (zp -5) -> AVERAGE_POOL_2D 3x3 stride 2 SAME (padded), RELU -> [1,5,4,5];
     MAX_POOL_2D 2x2 stride 2 VALID -> [1,4,3,5]; MAX_POOL_2D 3x3 stride 1 SAME -> [1,9,7,5]."""
@@ -391,6 +417,52 @@ def splits() -> bytes:
     return g.to_bytes()
 
 
+def cmsis_nn_paths(seed: int = 17) -> bytes:
+    """The code paths of CMSIS-NN's wrappers that the other models miss: x[1,6,8,6] (zp 17)
+    -> CONV_2D 1x1 (CMSIS-NN's 1x1 fast form), RELU -> [1,6,8,8] -> DEPTHWISE_CONV_2D 5x5 SAME
+    (the DSP form with a scratch buffer) -> [1,6,8,8] -> DEPTHWISE_CONV_2D 3x3 VALID,
+    multiplier 2 -> [1,4,6,16] -> MUL (same shape, itself), ADD (same shape, RELU6) -> out1;
+    r[1,1,20,4] (zp -11) -> CONV_2D 1x3 (the 1xN form) -> [1,1,18,6] -> out2."""
+    rng = np.random.default_rng(seed)
+    g = TFLiteGraph()
+    s_in = 0.04
+    x = g.add_tensor("x", [1, 6, 8, 6], "int8", scale=s_in, zero_point=17)
+    w1 = rng.standard_normal((8, 1, 1, 6)).astype(np.float32) * 0.4
+    tw1, tb1, _ = _per_channel(g, "p1", w1, s_in, 0)
+    s1 = _out_scale(s_in, w1, 6)
+    h1 = g.add_tensor("h1", [1, 6, 8, 8], "int8", scale=s1, zero_point=-128)
+    conv = {"StrideW": 1, "StrideH": 1, "DilationWFactor": 1, "DilationHFactor": 1}
+    g.add_operator("CONV_2D", [x, tw1, tb1], [h1], ("Conv2DOptions", {
+        "Padding": Padding.VALID, "FusedActivationFunction": RELU, **conv}), version=3)
+    w2 = rng.standard_normal((1, 5, 5, 8)).astype(np.float32) * 0.3
+    tw2, tb2, _ = _per_channel(g, "p2", w2, s1, 3)
+    s2 = _out_scale(s1, w2, 25, 0.8)
+    h2 = g.add_tensor("h2", [1, 6, 8, 8], "int8", scale=s2, zero_point=9)
+    g.add_operator("DEPTHWISE_CONV_2D", [h1, tw2, tb2], [h2], ("DepthwiseConv2DOptions", {
+        "Padding": Padding.SAME, "DepthMultiplier": 1, "FusedActivationFunction": NONE,
+        **conv}), version=3)
+    w3 = rng.standard_normal((1, 3, 3, 16)).astype(np.float32) * 0.3
+    tw3, tb3, _ = _per_channel(g, "p3", w3, s2, 3)
+    s3 = _out_scale(s2, w3, 9, 0.8)
+    h3 = g.add_tensor("h3", [1, 4, 6, 16], "int8", scale=s3, zero_point=-4)
+    g.add_operator("DEPTHWISE_CONV_2D", [h2, tw3, tb3], [h3], ("DepthwiseConv2DOptions", {
+        "Padding": Padding.VALID, "DepthMultiplier": 2, "FusedActivationFunction": NONE,
+        **conv}), version=3)
+    sq = g.add_tensor("sq", [1, 4, 6, 16], "int8", scale=s3 * s3 * 40, zero_point=-100)
+    g.add_operator("MUL", [h3, h3], [sq], ("MulOptions", {"FusedActivationFunction": NONE}))
+    out1 = g.add_tensor("out1", [1, 4, 6, 16], "int8", scale=s3 * 0.9, zero_point=-20)
+    g.add_operator("ADD", [h3, sq], [out1], ("AddOptions", {"FusedActivationFunction": RELU6}))
+    r = g.add_tensor("r", [1, 1, 20, 4], "int8", scale=0.05, zero_point=-11)
+    w4 = rng.standard_normal((6, 1, 3, 4)).astype(np.float32) * 0.4
+    tw4, tb4, _ = _per_channel(g, "p4", w4, 0.05, 0)
+    out2 = g.add_tensor("out2", [1, 1, 18, 6], "int8", scale=_out_scale(0.05, w4, 12),
+                        zero_point=3)
+    g.add_operator("CONV_2D", [r, tw4, tb4], [out2], ("Conv2DOptions", {
+        "Padding": Padding.VALID, "FusedActivationFunction": NONE, **conv}), version=3)
+    g.set_io([x, r], [out1, out2])
+    return g.to_bytes()
+
+
 def integer_models() -> dict[str, Callable[[], bytes]]:
     """Name -> builder of every model whose operators all have integer kernels."""
     return {
@@ -401,6 +473,7 @@ def integer_models() -> dict[str, Callable[[], bytes]]:
         "dsp_gemv": dsp_gemv,
         "fully_connected": fully_connected,
         "add_mul": add_mul,
+        "dsp_elementwise": dsp_elementwise,
         "pools": pools,
         "mean": mean,
         "softmax": softmax,

@@ -92,6 +92,7 @@ class _Operator:
     outputs: tuple[int, ...]
     options: Options | None
     custom_options: bytes | None
+    intermediates: tuple[int, ...] = ()
 
 
 @dataclass
@@ -171,13 +172,16 @@ class TFLiteGraph:
         custom_code: str | None = None,
         custom_options: bytes | None = None,
         subgraph: int = 0,
+        intermediates: Sequence[int] = (),
     ) -> None:
-        """Append an operator; ``op`` is a BuiltinOperator name/value (CUSTOM needs ``custom_code``)."""
+        """Append an operator; ``op`` is a BuiltinOperator name/value (CUSTOM needs ``custom_code``).
+        ``intermediates``: tensors the converter records for quantised LSTMs."""
         code = getattr(BuiltinOperator, op) if isinstance(op, str) else int(op)
         key = (code, custom_code, version)
         if key not in self._opcodes:
             self._opcodes.append(key)
-        operator = _Operator(self._opcodes.index(key), tuple(inputs), tuple(outputs), options, custom_options)
+        operator = _Operator(self._opcodes.index(key), tuple(inputs), tuple(outputs), options,
+                             custom_options, tuple(intermediates))
         self._subgraphs[subgraph].operators.append(operator)
 
     def set_io(self, inputs: Sequence[int], outputs: Sequence[int], subgraph: int = 0) -> None:
@@ -329,6 +333,7 @@ def _write_options(b: flatbuffers.Builder, options: Options) -> tuple[int, int]:
 def _write_operator(b: flatbuffers.Builder, op: _Operator) -> int:
     om = _table("Operator")
     inputs, outputs = _ints(b, op.inputs), _ints(b, op.outputs)
+    intermediates = _ints(b, op.intermediates) if op.intermediates else None
     opts = _write_options(b, op.options) if op.options is not None else None
     custom = b.CreateNumpyVector(np.frombuffer(op.custom_options, np.uint8)) if op.custom_options else None
     om.OperatorStart(b)
@@ -340,6 +345,8 @@ def _write_operator(b: flatbuffers.Builder, op: _Operator) -> int:
         om.OperatorAddBuiltinOptions(b, opts[0])
     if custom is not None:
         om.OperatorAddCustomOptions(b, custom)
+    if intermediates is not None:
+        om.OperatorAddIntermediates(b, intermediates)
     return om.OperatorEnd(b)
 
 

@@ -37,3 +37,54 @@ def sequence_lstm(steps: int = 5, batch: int = 1, inputs: int = 6, hidden: int =
                      "TimeMajor": time_major}))
     g.set_io([x], [y])
     return g.to_bytes()
+
+
+def sequence_lstm_int8(steps: int = 8, batch: int = 1, inputs: int = 6, hidden: int = 5,
+                       time_major: bool = False, cell_clip: float = 0.0,
+                       cell_scale: float = 2.0 ** -11, per_channel: bool = False,
+                       seed: int = 0) -> bytes:
+    """The fully integer UNIDIRECTIONAL_SEQUENCE_LSTM TFLite's converter writes (as in
+    TFLite Micro's mnist_lstm and micro_speech_lstm examples): int8 input, per-tensor
+    symmetric int8 weights, int32 biases (scale input x weight), an int8 output state and an
+    int16 cell state (power-of-two scale) as variable tensors, five intermediates (four float
+    gate tensors, the int8 effective hidden state). x -> LSTM -> y, y the raw int8 hidden
+    states ([B,T,H], or [T,B,H] when time major)."""
+    rng = np.random.default_rng(seed)
+    g = TFLiteGraph()
+    x_scale, x_zp, h_scale, h_zp = 0.05, 3, 1.0 / 128, -2
+    x_shape = [steps, batch, inputs] if time_major else [batch, steps, inputs]
+    y_shape = [steps, batch, hidden] if time_major else [batch, steps, hidden]
+    x = g.add_tensor("x", x_shape, "int8", scale=x_scale, zero_point=x_zp)
+
+    def weights(name: str, shape: tuple[int, int]) -> tuple[int, float]:
+        w = rng.standard_normal(shape) * 0.5
+        if per_channel:  # not what the converter writes for an LSTM: refused
+            scales = np.abs(w).max(axis=1) / 127
+            q = np.clip(np.round(w / scales[:, None]), -127, 127).astype(np.int8)
+            return g.add_const(name, q, scale=scales, zero_point=0), float(scales[0])
+        scale = float(np.abs(w).max() / 127)
+        q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+        return g.add_const(name, q, scale=scale, zero_point=0), scale
+
+    w_in = {k: weights(f"w_{k}", (hidden, inputs)) for k in "ifco"}
+    w_rec = {k: weights(f"r_{k}", (hidden, hidden)) for k in "ifco"}
+    biases = {k: g.add_const(f"b_{k}", rng.integers(-3000, 3000, hidden).astype(np.int32),
+                             scale=x_scale * w_in[k][1], zero_point=0) for k in "ifco"}
+    ins = [x] + [w_in[k][0] for k in "ifco"] + [w_rec[k][0] for k in "ifco"]
+    ins += [-1, -1, -1] + [biases[k] for k in "ifco"] + [-1, -1]
+    ins += [g.add_tensor("h_state", [batch, hidden], "int8", scale=h_scale, zero_point=h_zp,
+                         variable=True),
+            g.add_tensor("c_state", [batch, hidden], "int16", scale=cell_scale, zero_point=0,
+                         variable=True)]
+    ins += [-1, -1, -1, -1]
+    intermediates = [g.add_tensor(f"gate_{k}", [0], "float32") for k in "ifco"]
+    intermediates.append(g.add_tensor("effective_hidden", [0], "int8", scale=h_scale,
+                                      zero_point=h_zp))
+    y = g.add_tensor("y", y_shape, "int8", scale=h_scale, zero_point=h_zp)
+    g.add_operator("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [y],
+                   ("UnidirectionalSequenceLSTMOptions",
+                    {"FusedActivationFunction": TANH, "CellClip": cell_clip, "ProjClip": 0.0,
+                     "TimeMajor": time_major, "AsymmetricQuantizeInputs": False}),
+                   intermediates=intermediates)
+    g.set_io([x], [y])
+    return g.to_bytes()

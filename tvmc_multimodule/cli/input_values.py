@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from ..errors import TvmcError, UsageError, raise_all
+from ..errors import UsageError
+from .option_entries import parse_entries, split_by_module
 
 # NAME=VALUE or NAME=[v0,v1,...]; the name may contain ':' (a module prefix, TFLite-like names)
 _ENTRY = re.compile(r"(?P<name>[^\s=\[\]]+)=(?P<value>\[[^\[\]]*\]|[^\s\[\]]+)")
@@ -18,21 +19,8 @@ _SEPARATOR = re.compile(r"\s*")
 
 def parse_input_values(texts: Iterable[str] | None) -> dict[str, list[float]]:
     """{"sr": [16000.0]} from ["sr=16000"]; several entries per text, separated by spaces."""
-    values: dict[str, list[float]] = {}
-    for text in texts or []:
-        pos = _SEPARATOR.match(text, 0).end()
-        if pos == len(text):
-            raise _syntax(text)
-        while pos < len(text):
-            match = _ENTRY.match(text, pos)
-            if not match:
-                raise _syntax(text)
-            name = match["name"]
-            if name in values:
-                raise UsageError(f"--input-values gives '{name}' twice")
-            values[name] = _numbers(name, match["value"])
-            pos = _SEPARATOR.match(text, match.end()).end()
-    return values
+    return parse_entries(texts or [], "--input-values", _ENTRY, _SEPARATOR,
+                         '"sr=16000" (compile-multi: "vad:sr=16000")', _numbers)
 
 
 def _numbers(name: str, text: str) -> list[float]:
@@ -47,26 +35,12 @@ def _numbers(name: str, text: str) -> list[float]:
     return numbers
 
 
-def _syntax(text: str) -> UsageError:
-    return UsageError(f"cannot parse --input-values '{text}'",
-                      hint="write \"sr=16000\" (compile-multi: \"vad:sr=16000\")")
+def _value_text(value: list[float]) -> str:
+    text = ",".join(f"{v:g}" for v in value)
+    return f"={text}" if len(value) == 1 else f"=[{text}]"
 
 
 def split_input_values(values: dict[str, list[float]],
                        module_names: list[str]) -> dict[str, dict[str, list[float]]]:
     """MODULE:INPUT=VALUE entries to their modules (one module: the prefix may be left out)."""
-    result: dict[str, dict[str, list[float]]] = {m: {} for m in module_names}
-    problems: list[TvmcError] = []
-    for key, value in values.items():
-        prefix, sep, rest = key.partition(":")
-        if sep and rest and prefix in result:
-            result[prefix][rest] = value
-        elif len(module_names) == 1:
-            result[module_names[0]][key] = value
-        else:
-            problems.append(UsageError(
-                f"--input-values entry '{key}' needs a known module prefix",
-                hint=f"modules are: {', '.join(module_names)}; write e.g. "
-                     f"{module_names[0]}:{rest or key}=..."))
-    raise_all(problems)
-    return result
+    return split_by_module(values, module_names, "--input-values", _value_text)

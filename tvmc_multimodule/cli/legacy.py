@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import TvmcError, UsageError
-from ..target import KNOWN_OPTIONS
+from ..target import CMSIS_NN, KNOWN_OPTIONS, LIBRARY_KINDS
 
 # tvmc options that do not apply here: flag -> (takes a value?, why not)
 _BUILD_ELSEWHERE = ("the archive holds C sources: build them with your own toolchain "
@@ -90,6 +90,9 @@ def add_legacy_options(parser: argparse.ArgumentParser) -> None:
     for option in sorted(KNOWN_OPTIONS):
         group.add_argument(f"--target-c-{option}", dest="target_c_options", action=_KeyValue,
                            metavar_name=option, help=argparse.SUPPRESS)
+    for option in sorted(LIBRARY_KINDS[CMSIS_NN]):  # with "cmsis-nn" in --target
+        group.add_argument(f"--target-cmsis-nn-{option}", dest="target_cmsis_nn_options",
+                           action=_KeyValue, metavar_name=option, help=argparse.SUPPRESS)
     group.add_argument("--executor-aot-link-params", metavar="{1}",
                        help="accepted: constants are always in the generated C")
     group.add_argument("--executor-aot-workspace-byte-alignment", metavar="N",
@@ -116,6 +119,7 @@ class LegacyMapping:
     """What the old options amount to: target options, settings, notes and problems."""
 
     target_options: dict[str, str] = field(default_factory=dict)
+    library_options: dict[str, dict[str, str]] = field(default_factory=dict)  # cmsis-nn's
     desired_layout: str | None = None
     notes: list[str] = field(default_factory=list)
     problems: list[TvmcError] = field(default_factory=list)
@@ -129,6 +133,12 @@ def map_legacy_options(args: argparse.Namespace) -> LegacyMapping:
             out.problems.append(UsageError(f"{flag} is not supported: {reason}"))
     for name, value in getattr(args, "target_c_options", None) or []:
         _set_target_option(out, name, value, f"--target-c-{name}")
+    for name, value in getattr(args, "target_cmsis_nn_options", None) or []:
+        options = out.library_options.setdefault(CMSIS_NN, {})
+        if options.get(name, value) != value:
+            out.problems.append(UsageError(f"--target-cmsis-nn-{name}={value} contradicts an "
+                                           f"earlier --target-cmsis-nn-{name}"))
+        options[name] = value
     _map_executor_options(args, out)
     _map_runtime_option(args, out)
     _map_layout(args, out)
@@ -269,6 +279,10 @@ def unknown_option_error(token: str) -> UsageError:
         if rest.startswith("c-"):
             return UsageError(f"{flag}: unknown option '-{rest[2:]}' for target 'c'",
                               hint="known options: " + ", ".join(sorted(KNOWN_OPTIONS)))
+        if kind in LIBRARY_KINDS:
+            return UsageError(f"{flag}: unknown option '-{rest[len(kind) + 1:]}' for target "
+                              f"'{kind}'", hint="known options: "
+                              + ", ".join(sorted(LIBRARY_KINDS[kind])))
         return UsageError(f"{flag}: target '{kind}' is not supported: only 'c' (plain C) is",
                           hint="use --target-c-OPTION or --target 'c -OPTION=VALUE'")
     return UsageError(f"unknown option '{flag}'")

@@ -47,6 +47,9 @@ def register_parser(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("--stack-size", type=int, default=16 * 1024, metavar="BYTES",
                         help="stack reserved at the top of RAM (default 16384)")
     create.add_argument("--force", action="store_true", help="replace a non-empty DIR")
+    create.add_argument("--cmsis-nn-path", metavar="DIR",
+                        help="CMSIS-NN checkout (github.com/ARM-software/CMSIS-NN) the firmware "
+                             "builds; needed for archives compiled with --target \"cmsis-nn, c\"")
     options.add_verbose(create)
     create.set_defaults(func=drive_create)
 
@@ -99,7 +102,8 @@ def drive_create(args: argparse.Namespace) -> int:
     options.raise_all(problems)
     project = create_project(args.project_dir, args.archive, load_board(args.board),
                              flash=regions.get("flash"), ram=regions.get("ram"),
-                             stack_size=args.stack_size, force=args.force)
+                             stack_size=args.stack_size, force=args.force,
+                             cmsis_nn_path=args.cmsis_nn_path)
     names = ", ".join(m.name for m in project.modules)
     print(f"project for {project.board} ({project.description}); {' '.join(project.cpu_flags)}")
     print(f"modules: {names}")

@@ -24,6 +24,7 @@ from ..output_paths import check_name_length, resolve_output, same_file
 from ..target import TargetSpec, parse_target
 from . import legacy
 from .input_values import parse_input_values, split_input_values
+from .option_entries import parse_entries, split_by_module
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -62,10 +63,13 @@ def add_compile_options(parser: argparse.ArgumentParser, *, multi: bool) -> None
                              "leaves the module's signature and If/Loop depending on it fold."
                              + (" Prefix each with its module: 'vad:sr=16000'." if multi else "")
                              + " May be repeated.")
-    parser.add_argument("--custom-op", action="append", metavar="NAME=FILE.c",
-                        help="the C implementation of a TFLite custom operator: the module "
-                             "calls tvmgen_<module>_custom_<NAME>(inputs..., outputs...) and "
-                             "the archive carries the file. May be repeated"
+    parser.add_argument("--custom-op", action="append", metavar="NAME=FILE.c[:OUTPUTS]",
+                        help="the C implementation of a custom operator (TFLite: its custom "
+                             "code; ONNX: DOMAIN.OP or OP): the module calls "
+                             "tvmgen_<module>_custom_<NAME>(inputs..., outputs...) and the "
+                             "archive carries the file. OUTPUTS declares the output shapes "
+                             "and types, 'float32[1,16];int32[4]' or a JSON file, where the "
+                             "model does not. May be repeated"
                              + (" (it serves every module that uses the operator)." if multi
                                 else "."))
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, metavar="PATH",
@@ -154,7 +158,7 @@ def pair_module_names(models: list[str], names: list[str] | None) -> list[tuple[
 
 # NAME:[d0,d1,...]; a name may itself contain ':' '/' '.' (TFLite "serving_default_x:0"),
 # the greedy name part backtracks to the last ':' before '['.
-_SHAPE_ENTRY = re.compile(r"(?P<name>[^\s\[\],]+):\s*\[(?P<dims>[^\[\]]*)\]")
+_SHAPE_ENTRY = re.compile(r"(?P<name>[^\s\[\],]+):\s*\[(?P<value>[^\[\]]*)\]")
 _SEPARATOR = re.compile(r"[\s,]*")
 
 
@@ -162,32 +166,9 @@ def parse_input_shapes(texts: Iterable[str] | str | None) -> dict[str, list[int]
     """Parse tvmc's ``"input0:[1,32,32,3] input1:[10]"`` (one or several strings)."""
     if texts is None:
         return {}
-    if isinstance(texts, str):
-        texts = [texts]
-    shapes: dict[str, list[int]] = {}
-    for text in texts:
-        for name, dims in _shape_entries(text):
-            if name in shapes:
-                raise UsageError(f"--input-shapes gives '{name}' twice")
-            shapes[name] = dims
-    return shapes
-
-
-def _shape_entries(text: str) -> Iterable[tuple[str, list[int]]]:
-    pos = _SEPARATOR.match(text, 0).end()
-    if pos == len(text):
-        raise _shape_syntax_error(text)
-    while pos < len(text):
-        match = _SHAPE_ENTRY.match(text, pos)
-        if not match:
-            raise _shape_syntax_error(text)
-        yield match["name"], _parse_dims(match["name"], match["dims"])
-        pos = _SEPARATOR.match(text, match.end()).end()
-
-
-def _shape_syntax_error(text: str) -> UsageError:
-    return UsageError(f"cannot parse --input-shapes '{text}'",
-                      hint="write \"input0:[1,32,32,3] input1:[10]\"")
+    return parse_entries([texts] if isinstance(texts, str) else texts, "--input-shapes",
+                         _SHAPE_ENTRY, _SEPARATOR, '"input0:[1,32,32,3] input1:[10]"',
+                         _parse_dims)
 
 
 def _parse_dims(name: str, dims: str) -> list[int]:
@@ -207,32 +188,9 @@ def _parse_dims(name: str, dims: str) -> list[int]:
 
 def split_input_shapes(shapes: dict[str, list[int]],
                        module_names: list[str]) -> dict[str, dict[str, list[int]]]:
-    """Assign ``MODULE:INPUT`` entries to their modules.
-
-    With a single module an entry without a known module prefix is the input's full name
-    (tvmc's syntax, where input names may contain ':'); with several modules every entry
-    needs a known prefix.
-    """
-    result: dict[str, dict[str, list[int]]] = {m: {} for m in module_names}
-    problems: list[TvmcError] = []
-    for key, shape in shapes.items():
-        prefix, sep, rest = key.partition(":")
-        if sep and rest and prefix in result:
-            result[prefix][rest] = shape
-        elif len(module_names) == 1:
-            result[module_names[0]][key] = shape
-        elif sep:
-            problems.append(UsageError(
-                f"--input-shapes entry '{key}' names unknown module '{prefix}'",
-                hint=f"modules are: {', '.join(module_names)} (an input name that contains "
-                     f"':' needs its module prefix too, e.g. {module_names[0]}:{key})"))
-        else:
-            problems.append(UsageError(
-                f"--input-shapes entry '{key}' needs a module prefix",
-                hint=f"with several models write MODULE:INPUT:[dims], e.g. "
-                     f"{module_names[0]}:{key}:{_dims_text(shape)}"))
-    raise_all(problems)
-    return result
+    """Assign ``MODULE:INPUT`` entries to their modules (option_entries.split_by_module)."""
+    return split_by_module(shapes, module_names, "--input-shapes",
+                           lambda shape: ":" + _dims_text(shape))
 
 
 def _dims_text(shape: list[int]) -> str:
@@ -450,23 +408,83 @@ class CompileSettings:
     workspace_io: bool = False      # inputs and outputs inside the workspace (tir.usmp)
     desired_layout: str | None = None
     notes: tuple[str, ...] = ()     # what the tvmc 0.18 options given amount to
-    custom_ops: dict[str, str] = field(default_factory=dict, hash=False)  # name -> C file
+    # name -> (C file, declared outputs or None)
+    custom_ops: dict[str, CustomOpOption] = field(default_factory=dict, hash=False)
 
 
-def parse_custom_ops(texts: list[str] | None) -> dict[str, str]:
-    """`--custom-op NAME=impl.c` (repeatable) -> {NAME: path}; the files must exist."""
-    ops: dict[str, str] = {}
+CustomOpOption = tuple[str, "tuple[tuple[tuple[int, ...], str], ...] | None"]
+_OUTPUT_SPEC = re.compile(r"\s*([a-z]+[0-9]*)\s*\[\s*([0-9]+(?:\s*,\s*[0-9]+)*)?\s*\]\s*")
+
+
+def parse_custom_ops(texts: list[str] | None) -> dict[str, CustomOpOption]:
+    """`--custom-op NAME=impl.c[:OUTPUTS]` (repeatable) -> {NAME: (path, outputs or None)};
+    OUTPUTS: `float32[1,16];int32[4]` or a JSON file of [{"shape": [...], "dtype": "..."}].
+    The files must exist."""
+    ops: dict[str, CustomOpOption] = {}
     for text in texts or []:
-        name, sep, path = text.partition("=")
-        if not sep or not name or not path:
+        name, sep, rest = text.partition("=")
+        if not sep or not name or not rest:
             raise UsageError(f"--custom-op '{text}' is not NAME=FILE.c",
                              hint="e.g. --custom-op MyOp=my_op.c")
         if name in ops:
             raise UsageError(f"--custom-op gives '{name}' twice")
+        path, outputs = _split_output_spec(name, rest)
         if not os.path.isfile(path):
             raise UsageError(f"the C file of custom operator '{name}' is not found", path=path)
-        ops[name] = path
+        ops[name] = (path, outputs)
     return ops
+
+
+def _split_output_spec(name: str, text: str) -> CustomOpOption:
+    """`impl.c:float32[1,16]` or `impl.c:outs.json` -> (path, outputs); `impl.c` (or a path
+    holding ':' whose tail is no declaration, `C:\\ops\\a.c`) -> (text, None)."""
+    head, sep, tail = text.rpartition(":")
+    if not sep or not head:
+        return text, None
+    if tail.lower().endswith(".json"):
+        return head, _output_spec_file(name, tail)
+    parts = tail.split(";")
+    matches = [_OUTPUT_SPEC.fullmatch(p) for p in parts]
+    if not all(matches):
+        return text, None
+    specs = []
+    for match in matches:
+        dims = tuple(int(d) for d in (match.group(2) or "").split(",") if d.strip())
+        specs.append(_output_spec(name, dims, match.group(1)))
+    return head, tuple(specs)
+
+
+def _output_spec(name: str, dims: Any, dtype: Any) -> tuple[tuple[int, ...], str]:
+    import numpy as np
+
+    try:
+        kind = np.dtype(str(dtype))
+    except TypeError:
+        kind = None
+    if kind is None or kind.kind not in "biuf" or str(dtype) != kind.name:
+        raise UsageError(f"custom operator '{name}': output type '{dtype}' is not a numeric "
+                         "type name", hint="use float32, int8, uint8, int16, int32...")
+    if not isinstance(dims, (list, tuple)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+        raise UsageError(f"custom operator '{name}': output shape {dims} is not a list of "
+                         "positive integers")
+    return tuple(dims), kind.name
+
+
+def _output_spec_file(name: str, path: str) -> tuple[tuple[tuple[int, ...], str], ...]:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the output declaration of custom operator '{name}': "
+                         f"{getattr(exc, 'strerror', None) or exc}", path=path) from None
+    if not isinstance(data, list) or not data or not all(
+            isinstance(e, dict) and set(e) == {"shape", "dtype"} for e in data):
+        raise UsageError(f"the output declaration of custom operator '{name}' is not a list "
+                         'of {"shape": [...], "dtype": "..."}', path=path)
+    return tuple(_output_spec(name, e["shape"], e["dtype"]) for e in data)
 
 
 def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
@@ -492,7 +510,8 @@ def validate_compile(args: argparse.Namespace, pairs: list[tuple[str, str]], *,
     values_per_module = _collect(problems, split_input_values, values, names) or {}
     old = legacy.map_legacy_options(args)
     problems.extend(old.problems)
-    target = _collect(problems, parse_target, args.target, old.target_options)
+    target = _collect(problems, parse_target, args.target, old.target_options,
+                      old.library_options)
     usmp = legacy.map_usmp(_collect(problems, parse_pass_configs, args.pass_config) or {})
     problems.extend(usmp.problems)
     pass_config = usmp.pass_config

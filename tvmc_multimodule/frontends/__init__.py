@@ -43,7 +43,8 @@ def import_model(path: str, name: str, model_format: str | None = None,
         from .onnx import import_onnx
 
         return import_onnx(path, name, input_shapes, strict_int8=strict_int8,
-                           kernel_library=kernel_library, input_values=input_values)
+                           kernel_library=kernel_library, input_values=input_values,
+                           custom_ops=custom_ops)
     except TvmcError as err:
         raise err.located(module=name, path=path)
     except Exception as exc:  # the TVM frontends raise anything from ValueError to TVMError

@@ -12,6 +12,8 @@ from ..errors import ModelError, UnsupportedError
 from ..model import ImportedModel, QuantParams, TensorInfo
 from ..names import unique_c_names
 from .checks import check_imported, raise_shape_problems, shape_problem
+from .onnx_custom import (CustomConverter, declared_specs, mark_custom_nodes,
+                          unknown_custom_ops)
 from .onnx_control import (CONTROL_OPS, fix_input_values, has_control_flow,
                            resolve_control_flow)
 from .onnx_qoperator import rewrite_qoperators
@@ -46,16 +48,19 @@ def _supported_ops() -> set[str]:
     return supported_ops()
 
 
-def unsupported_features(model: Any) -> list[str]:
-    """Every reason the Relax ONNX frontend + our C path cannot take this model."""
+def unsupported_features(model: Any, custom_ops: Any = ()) -> list[str]:
+    """Every reason the Relax ONNX frontend + our C path cannot take this model.
+    `custom_ops`: the names of the custom operators the user implements."""
     supported = _supported_ops()
     counts: Counter[str] = Counter()
     custom: Counter[str] = Counter()
     control: Counter[str] = Counter()
+    known = {name: None for name in custom_ops}
     for graph in [model.graph, *_subgraphs(model.graph)]:  # If branches, Loop bodies too
         for node in graph.node:
             if node.domain not in _STANDARD_DOMAINS:
-                custom[f"{node.domain}::{node.op_type}"] += 1
+                if graph is not model.graph or unknown_custom_ops([node], known):
+                    custom[f"{node.domain}.{node.op_type}"] += 1
             elif node.op_type in _CONTROL_FLOW:
                 control[node.op_type] += 1
             elif node.op_type not in supported and node.op_type not in CONTROL_OPS:
@@ -64,7 +69,9 @@ def unsupported_features(model: Any) -> list[str]:
     if counts:
         problems.append("unsupported operators: " + _counted(counts))
     if custom:
-        problems.append("custom operators: " + _counted(custom))
+        first = sorted(custom)[0]
+        problems.append("custom operators: " + _counted(custom) + " (give each its C "
+                        f"implementation: --custom-op {first}=impl.c)")
     if control:
         problems.append("control flow is not supported: " + _counted(control))
     if model.graph.sparse_initializer:
@@ -273,14 +280,17 @@ def _check_types(model: Any, path: str) -> None:
 
 def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None = None,
                 strict_int8: bool = False, kernel_library: KernelLibrary | None = None,
-                input_values: dict[str, Any] | None = None) -> ImportedModel:
+                input_values: dict[str, Any] | None = None,
+                custom_ops: dict[str, Any] | None = None) -> ImportedModel:
     """Statically quantised (QDQ) models go to the integer kernels (onnx_int8), the rest to
     TVM's Relax frontend. `strict_int8`: a quantised model, or one of its operators, that the
     integer kernels cannot take is an UnsupportedError instead of running in float.
     `input_values`: inputs fixed to constants (they leave the module's inputs; If and Loop
-    depending on them fold, see onnx_control.py)."""
+    depending on them fold, see onnx_control.py). `custom_ops`: custom-domain operators the
+    user implements, by `DOMAIN.OP` or `OP` (see onnx_custom.py)."""
+    custom_ops = dict(custom_ops or {})
     model = rewrite_qoperators(_load(path))  # QLinearConv, QGemm... -> their QDQ form
-    problems = unsupported_features(model)
+    problems = unsupported_features(model, custom_ops)
     if problems:
         raise UnsupportedError("; ".join(problems), module=name, path=path,
                                hint="remove or replace these before compiling")
@@ -313,9 +323,12 @@ def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None 
                              c_support=c_support)
     from .onnx_relax import from_onnx
 
-    relax_mod = from_onnx(model, shape_dict=shapes, dtype_dict=dtypes)
+    model, table = mark_custom_nodes(model, custom_ops)
+    custom = CustomConverter(name, custom_ops, declared_specs(model), table)
+    relax_mod = from_onnx(model, shape_dict=shapes, dtype_dict=dtypes, custom=custom)
     check_imported(relax_mod, path, "tvm.relax.frontend.onnx.from_onnx")
-    return ImportedModel(name, path, "onnx", relax_mod, in_infos, out_infos)
+    return ImportedModel(name, path, "onnx", relax_mod, in_infos, out_infos,
+                         custom_calls=tuple(custom.calls.values()))
 
 
 def _import_integer(model: Any, path: str, name: str, input_shapes: list[tuple[int, ...]],

@@ -1,12 +1,19 @@
 """TVM's Relax ONNX importer, extended with the operators it lacks (LSTM, GRU: see
-onnx_recurrent.py). The extension is a subclass of TVM's importer, so TVM itself is unchanged."""
+onnx_recurrent.py; ConvInteger: onnx_integer.py; custom domains: onnx_custom.py). The extension is a subclass of TVM's importer, so TVM itself is unchanged."""
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+import numpy as np
+
 from ..names import record_raw_name, sanitize, with_raw_names
-from .onnx_recurrent import CONVERTERS
+from .onnx_custom import MARK, CustomConverter
+from .onnx_integer import CONVERTERS as INTEGER_CONVERTERS
+from .onnx_recurrent import CONVERTERS as RECURRENT_CONVERTERS
+
+# operators TVM's importer lacks, converted by ours
+CONVERTERS = {**RECURRENT_CONVERTERS, **INTEGER_CONVERTERS}
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +43,11 @@ def _importer_class() -> type:
     class Importer(onnx_frontend.ONNXGraphImporter):
         """TVM's importer; LSTM and GRU nodes go to our converters."""
 
+        custom: CustomConverter | None = None
+
         def _check_for_unsupported_ops(self, graph: Any) -> None:
-            kept = [n for n in graph.node if n.op_type not in CONVERTERS]
+            kept = [n for n in graph.node
+                    if n.op_type not in CONVERTERS and not n.op_type.startswith(MARK)]
             trimmed = type(graph)()
             trimmed.node.extend(kept)
             super()._check_for_unsupported_ops(trimmed)
@@ -54,6 +64,15 @@ def _importer_class() -> type:
                               opset: int) -> Any:
             if op_name in CONVERTERS:
                 return self.bb.normalize(CONVERTERS[op_name](self.bb, inputs, attrs))
+            if op_name.startswith(MARK) and self.custom is not None:
+                return self.bb.normalize(self.custom.convert(self.bb, op_name, inputs, attrs))
+            if op_name in ("Abs", "Cast") and _is_float_tensor(inputs[0]):
+                if op_name == "Abs":  # max(x, -x): the C target has no fabs lowering
+                    return self.bb.normalize(relax_op().maximum(inputs[0],
+                                                                relax_op().negative(inputs[0])))
+                to = str(np.dtype(_onnx_dtype(attrs["to"])))
+                if np.dtype(to).kind in "iu":
+                    return self.bb.normalize(_float_to_integer(self.bb, inputs[0], to))
             if op_name in PAIRWISE and len(inputs) > 1 and not _all_constant(inputs):
                 return self._named(_pairwise(self.bb, op_name, list(inputs)),
                                    attrs.get("tvm_custom", {}).get("name"))
@@ -92,6 +111,42 @@ def _importer_class() -> type:
     return Importer
 
 
+def _float_to_integer(bb: Any, x: Any, to: str) -> Any:
+    """Cast float -> integer: NaN gives 0, the rest saturates to the type's range (out of
+    range the ONNX spec leaves it undefined). TVM's converter guards with isfinite (a fabs
+    TVM 0.27's C target cannot lower) and wraps modulo through int64."""
+    from tvm import relax
+
+    src = str(x.ty.dtype)
+    info = np.iinfo(to)
+    high = np.array(info.max, src)
+    if int(high) > info.max:  # 2**31 - 1 rounds up to 2**31 in float32
+        high = np.nextafter(high, np.array(0, src))
+    finite = relax.op.where(relax.op.isnan(x), relax.const(0.0, src), x)
+    return relax.op.astype(relax.op.clip(finite, float(info.min), float(high)), to)
+
+
+def relax_op() -> Any:
+    from tvm import relax
+
+    return relax.op
+
+
+def _is_float_tensor(x: Any) -> bool:
+    import tvm
+    from tvm import relax
+
+    ty = getattr(x, "ty", None)
+    return (isinstance(x, relax.Expr) and not isinstance(x, tvm.ir.GenericConst)
+            and isinstance(ty, relax.TensorType) and str(ty.dtype).startswith("float"))
+
+
+def _onnx_dtype(code: int) -> Any:
+    from onnx import helper
+
+    return helper.tensor_dtype_to_np_dtype(int(code))
+
+
 def _all_constant(inputs: Any) -> bool:
     import tvm
 
@@ -106,8 +161,9 @@ def supported_ops() -> set[str]:
 
 
 def from_onnx(model: Any, shape_dict: dict[str, list[int]],
-              dtype_dict: dict[str, str]) -> Any:
-    """tvm.relax.frontend.onnx.from_onnx (parameters folded as constants) with our converters."""
+              dtype_dict: dict[str, str], custom: CustomConverter | None = None) -> Any:
+    """tvm.relax.frontend.onnx.from_onnx (parameters folded as constants) with our converters;
+    `custom` converts the nodes onnx_custom.mark_custom_nodes marked."""
     import onnx
 
     try:
@@ -119,4 +175,5 @@ def from_onnx(model: Any, shape_dict: dict[str, list[int]],
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
     importer = _importer_class()(shape_dict, dtype_dict, keep_params_in_input=False)
     importer.raw_names = {}
+    importer.custom = custom
     return with_raw_names(importer.from_onnx(model.graph, opset), importer.raw_names)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedError
 from ..model import ImportedModel, QuantParams, StateInfo, TensorInfo
-from ..names import unique_c_names
+from ..names import unique_c_names, with_raw_names
 from .checks import MAX_TENSOR_BYTES, check_imported, raise_shape_problems, tensor_bytes
 
 if TYPE_CHECKING:
@@ -488,11 +488,12 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
 
     hybrid = hybrid_weights(model)
     calls: dict[str, Any] = {}
+    raw_names: dict[str, str | None] = {}
     slots = find_state(model)
 
     def converter(*args: Any, **kwargs: Any) -> Converter:
         return Converter(*args, hybrid_weights=hybrid, custom_ops=custom_ops,
-                         module_name=name, custom_calls=calls, **kwargs)
+                         module_name=name, custom_calls=calls, raw_names=raw_names, **kwargs)
 
     shape_dict = {t.name: list(t.shape) for t in inputs}
     dtype_dict = {t.name: t.dtype for t in inputs}
@@ -502,6 +503,7 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
         relax_mod = from_tflite(model, shape_dict=shape_dict, dtype_dict=dtype_dict,
                                 op_converter=converter)
     check_imported(relax_mod, path, "tvm.relax.frontend.tflite.from_tflite")
+    relax_mod = with_raw_names(relax_mod, raw_names)
     return ImportedModel(name, path, "tflite", relax_mod, inputs, outputs,
                          custom_calls=tuple(calls.values()),
                          states=tuple(s.info() for s in slots))
@@ -532,7 +534,7 @@ def _state_info(variable: Any) -> StateInfo:
     quant = None
     if t.quantized and t.scales.size == 1:
         quant = QuantParams((float(t.scales[0]),), (t.zero_point,))
-    return StateInfo(variable.key, tuple(int(d) for d in t.shape), t.dtype, quant,
+    return StateInfo(variable.name, tuple(int(d) for d in t.shape), t.dtype, quant,
                      variable.initial)
 
 

@@ -14,7 +14,7 @@ from tvm.relax.frontend.tflite.tflite_frontend import (OperatorConverter, get_pa
                                                        get_tensor_name)
 
 from ..errors import UnsupportedError
-from ..names import CText, c_text, sanitize
+from ..names import CText, c_text, record_raw_name, sanitize
 from . import custom_ops
 from . import tflite_hybrid as hybrid
 from .tflite_sparse import dense_constant
@@ -51,7 +51,7 @@ class Converter(OperatorConverter):  # type: ignore[misc]
                  hybrid_weights: frozenset[int] = frozenset(),
                  custom_ops: Any = None, module_name: str = "default",
                  custom_calls: dict | None = None, state: Any = None,
-                 **kwargs: Any) -> None:
+                 raw_names: dict[str, str | None] | None = None, **kwargs: Any) -> None:
         self.hybrid_weights = hybrid_weights
         # tflite_float_state.StateValues: the module's persistent values (None: stateless)
         self.state = state
@@ -59,6 +59,8 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         self.module_name = module_name
         # filled while converting: the user operators the module calls, by name
         self.custom_calls = custom_calls if custom_calls is not None else {}
+        # filled while converting: layer identifier -> the TFLite tensor's own name
+        self.raw_names = raw_names if raw_names is not None else {}
         super().__init__(model, subgraph, exp_tab, ctx, *args, **kwargs)
         self.convert_map[CUSTOM] = self._convert_custom
         self._name_results(exp_tab)
@@ -83,17 +85,21 @@ class Converter(OperatorConverter):  # type: ignore[misc]
 
     def _name_results(self, exp_tab: Any) -> None:
         """An operator's result is bound to a variable named after the TFLite tensor it
-        writes (TVM's importer leaves `lv`): the C runner's layer comments read it."""
+        writes (TVM's importer leaves `lv`), an identifier; `raw_names` maps it back to the
+        tensor's own text, which the C runner's layer comments and `tvmc report` show."""
         from tvm import relax
 
         set_expr = exp_tab.set_expr
         builder = self.bb
+        raw_names = self.raw_names
 
         def named(name: str, expr: Any, *args: Any, **kwargs: Any) -> Any:
             if (isinstance(expr, relax.Call) and isinstance(name, str) and name
                     and isinstance(getattr(expr, "ty", None), relax.TensorType)):
                 # an identifier: TVM derives C names of temporaries from it (`<name>_red`)
-                expr = builder.emit(expr, name_hint=sanitize(name))
+                identifier = sanitize(name)
+                record_raw_name(raw_names, identifier, name)
+                expr = builder.emit(expr, name_hint=identifier)
             return set_expr(name, expr, *args, **kwargs)
 
         exp_tab.set_expr = named

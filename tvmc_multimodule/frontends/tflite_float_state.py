@@ -35,37 +35,24 @@ class StateSlot:
 
 
 def tensor_key(index: int) -> str:
-    return f"tensor:{index}"
+    from .tflite_int8.state import TENSOR_KEY
+
+    return f"{TENSOR_KEY}{index}"
 
 
 def find_state(model: Any) -> list[StateSlot]:
     """The resource variables, then the variable tensors operators read, of the main graph."""
-    from .tflite import _quant, tensor_name
+    from .tflite import _quant
     from .tflite_int8 import read_graph
-    from .tflite_int8.state import find_variables
+    from .tflite_int8.state import find_variables, variable_tensors
 
     graph = read_graph(model)
     slots = []
-    for v in find_variables(graph):
+    for v in find_variables(graph) + variable_tensors(graph):
         t = v.tensor
-        quant = (QuantParams((float(t.scales[0]),), (t.zero_point,))
-                 if t.quantized and t.scales.size == 1 else None)
-        slots.append(StateSlot(v.key, v.key, tuple(int(d) for d in t.shape), t.dtype,
+        quant = _quant(graph.subgraph.Tensors(t.index))
+        slots.append(StateSlot(v.key, v.name, tuple(int(d) for d in t.shape), t.dtype,
                                v.initial, quant))
-    raw = model.Subgraphs(0)
-    read = {i for op in graph.operators for i in op.inputs if i >= 0}
-    for t in graph.tensors:
-        tensor = raw.Tensors(t.index)
-        if not tensor.IsVariable() or t.index not in read:
-            continue
-        if t.data is not None:
-            initial = np.asarray(t.data, t.dtype).reshape(t.shape)
-        else:  # as TFLite Micro resets it: zero, or an integer tensor's zero point
-            zero = int(t.zero_points[0]) if t.quantized and t.zero_points is not None else 0
-            initial = np.full(t.shape, zero, t.dtype)
-        slots.append(StateSlot(tensor_key(t.index), tensor_name(raw, t.index),
-                               tuple(int(d) for d in t.shape), t.dtype, initial,
-                               _quant(tensor)))
     return slots
 
 

@@ -9,28 +9,36 @@ chosen from the target builds the kernel and packs the weights for it.
 - portable/: portable C, "vector" and "scalar" loop forms (complete)
 - cortex_m_dsp/: Cortex-M cores with the DSP extension (SMLAD): convolutions, depthwise
   convolutions and fully connected layers; the rest as portable C's scalar form
+- cmsis_nn/: calls of ARM's CMSIS-NN library (`--target "cmsis-nn, c"`), the rest as the
+  library the core would use without it
 """
 from __future__ import annotations
 
 from . import fixedpoint
 from .c_helpers import CHelpers
+from .cmsis_nn import CmsisNN, arch_for_cpu, external_dependency
 from .cortex_m_dsp import DSP_CORES, CortexMDsp
 from .library import Kernel
 from .portable import PortableC
-from .records import AddParams, Conv2DSpec, FullyConnectedSpec, PoolSpec
+from .portable.lstm import lstm_spec
+from .records import AddParams, Conv2DSpec, FullyConnectedSpec, LstmSpec, PoolSpec
 
 KernelLibrary = PortableC  # every library is a PortableC (it overrides what it speeds up)
 
 
-def library_for_target(mcpu: str | None, form: str) -> KernelLibrary:
+def library_for_target(mcpu: str | None, form: str, cmsis_nn: bool = False) -> KernelLibrary:
     """The kernel library for a target's -mcpu and the schedule's loop form ("vector",
     "scalar"; "none" builds the vector form, as before): Cortex-M DSP for cores with the DSP
-    extension in the scalar form (their default), portable C otherwise."""
+    extension in the scalar form (their default), portable C otherwise; with `cmsis_nn`
+    (``--target "cmsis-nn, c"``) CMSIS-NN calls in front of that library."""
+    if cmsis_nn:
+        return CmsisNN(library_for_target(mcpu, form), arch_for_cpu(mcpu))
     core = (mcpu or "").lower()
     if form == "scalar" and core.split("+")[0] in DSP_CORES and "+nodsp" not in core:
         return CortexMDsp()
     return PortableC("scalar" if form == "scalar" else "vector")
 
 
-__all__ = ["AddParams", "CHelpers", "Conv2DSpec", "CortexMDsp", "FullyConnectedSpec", "Kernel",
-           "KernelLibrary", "PoolSpec", "PortableC", "fixedpoint", "library_for_target"]
+__all__ = ["AddParams", "CHelpers", "CmsisNN", "Conv2DSpec", "CortexMDsp", "FullyConnectedSpec",
+           "Kernel", "KernelLibrary", "LstmSpec", "PoolSpec", "PortableC", "external_dependency",
+           "fixedpoint", "library_for_target", "lstm_spec"]

@@ -309,14 +309,20 @@ def quantize_thresholds(scale: float, zero_point: int) -> np.ndarray:
 SOFTMAX_DIFF_INTEGER_BITS = 5
 
 
+def softmax_params(in_scale: float, beta: float) -> tuple[int, int, int]:
+    """TFLite Micro's int8 SOFTMAX parameters (PreprocessSoftmaxScaling, CalculateInputRadius):
+    (input multiplier, input left shift, diff_min)."""
+    real = min(f32(beta) * f32(in_scale) * (1 << (31 - SOFTMAX_DIFF_INTEGER_BITS)),
+               (1 << 31) - 1.0)
+    multiplier, left_shift = quantize_multiplier(real)
+    return multiplier, left_shift, -input_radius(SOFTMAX_DIFF_INTEGER_BITS, left_shift, 31)
+
+
 def softmax_exp_table(in_scale: float, beta: float) -> np.ndarray:
     """exp (raw Q0.31) of every int8 difference d = x - max(row) in [-255, 0] as TFLite Micro
     computes it (PreprocessSoftmaxScaling, MultiplyByQuantizedMultiplierGreaterThanOne,
     exp_on_negative_values); 0 below diff_min. Indexed by d + 255."""
-    real = min(f32(beta) * f32(in_scale) * (1 << (31 - SOFTMAX_DIFF_INTEGER_BITS)),
-               (1 << 31) - 1.0)
-    multiplier, left_shift = quantize_multiplier(real)
-    diff_min = -input_radius(SOFTMAX_DIFF_INTEGER_BITS, left_shift, 31)
+    multiplier, left_shift, diff_min = softmax_params(in_scale, beta)
     table = np.zeros(256, np.int32)
     for d in range(-255, 1):
         if d >= diff_min:

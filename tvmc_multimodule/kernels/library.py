@@ -12,6 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 from tvm import tirx
 
+# a kernel (PrimFunc attribute) whose temporaries all go to the module's workspace, however
+# small (smaller ones otherwise stay on the C stack): the buffers handed to CMSIS-NN are planned
+SCRATCH_IN_WORKSPACE_ATTR = "tvmc.scratch_in_workspace"
+
 
 @dataclass(frozen=True)
 class Kernel:

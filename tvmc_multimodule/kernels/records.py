@@ -54,3 +54,23 @@ class FullyConnectedSpec:
     output_zero_point: int
     act_min: int
     act_max: int
+
+
+@dataclass(frozen=True)
+class LstmSpec:
+    """One int8 LSTM layer: sizes, zero points and TFLite Micro's fixed-point parameters."""
+
+    batch: int
+    steps: int
+    inputs: int
+    hidden: int
+    time_major: bool
+    input_zero_point: int
+    hidden_zero_point: int
+    fc: tuple[tuple[int, int], ...]   # (multiplier, shift): input FC i f c o, recurrent i f c o
+    forget_cell: tuple[int, int]      # f x c -> c
+    input_cell: tuple[int, int]       # i x g -> c
+    output_hidden: tuple[int, int]    # o x tanh(c) -> h
+    cell_scale_power: int             # cell state scale = 2^power
+    cell_clip: int = 0                # quantised |c| bound; 0: none
+    cell_tanh: bool = True            # the cell gate's activation (else sigmoid)

@@ -25,6 +25,7 @@ from ..mlf import LoadedModule, extract_archive, load_model_library_format
 from ..model import TensorInfo
 from ..names import check_module_name
 from .boards import GENERIC, Board, Region, base_cpu, cpu_flags
+from .cmsis_nn import EXTERNAL_LIBRARY, check_root, int8_sources
 
 PROJECT_RECORD = "tvmc_micro.json"
 MODEL_DIR = "model"
@@ -67,6 +68,10 @@ class Project:
     ram: str
     stack_size: int
     modules: list[ProjectModule] = field(default_factory=list)
+    # CMSIS-NN (modules compiled with --target "cmsis-nn, c"): its root (built from there,
+    # never copied) and the sources built, relative to it
+    cmsis_nn: str | None = None
+    cmsis_nn_sources: list[str] = field(default_factory=list)
 
     def module(self, name: str) -> ProjectModule:
         for module in self.modules:
@@ -93,9 +98,11 @@ def load_project(directory: str) -> Project:
 
 def create_project(directory: str, archive: str, board: Board, *, flash: Region | None = None,
                    ram: Region | None = None, stack_size: int = DEFAULT_STACK_SIZE,
-                   force: bool = False) -> Project:
-    """Write the project; nothing is left behind when any check fails."""
+                   force: bool = False, cmsis_nn_path: str | None = None) -> Project:
+    """Write the project; nothing is left behind when any check fails. `cmsis_nn_path`: the
+    CMSIS-NN checkout the firmware builds, needed when a module calls CMSIS-NN."""
     _check_directory(directory, force)
+    cmsis_root = check_root(cmsis_nn_path) if cmsis_nn_path is not None else None
     parent = os.path.dirname(os.path.abspath(directory))
     with tempfile.TemporaryDirectory(prefix=".tvmc-micro-", dir=parent) as tmp:
         model_dir = os.path.join(tmp, MODEL_DIR)
@@ -103,6 +110,7 @@ def create_project(directory: str, archive: str, board: Board, *, flash: Region 
         loaded = load_model_library_format(os.path.join(tmp, "archive"))
         modules = list(loaded.modules.values())
         project = _resolve(board, modules, archive, flash, ram, stack_size)
+        _add_cmsis_nn(project, modules, archive, cmsis_root)
         _copy_model(os.path.join(tmp, "archive"), model_dir, modules)
         _write_files(tmp, project, modules)
         shutil.rmtree(os.path.join(tmp, "archive"))
@@ -111,6 +119,20 @@ def create_project(directory: str, archive: str, board: Board, *, flash: Region 
         os.replace(tmp, directory)
         os.makedirs(tmp)  # TemporaryDirectory removes it on exit
     return project
+
+
+def _add_cmsis_nn(project: Project, modules: list[LoadedModule], archive: str,
+                  root: Any) -> None:
+    """Record the CMSIS-NN build when a module calls it (an error without a path)."""
+    needing = [m.name for m in modules if EXTERNAL_LIBRARY in m.external_dependencies]
+    if needing and root is None:
+        raise UsageError(f"module{'s' if len(needing) > 1 else ''} {', '.join(needing)} "
+                         f"call{'' if len(needing) > 1 else 's'} CMSIS-NN (compiled with "
+                         '--target "cmsis-nn, c"): give its sources with --cmsis-nn-path DIR',
+                         path=archive, hint="a checkout of github.com/ARM-software/CMSIS-NN")
+    if needing:
+        project.cmsis_nn = str(root)
+        project.cmsis_nn_sources = [str(p.relative_to(root)) for p in int8_sources(root)]
 
 
 def _check_directory(directory: str, force: bool) -> None:
@@ -190,11 +212,15 @@ def _archive_mcpu(modules: list[LoadedModule], archive: str) -> str | None:
 def _project_module(module: LoadedModule) -> ProjectModule:
     header = module.header or ""
     prefix = f"tvmgen_{module.name}_"
+    api = module.c_api
+    in_workspace = api is not None and api.workspace_io
     return ProjectModule(
         name=module.name,
         sources=sorted(f for f in module.sources if f.endswith(".c")),
-        inputs=[_tensor_record(t) for t in module.inputs],
-        outputs=[_tensor_record(t) for t in module.outputs],
+        inputs=[_tensor_record(t, c.offset_macro if in_workspace else None)
+                for t, c in zip(module.inputs, api.inputs if api else module.inputs)],
+        outputs=[_tensor_record(t, c.offset_macro if in_workspace else None)
+                 for t, c in zip(module.outputs, api.outputs if api else module.outputs)],
         workspace_size_bytes=module.workspace_size_bytes,
         constants_size_bytes=module.constants_size_bytes,
         shared_workspace=f"{prefix}run_with_workspace" not in header,
@@ -202,9 +228,11 @@ def _project_module(module: LoadedModule) -> ProjectModule:
         workspace_io=bool(module.c_api is not None and module.c_api.workspace_io))
 
 
-def _tensor_record(tensor: TensorInfo) -> dict[str, Any]:
-    return {"name": tensor.name, "c_name": tensor.c_name, "dtype": tensor.dtype,
-            "shape": list(tensor.shape), "nbytes": tensor.nbytes}
+def _tensor_record(tensor: TensorInfo, offset_macro: str | None = None) -> dict[str, Any]:
+    """`offset_macro`: the header's macro of its offset in the workspace (workspace io)."""
+    record = {"name": tensor.name, "c_name": tensor.c_name, "dtype": tensor.dtype,
+              "shape": list(tensor.shape), "nbytes": tensor.nbytes}
+    return {**record, "offset_macro": offset_macro} if offset_macro else record
 
 
 def tensor_infos(records: list[dict[str, Any]]) -> list[TensorInfo]:
@@ -290,6 +318,7 @@ def main_source(project: Project) -> str:
         "  int input_count;",
         "  const struct tensor* outputs;",
         "  int output_count;",
+        "  int inputs_in_workspace;  /* a run may overwrite them: written before each run */",
         "};", "",
     ]
     if any(m.shared_workspace for m in project.modules):
@@ -302,7 +331,8 @@ def main_source(project: Project) -> str:
     for m in project.modules:
         reset = f"reset_{m.name}" if m.has_state else "0"
         lines.append(f"  {{\"{m.name}\", run_{m.name}, {reset}, {m.name}_inputs, "
-                     f"{len(m.inputs)}, {m.name}_outputs, {len(m.outputs)}}},")
+                     f"{len(m.inputs)}, {m.name}_outputs, {len(m.outputs)}, "
+                     f"{int(m.workspace_io)}}},")
     lines += ["};", f"#define MODULE_COUNT {len(project.modules)}", ""]
     lines += _C_FUNCTIONS.replace("@PRINT_VALUES@", str(PRINT_VALUES)).replace(
         "@MAX_ARGS@", str(MAX_ARGS)).replace("@PRINTERS@", _printers()).splitlines()
@@ -312,44 +342,42 @@ def main_source(project: Project) -> str:
 def _module_block(module: ProjectModule) -> list[str]:
     name, prefix = module.name, f"tvmgen_{module.name}"
     lines = [f"/* module {name} */"]
-    for kind, tensors in (("in", module.inputs), ("out", module.outputs)):
-        for i, t in enumerate(tensors):
-            lines.append(f"static _Alignas(16) uint8_t {name}_{kind}{i}[BYTES({t['nbytes']})];")
+    if module.workspace_io:  # the tensors are the module's own, inside its workspace
+        arena = "shared_workspace" if module.shared_workspace else f"{prefix}_workspace"
+        data = {(kind, i): f"(uint8_t*){arena} + {t['offset_macro']}"
+                for kind, tensors in (("in", module.inputs), ("out", module.outputs))
+                for i, t in enumerate(tensors)}
+    else:  # buffers of the harness
+        data = {}
+        for kind, tensors in (("in", module.inputs), ("out", module.outputs)):
+            for i, t in enumerate(tensors):
+                lines.append(f"static _Alignas(16) uint8_t {name}_{kind}{i}"
+                             f"[BYTES({t['nbytes']})];")
+                data[kind, i] = f"{name}_{kind}{i}"
     for kind, short, tensors in (("inputs", "in", module.inputs),
                                  ("outputs", "out", module.outputs)):
-        entries = [f"{{\"{t['c_name']}\", \"{_dtype(t['dtype'])}\", {name}_{short}{i}, "
+        entries = [f"{{\"{t['c_name']}\", \"{_dtype(t['dtype'])}\", {data[short, i]}, "
                    f"{t['nbytes']}}}" for i, t in enumerate(tensors)]
         entries = entries or ["{0, 0, 0, 0}"]
         lines.append(f"static const struct tensor {name}_{kind}[] = {{{', '.join(entries)}}};")
     workspace = ", shared_workspace" if module.shared_workspace else ""
     if module.workspace_io:
-        return lines + _run_in_workspace(module) + [""]
-    lines += [f"static int32_t run_{name}(void) {{",
-              f"  struct {prefix}_inputs inputs;", f"  struct {prefix}_outputs outputs;",
-              "  memset(&inputs, 0, sizeof(inputs));", "  memset(&outputs, 0, sizeof(outputs));"]
-    lines += [f"  inputs.{t['c_name']} = {name}_in{i};" for i, t in enumerate(module.inputs)]
-    lines += [f"  outputs.{t['c_name']} = {name}_out{i};" for i, t in enumerate(module.outputs)]
-    lines += [f"  return {prefix}_run(&inputs, &outputs{workspace});", "}"]
+        # no buffers to pass: run() reads and writes them in the workspace
+        lines += [f"static int32_t run_{name}(void) {{",
+                  f"  return {prefix}_run({'shared_workspace' if module.shared_workspace else ''});",
+                  "}"]
+    else:
+        lines += [f"static int32_t run_{name}(void) {{",
+                  f"  struct {prefix}_inputs inputs;", f"  struct {prefix}_outputs outputs;",
+                  "  memset(&inputs, 0, sizeof(inputs));",
+                  "  memset(&outputs, 0, sizeof(outputs));"]
+        lines += [f"  inputs.{t['c_name']} = {name}_in{i};" for i, t in enumerate(module.inputs)]
+        lines += [f"  outputs.{t['c_name']} = {name}_out{i};"
+                  for i, t in enumerate(module.outputs)]
+        lines += [f"  return {prefix}_run(&inputs, &outputs{workspace});", "}"]
     if module.has_state:
         lines += [f"static void reset_{name}(void) {{ {prefix}_reset(); }}"]
     return lines + [""]
-
-
-def _run_in_workspace(module: ProjectModule) -> list[str]:
-    """A module whose inputs and outputs live in its workspace: each invoke copies the staged
-    inputs in (a run may overwrite them) and the outputs out, through the header's maps."""
-    name, prefix = module.name, f"tvmgen_{module.name}"
-    arena = "shared_workspace" if module.shared_workspace else f"{prefix}_workspace"
-    lines = [f"static int32_t run_{name}(void) {{",
-             f"  struct {prefix}_inputs inputs = {prefix}_map_inputs({arena});",
-             f"  struct {prefix}_outputs outputs = {prefix}_map_outputs({arena});",
-             "  int32_t status;"]
-    lines += [f"  memcpy(inputs.{t['c_name']}, {name}_in{i}, {t['nbytes']});"
-              for i, t in enumerate(module.inputs)]
-    lines.append(f"  status = {prefix}_run({'shared_workspace' if module.shared_workspace else ''});")
-    lines += [f"  memcpy({name}_out{i}, outputs.{t['c_name']}, {t['nbytes']});"
-              for i, t in enumerate(module.outputs)]
-    return lines + ["  return status;", "}"]
 
 
 def _dtype(dtype: str) -> str:
@@ -456,18 +484,19 @@ static int32_t invoke(const struct module* m, int number) {
 static int run_from_files(int argc, char** argv) {
   const struct module* m = find_module(argv[2]);
   int invokes = atoi(argv[3]);
-  int i;
+  int i, k;
   if (!m) { printf("error: no module %s\n", argv[2]); return 2; }
   if (argc != 4 + m->input_count + m->output_count || invokes < 1) {
     printf("error: run %s takes INVOKES, %d input and %d output files\n", m->name,
            m->input_count, m->output_count);
     return 2;
   }
-  for (i = 0; i < m->input_count; ++i) {
-    if (!load_file(argv[4 + i], &m->inputs[i])) return 3;
-  }
   if (m->reset) m->reset();
   for (i = 1; i <= invokes; ++i) {
+    /* inputs in the workspace: read again before every run, which may overwrite them */
+    for (k = 0; k < m->input_count && (i == 1 || m->inputs_in_workspace); ++k) {
+      if (!load_file(argv[4 + k], &m->inputs[k])) return 3;
+    }
     if (invoke(m, i) != 0) return 1;
   }
   for (i = 0; i < m->output_count; ++i) {
@@ -538,12 +567,12 @@ endif
 
 OBJECTS := $(BUILD)/board/startup.o $(BUILD)/board/tvmc_micro.o $(BUILD)/src/main.o \\
   {objects}
-
+{_cmsis_nn_make(project)}
 .PHONY: all clean
 all: $(BUILD)/firmware.elf
 
-$(BUILD)/firmware.elf: $(OBJECTS) board/link.ld
-\t$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(OBJECTS) $(LDLIBS)
+$(BUILD)/firmware.elf: $(OBJECTS) $(LIBRARIES) board/link.ld
+\t$(CC) $(LDFLAGS) $(CFLAGS) -o $@ $(OBJECTS) $(LIBRARIES) $(LDLIBS)
 
 $(BUILD)/board/%.o: board/%.c board/tvmc_micro.h
 \t@mkdir -p $(dir $@)
@@ -555,10 +584,57 @@ $(BUILD)/src/main.o: src/main.c board/tvmc_micro.h
 
 $(BUILD)/model/%.o: model/%.c
 \t@mkdir -p $(dir $@)
-\t$(CC) $(TVMC_CFLAGS) $(CFLAGS) $(WARNINGS) $(MODEL_FLAGS) -c $< -o $@
+\t$(CC) $(TVMC_CFLAGS) $(CFLAGS) $(WARNINGS) $(MODEL_FLAGS) $(LIBRARY_INCLUDES) -c $< -o $@
 
 clean:
 \trm -rf build
+"""
+
+
+def _cmsis_nn_make(project: Project) -> str:
+    """The Makefile's CMSIS-NN part: a static library (only what is called gets linked) built
+    from CMSIS_NN (override with make CMSIS_NN=DIR) with the core's flags, without -Werror
+    (ARM's code, not ours), once for both builds (PROFILE=1 too)."""
+    if not project.cmsis_nn:
+        return "LIBRARIES :=\nLIBRARY_INCLUDES :=\n"
+    sources = " \\\n  ".join(project.cmsis_nn_sources)
+    return f"""
+# CMSIS-NN, the library the modules call (metadata.json: external_dependencies)
+.DEFAULT_GOAL := all
+CMSIS_NN ?= {project.cmsis_nn}
+CMSIS_NN_CFLAGS ?=
+AR := $(CROSS_COMPILE)ar
+CMSIS_NN_SOURCES := \\
+  {sources}
+CMSIS_NN_OBJECTS := $(patsubst %.c,build/cmsis-nn/%.o,$(CMSIS_NN_SOURCES))
+LIBRARIES := build/cmsis-nn/libcmsis-nn.a
+LIBRARY_INCLUDES := -I$(CMSIS_NN)/Include
+
+build/cmsis-nn/libcmsis-nn.a: $(CMSIS_NN_OBJECTS)
+\t$(AR) rcs $@ $^
+
+build/cmsis-nn/%.o: $(CMSIS_NN)/%.c
+\t@mkdir -p $(dir $@)
+\t$(CC) $(CPU_FLAGS) -std=gnu11 -ffunction-sections -fdata-sections $(CFLAGS) \\
+\t  -I$(CMSIS_NN)/Include $(CMSIS_NN_CFLAGS) -c $< -o $@
+"""
+
+
+def _cmsis_nn_cmake(project: Project) -> str:
+    if not project.cmsis_nn:
+        return ""
+    sources = "\n".join(f"  ${{CMSIS_NN}}/{s}" for s in project.cmsis_nn_sources)
+    return f"""
+# CMSIS-NN, the library the modules call (metadata.json: external_dependencies)
+set(CMSIS_NN "{project.cmsis_nn}" CACHE PATH "CMSIS-NN checkout")
+add_library(cmsis_nn STATIC
+{sources}
+)
+target_include_directories(cmsis_nn PUBLIC ${{CMSIS_NN}}/Include)
+target_compile_options(cmsis_nn PRIVATE ${{CPU_FLAGS}} -std=gnu11 -ffunction-sections
+  -fdata-sections)
+target_include_directories(tvmgen_modules PRIVATE ${{CMSIS_NN}}/Include)
+target_link_libraries(firmware PRIVATE cmsis_nn)
 """
 
 
@@ -603,4 +679,4 @@ target_link_options(firmware PRIVATE ${{CPU_FLAGS}} -T ${{CMAKE_CURRENT_SOURCE_D
 target_link_libraries(firmware PRIVATE m)
 set_property(TARGET firmware APPEND PROPERTY LINK_DEPENDS
   ${{CMAKE_CURRENT_SOURCE_DIR}}/board/link.ld)
-"""
+{_cmsis_nn_cmake(project)}"""

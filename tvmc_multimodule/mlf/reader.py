@@ -48,6 +48,7 @@ class LoadedModule:
     layers: list[LayerInfo] = field(default_factory=list)   # ours: what `tvmc report` shows
     memory_layout: MemoryLayout | None = None
     state_size_bytes: int = 0        # ours: the persistent state (0: a stateless module)
+    external_dependencies: list[str] = field(default_factory=list)  # their short names
 
 
 @dataclass
@@ -295,7 +296,25 @@ def module_from(root: str, origin: str, name: str, raw: dict[str, Any], ir_files
         layers=layers,
         memory_layout=memory_layout,
         state_size_bytes=c_api.state_bytes,
+        external_dependencies=dependencies_from(raw.get("external_dependencies"), origin, name),
     )
+
+
+def dependencies_from(value: Any, origin: str, module: str) -> list[str]:
+    """The short names of the libraries a module calls (CMSIS-NN): a list of objects, each
+    with a `short_name` that must be a plain name (it reaches build files)."""
+    if value is None:
+        return []
+    names = []
+    for entry in value if isinstance(value, list) else [value]:
+        name = entry.get("short_name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}",
+                                                          name):
+            raise OutputError(f"metadata 'external_dependencies' entry {entry!r:.80} has no "
+                              "valid short_name", path=origin, module=module,
+                              hint="the archive is refused")
+        names.append(name)
+    return names
 
 
 def states_from(entries: object, origin: str, name: str) -> list[StateInfo]:

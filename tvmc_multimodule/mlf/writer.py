@@ -245,7 +245,7 @@ def module_metadata(mod: CompiledModule, epoch: int) -> dict[str, Any]:
     return {
         "executors": ["aot"],
         "export_datetime": format_datetime(epoch),
-        "external_dependencies": [],
+        "external_dependencies": canonical_json_value(mod.external_dependencies),
         **({"layers": analysis["layers"]} if "layers" in analysis else {}),
         "memory": memory_entry(mod),
         **({"memory_plan": analysis["memory_plan"]} if "memory_plan" in analysis else {}),

@@ -15,7 +15,7 @@ from tvm import relax
 
 # Channels-last is what the schedules vectorise (channel axis innermost); ONNX graphs are NCHW.
 # Measured on the DS-CNN exported from torch: 0.52 ms NCHW -> 0.17 ms NHWC/HWIO at -O3.
-CHANNELS_LAST = {"relax.nn.conv2d": ["NHWC", "HWIO"]}
+CHANNELS_LAST = {"relax.nn.conv2d": ["NHWC", "HWIO"], "relax.nn.conv1d": ["NWC", "WIO"]}
 
 _ELEMENTWISE = ("add", "subtract", "multiply", "divide", "maximum", "minimum", "power",
                 "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "abs", "negative", "erf",
@@ -23,7 +23,7 @@ _ELEMENTWISE = ("add", "subtract", "multiply", "divide", "maximum", "minimum", "
                 "nn.gelu_tanh", "nn.silu")
 FOLLOWS_LAYOUT = frozenset({
     *(f"relax.{name}" for name in _ELEMENTWISE),
-    "relax.nn.conv2d", "relax.nn.max_pool2d", "relax.nn.avg_pool2d",
+    "relax.nn.conv2d", "relax.nn.conv1d", "relax.nn.max_pool2d", "relax.nn.avg_pool2d",
     "relax.nn.adaptive_avg_pool2d", "relax.concat", "relax.image.resize2d",
     "relax.nn.batch_norm", "relax.nn.prelu", "relax.nn.softmax", "relax.mean", "relax.sum", "relax.max", "relax.min",
     "relax.split", "relax.strided_slice",

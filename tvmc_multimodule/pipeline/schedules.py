@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import tvm
 from tvm import s_tir, tirx
 
+from .tir_passes import MAX_STACK_ALLOCA
+
 log = logging.getLogger(__name__)
 
 VARIANTS = ("vector", "scalar", "none")
@@ -32,6 +34,9 @@ MIN_INNER_EXTENT = 4
 PAD_LOOP_DEPTH = 3           # NHWC: the padded rows one output row needs
 MIN_ROWS_CHANNELS = 8        # fewer input channels: the inline bounds check costs less
 MAX_EPILOGUE_BLOCKS = 8
+MAX_TILE_CHANNELS = 64
+MIN_TILE_CHANNELS = 8
+MAX_RECOMPUTE = 2            # an inlined intermediate: elements its consumer writes per element
 
 
 @dataclass(frozen=True)
@@ -90,12 +95,40 @@ def _out_shape(sch: s_tir.Schedule, block: object) -> tuple[int, ...] | None:
                  for d in getattr(source, "shape", ()))
 
 
+def _inline_epilogue_branches(sch: s_tir.Schedule, block: object,
+                              shape: tuple[int, ...] | None) -> None:
+    """An epilogue that is not a chain (SiLU: `y = a * sigmoid(a)`, a = conv + bias, read by
+    both) made one: every intermediate of `block`'s shape after it is inlined into its
+    readers, so one block reads the reduction's result. Without it the whole convolution
+    output is stored before the epilogue (nudenet at -O3: 3.2 MB of scratch)."""
+    frontier, seen = list(sch.get_consumers(block)), []
+    while frontier:
+        current = frontier.pop(0)
+        if (_is_reduction(sch, current) or _out_shape(sch, current) != shape
+                or any(sch.get(current).same_as(sch.get(b)) for b in seen)):
+            continue
+        seen.append(current)
+        frontier += sch.get_consumers(current)
+    if len(seen) < 2:
+        return
+    intermediates = list(sch.get(sch.get_sblock("root")).alloc_buffers)
+    for current in seen:
+        writes = sch.get(current).writes
+        if (len(writes) == 1 and sch.get_consumers(current)
+                and any(writes[0].source.same_as(b) for b in intermediates)):
+            try:
+                sch.compute_inline(current)
+            except (s_tir.ScheduleError, RuntimeError, ValueError):
+                return
+
+
 def _fuse_epilogue(sch: s_tir.Schedule, block: object) -> object | None:
     """Inline the elementwise chain after `block` into its first consumer; return that block.
     Only blocks that write `block`'s shape: a consumer of another shape (a PAD of the
     channels) placed under the producer's loops would write only the producer's region."""
-    consumers = sch.get_consumers(block)
     shape = _out_shape(sch, block)
+    _inline_epilogue_branches(sch, block, shape)
+    consumers = sch.get_consumers(block)
     if (len(consumers) != 1 or _is_reduction(sch, consumers[0])
             or _out_shape(sch, consumers[0]) != shape):
         return None
@@ -132,6 +165,19 @@ TILES = {
 }
 
 
+def _divisor_tile(pixels: int, channels: int) -> list[tuple[int, int]]:
+    """No tile of TILES divides the channels (silero-VAD's STFT, 258) and one pixel's
+    accumulator would go to the workspace's scratch (>= 1 KiB): one pixel at a time,
+    the channels split by their largest divisor <= MAX_TILE_CHANNELS, so the accumulator is
+    that block, not all the channels (1,032 B of scratch at silero's peak; as fast: 29.6 ->
+    31.4 us, noisy host)."""
+    if channels * 4 < MAX_STACK_ALLOCA:  # fits the stack, no scratch: all channels innermost
+        return []
+    divisors = [f for f in range(MAX_TILE_CHANNELS, MIN_TILE_CHANNELS - 1, -1)
+                if channels % f == 0]
+    return [(1, divisors[0])] if divisors else []
+
+
 def _register_tile(sch: s_tir.Schedule, spatial: list, reduce: list, kind: str) -> object | None:
     """Split the pixel axis (the last before the channels) by P and the channels by F, the
     reductions between: `for rc: for p < P: for f < F: acc[p][f] += x[p][rc] * w[rc][f]`, so
@@ -142,6 +188,8 @@ def _register_tile(sch: s_tir.Schedule, spatial: list, reduce: list, kind: str) 
     narrow = kind != "depthwise" and channels < 16
     fits = [(p, f) for p, f in TILES[kind]
             if pixels % p == 0 and (channels % f == 0 or (narrow and f == 16))]
+    if not fits:
+        fits = _divisor_tile(pixels, channels)
     if not fits:
         return None
     p, f = fits[0]
@@ -214,7 +262,7 @@ def schedule_function(func: tirx.PrimFunc, options: ScheduleOptions) -> tirx.Pri
         root = sch.get_sblock("root")
         reductions = [b for b in sch.get_child_blocks(root) if _is_reduction(sch, b)]
         if not reductions:
-            return func
+            return _inline_intermediates(func)
         for block in reductions:
             _schedule_reduction(sch, block, options)
     except (_NotApplicable, s_tir.ScheduleError, RuntimeError, ValueError) as exc:
@@ -222,6 +270,42 @@ def schedule_function(func: tirx.PrimFunc, options: ScheduleOptions) -> tirx.Pri
         # this file (NameError, TypeError...) still surfaces
         log.debug("operator left unscheduled: %s", str(exc).strip().splitlines()[-1:] or exc)
         return decompose_reductions(func)
+    return sch.mod["main"]
+
+
+def _elements(buffer: tirx.Buffer) -> int | None:
+    size = 1
+    for dim in buffer.shape:
+        if not isinstance(dim, (int, tirx.IntImm)):
+            return None
+        size *= int(dim)
+    return size
+
+
+def _inline_intermediates(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """An operator without reductions (a fused chain of pads, slices, transposes, casts and
+    elementwise maths) computed in one loop nest: every intermediate is inlined into its
+    consumers, so none is stored (TVM materialises each one, in the workspace's scratch
+    from 1 KiB on: silero-VAD's STFT magnitude 6,192 B). Not where a consumer writes more
+    than `MAX_RECOMPUTE` x the intermediate's elements (a broadcast would recompute it)."""
+    sch = s_tir.Schedule(tvm.IRModule({"main": func}))
+    root = sch.get_sblock("root")
+    intermediates = list(sch.get(root).alloc_buffers)
+    for block in sch.get_child_blocks(root):
+        writes = sch.get(block).writes
+        if len(writes) != 1 or not any(writes[0].source.same_as(b) for b in intermediates):
+            continue
+        size = _elements(writes[0].source)
+        consumers = sch.get_consumers(block)
+        if size is None or not consumers or any(
+                _elements(sch.get(c).writes[0].source) is None
+                or _elements(sch.get(c).writes[0].source) > MAX_RECOMPUTE * size
+                for c in consumers):
+            continue
+        try:
+            sch.compute_inline(block)
+        except (s_tir.ScheduleError, RuntimeError, ValueError):
+            continue
     return sch.mod["main"]
 
 

@@ -16,6 +16,7 @@ from tvm import tirx
 
 from ..errors import UnsupportedError
 from ..names import unique_c_names
+from ..kernels.library import SCRATCH_IN_WORKSPACE_ATTR
 from ..kernels.portable.nn import KERNEL_ATTR
 from .inplace import _accesses, inplace_pairs
 
@@ -150,12 +151,13 @@ def _lift_scratch(func: tirx.PrimFunc) -> tuple[tirx.PrimFunc, int]:
     body = func.body
     stmts = list(body.seq) if isinstance(body, tirx.SeqStmt) else [body]
     scratch = tirx.Var(SCRATCH_PARAM, tvm.ir.PointerType(tvm.ir.PrimType("uint8")))
+    smallest = 1 if func.attrs and SCRATCH_IN_WORKSPACE_ATTR in func.attrs else MAX_STACK_ALLOCA
     offset, new_stmts = 0, []
     for stmt in stmts:
         if isinstance(stmt, tirx.AllocBuffer):
             buf_type = stmt.buffer.ty
             size = _buffer_bytes(buf_type)
-            if size >= MAX_STACK_ALLOCA and str(buf_type.storage_scope) in ("global", ""):
+            if size >= smallest and str(buf_type.storage_scope) in ("global", ""):
                 new_stmts.append(tirx.DeclBuffer(
                     stmt.buffer, data=tirx.ptr_byte_offset(scratch, offset, str(buf_type.dtype))))
                 offset = _align(offset + size)

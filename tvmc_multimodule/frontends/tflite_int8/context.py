@@ -72,9 +72,19 @@ class Context:
         args = [*inputs, *(self.const(c) for c in kernel.constants)]
         return self.call(kernel.func, name, args, shape, dtype)
 
-    def call(self, func: tirx.PrimFunc, name: str, args: Sequence[relax.Expr],
-             shape: Sequence[int], dtype: str = "int8") -> relax.Var:
-        """call_tir of `func` (added once per distinct kernel) writing a new tensor."""
+    def call_kernel_outputs(self, kernel: Kernel, name: str, inputs: Sequence[relax.Expr],
+                            outputs: Sequence[tuple[Sequence[int], str]]) -> list[relax.Expr]:
+        """call_tir of a kernel with several outputs ((shape, dtype) each): their values."""
+        for key, source in kernel.c_sources:
+            self.c_sources.setdefault(key, source)
+        args = [*inputs, *(self.const(c) for c in kernel.constants)]
+        gvar = self._function(kernel.func, name)
+        types = [relax.TensorType([int(d) for d in s], dtype) for s, dtype in outputs]
+        result = self.emit(relax.call_tir(gvar, args, types))
+        return [self.emit(relax.TupleGetItem(result, k)) for k in range(len(types))]
+
+    def _function(self, func: tirx.PrimFunc, name: str) -> tvm.ir.GlobalVar:
+        """`func` added to the module once per distinct kernel."""
         import tvm_ffi
 
         same_hash = self._functions.setdefault(tvm_ffi.structural_hash(func), [])
@@ -84,5 +94,11 @@ class Context:
             self._names[name] = count + 1
             gvar = self.builder.add_func(func, f"{name}_{count}" if count else name)
             same_hash.append((func, gvar))
+        return gvar
+
+    def call(self, func: tirx.PrimFunc, name: str, args: Sequence[relax.Expr],
+             shape: Sequence[int], dtype: str = "int8") -> relax.Var:
+        """call_tir of `func` (added once per distinct kernel) writing a new tensor."""
+        gvar = self._function(func, name)
         out = relax.TensorType([int(d) for d in shape], dtype)
         return self.emit(relax.call_tir(gvar, list(args), out))

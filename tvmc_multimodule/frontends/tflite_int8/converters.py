@@ -10,7 +10,8 @@ from typing import Callable, Mapping
 import numpy as np
 from tvm import relax
 
-from ...kernels import AddParams, Conv2DSpec, FullyConnectedSpec, PoolSpec
+from ...errors import UnsupportedError
+from ...kernels import AddParams, Conv2DSpec, FullyConnectedSpec, PoolSpec, lstm_spec
 from ...kernels import fixedpoint as fx
 from .context import Context, NoIntegerKernel
 from .graph import Operator, Tensor
@@ -187,10 +188,11 @@ def convert_mul(ctx: Context, op: Operator) -> relax.Expr:
     act = _activation(op.options("MulOptions"))
     multiplier = fx.quantize_multiplier(fx.f32(a.scale) * fx.f32(b.scale) / fx.f32(out.scale))
     lo, hi = fx.activation_range(act, out.scale, out.zero_point)
-    func = ctx.library.mul(a.shape, b.shape, out.shape,
-                           (a.zero_point, b.zero_point, out.zero_point), multiplier, lo, hi,
-                           ctx.helpers)
-    return ctx.call(func, "mul", [ctx.value(op.inputs[0]), ctx.value(op.inputs[1])], out.shape)
+    kernel = ctx.library.mul_kernel(a.shape, b.shape, out.shape,
+                                    (a.zero_point, b.zero_point, out.zero_point), multiplier,
+                                    lo, hi, ctx.helpers)
+    return ctx.call_kernel(kernel, "mul", [ctx.value(op.inputs[0]), ctx.value(op.inputs[1])],
+                           out.shape)
 
 
 def _lookup(ctx: Context, op: Operator, table: np.ndarray, name: str) -> relax.Expr:
@@ -277,14 +279,14 @@ def _pool(ctx: Context, op: Operator) -> tuple[PoolSpec, Tensor, Tensor]:
 
 def convert_average_pool2d(ctx: Context, op: Operator) -> relax.Expr:
     spec, _, to = _pool(ctx, op)
-    return ctx.call(ctx.library.average_pool(spec, ctx.helpers), "avg_pool2d",
-                    [ctx.value(op.inputs[0])], to.shape)
+    return ctx.call_kernel(ctx.library.average_pool_kernel(spec, ctx.helpers), "avg_pool2d",
+                           [ctx.value(op.inputs[0])], to.shape)
 
 
 def convert_max_pool2d(ctx: Context, op: Operator) -> relax.Expr:
     spec, _, to = _pool(ctx, op)
-    return ctx.call(ctx.library.max_pool(spec), "max_pool2d", [ctx.value(op.inputs[0])],
-                    to.shape)
+    return ctx.call_kernel(ctx.library.max_pool_kernel(spec, ctx.helpers), "max_pool2d",
+                           [ctx.value(op.inputs[0])], to.shape)
 
 
 def convert_mean(ctx: Context, op: Operator) -> relax.Expr:
@@ -315,10 +317,11 @@ def convert_softmax(ctx: Context, op: Operator) -> relax.Expr:
         requantise = (multiplier, shift, to.zero_point)
     depth = ti.shape[-1]
     rows = int(np.prod(ti.shape)) // depth
-    table = fx.softmax_exp_table(ti.scale, op.options("SoftmaxOptions").Beta())
+    kernel = ctx.library.softmax_kernel(rows, depth, ti.scale,
+                                        op.options("SoftmaxOptions").Beta(), ctx.helpers,
+                                        requantise)
     x = ctx.reshape(ctx.value(op.inputs[0]), (rows, depth))
-    y = ctx.call(ctx.library.softmax(rows, depth, ctx.helpers, requantise), "softmax",
-                 [x, ctx.const(table)], (rows, depth))
+    y = ctx.call_kernel(kernel, "softmax", [x], (rows, depth))
     return ctx.reshape(y, to.shape)
 
 
@@ -442,7 +445,78 @@ def convert_split(ctx: Context, op: Operator) -> list[relax.Expr]:
     return _split(ctx, op, [ti.shape[axis % len(ti.shape)] // parts] * parts, axis, 1)
 
 
+# ---------------------------------------------------------------- recurrent
+
+# UNIDIRECTIONAL_SEQUENCE_LSTM inputs: weights (input, recurrent) and biases per gate i f c o
+_LSTM_W = (1, 2, 3, 4)
+_LSTM_R = (5, 6, 7, 8)
+_LSTM_B = (12, 13, 14, 15)
+_LSTM_ABSENT = {9: "peepholes", 10: "peepholes", 11: "peepholes", 16: "projection",
+                17: "projection", 20: "layer normalisation", 21: "layer normalisation",
+                22: "layer normalisation", 23: "layer normalisation"}
+TANH = 4  # ActivationFunctionType.TANH
+
+
+def convert_unidirectional_sequence_lstm(ctx: Context, op: Operator) -> relax.Expr:
+    """TFLite Micro's integer LSTM (8-bit activations and weights, int16 cell state): the
+    whole sequence in one kernel; the output and cell state tensors (variables) take the
+    final h and c, so the next invoke continues from them."""
+    node = f"int8 UNIDIRECTIONAL_SEQUENCE_LSTM '{ctx.tensor(op.outputs[0]).name}'"
+
+    def refuse(what: str) -> UnsupportedError:
+        return UnsupportedError(f"{node}: {what} (TFLite Micro's integer LSTM form only)")
+
+    inputs = list(op.inputs) + [-1] * (24 - len(op.inputs))
+    present = sorted({why for k, why in _LSTM_ABSENT.items() if inputs[k] >= 0})
+    if present:
+        raise refuse(" and ".join(present) + " are not supported")
+    if any(inputs[k] < 0 for k in _LSTM_W + _LSTM_R + (18, 19)):
+        raise refuse("the coupled input-forget form (no input gate) is not supported")
+    x, h, c = (ctx.tensor(inputs[k]) for k in (0, 18, 19))
+    y = ctx.tensor(op.outputs[0])
+    if (x.dtype, h.dtype, c.dtype, y.dtype) != ("int8", "int8", "int16", "int8"):
+        raise refuse(f"activations {x.dtype}, state {h.dtype}/{c.dtype} are not supported "
+                     "(int8 activations, int16 cell state)")
+    weights = [ctx.tensor(inputs[k]) for k in _LSTM_W + _LSTM_R]
+    for w in weights:
+        if (w.dtype != "int8" or w.data is None or w.scales is None or w.scales.size != 1
+                or w.zero_point != 0):
+            raise refuse(f"weights '{w.name}' are not constant per-tensor symmetric int8")
+    options = op.options("UnidirectionalSequenceLSTMOptions")
+    if int(options.FusedActivationFunction()) != TANH:
+        raise refuse("only the TANH cell activation is supported")
+    time_major = bool(options.TimeMajor())
+    steps, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
+    hidden = weights[0].shape[0]
+    depth = x.shape[2]
+    if int(np.prod(h.shape)) != batch * hidden or int(np.prod(c.shape)) != batch * hidden:
+        raise refuse("state size is not batch x units")
+    biases = []
+    for k in _LSTM_B:
+        if inputs[k] < 0:
+            biases.append(np.zeros(hidden, np.int32))
+            continue
+        b = ctx.tensor(inputs[k])
+        if b.dtype != "int32" or b.data is None:
+            raise refuse(f"bias '{b.name}' is not a constant int32")
+        biases.append(b.data.astype(np.int32).reshape(hidden))
+    spec = lstm_spec(batch, steps, depth, hidden, time_major, x.scale, x.zero_point,
+                     tuple(float(w.scales[0]) for w in weights), h.scale, h.zero_point,
+                     c.scale, float(options.CellClip()))
+    w_in = np.stack([w.data.reshape(hidden, depth) for w in weights[:4]])
+    w_rec = np.stack([w.data.reshape(hidden, hidden) for w in weights[4:]])
+    kernel = ctx.library.lstm(spec, w_in, w_rec, np.stack(biases), ctx.helpers)
+    out, h_new, c_new = ctx.call_kernel_outputs(
+        kernel, "lstm", [ctx.value(inputs[0]), ctx.reshape(ctx.value(inputs[18]), (batch, hidden)),
+                         ctx.reshape(ctx.value(inputs[19]), (batch, hidden))],
+        [(y.shape, "int8"), ((batch, hidden), "int8"), ((batch, hidden), "int16")])
+    ctx.values[inputs[18]] = ctx.reshape(h_new, h.shape)
+    ctx.values[inputs[19]] = ctx.reshape(c_new, c.shape)
+    return out
+
+
 CONVERTERS: Mapping[str, Converter] = MappingProxyType({
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": convert_unidirectional_sequence_lstm,
     "SPLIT": convert_split,
     "SPLIT_V": convert_split_v,
     "CONV_2D": convert_conv2d,

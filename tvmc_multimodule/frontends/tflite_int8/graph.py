@@ -155,6 +155,8 @@ def read_graph(model: Any) -> Graph:
                  tuple(_ints(graph.OutputsAsNumpy())))
 
 
+LSTM_CELL_STATE = 19  # UNIDIRECTIONAL_SEQUENCE_LSTM's input holding the cell state
+
 # resource variables (see state.py): their handles are not data
 STATE_OPERATORS = frozenset({"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"})
 
@@ -180,6 +182,8 @@ def is_full_int8(graph: Graph) -> bool:
                 continue
             if op.name == "QUANTIZE" and position == 0 and t.dtype == "float32":
                 continue
+            if op.name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and position == LSTM_CELL_STATE:
+                continue  # its int16 cell state (the 8x8->16 integer LSTM)
             return False
         for index in op.outputs:
             t = graph.tensor(index)

@@ -21,7 +21,7 @@ from .context import Context, NoIntegerKernel
 from .converters import CONVERTERS, INTERNAL_CONVERTERS
 from .fallback import FloatForm
 from .graph import Graph, Operator
-from .state import Variable, find_variables, handles
+from .state import Variable, find_variables, handles, variable_tensors
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,14 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
     for k, (index, shape) in enumerate(zip(graph.inputs, input_shapes)):
         t = graph.tensor(index)
         params.append(relax.Var(f"input{k}", relax.TensorType([int(d) for d in shape], t.dtype)))
-    variables = find_variables(graph) if graph.model is not None else []
+    variables = (find_variables(graph) + variable_tensors(graph)
+                 if graph.model is not None else [])
     state_params = [relax.Var(f"state{k}", relax.TensorType([int(d) for d in v.tensor.shape],
                                                               v.tensor.dtype))
                     for k, v in enumerate(variables)]
     # a READ_VARIABLE sees the latest ASSIGN_VARIABLE before it, else the value at entry
-    current: dict[str, relax.Expr] = {v.key: p for v, p in zip(variables, state_params)}
+    current: dict[str, relax.Expr] = {v.key: p for v, p in zip(variables, state_params)
+                                      if v.tensor_index is None}
     keys = handles(graph) if variables else {}
     ctx = Context(graph, builder, helpers, library or PortableC())
     floats: FloatFormLike | None = None
@@ -78,6 +80,9 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
     with builder.function("main", params + state_params):
         with builder.dataflow():
             ctx.values.update(zip(graph.inputs, params))
+            # a variable tensor's value: the state at entry, then what its operator leaves
+            ctx.values.update((v.tensor_index, p) for v, p in zip(variables, state_params)
+                              if v.tensor_index is not None)
             for op in graph.operators:
                 if op.name in ("VAR_HANDLE", "CALL_ONCE"):
                     continue  # handles are resolved by name; the initialisation is folded
@@ -121,7 +126,8 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
                 ctx.values.update(zip(op.outputs, outputs))
                 fallbacks.append(f"{op.name}: {reason}")
             results = [ctx.value(i) for i in graph.outputs]
-            results += [current[v.key] for v in variables]
+            results += [current[v.key] if v.tensor_index is None else ctx.values[v.tensor_index]
+                        for v in variables]
             out = builder.emit_output(results[0] if len(results) == 1 else relax.Tuple(results))
         builder.emit_func_output(out)
     if fallbacks:

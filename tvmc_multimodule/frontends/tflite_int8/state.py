@@ -26,6 +26,19 @@ class Variable:
     tensor: Tensor                # a tensor of the main graph holding its value
     initial: np.ndarray = field(compare=False)
 
+    @property
+    def name(self) -> str:
+        """What the state is called: the shared name, or the variable tensor's name."""
+        return self.tensor.name if self.key.startswith(TENSOR_KEY) else self.key
+
+    @property
+    def tensor_index(self) -> int | None:
+        """The variable tensor this state is (None for a resource variable)."""
+        return self.tensor.index if self.key.startswith(TENSOR_KEY) else None
+
+
+TENSOR_KEY = "tensor:"  # key prefix of a variable tensor's state
+
 
 def _key(op: Operator, model: Any, subgraph: int) -> str:
     options = op.options("VarHandleOptions")
@@ -86,6 +99,27 @@ def _constant(model: Any, sub: Any, index: int) -> np.ndarray | None:
     if dtype is None or buffer is None or not buffer.DataLength():
         return None
     return dense_constant(t, buffer.DataAsNumpy().tobytes(), dtype).copy()
+
+
+def variable_tensors(graph: Graph) -> list[Variable]:
+    """The main graph's *variable tensors* an operator reads (UNIDIRECTIONAL_SEQUENCE_LSTM's
+    output and cell state): LiteRT and TFLite Micro keep them across invokes. Initial value:
+    the tensor's data, else what TFLite Micro resets it to (an int8 tensor's zero point, else
+    zero)."""
+    if graph.model is None:
+        return []
+    read = {i for op in graph.operators for i in op.inputs if i >= 0}
+    found = []
+    for t in graph.tensors:
+        if t.index not in read or not graph.subgraph.Tensors(t.index).IsVariable():
+            continue
+        if t.data is not None:
+            initial = np.asarray(t.data, t.dtype).reshape(t.shape)
+        else:
+            zero = t.zero_point if t.dtype == "int8" and t.quantized else 0
+            initial = np.full(t.shape, zero, t.dtype)
+        found.append(Variable(f"{TENSOR_KEY}{t.index}", t, initial))
+    return found
 
 
 def find_variables(graph: Graph) -> list[Variable]:

@@ -7,10 +7,11 @@ from typing import Sequence
 
 import numpy as np
 
+from .. import fixedpoint as fx
 from ..c_helpers import CHelpers
 from ..library import Kernel
-from ..records import AddParams, Conv2DSpec, FullyConnectedSpec
-from . import elementwise, nn
+from ..records import AddParams, Conv2DSpec, FullyConnectedSpec, LstmSpec, PoolSpec
+from . import elementwise, lstm as lstm_kernel, nn
 
 FORMS = ("vector", "scalar")
 
@@ -59,6 +60,31 @@ class PortableC:
                    out_shape: Sequence[int], params: AddParams, helpers: CHelpers) -> Kernel:
         """TFLite Micro's int8 ADD (with broadcasting)."""
         return Kernel(elementwise.add(a_shape, b_shape, out_shape, params, helpers), ())
+
+    def lstm(self, spec: LstmSpec, weights: np.ndarray, recurrent: np.ndarray,
+             bias: np.ndarray, helpers: CHelpers) -> Kernel:
+        """TFLite Micro's int8 LSTM (int16 cell state); weights [4, H, I], recurrent
+        [4, H, H], bias int32 [4, H], gates in i f c o order. Three outputs: y, h, c."""
+        return lstm_kernel.lstm(spec, weights, recurrent, bias, helpers)
+
+    # ---- operators a library may hand to C of its own (with the C in `Kernel.c_sources`)
+    def average_pool_kernel(self, spec: PoolSpec, helpers: CHelpers) -> Kernel:
+        return Kernel(self.average_pool(spec, helpers), ())
+
+    def max_pool_kernel(self, spec: PoolSpec, helpers: CHelpers) -> Kernel:
+        return Kernel(self.max_pool(spec), ())
+
+    def softmax_kernel(self, rows: int, depth: int, in_scale: float, beta: float,
+                       helpers: CHelpers, requantise: tuple[int, int, int] | None) -> Kernel:
+        """TFLite's int8 softmax over rows of `depth`; the exp table is the constant."""
+        return Kernel(self.softmax(rows, depth, helpers, requantise),
+                      (fx.softmax_exp_table(in_scale, beta),))
+
+    def mul_kernel(self, a_shape: Sequence[int], b_shape: Sequence[int],
+                   out_shape: Sequence[int], zero_points: tuple[int, int, int],
+                   multiplier: tuple[int, int], lo: int, hi: int, helpers: CHelpers) -> Kernel:
+        return Kernel(self.mul(a_shape, b_shape, out_shape, zero_points, multiplier, lo, hi,
+                               helpers), ())
 
     # ---- the rest: no weights to pack
     average_pool = staticmethod(nn.average_pool)

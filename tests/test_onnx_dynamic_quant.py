@@ -1,0 +1,88 @@
+"""Dynamically quantised ONNX models: ConvInteger (int8/uint8, zero points per tensor or per
+channel, int32 out) and the built-in com.microsoft DynamicQuantizeLSTM, compiled to C (gcc
+-Wall -Werror), against the exact reference of onnx_exact.py (onnx's ReferenceEvaluator,
+DynamicQuantizeLSTM written from its definition; not onnxruntime, whose integer GEMM depends
+on the CPU)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import cbuild
+from builders import onnx_dynamic_quant_models as models
+from onnx_exact import run_onnx_exact
+from tvmc_multimodule import compile_model, export_model_library_format
+from tvmc_multimodule import load_model_library_format
+
+pytestmark = pytest.mark.skipif(not cbuild.have("gcc"), reason="gcc")
+
+
+def _ours(model: onnx.ModelProto, feeds: dict[str, np.ndarray], tmp: Path) -> list[np.ndarray]:
+    onnx.save(model, tmp / "m.onnx")
+    export_model_library_format(compile_model(str(tmp / "m.onnx"), module_name="dq"),
+                                str(tmp / "dq.tar"))
+    module = load_model_library_format(str(tmp / "dq.tar")).modules["dq"]
+    root = cbuild.extract(tmp / "dq.tar", tmp / "x")
+    return cbuild.build_and_run(root, {"dq": (module.inputs, module.outputs)},
+                                {"dq": list(feeds.values())})["dq"]
+
+
+@pytest.mark.parametrize("options", [
+    {},                                                    # uint8, one zero point
+    {"dtype": "int8", "per_channel": True},                # int8, per output channel
+    {"group": 2, "auto_pad": "SAME_UPPER", "stride": 1},   # grouped, auto padding
+])
+def test_conv_integer_exact(tmp_path: Path, options: dict) -> None:
+    """DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul: the int32 accumulators equal the
+    reference's (0 difference), the dequantised output to float32 rounding."""
+    model = models.conv_integer(**options)
+    x = np.random.default_rng(1).standard_normal((1, 4, 9, 9)).astype(np.float32)
+    y, acc = _ours(model, {"x": x}, tmp_path)
+    want_y, want_acc = run_onnx_exact(model, {"x": x})
+    assert acc.dtype == np.int32 and acc.shape == want_acc.shape
+    np.testing.assert_array_equal(acc, want_acc)
+    np.testing.assert_allclose(y, want_y, rtol=1e-6, atol=1e-6 * np.abs(want_y).max())
+
+
+@pytest.mark.parametrize("options", [
+    {},                                                              # int8, per direction
+    {"direction": "bidirectional", "dtype": "uint8", "per_channel": True},
+    {"direction": "reverse", "per_channel": True, "initial_states": True},
+])
+def test_dynamic_quantize_lstm_exact(tmp_path: Path, options: dict) -> None:
+    """Y, Y_h, Y_c within 1e-6 of the definition computed in float64 (the quantised products
+    are exact integers on both sides; what is left is float32 rounding)."""
+    model = models.dynamic_quantize_lstm(**options)
+    rng = np.random.default_rng(2)
+    feeds = {"x": rng.standard_normal((6, 1, 10)).astype(np.float32)}
+    if options.get("initial_states"):
+        feeds["h0"] = (rng.standard_normal((1, 1, 8)) * 0.5).astype(np.float32)
+        feeds["c0"] = (rng.standard_normal((1, 1, 8)) * 0.5).astype(np.float32)
+    ours = _ours(model, feeds, tmp_path)
+    want = run_onnx_exact(model, feeds)
+    for got, expected in zip(ours, want):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def test_abs_and_cast_to_integer_compile(tmp_path: Path) -> None:
+    """Float Abs and Cast float -> int32 (the quantised bias of common_old.onnx: Div -> Floor
+    -> Cast): TVM's converters call fabs (Abs, and the isfinite guard of Cast), which TVM
+    0.27's C target cannot lower; ours do without it."""
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Abs", ["x"], ["a"]),
+             helper.make_node("Floor", ["x"], ["f"]),
+             helper.make_node("Cast", ["f"], ["i"], to=TensorProto.INT32)]
+    graph = helper.make_graph(nodes, "abs_cast",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5])],
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, 5]),
+                               helper.make_tensor_value_info("i", TensorProto.INT32, [2, 5])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    x = (np.random.default_rng(3).standard_normal((2, 5)) * 50).astype(np.float32)
+    a, i = _ours(model, {"x": x}, tmp_path)
+    np.testing.assert_array_equal(a, np.abs(x))
+    np.testing.assert_array_equal(i, np.floor(x).astype(np.int32))

@@ -1,0 +1,37 @@
+"""CMSIS-NN as an external dependency of a firmware project: where its sources are (a path the
+user gives: ARM-software/CMSIS-NN, never copied into this tool) and which of them an int8
+model's calls need."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..errors import UsageError
+
+EXTERNAL_LIBRARY = "CMSIS-NN"  # its short_name in metadata.json's external_dependencies
+
+# a source an int8 model's calls never reach: float (f16/f32), int4, int16-only, LSTM/SVDF
+_UNUSED = re.compile(r"_(f16|f32|flt|s4)\b|_(f16|f32|flt|s4)_|lstm|svdf", re.I)
+
+
+def check_root(path: str, what: str = "--cmsis-nn-path") -> Path:
+    """The CMSIS-NN checkout at `path` (it must hold Include/arm_nnfunctions.h and Source/)."""
+    root = Path(path).expanduser().resolve()
+    if not (root / "Include" / "arm_nnfunctions.h").is_file() or not (root / "Source").is_dir():
+        raise UsageError(f"{what} '{path}' is not a CMSIS-NN checkout (no "
+                         "Include/arm_nnfunctions.h and Source/)",
+                         hint="give the root of ARM-software/CMSIS-NN")
+    return root
+
+
+def int8_sources(root: Path) -> list[Path]:
+    """The sources of `root`/Source an int8 model may call (about 45 of 110), sorted."""
+    sources = []
+    for path in sorted(root.glob("Source/*/*.c")):
+        stem = path.stem
+        int16_only = "_s16" in stem and "_s8" not in stem
+        if not _UNUSED.search(stem + "_") and not int16_only and "LSTM" not in str(path.parent):
+            sources.append(path)
+    return sources
+
+
