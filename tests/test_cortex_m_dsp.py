@@ -1,8 +1,9 @@
 """The Cortex-M DSP kernel library (kernels/cortex_m_dsp) on an emulated Cortex-M4 (QEMU
 mps2-an386, through a `tvmc micro` project): every DSP kernel (convolution, pointwise,
-depthwise, fully connected) bit-exact with TFLite Micro on test-built models with odd channel
-counts, channel tails, padding with non-zero input zero points, per-channel weights and
-saturated outputs; the int8 objects call no soft-float or division helper."""
+depthwise with channel multipliers 1 and 2, fully connected, ADD and MUL with broadcasting)
+bit-exact with TFLite Micro on test-built models with odd channel counts, channel tails,
+padding with non-zero input zero points, per-channel weights and saturated outputs; the int8
+objects call no soft-float or division helper."""
 from __future__ import annotations
 
 import os
@@ -22,7 +23,8 @@ from tvmc_multimodule.micro.emulator import run_module
 from tvmc_multimodule.micro.firmware import build
 
 TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm")
-MODELS = ("dsp_shapes", "dsp_wide_window", "dsp_gemv", "conv_same_stride2", "fully_connected", "conv_dilated_depthwise")
+MODELS = ("dsp_shapes", "dsp_wide_window", "dsp_gemv", "conv_same_stride2", "fully_connected",
+          "conv_dilated_depthwise", "dsp_elementwise", "add_mul")
 INPUT_SETS = 4
 
 pytestmark = pytest.mark.arm
@@ -59,9 +61,13 @@ def test_library_is_chosen_for_dsp_cores(dsp_firmware: dict) -> None:
     from tvmc_multimodule.kernels import CortexMDsp, PortableC, library_for_target
 
     for module in dsp_firmware["modules"]:
-        assert "_dsp_conv_" in module.sources[f"{module.name}_lib0.c"] or \
-            "_dsp_fc_" in module.sources[f"{module.name}_lib0.c"]
+        assert "_dsp_" in module.sources[f"{module.name}_lib0.c"]
+    elementwise = next(m for m in dsp_firmware["modules"] if m.name == "dsp_elementwise")
+    source = elementwise.sources["dsp_elementwise_lib0.c"]
+    assert source.count("_dsp_add_") >= 6 and source.count("_dsp_mul_") >= 4  # 3 + 2 kernels
     assert "_dsp_dw_" in dsp_firmware["modules"][0].sources["dsp_shapes_lib0.c"]
+    multiplier = next(m for m in dsp_firmware["modules"] if m.name == "conv_dilated_depthwise")
+    assert "_dsp_dw_" in multiplier.sources["conv_dilated_depthwise_lib0.c"]  # multiplier 2
     for core in ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"):
         assert isinstance(library_for_target(core, "scalar"), CortexMDsp)
     for core in ("cortex-m0", "cortex-m3", "cortex-m33+nodsp", None):
@@ -155,7 +161,8 @@ def test_dsp_layers_report_their_macs(dsp_firmware: dict) -> None:
                                  strict_int8=True, target="c")
         assert [layer.macs for layer in module.layers] == \
             [layer.macs for layer in portable.layers]
-        assert sum(layer.macs for layer in module.layers) > 0
+        assert sum(layer.macs for layer in module.layers) > 0 or "add" in module.name or \
+            "elementwise" in module.name
 
 
 def test_requantisation_shifts_are_int8_tables(tmp_path: Path) -> None:

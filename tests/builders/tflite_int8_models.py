@@ -222,6 +222,32 @@ def add_mul() -> bytes:
     return g.to_bytes()
 
 
+def dsp_elementwise() -> bytes:
+    """The DSP library's ADD and MUL: a[1,8,9,9] + b (same shape, 256-entry tables, RELU);
+    a + c[1,1,9,1] (broadcast, tables); a * d[9] (broadcast, a multiplier > 1: left shift,
+    saturating); c * e[1,8,1,9] (both operands broadcast); e + f[1,1,1,9] (72 outputs:
+    computed without tables, RELU6)."""
+    g = TFLiteGraph()
+    a = g.add_tensor("a", [1, 8, 9, 9], "int8", scale=0.05, zero_point=3)
+    b = g.add_tensor("b", [1, 8, 9, 9], "int8", scale=0.013, zero_point=-60)
+    c = g.add_tensor("c", [1, 1, 9, 1], "int8", scale=0.11, zero_point=-7)
+    d = g.add_tensor("d", [9], "int8", scale=0.2, zero_point=5)
+    e = g.add_tensor("e", [1, 8, 1, 9], "int8", scale=0.03, zero_point=-128)
+    f = g.add_tensor("f", [1, 1, 1, 9], "int8", scale=0.09, zero_point=100)
+    outs = [g.add_tensor("ab", [1, 8, 9, 9], "int8", scale=0.06, zero_point=-10),
+            g.add_tensor("ac", [1, 8, 9, 9], "int8", scale=0.08, zero_point=4),
+            g.add_tensor("ad", [1, 8, 9, 9], "int8", scale=0.004, zero_point=-3),
+            g.add_tensor("ce", [1, 8, 9, 9], "int8", scale=0.02, zero_point=1),
+            g.add_tensor("ef", [1, 8, 1, 9], "int8", scale=0.05, zero_point=-20)]
+    g.add_operator("ADD", [a, b], [outs[0]], ("AddOptions", {"FusedActivationFunction": RELU}))
+    g.add_operator("ADD", [a, c], [outs[1]], ("AddOptions", {"FusedActivationFunction": NONE}))
+    g.add_operator("MUL", [a, d], [outs[2]], ("MulOptions", {"FusedActivationFunction": NONE}))
+    g.add_operator("MUL", [c, e], [outs[3]], ("MulOptions", {"FusedActivationFunction": RELU}))
+    g.add_operator("ADD", [e, f], [outs[4]], ("AddOptions", {"FusedActivationFunction": RELU6}))
+    g.set_io([a, b, c, d, e, f], outs)
+    return g.to_bytes()
+
+
 def pools() -> bytes:
     """x[1,9,7,5] (zp -5) -> AVERAGE_POOL_2D 3x3 stride 2 SAME (padded), RELU -> [1,5,4,5];
     MAX_POOL_2D 2x2 stride 2 VALID -> [1,4,3,5]; MAX_POOL_2D 3x3 stride 1 SAME -> [1,9,7,5]."""
@@ -447,6 +473,7 @@ def integer_models() -> dict[str, Callable[[], bytes]]:
         "dsp_gemv": dsp_gemv,
         "fully_connected": fully_connected,
         "add_mul": add_mul,
+        "dsp_elementwise": dsp_elementwise,
         "pools": pools,
         "mean": mean,
         "softmax": softmax,

@@ -92,9 +92,13 @@ def _clip(attrs: dict) -> Callable[[Any], Any]:
 
 def lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int,
                 rev_base: int, rev_step: int, acts: Sequence[Callable[[Any], Any]],
-                clip: Callable[[Any], Any]) -> Any:
-    """ONNX LSTM (gates i, o, f, c; peepholes i, o, f), the state kept in yh / yc."""
+                clip: Callable[[Any], Any],
+                cell_clip: Callable[[Any], Any] | None = None) -> Any:
+    """ONNX LSTM (gates i, o, f, c; peepholes i, o, f), the state kept in yh / yc.
+    `cell_clip` bounds the new cell state (TFLite's cell_clip; ONNX has none)."""
     from tvm.script import tirx as T
+
+    bound_cell = cell_clip or (lambda v: v)
 
     f_, g_, h_ = acts
     G = 4 * hidden  # noqa: N806 - TVMScript shapes read best in upper case
@@ -132,7 +136,7 @@ def lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: in
                                                         + p[d, 2 * hidden + j] * yc[d, b, j]))
                         gates[j] = f_(clip(gates[j] + p[d, j] * yc[d, b, j])) * g_(
                             clip(gates[3 * hidden + j]))
-                        yc[d, b, j] = gates[2 * hidden + j] * yc[d, b, j] + gates[j]
+                        yc[d, b, j] = bound_cell(gates[2 * hidden + j] * yc[d, b, j] + gates[j])
                         yh[d, b, j] = f_(clip(gates[hidden + j] + p[d, hidden + j] * yc[d, b, j])
                                          ) * h_(yc[d, b, j])
                         y[time(s, d), d, b, j] = yh[d, b, j]

@@ -27,7 +27,8 @@ from ..portable import PortableC, shift_table
 from ..portable.nn import finish_func
 from .. import fixedpoint as fx
 from ..records import AddParams, Conv2DSpec, FullyConnectedSpec
-from .c_source import ADD, CONV, CONV_WINDOW, DEPTHWISE, GEMV, PRIMITIVES
+from . import elementwise as ew
+from .c_source import BINARY, CONV, CONV_WINDOW, DEPTHWISE, GEMV, PRIMITIVES
 
 TABLE_ADD_MIN_SIZE = 512  # ADDs at least this large read 2 x 256 int32 tables (2 KB)
 WINDOW_STACK_BYTES = 2048  # convolutions copy 2 pixels' windows to the stack up to this size
@@ -96,8 +97,6 @@ class CortexMDsp(PortableC):
         n, h, w_in, c = spec.input_shape
         _, kh, kw, _ = spec.weight_shape
         if spec.depthwise:
-            if spec.weight_shape[3] != c:  # channel multiplier > 1
-                return super().conv2d(spec, weights, bias, mult, shift, helpers)
             return self._depthwise(spec, weights, bias, mult, shift, helpers)
         oh, ow = spec.output_hw
         (sh, sw), (dh, dw), (pt, pl) = spec.stride, spec.dilation, spec.pad_top_left
@@ -139,22 +138,44 @@ class CortexMDsp(PortableC):
 
     def add_kernel(self, a_shape: Sequence[int], b_shape: Sequence[int],
                    out_shape: Sequence[int], params: AddParams, helpers: CHelpers) -> Kernel:
-        size = int(np.prod(out_shape))
-        if (tuple(a_shape) != tuple(out_shape) or tuple(b_shape) != tuple(out_shape)
-                or size < TABLE_ADD_MIN_SIZE):
-            return super().add_kernel(a_shape, b_shape, out_shape, params, helpers)
-        values = np.arange(256, dtype=np.int64).astype(np.uint8).view(np.int8).astype(np.int64)
-        tables = tuple(np.array([fx.mbqm(int(v - zp) << 20, m, s) for v in values], np.int32)
-                       for zp, (m, s) in zip(params.zero_points[:2], params.input_multipliers))
-        mult, shift = params.output_multiplier
-        body = ADD.substitute(name="NAME", size=size, mult=mult, shift=shift,
-                              zout=params.zero_points[2], lo=params.act_min, hi=params.act_max,
-                              p=helpers.prefix)
-        name = _name(helpers, "add", body)
+        """Any shapes; from TABLE_ADD_MIN_SIZE outputs on each input's rescaled value comes
+        from a 256-entry table (2 KB of constants) instead of a multiply and a shift."""
+        tables = int(np.prod(out_shape)) >= TABLE_ADD_MIN_SIZE
+        value = ew.add_value(params.zero_points, params.input_multipliers,
+                             params.output_multiplier, params.act_min, params.act_max,
+                             tables, helpers.prefix)
+        consts: tuple[np.ndarray, ...] = ()
+        if tables:
+            values = np.arange(256).astype(np.uint8).view(np.int8).astype(np.int64)
+            consts = tuple(np.array([fx.mbqm(int(v - zp) << 20, m, s) for v in values],
+                                    np.int32)
+                           for zp, (m, s) in zip(params.zero_points[:2],
+                                                 params.input_multipliers))
+        return self._binary(helpers, "add", a_shape, b_shape, out_shape, value, consts)
+
+    def mul_kernel(self, a_shape: Sequence[int], b_shape: Sequence[int],
+                   out_shape: Sequence[int], zero_points: tuple[int, int, int],
+                   multiplier: tuple[int, int], act_min: int, act_max: int,
+                   helpers: CHelpers) -> Kernel:
+        value = ew.mul_value(zero_points, multiplier, act_min, act_max, helpers.prefix)
+        return self._binary(helpers, "mul", a_shape, b_shape, out_shape, value, ())
+
+    def _binary(self, helpers: CHelpers, kind: str, a_shape: Sequence[int],
+                b_shape: Sequence[int], out_shape: Sequence[int], value: str,
+                consts: tuple[np.ndarray, ...]) -> Kernel:
+        tables = ("\n    const int32_t* restrict ta, const int32_t* restrict tb,"
+                  if consts else "")
+        loops = ew.loops_c(ew.broadcast_loops(out_shape, a_shape, b_shape), value)
+        body = BINARY.substitute(name="NAME", tables=tables, loops=loops, p=helpers.prefix)
+        name = _name(helpers, kind, body)
         func = _extern_kernel(name, [(tuple(a_shape), "int8"), (tuple(b_shape), "int8"),
-                                     ((256,), "int32"), ((256,), "int32")], tuple(out_shape))
-        func = func.with_attr(INPLACE_ATTR, [[0, 4], [1, 4]])  # y[i] after a[i], b[i]: see ADD
-        return Kernel(func, tables, (self.primitives(helpers),
+                                     *[(c.shape, "int32") for c in consts]], tuple(out_shape))
+        # an operand of the output's shape may share its buffer (see BINARY)
+        same = [i for i, shape in enumerate((a_shape, b_shape))
+                if tuple(shape) == tuple(out_shape)]
+        if same:
+            func = func.with_attr(INPLACE_ATTR, [[i, 2 + len(consts)] for i in same])
+        return Kernel(func, consts, (self.primitives(helpers),
                                      (name, body.replace("NAME", name))))
 
     # ---- convolution (and fully connected)
@@ -194,11 +215,12 @@ class CortexMDsp(PortableC):
         return Kernel(func, consts, (self.primitives(helpers),
                                      (name, body.replace("NAME", name))))
 
-    # ---- depthwise convolution, channel multiplier 1
+    # ---- depthwise convolution (any channel multiplier)
     def _depthwise(self, spec: Conv2DSpec, weights: np.ndarray, bias: np.ndarray,
                    mult: np.ndarray, shift: np.ndarray, helpers: CHelpers) -> Kernel:
         n, h, w_in, c = spec.input_shape
-        _, kh, kw, _ = spec.weight_shape
+        _, kh, kw, out_c = spec.weight_shape
+        m = out_c // c
         oh, ow = spec.output_hw
         (sh, sw), (dh, dw), (pt, pl) = spec.stride, spec.dilation, spec.pad_top_left
         clipped = (pt or pl or (oh - 1) * sh - pt + (kh - 1) * dh >= h
@@ -206,29 +228,43 @@ class CortexMDsp(PortableC):
         interior = (f"iy0 >= 0 && iy0 + {(kh - 1) * dh} < {h} && ix0 >= 0 && "
                     f"ix0 + {(kw - 1) * dw} < {w_in}") if clipped else "1"
         c4 = c - c % 4
-        params = dict(N=n, H=h, W=w_in, C=c, C4=c4, OH=oh, OW=ow, KH=kh, KW=kw, SH=sh, SW=sw,
-                      DH=dh, DW=dw, PT=pt, PL=pl, off=_off(spec.input_zero_point),
-                      zin=spec.input_zero_point, zout=spec.output_zero_point,
-                      lo=spec.act_min, hi=spec.act_max, interior=interior, p=helpers.prefix)
+        # output channel ic * m + j -> packed per j: [j, ic]
+        per_m = weights.reshape(kh * kw, c, m).transpose(2, 0, 1)  # [j, tap, ic]
+        words = [_pack_depthwise(per_m[j], c4) for j in range(m)]
+        params = dict(N=n, H=h, W=w_in, C=c, C4=c4, M=m, MW=len(words[0]), OH=oh, OW=ow,
+                      KH=kh, KW=kw, SH=sh, SW=sw, DH=dh, DW=dw, PT=pt, PL=pl,
+                      off=_off(spec.input_zero_point), zin=spec.input_zero_point,
+                      zout=spec.output_zero_point, lo=spec.act_min, hi=spec.act_max,
+                      interior=interior, p=helpers.prefix)
         params["requant"], shifts = _shifts(
-            shift, _acc_bound(weights.reshape(-1, weights.shape[-1]), bias, channel_axis=1))
+            shift, _acc_bound(weights.reshape(-1, out_c), bias, channel_axis=1))
+
+        def per_j(table: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(table.reshape(c, m).T.reshape(-1))
+
         body = DEPTHWISE.substitute(params, name="NAME")
         name = _name(helpers, "dw", body)
-        taps = weights.reshape(kh * kw, c).astype(np.int16)  # [tap, channel]
-        blocks = taps[:, :c4].reshape(kh * kw, c4 // 4, 4).transpose(1, 0, 2)  # [blk, tap, 4]
-        halves = blocks[:, :, [0, 2, 1, 3]]  # words (c0, c2), (c1, c3): SXTB16's halves
-        tail = taps[:, c4:].T  # [channel, tap]
-        packed16 = np.concatenate([halves.reshape(-1), tail.reshape(-1)])
-        if packed16.size % 2:
-            packed16 = np.append(packed16, np.int16(0))
-        packed = packed16.view(np.int32) if packed16.size else np.zeros(1, np.int32)
-        consts = (np.ascontiguousarray(packed), bias.astype(np.int32), mult.astype(np.int32),
-                  shifts)
+        consts = (np.concatenate(words), per_j(bias.astype(np.int32)),
+                  per_j(mult.astype(np.int32)), per_j(shifts))
         func = _extern_kernel(name, [(tuple(spec.input_shape), "int8"),
                                      *[(a.shape, str(a.dtype)) for a in consts]],
-                              (n, oh, ow, c), n * oh * ow * c * kh * kw)
+                              (n, oh, ow, out_c), n * oh * ow * out_c * kh * kw)
         return Kernel(func, consts, (self.primitives(helpers),
                                      (name, body.replace("NAME", name))))
+
+
+def _pack_depthwise(taps: np.ndarray, c4: int) -> np.ndarray:
+    """[tap, channel] int8 weights -> int32 words: per block of 4 channels and tap the int16
+    pairs (c0, c2), (c1, c3) (SXTB16's halves), then the c % 4 tail channels' int16 taps,
+    padded to a whole word."""
+    taps = taps.astype(np.int16)
+    blocks = taps[:, :c4].reshape(len(taps), c4 // 4, 4).transpose(1, 0, 2)  # [blk, tap, 4]
+    halves = blocks[:, :, [0, 2, 1, 3]]
+    tail = taps[:, c4:].T  # [channel, tap]
+    packed16 = np.concatenate([halves.reshape(-1), tail.reshape(-1)])
+    if packed16.size % 2:
+        packed16 = np.append(packed16, np.int16(0))
+    return packed16.view(np.int32) if packed16.size else np.zeros(1, np.int32)
 
 
 def _pack_pairs(weights: np.ndarray) -> np.ndarray:

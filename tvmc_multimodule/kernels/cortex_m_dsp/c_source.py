@@ -105,6 +105,30 @@ static inline __attribute__((always_inline)) int32_t ${p}d_requant_small(
   return ${p}d_requant_right(acc, mult, right, zp, lo, hi);
 #endif
 }
+/* the steps of MultiplyByQuantizedMultiplier with literal multiplier and shifts (the
+   elementwise kernels): the doubling high multiply, one SMMULR where |x| < 2^30 */
+static inline __attribute__((always_inline)) int32_t ${p}d_hmul(int32_t x, int32_t m) {
+  return (int32_t)(((int64_t)x * m + (1ll << 30)) >> 31); }
+static inline __attribute__((always_inline)) int32_t ${p}d_hmul_small(int32_t x, int32_t m) {
+#if defined(__ARM_FEATURE_DSP)
+  int32_t r;
+  __asm ("smmulr %0, %1, %2" : "=r"(r) : "r"(x * 2), "r"(m));
+  return r;
+#else
+  return ${p}d_hmul(x, m);
+#endif
+}
+/* gemmlowp's RoundingDivideByPOT, e > 0: half away from zero */
+static inline __attribute__((always_inline)) int32_t ${p}d_rshift(int32_t x, int32_t e) {
+  return (x + (1 << (e - 1)) + (x >> 31)) >> e; }
+static inline __attribute__((always_inline)) int32_t ${p}d_clamp(int32_t x, int32_t lo,
+                                                                 int32_t hi) {
+#if defined(__ARM_FEATURE_DSP)
+  if (lo == -128 && hi == 127) return __ssat(x, 8);
+#endif
+  x = x < lo ? lo : x;
+  return x > hi ? hi : x;
+}
 /* 2 pixels x 2 output channels over `c` input channels: x0 the first pixel's channels, the
    second's `step` bytes further (both constants once inlined); w the two channels' weights
    interleaved per 4 (then the c % 4 tails, one channel's after the other's); off: minus the
@@ -302,25 +326,25 @@ ${signature} {
 }
 """)
 
-# int8 ADD of two same-shaped tensors: each input's rescaled value (TFLite Micro's
-# (x - zp) << 20, MultiplyByQuantizedMultiplier) from a 256-entry table computed at compile
-# time, the sum requantised. Element i is read before it is written and never again, so y may
-# be a or b (a state updated in place, a residual's buffer reused): no restrict on them
-ADD = Template(r"""
-int32_t ${name}(const int8_t* a, const int8_t* b,
-    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* y) ${p}D_LAYER;
-int32_t ${name}(const int8_t* a, const int8_t* b,
-    const int32_t* restrict ta, const int32_t* restrict tb, int8_t* y) {
-  for (int32_t i = 0; i < ${size}; ++i) {
-    int32_t sum = ta[(uint8_t)a[i]] + tb[(uint8_t)b[i]];
-    y[i] = (int8_t)${p}d_requant(sum, ${mult}, ${shift}, ${zout}, ${lo}, ${hi});
-  }
+# int8 elementwise ADD / MUL with numpy broadcasting: the output's dimensions collapsed
+# into at most a few loops with literal strides per operand (0 where it broadcasts);
+# ${tables}: ADD's two 256-entry int32 tables, or nothing; ${value}: the int8 output of
+# va, vb (the operands' int8 values as int32). Each output element is written after its
+# operands are read and never read again, so y may be an operand of the output's shape (a
+# state updated in place, a residual's buffer reused): no restrict on a, b, y
+BINARY = Template(r"""
+int32_t ${name}(const int8_t* a, const int8_t* b,${tables} int8_t* y) ${p}D_LAYER;
+int32_t ${name}(const int8_t* a, const int8_t* b,${tables} int8_t* y) {
+  int8_t* yo = y;
+${loops}
   return 0;
 }
 """)
 
-# depthwise, channel multiplier 1: 4 channels per pass (SMLABB/SMLATT on the SXTB16 halves),
-# weights pre-widened to int16 pairs in the order the halves come: (c0, c2), (c1, c3).
+# depthwise: 4 input channels per pass (SMLABB/SMLATT on the SXTB16 halves), weights
+# pre-widened to int16 pairs in the order the halves come: (c0, c2), (c1, c3). A channel
+# multiplier M > 1 repeats the pass for each m (outputs c * M + m); weights (MW words per m),
+# bias and requantisation tables packed per m: index m * C + c.
 DEPTHWISE = Template(r"""
 int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
     const int32_t* restrict bias, const int32_t* restrict mult,
@@ -335,11 +359,15 @@ int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
       int32_t iy0 = oy * ${SH} - ${PT};
       for (int32_t ox = 0; ox < ${OW}; ++ox) {
         int32_t ix0 = ox * ${SW} - ${PL};
-        int8_t* yo = y + ((b * ${OH} + oy) * ${OW} + ox) * ${C};
+        int8_t* yo = y + ((b * ${OH} + oy) * ${OW} + ox) * ${C} * ${M};
         int32_t inside = ${interior};
-        const int32_t* w = wp;
+        for (int32_t m = 0; m < ${M}; ++m) {
+        const int32_t* w = wp + m * ${MW};
+        const int32_t* bm = bias + m * ${C};
+        const int32_t* mm = mult + m * ${C};
+        const int8_t* sm = shift + m * ${C};
         for (int32_t c = 0; c < ${C4}; c += 4, w += ${KH} * ${KW} * 2) {
-          int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
+          int32_t a0 = bm[c], a1 = bm[c + 1], a2 = bm[c + 2], a3 = bm[c + 3];
           const int8_t* xc = xb + c;
           if (inside) {
 #pragma GCC unroll 9
@@ -363,21 +391,22 @@ int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
               a1 = ${p}d_smlabb(q, wb, a1); a3 = ${p}d_smlatt(q, wb, a3);
             }
           }
-          yo[c] = (int8_t)${p}${requant}(a0, mult[c], shift[c], ${zout}, ${lo}, ${hi});
-          yo[c + 1] = (int8_t)${p}${requant}(a1, mult[c + 1], shift[c + 1], ${zout}, ${lo}, ${hi});
-          yo[c + 2] = (int8_t)${p}${requant}(a2, mult[c + 2], shift[c + 2], ${zout}, ${lo}, ${hi});
-          yo[c + 3] = (int8_t)${p}${requant}(a3, mult[c + 3], shift[c + 3], ${zout}, ${lo}, ${hi});
+          yo[c * ${M} + m] = (int8_t)${p}${requant}(a0, mm[c], sm[c], ${zout}, ${lo}, ${hi});
+          yo[(c + 1) * ${M} + m] = (int8_t)${p}${requant}(a1, mm[c + 1], sm[c + 1], ${zout}, ${lo}, ${hi});
+          yo[(c + 2) * ${M} + m] = (int8_t)${p}${requant}(a2, mm[c + 2], sm[c + 2], ${zout}, ${lo}, ${hi});
+          yo[(c + 3) * ${M} + m] = (int8_t)${p}${requant}(a3, mm[c + 3], sm[c + 3], ${zout}, ${lo}, ${hi});
         }
         const int16_t* wt = (const int16_t*)w;  /* the c % 4 tail: int16 weights per tap */
         for (int32_t c = ${C4}; c < ${C}; ++c, wt += ${KH} * ${KW}) {
-          int32_t a = bias[c];
+          int32_t a = bm[c];
           for (int32_t t = 0; t < ${KH} * ${KW}; ++t) {
             int32_t ky = t / ${KW}, kx = t % ${KW};
             int32_t iy = iy0 + ky * ${DH}, ix = ix0 + kx * ${DW};
             if (iy < 0 || iy >= ${H} || ix < 0 || ix >= ${W}) continue;
             a += (xb[(iy * ${W} + ix) * ${C} + c] - ${zin}) * wt[t];
           }
-          yo[c] = (int8_t)${p}${requant}(a, mult[c], shift[c], ${zout}, ${lo}, ${hi});
+          yo[c * ${M} + m] = (int8_t)${p}${requant}(a, mm[c], sm[c], ${zout}, ${lo}, ${hi});
+        }
         }
       }
     }
