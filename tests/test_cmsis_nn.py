@@ -453,3 +453,14 @@ def test_tvmc_compile_with_cmsis_nn_options(tmp_path: Path) -> None:
     workspaces = {op["function_name"]: op["workspace"][0]["workspace_size_bytes"]
                   for op in module["memory"]["functions"]["operator_functions"]}
     assert workspaces["tvmgen_default_avg_pool2d"] == 32
+    # tvmc run on the host builds the module with CMSIS-NN from the path given, else exit 2
+    assert main(["run", str(out), "--fill-mode", "ones"]) == 2
+    if (CMSIS_NN / "Include" / "arm_nnfunctions.h").is_file() and cbuild.have("gcc"):
+        result = tmp_path / "out.npz"
+        assert main(["run", str(out), "--fill-mode", "ones", "--cmsis-nn-path", str(CMSIS_NN),
+                     "-o", str(result)]) == 0
+        expected = references.run_tflite_micro(model.read_bytes(),
+                                               [np.ones((1, 9, 7, 5), np.int8)])
+        with np.load(result) as got:
+            for name, want in zip(("avg", "max", "max_same"), expected):
+                assert np.array_equal(got[name].reshape(-1), want.reshape(-1)), name
