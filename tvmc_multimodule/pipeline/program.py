@@ -458,3 +458,17 @@ def build_program(lowered: ir.IRModule) -> Program:
         else:  # the output aliases an input, a constant, a planned tensor or another output
             program.steps.append(Copy(Output(i), loc, nbytes(shape, dtype)))  # type: ignore[arg-type]
     return program
+
+
+def called_operators_only(lowered: ir.IRModule, program: Program) -> ir.IRModule:
+    """`lowered` without the operator functions no step calls (those of an If branch a
+    constant condition never takes): no dead code in the operators' C."""
+    from tvm import tirx
+
+    called = {step.relax_name for step in program.steps if isinstance(step, Call)}
+    dead = [g for g, f in lowered.functions.items()
+            if isinstance(f, tirx.PrimFunc) and g.name_hint not in called]
+    if not dead:
+        return lowered
+    return ir.IRModule({g: f for g, f in lowered.functions.items() if g not in dead},
+                       attrs=lowered.attrs)
