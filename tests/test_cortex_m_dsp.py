@@ -24,7 +24,7 @@ from tvmc_multimodule.micro.firmware import build
 
 TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm")
 MODELS = ("dsp_shapes", "dsp_wide_window", "dsp_gemv", "conv_same_stride2", "fully_connected",
-          "conv_dilated_depthwise", "dsp_elementwise", "add_mul")
+          "conv_dilated_depthwise", "dsp_elementwise", "add_mul", "dsp_requant_edges")
 INPUT_SETS = 4
 
 pytestmark = pytest.mark.arm
@@ -65,6 +65,10 @@ def test_library_is_chosen_for_dsp_cores(dsp_firmware: dict) -> None:
     elementwise = next(m for m in dsp_firmware["modules"] if m.name == "dsp_elementwise")
     source = elementwise.sources["dsp_elementwise_lib0.c"]
     assert source.count("_dsp_add_") >= 6 and source.count("_dsp_mul_") >= 4  # 3 + 2 kernels
+    edges = next(m for m in dsp_firmware["modules"] if m.name == "dsp_requant_edges")
+    layers = edges.sources["dsp_requant_edges_lib0.c"].split("end of the Cortex-M DSP")[1]
+    for form in ("d_requant_small(", "d_requant_right(", "d_requant("):  # every form is used
+        assert form in layers, form
     assert "_dsp_dw_" in dsp_firmware["modules"][0].sources["dsp_shapes_lib0.c"]
     multiplier = next(m for m in dsp_firmware["modules"] if m.name == "conv_dilated_depthwise")
     assert "_dsp_dw_" in multiplier.sources["conv_dilated_depthwise_lib0.c"]  # multiplier 2
