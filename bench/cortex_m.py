@@ -19,6 +19,10 @@ On -mcpu=cortex-m4 the scalar schedule builds int8 models on the Cortex-M DSP ke
 and CMSIS-NN: instructions, per operator type, code beyond the common firmware base) are
 printed beside ours when ../shared/reference/tflm-m4/results is present. `--profile`: also
 instructions per operator type (a second build reading the timer around every operator).
+"ours via CMSIS-NN": the same model compiled with `--target "cmsis-nn, c -mcpu=cortex-m4"`
+(int8 operators as CMSIS-NN calls, kernels/cmsis_nn), the project building CMSIS-NN from
+../shared/vendor/CMSIS-NN (the commit TFLite Micro pins; skipped when absent); its code is the
+module's plus the CMSIS-NN functions linked (from the firmware's link map).
 """
 from __future__ import annotations
 
@@ -38,6 +42,9 @@ DEFAULT_MODELS = [SHARED / f"{m}_{k}.tflite" for m in
                   for k in ("int8", "float32")]
 BOARD = "mps2_an386"
 TARGET = "c -mcpu=cortex-m4"
+CMSIS_TARGET = "cmsis-nn, c -mcpu=cortex-m4"
+CMSIS_NN = REPO.parent / "shared" / "vendor" / "CMSIS-NN"
+CMSIS = "cmsis"  # the pseudo-schedule of the CMSIS-NN build (scalar schedule, CMSIS-NN calls)
 PER_FUNCTION = False  # profile per operator function instead of per operator type
 
 
@@ -58,10 +65,14 @@ def measure(path: Path, schedule: str, repeat: int, work: Path, profile: bool = 
     from tvmc_multimodule.micro.emulator import instructions, run_module
     from tvmc_multimodule.micro.firmware import build, footprint
 
-    target = TARGET if board == BOARD else f"c -mcpu={load_board(board).cpu}"
-    module = compile_model(str(path), module_name="m", target=target, schedule=schedule)
+    cmsis = schedule == CMSIS
+    target = (CMSIS_TARGET if cmsis else TARGET).replace("cortex-m4", load_board(board).cpu)
+    module = compile_model(str(path), module_name="m", target=target,
+                           schedule="scalar" if cmsis else schedule)
     archive = export_model_library_format(module, str(work / "m.tar"))
-    project = create_project(str(work / "fw"), archive, load_board(board))
+    project = create_project(str(work / "fw"), archive, load_board(board),
+                             cmsis_nn_path=str(CMSIS_NN) if module.external_dependencies
+                             else None)
     project, elf = build(str(work / "fw"))
     zeros = [np.zeros(t.shape, t.dtype) for t in module.inputs]
     _, run = run_module(project, elf, "m", zeros, str(work / "io"), invokes=1 + repeat)
@@ -81,7 +92,20 @@ def measure(path: Path, schedule: str, repeat: int, work: Path, profile: bool = 
             "instructions": instructions(sum(i.ticks for i in timed) / len(timed),
                                          project.cpu_clock_hz),
             "stack": max(i.stack for i in run.invokes), "module": fp.modules["m"],
-            "text": fp.sections.get(".text", 0)}
+            "text": fp.sections.get(".text", 0),
+            "library": library_bytes(work / "fw" / "build" / "firmware.map")}
+
+
+def library_bytes(link_map: Path) -> dict[str, int]:
+    """.text and .rodata bytes the firmware links from CMSIS-NN's library (the link map's
+    input sections of libcmsis-nn.a); zeros without it."""
+    sizes = {".text": 0, ".rodata": 0}
+    if link_map.exists():
+        pattern = re.compile(r"^ (\.text|\.rodata)\S*\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+"
+                             r"\S*libcmsis-nn\.a", re.M)
+        for kind, size in pattern.findall(link_map.read_text()):
+            sizes[kind] += int(size, 16)
+    return sizes
 
 
 def instructions(path: Path, schedule: str, repeat: int, work: Path) -> tuple[float, int]:
@@ -118,13 +142,26 @@ def tflm_figures(results: Path = TFLM_RESULTS) -> tuple[dict, dict]:
     return totals, per_op
 
 
-def _print_operators(stem: str, ours: dict[str, float], per_op: dict) -> None:
+def _print_operators(stem: str, ours: dict[str, float], per_op: dict,
+                     via_cmsis: dict[str, float] | None) -> None:
+    def cell(value: float | None, width: int = 12) -> str:
+        return f"{'-':>{width}s}" if value is None else f"{value:{width}.3f}"
+
     for kind, count in sorted(ours.items(), key=lambda kv: -kv[1]):
         op = TFLM_OPERATORS.get(kind, kind)
         ref, cmsis = per_op.get((stem, "ref", op)), per_op.get((stem, "cmsis_nn", op))
-        print(f"    {kind:22s} {count / 1e6:10.3f}"
-              f"{'' if ref is None else f'{ref:12.3f}'}"
-              f"{'' if cmsis is None else f'{cmsis:12.3f}'}")
+        mine = None if via_cmsis is None or kind not in via_cmsis else via_cmsis[kind] / 1e6
+        print(f"    {kind:22s} {count / 1e6:10.3f}{cell(mine, 14)}{cell(ref)}{cell(cmsis)}")
+
+
+def _via_footprint(via: dict | None) -> str:
+    """Code (module + CMSIS-NN .text), constants (module + CMSIS-NN .rodata), workspace and
+    stack of the CMSIS-NN build."""
+    if not via:
+        return ""
+    m, lib = via["module"], via["library"]
+    return (f"{m.code + lib['.text']:8d} {m.constants + lib['.rodata']:9d} {m.workspace:8d} "
+            f"{via['stack']:7d}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -145,25 +182,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     first = args.schedules[0]
     tflm = args.tflm_results or (TFLM_RESULTS if args.board == BOARD else None)
     totals, per_op = tflm_figures(tflm) if tflm else ({}, {})
+    with_cmsis = (CMSIS_NN / "Include" / "arm_nnfunctions.h").is_file()
     from tvmc_multimodule.micro import load_board
     board = load_board(args.board)
     print(f"Minstr per inference on QEMU {board.qemu_machine} ({board.cpu}, -icount shift=0); "
-          "scalar = the Cortex-M DSP kernels for int8, TFLM = TFLite Micro (reference kernels, "
-          "CMSIS-NN), ours-through-CMSIS-NN: not built (no CMSIS-NN library in this tool yet)")
+          "scalar = the Cortex-M DSP kernels for int8, via CMSIS-NN = ours with "
+          '--target "cmsis-nn, c" (int8 only), TFLM = TFLite Micro (reference kernels, '
+          "CMSIS-NN)" + ("" if with_cmsis else
+                         f"; ours via CMSIS-NN: not built ({CMSIS_NN} absent)"))
     print(" ".join([f"{'model':30s}", *(f"{s + ' Minstr':>14s}" for s in args.schedules),
+                    f"{'via CMSIS-NN':>12s}",
                     f"{'TFLM ref':>9s} {'TFLM+CMSIS':>10s} {'ours/CMSIS':>10s}",
                     f"{'code B':>8s} {'TFLM code':>9s} {'const B':>9s} {'file B':>8s}",
-                    f"{'ws B':>8s} {'io B':>7s} {'stack B':>7s}   ({first})"]))
+                    f"{'ws B':>8s} {'io B':>7s} {'stack B':>7s}   ({first})",
+                    f"{'code B':>8s} {'const B':>9s} {'ws B':>8s} {'stack B':>7s}"
+                    "   (via CMSIS-NN: module + CMSIS-NN linked)"]))
     for path in args.models:
         if not path.exists():
             print(f"{path.name}: missing", file=sys.stderr)
             continue
         results = {}
-        for schedule in args.schedules:
+        int8 = "int8" in path.stem
+        for schedule in [*args.schedules, *([CMSIS] if with_cmsis and int8 else [])]:
             with tempfile.TemporaryDirectory(prefix="tvmc-m4-") as tmp:
-                results[schedule] = measure(path, schedule, args.repeat, Path(tmp),
-                                            profile=args.profile and schedule == first,
-                                            board=args.board)
+                results[schedule] = measure(
+                    path, schedule, args.repeat, Path(tmp),
+                    profile=args.profile and schedule in (first, CMSIS), board=args.board)
+        via = results.get(CMSIS)
         m, stack = results[first]["module"], results[first]["stack"]
         ref, cmsis = totals.get((path.stem, "ref"), {}), totals.get((path.stem, "cmsis_nn"), {})
         ours = results[first]["instructions"] / 1e6
@@ -172,13 +217,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         tflm_code = str(int(tflm_text) - TFLM_BASE_TEXT) if tflm_text else "-"
         print(" ".join([f"{path.stem:30s}",
                         *(f"{results[s]['instructions'] / 1e6:14.3f}" for s in args.schedules),
+                        f"{via['instructions'] / 1e6:12.3f}" if via else f"{'-':>12s}",
                         f"{ref.get('warm_Minstr', '-'):>9s} {cmsis.get('warm_Minstr', '-'):>10s}",
                         ratio, f"{m.code:8d} {tflm_code:>9s} {m.constants:9d}",
-                        f"{path.stat().st_size:8d} {m.workspace:8d} {m.io:7d} {stack:7d}"]),
+                        f"{path.stat().st_size:8d} {m.workspace:8d} {m.io:7d} {stack:7d}",
+                        _via_footprint(via)]),
               flush=True)
         if args.profile:
-            print(f"    {'operator type':22s} {'ours':>10s}{'TFLM ref':>12s}{'TFLM+CMSIS':>12s}")
-            _print_operators(path.stem, results[first]["per_type"], per_op)
+            print(f"    {'operator type':22s} {'ours':>10s}{'via CMSIS-NN':>14s}"
+                  f"{'TFLM ref':>12s}{'TFLM+CMSIS':>12s}")
+            _print_operators(path.stem, results[first]["per_type"], per_op,
+                             via["per_type"] if via else None)
     return 0
 
 

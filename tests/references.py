@@ -64,7 +64,8 @@ def run_litert(model: bytes, inputs: Sequence[np.ndarray], reference_kernels: bo
     if len(details) != len(inputs):
         raise ValueError(f"model has {len(details)} inputs, got {len(inputs)}")
     for detail, value in zip(details, inputs):
-        interpreter.set_tensor(detail["index"], np.ascontiguousarray(value, dtype=detail["dtype"]))
+        # np.array, not ascontiguousarray: a scalar input stays 0-d
+        interpreter.set_tensor(detail["index"], np.array(value, dtype=detail["dtype"], order="C"))
     interpreter.invoke()
     return [interpreter.get_tensor(d["index"]).copy() for d in interpreter.get_output_details()]
 

@@ -146,10 +146,7 @@ def test_cmsis_nn_is_called_and_the_rest_falls_back(host_build: dict) -> None:
 
 
 def test_metadata_lists_cmsis_nn(host_build: dict) -> None:
-    with tarfile.open(host_build["archive"]) as tar:
-        metadata = json.load(tar.extractfile("./metadata.json")  # type: ignore[arg-type]
-                             if "./metadata.json" in tar.getnames()
-                             else tar.extractfile("metadata.json"))  # type: ignore[arg-type]
+    metadata = json.loads((host_build["root"] / "metadata.json").read_text())
     for name, module in metadata["modules"].items():
         (dependency,) = module["external_dependencies"]
         assert dependency["short_name"] == "CMSIS-NN"
@@ -367,3 +364,63 @@ def test_project_without_cmsis_nn_path_is_a_usage_error(host_build: dict,
     code = main(["micro", "create-project", str(tmp_path / "fw"), host_build["archive"],
                  "--board", "mps2_an386", "--cmsis-nn-path", str(tmp_path)])
     assert code == 2 and not (tmp_path / "fw").exists()
+
+
+@pytest.mark.arm
+def test_m55_helium_paths_bit_exact(tmp_path: Path) -> None:
+    """Cortex-M55 (QEMU mps3-an547, MVE): CMSIS-NN's Helium paths with their own scratch
+    sizes, and the fully connected layers' kernel sums we compute at compile time (TFLite
+    Micro computes them at start-up), 0 LSB against TFLite Micro."""
+    from tvmc_multimodule.micro import create_project, load_board
+    from tvmc_multimodule.micro.emulator import run_module
+    from tvmc_multimodule.micro.firmware import build
+
+    root_nn = _need_cmsis_nn()
+    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if not cbuild.have(t)]
+    if missing:
+        pytest.skip(f"{missing} not installed")
+    builders = _builders()
+    names = ("cmsis_nn_paths", "fully_connected", "dsp_shapes")
+    modules, data = [], {}
+    for name in names:
+        data[name] = builders[name]()
+        (tmp_path / f"{name}.tflite").write_bytes(data[name])
+        modules.append(compile_model(str(tmp_path / f"{name}.tflite"), module_name=name,
+                                     strict_int8=True, target="cmsis-nn, c -mcpu=cortex-m55"))
+    assert "const int32_t* sums" in modules[1].sources["fully_connected_lib0.c"]
+    archive = export_model_library_format(modules, str(tmp_path / "m.tar"))
+    create_project(str(tmp_path / "fw"), archive, load_board("mps3_an547"),
+                   cmsis_nn_path=str(root_nn))
+    project, elf = build(str(tmp_path / "fw"))
+    rng = np.random.default_rng(13)
+    for module in modules:
+        for k in range(2):
+            inputs = _inputs(module, k, rng)
+            got, _ = run_module(project, elf, module.name, inputs, str(tmp_path / f"io{k}"))
+            expected = references.run_tflite_micro(data[module.name], inputs)
+            for tensor, want in zip(module.outputs, expected):
+                have = got[tensor.name].reshape(-1).astype(np.int32)
+                assert np.array_equal(have, np.asarray(want).reshape(-1).astype(np.int32)), \
+                    f"{module.name} {tensor.name} set {k}"
+
+
+def test_tvmc_compile_with_cmsis_nn_options(tmp_path: Path) -> None:
+    """microTVM's command line: --target "cmsis-nn, c" --target-cmsis-nn-mcpu=cortex-m4."""
+    from tvmc_multimodule.cli.driver import main
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(tflite_int8_models.pools())
+    out = tmp_path / "m.tar"
+    assert main(["compile", str(model), "--target", "cmsis-nn, c",
+                 "--target-cmsis-nn-mcpu=cortex-m4", "-o", str(out)]) == 0
+    with tarfile.open(out) as tar:
+        name = next(n for n in tar.getnames() if n.endswith("metadata.json"))
+        metadata = json.load(tar.extractfile(name))  # type: ignore[arg-type]
+    (module,) = metadata["modules"].values()
+    assert module["target"] == ["cmsis-nn, c -mcpu=cortex-m4"]
+    assert module["external_dependencies"][0]["functions"] == ["arm_avgpool_s8",
+                                                               "arm_max_pool_s8"]
+    # the avgpool scratch (DSP: 5 channels x int32) is an operator workspace of the plan
+    workspaces = {op["function_name"]: op["workspace"][0]["workspace_size_bytes"]
+                  for op in module["memory"]["functions"]["operator_functions"]}
+    assert workspaces["tvmgen_default_avg_pool2d"] == 32

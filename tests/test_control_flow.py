@@ -1,8 +1,9 @@
-"""Control flow that branches at run time: an ONNX If on a run-time condition (the
+"""Control flow that branches and loops at run time: an ONNX If on a run-time condition (the
 voice-activity-detector-like graph: If on the sample rate, an LSTM with state in each branch)
-becomes a C `if` in the runner. The generated C is built with gcc -Wall -Wextra -Werror with a
-TVMGEN_OPERATOR_CALL hook that logs every operator call, run for each condition value,
-compared with onnxruntime (1e-5 relative), and the log shows that only one branch ran."""
+and a TFLite IF become a C `if` in the runner, a TFLite WHILE a C `while` loop; an IF on a
+constant folds. The generated C is built with gcc -Wall -Wextra -Werror with a
+TVMGEN_OPERATOR_CALL hook that logs every operator call, run for each condition value and
+compared with onnxruntime / LiteRT (1e-5 relative); the log shows which operators ran."""
 from __future__ import annotations
 
 import subprocess
@@ -14,16 +15,18 @@ import pytest
 
 import cbuild
 import references
+from builders import onnx_control_models as oc
 from builders import onnx_models
 from builders import onnx_recurrent_models as models
+from builders import tflite_control_models as tc
 from tvmc_multimodule import compile_model, export_model_library_format
 
 RTOL = 1e-5
 
-# every operator call logged (its index in the runner) before it runs
+# every operator call logged (its index in the runner, its function) before it runs
 CALL_LOG_HEADER = """#include <stdio.h>
 #define TVMGEN_OPERATOR_CALL(index, function, arguments) \\
-  (fprintf(stderr, "call %d\\n", (int)(index)), function arguments)
+  (fprintf(stderr, "call %d %s\\n", (int)(index), #function), function arguments)
 """
 
 
@@ -42,19 +45,25 @@ def build_logged(tmp_path: Path, modules: Sequence) -> Path:
     return root
 
 
-def run_logged(root: Path, module: object, inputs: Sequence[np.ndarray]
-               ) -> tuple[list[np.ndarray], list[int]]:
-    """The module's outputs and the operator calls it made, in order."""
+def run_all(root: Path, modules: Sequence, inputs: dict[str, Sequence[np.ndarray]]
+            ) -> dict[str, tuple[list[np.ndarray], list[int]]]:
+    """Each module's outputs and the operator calls it made, in order (the program runs
+    every module; `inputs` by module name)."""
     work = root / "harness"
-    for i, array in enumerate(inputs):
-        np.ascontiguousarray(array).tofile(work / f"{module.name}_in{i}.bin")
+    for name, arrays in inputs.items():
+        for i, array in enumerate(arrays):
+            np.array(array, order="C").tofile(work / f"{name}_in{i}.bin")
     run = subprocess.run([str(work / "app")], cwd=work, capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 0, run.stderr[:2000]
-    calls = [int(line.split()[1]) for line in run.stderr.splitlines() if line.startswith("call ")]
-    outputs = [np.fromfile(work / f"{module.name}_out{i}.bin", dtype=t.dtype).reshape(t.shape)
-               for i, t in enumerate(module.outputs)]
-    return outputs, calls
+    log = [line.split() for line in run.stderr.splitlines() if line.startswith("call ")]
+    result = {}
+    for m in modules:
+        calls = [int(i) for _, i, function in log if function.startswith(f"tvmgen_{m.name}_")]
+        outputs = [np.fromfile(work / f"{m.name}_out{i}.bin", dtype=t.dtype).reshape(t.shape)
+                   for i, t in enumerate(m.outputs)]
+        result[m.name] = (outputs, calls)
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +82,8 @@ def vad_run_time(tmp_path_factory: pytest.TempPathFactory) -> dict:
     runs = {}
     for rate in (16000, 8000):
         feed = {"x": x, "sr": np.array(rate, np.int64), "state": state}
-        actual, calls = run_logged(root, module, [feed[t.name] for t in module.inputs])
+        actual, calls = run_all(root, [module],
+                                {"vad": [feed[t.name] for t in module.inputs]})["vad"]
         runs[rate] = (actual, calls, references.run_onnxruntime(model, feed))
     source = (root / "codegen" / "host" / "src" / "vad_lib1.c").read_text()
     return {"module": module, "fixed": fixed, "runs": runs, "source": source}
@@ -111,3 +121,133 @@ def test_branches_share_the_workspace(vad_run_time: dict) -> None:
     both = sum(f.workspace_bytes for f in fixed.values())
     assert module.workspace_bytes <= larger + 16 < both
     assert module.liveness_bound_bytes <= module.workspace_bytes
+
+
+def test_nested_run_time_ifs(tmp_path: Path) -> None:
+    """An If inside a branch of an If, and branches that return the input itself (a copy
+    into the output): every sign of (a, b) matches onnxruntime and calls only its path's
+    operators (the matmul only for a > 0 and b > 0)."""
+    model = oc.nested_if()
+    path = tmp_path / "nested.onnx"
+    onnx_models.save(model, path)
+    module = compile_model(str(path), module_name="nested")
+    source = module.sources["nested_lib1.c"]
+    assert source.count("} else {") == 2 and source.count("memcpy(outputs->y, inputs->x") == 2
+    root = build_logged(tmp_path, [module])
+    x = references.random_array([2, 4], "float32", np.random.default_rng(8))
+    for a, b in ((1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)):
+        feed = {"x": x, "a": np.array(a, np.float32), "b": np.array(b, np.float32)}
+        (y,), calls = run_all(root, [module], {"nested": [feed[t.name] for t in module.inputs]})[
+            "nested"]
+        cbuild.assert_close(y, references.run_onnxruntime(model, feed)[0], f"a={a} b={b}",
+                            rtol=RTOL)
+        assert len(calls) == (1 if a < 0 else 3 if b > 0 else 2), (a, b, calls)
+
+
+# ------------------------------------------------------------------ TFLite IF and WHILE
+
+X = np.linspace(-1.0, 1.0, 8, dtype=np.float32).reshape(1, 8)
+TFLITE = {"branchy": lambda: tc.if_model(), "then_only": lambda: tc.if_model(True),
+          "else_only": lambda: tc.if_model(False),
+          "computed_else": lambda: tc.if_model(False, computed=True), "loop5": lambda: tc.while_model(5),
+          "loop_n": lambda: tc.while_model(None)}
+
+
+@pytest.fixture(scope="module")
+def tflite_control(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("tflite_control")
+    models_, modules = {}, []
+    for name, build in TFLITE.items():
+        models_[name] = build()
+        (tmp / f"{name}.tflite").write_bytes(models_[name])
+        modules.append(compile_model(str(tmp / f"{name}.tflite"), module_name=name))
+    root = build_logged(tmp, modules)
+    sources = {m.name: (root / "codegen" / "host" / "src" / f"{m.name}_lib1.c").read_text()
+               for m in modules}
+
+    def run(flag: bool, trips: int) -> dict:
+        inputs = {"branchy": [X, np.array(flag)], "then_only": [X], "else_only": [X],
+                  "computed_else": [X], "loop5": [X],
+                  "loop_n": [X, np.array(trips, np.int32)]}
+        results = run_all(root, modules, inputs)
+        return {name: (*results[name], references.run_litert(models_[name], inputs[name]))
+                for name in inputs}
+
+    operators = {m.name: m.sources[f"{m.name}_lib0.c"] for m in modules}
+    return {"modules": {m.name: m for m in modules}, "sources": sources, "run": run,
+            "operators": operators,
+            "runs": {(flag, trips): run(flag, trips) for flag, trips in
+                     ((True, 3), (False, 0), (True, 7))}}
+
+
+def _close(result: tuple, what: str) -> None:
+    actual, _, expected = result
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        cbuild.assert_close(a, np.asarray(e), f"{what} output {i}", rtol=RTOL)
+
+
+@pytest.mark.parametrize("name", sorted(TFLITE))
+def test_tflite_control_flow_matches_litert(tflite_control: dict, name: str) -> None:
+    for key, runs in tflite_control["runs"].items():
+        _close(runs[name], f"{name} {key}")
+
+
+def test_tflite_if_runs_one_branch(tflite_control: dict) -> None:
+    """A run-time IF: an `if` in C; the flag's run calls the then branch's two operators
+    (the wide MLP), the other run the else branch's one, never both."""
+    assert "if (*(const int8_t*)inputs->flag != 0) {" in tflite_control["sources"]["branchy"]
+    then_calls = tflite_control["runs"][(True, 3)]["branchy"][1]
+    else_calls = tflite_control["runs"][(False, 0)]["branchy"][1]
+    assert len(then_calls) == 2 and len(else_calls) == 1
+    assert not set(then_calls) & set(else_calls)
+
+
+def test_tflite_if_on_a_constant_folds(tflite_control: dict) -> None:
+    """A constant condition selects its branch at compile time: no `if`, only that
+    branch's operators and constants, also when the condition is computed from constants
+    (LESS(1, 1)): the other branch's operators are not even in the operators' C."""
+    for name, calls in (("then_only", 2), ("else_only", 1), ("computed_else", 1)):
+        source = tflite_control["sources"][name]
+        assert "if (*(" not in source and "while (" not in source
+        assert len(tflite_control["runs"][(True, 3)][name][1]) == calls
+    for name in ("else_only", "computed_else"):
+        assert "matmul" not in tflite_control["sources"][name]
+        assert "matmul" not in tflite_control["operators"][name]
+
+
+def test_branches_of_a_tflite_if_share_the_workspace(tflite_control: dict) -> None:
+    modules = tflite_control["modules"]
+    larger = max(modules[n].workspace_bytes for n in ("then_only", "else_only"))
+    assert modules["branchy"].workspace_bytes <= larger + 16
+
+
+def test_tflite_while_is_a_c_loop(tflite_control: dict) -> None:
+    """WHILE becomes `while (1) { condition; break; body; loop values copied back }`: with a
+    constant trip count 5 the condition runs 6 times and the body 5 (code does not grow with
+    the trip count); with a run-time count n, n + 1 and n times (n = 0: the body never
+    runs)."""
+    for name in ("loop5", "loop_n"):
+        source = tflite_control["sources"][name]
+        assert source.count("while (1) {") == 1 and "== 0) break;" in source
+    for (_, trips), runs in tflite_control["runs"].items():
+        for name, n in (("loop5", 5), ("loop_n", trips)):
+            calls = runs[name][1]
+            first = min(calls)  # the condition: the loop's first operator
+            assert calls.count(first) == n + 1, (name, n, calls)
+            assert len(calls) == (n + 1) + 2 * n, (name, n, calls)  # i + 1; fused h update
+
+
+def test_loop_values_that_change_shape_are_one_clear_error(tmp_path: Path, capsys) -> None:
+    """A WHILE body that doubles its value cannot run on static buffers: exit 4, one line
+    naming the file, the module, the operator and the value; no archive."""
+    from tvmc_multimodule.cli import driver
+
+    path = tmp_path / "growing.tflite"
+    path.write_bytes(tc.while_growing())
+    code = driver.main(["compile", str(path), "-o", str(tmp_path / "out.tar")])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 4 and len(err) == 1
+    for word in ("error:", str(path), "control flow", "WHILE operator 0", "changes shape",
+                 "[1, 8]", "[1, 16]"):
+        assert word in err[0], f"{word!r} missing from: {err[0]}"
+    assert not (tmp_path / "out.tar").exists()

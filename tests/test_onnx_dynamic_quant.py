@@ -20,10 +20,15 @@ from tvmc_multimodule import load_model_library_format
 pytestmark = pytest.mark.skipif(not cbuild.have("gcc"), reason="gcc")
 
 
-def _ours(model: onnx.ModelProto, feeds: dict[str, np.ndarray], tmp: Path) -> list[np.ndarray]:
+def _ours(model: onnx.ModelProto, feeds: dict[str, np.ndarray], tmp: Path,
+          constants: list | None = None) -> list[np.ndarray]:
+    """Our outputs (built with gcc -Wall -Werror); `constants` receives the module's
+    constant bytes."""
     onnx.save(model, tmp / "m.onnx")
-    export_model_library_format(compile_model(str(tmp / "m.onnx"), module_name="dq"),
-                                str(tmp / "dq.tar"))
+    compiled = compile_model(str(tmp / "m.onnx"), module_name="dq")
+    if constants is not None:
+        constants.append(sum(np.asarray(p).nbytes for p in compiled.params.values()))
+    export_model_library_format(compiled, str(tmp / "dq.tar"))
     module = load_model_library_format(str(tmp / "dq.tar")).modules["dq"]
     root = cbuild.extract(tmp / "dq.tar", tmp / "x")
     return cbuild.build_and_run(root, {"dq": (module.inputs, module.outputs)},
@@ -37,14 +42,32 @@ def _ours(model: onnx.ModelProto, feeds: dict[str, np.ndarray], tmp: Path) -> li
 ])
 def test_conv_integer_exact(tmp_path: Path, options: dict) -> None:
     """DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul: the int32 accumulators equal the
-    reference's (0 difference), the dequantised output to float32 rounding."""
+    reference's (0 difference), the dequantised output to float32 rounding; ungrouped, the
+    weights stay 8-bit (int16 after subtracting the zero point: twice their size)."""
     model = models.conv_integer(**options)
     x = np.random.default_rng(1).standard_normal((1, 4, 9, 9)).astype(np.float32)
-    y, acc = _ours(model, {"x": x}, tmp_path)
+    constants: list = []
+    y, acc = _ours(model, {"x": x}, tmp_path, constants)
+    if options.get("group", 1) == 1:  # weights, the ones of the window sums, zero points
+        assert constants[0] <= 8 * 4 * 9 + 4 * 9 + 64
     want_y, want_acc = run_onnx_exact(model, {"x": x})
     assert acc.dtype == np.int32 and acc.shape == want_acc.shape
     np.testing.assert_array_equal(acc, want_acc)
     np.testing.assert_allclose(y, want_y, rtol=1e-6, atol=1e-6 * np.abs(want_y).max())
+
+
+@pytest.mark.parametrize("per_column", [False, True])
+def test_matmul_integer_exact_with_8_bit_weights(tmp_path: Path, per_column: bool) -> None:
+    """MatMulInteger: int32 accumulators equal the reference's; B stays uint8 in the archive
+    (TVM's converter folded it to int32: 4x its size)."""
+    model = models.matmul_integer(per_column)
+    x = np.random.default_rng(4).standard_normal((3, 40)).astype(np.float32)
+    constants: list = []
+    y, acc = _ours(model, {"x": x}, tmp_path, constants)
+    want_y, want_acc = run_onnx_exact(model, {"x": x})
+    np.testing.assert_array_equal(acc, want_acc)
+    np.testing.assert_allclose(y, want_y, rtol=1e-6, atol=1e-6 * np.abs(want_y).max())
+    assert constants[0] <= 40 * 24 + 24 * 4 + 64  # B's bytes, its zero points, scalars
 
 
 @pytest.mark.parametrize("options", [

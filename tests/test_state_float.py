@@ -83,8 +83,10 @@ def _lstm(**kwargs) -> bytes:
     return tflite_recurrent_models.sequence_lstm(steps=5, inputs=6, hidden=4, **kwargs)
 
 
-def test_streaming_lstm_carries_its_state_like_tflite_micro_and_litert(tmp_path) -> None:
-    model = _lstm()
+@pytest.mark.parametrize("cell_clip", [0.0, 0.6], ids=["no_clip", "cell_clip"])
+def test_streaming_lstm_carries_its_state_like_tflite_micro_and_litert(tmp_path,
+                                                                        cell_clip) -> None:
+    model = _lstm(cell_clip=cell_clip)
     archive = _compile(tmp_path, model, "slstm")
     xs = np.random.default_rng(4).standard_normal((STEPS, 1, 5, 6)).astype(np.float32)
     ours = _run_sequence(tmp_path, archive, xs)

@@ -97,3 +97,24 @@ def dynamic_quantize_lstm(direction: str = "forward", dtype: str = "int8",
                helper.make_tensor_value_info("yh", TensorProto.FLOAT, [d, 1, hidden]),
                helper.make_tensor_value_info("yc", TensorProto.FLOAT, [d, 1, hidden])]
     return _model("dynamic_quantize_lstm", [node], inputs, outputs, inits)
+
+
+def matmul_integer(per_column: bool = False, rows: int = 3, depth: int = 40,
+                   columns: int = 24) -> onnx.ModelProto:
+    """x[rows, depth] float -> DynamicQuantizeLinear -> MatMulInteger(xq, B uint8 [depth,
+    columns], xz, bz) -> acc int32 -> Cast -> Mul(x scale * b scale) -> y."""
+    rng = np.random.default_rng(13)
+    b = rng.integers(0, 256, [depth, columns]).astype(np.uint8)
+    zero = rng.integers(110, 140, [columns] if per_column else []).astype(np.uint8)
+    scale = np.float32(0.004)
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+             helper.make_node("MatMulInteger", ["xq", "b", "xz", "bz"], ["acc"]),
+             helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["xs", "bs"], ["scale"]),
+             helper.make_node("Mul", ["accf", "scale"], ["y"])]
+    inits = [numpy_helper.from_array(b, "b"), numpy_helper.from_array(zero, "bz"),
+             numpy_helper.from_array(np.array(scale), "bs")]
+    return _model("matmul_integer", nodes,
+                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, depth])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                   helper.make_tensor_value_info("acc", TensorProto.INT32, None)], inits)

@@ -10,7 +10,8 @@ TANH = 4
 
 
 def sequence_lstm(steps: int = 5, batch: int = 1, inputs: int = 6, hidden: int = 4,
-                  time_major: bool = False, peepholes: bool = False, seed: int = 0) -> bytes:
+                  time_major: bool = False, peepholes: bool = False, cell_clip: float = 0.0,
+                  seed: int = 0) -> bytes:
     """x -> UNIDIRECTIONAL_SEQUENCE_LSTM -> y ([B,T,H], or [T,B,H] when time major)."""
     rng = np.random.default_rng(seed)
     g = TFLiteGraph()
@@ -33,7 +34,7 @@ def sequence_lstm(steps: int = 5, batch: int = 1, inputs: int = 6, hidden: int =
     y = g.add_tensor("y", y_shape)
     g.add_operator("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [y],
                    ("UnidirectionalSequenceLSTMOptions",
-                    {"FusedActivationFunction": TANH, "CellClip": 0.0, "ProjClip": 0.0,
+                    {"FusedActivationFunction": TANH, "CellClip": cell_clip, "ProjClip": 0.0,
                      "TimeMajor": time_major}))
     g.set_io([x], [y])
     return g.to_bytes()

@@ -1,14 +1,18 @@
 """ONNX ConvInteger (dynamically quantised models: DynamicQuantizeLinear -> ConvInteger ->
-Cast -> Mul by the scales), which TVM 0.27's Relax ONNX frontend lacks.
+Cast -> Mul by the scales), which TVM 0.27's Relax ONNX frontend lacks, and MatMulInteger
+with its 8-bit weights kept 8-bit (TVM's converter folds them to int32 constants: 4x).
 
-y = conv(x - x_zero_point, w - w_zero_point) in int32, the spec's definition. The differences
-fit int16 (uint8 - uint8 or int8 - int8 spans -255..255), so the convolution reads int16
-operands (half the memory of int32 copies) and accumulates in int32; padding with zeros after
-the subtraction is padding x with its zero point, as the definition does.
+y = conv(x - x_zero_point, w - w_zero_point) in int32, the spec's definition. x - x_zero_point
+fits int16 (uint8 - uint8 or int8 - int8 spans -255..255) and is padded with zeros, which is
+padding x with its zero point as the definition does. The weights stay in their 8-bit type:
+their zero point comes off as zw * (the sums of x' over each window), a one-channel
+convolution with ones (grouped convolutions subtract it from int16 weights instead).
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
+
+import numpy as np
 
 from ..errors import UnsupportedError
 
@@ -45,12 +49,12 @@ def convert_conv_integer(bb: Any, inputs: Sequence[Any], attrs: dict) -> Any:
     if x_zero is not None and any(int(d) != 1 for d in x_zero.ty.shape.values):
         raise UnsupportedError(f"ConvInteger node '{node}': a per-row input zero point")
     data = _centred(bb, x, x_zero, None)
-    weight = _centred(bb, w, w_zero, ndim)
     spatial = ndim - 2
     kernel = attrs.get("kernel_shape") or [int(d) for d in w.ty.shape.values[2:]]
     strides = attrs.get("strides", [1] * spatial)
     dilations = attrs.get("dilations", [1] * spatial)
     pads = attrs.get("pads", [0] * 2 * spatial)
+    groups = int(attrs.get("group", 1))
     auto_pad = attrs.get("auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
@@ -61,10 +65,68 @@ def convert_conv_integer(bb: Any, inputs: Sequence[Any], attrs: dict) -> Any:
     elif auto_pad != "NOTSET":
         raise UnsupportedError(f"ConvInteger node '{node}': auto_pad '{auto_pad}'")
     op_name, data_layout, kernel_layout = _LAYOUTS[ndim]
-    return getattr(relax.op.nn, op_name)(
-        data, weight, strides=strides, padding=pads, dilation=dilations,
-        groups=int(attrs.get("group", 1)), data_layout=data_layout,
-        kernel_layout=kernel_layout, out_dtype="int32")
+
+    def conv(weight: Any, conv_groups: int) -> Any:
+        return bb.normalize(getattr(relax.op.nn, op_name)(
+            data, weight, strides=strides, padding=pads, dilation=dilations,
+            groups=conv_groups, data_layout=data_layout, kernel_layout=kernel_layout,
+            out_dtype="int32"))
+
+    if groups != 1:  # the weight's zero point subtracted: int16 weights
+        return conv(_centred(bb, w, w_zero, ndim), groups)
+    # the weights stay 8-bit: conv(x', w - zw) = conv(x', w) - zw * (the window sums of x'),
+    # the sums a one-channel convolution with ones
+    result = conv(w, 1)
+    if w_zero is None:
+        return result
+    channels = int(w.ty.shape.values[1])
+    ones = relax.const(np.ones([1, channels, *kernel], "int8"))
+    zero = bb.normalize(relax.op.astype(w_zero, "int32"))
+    zero = bb.normalize(relax.op.reshape(zero, [1, -1] + [1] * spatial))
+    correction = bb.normalize(relax.op.multiply(conv(ones, 1), zero))
+    return relax.op.subtract(result, correction)
 
 
-CONVERTERS = {"ConvInteger": convert_conv_integer}
+def _zero_vector(bb: Any, zero: Any, allowed: tuple[int, ...]) -> Any:
+    """A zero point as a 1-D int32 tensor of one value or one per column; None: not of an
+    allowed size."""
+    from tvm import relax
+
+    if zero is None:
+        return relax.const(np.zeros(1, "int32"))
+    size = int(np.prod([int(d) for d in zero.ty.shape.values]))
+    if size not in allowed:
+        return None
+    return bb.normalize(relax.op.reshape(relax.op.astype(zero, "int32"), [size]))
+
+
+def convert_matmul_integer(bb: Any, inputs: Sequence[Any], attrs: dict) -> Any:
+    """Relax for one MatMulInteger node: int32 [..., M, N] = sum_k (a - a_zero)(b - b_zero),
+    one TE computation reading B in its own 8-bit type (a 2-D B with a zero point per tensor
+    or per column, A's per tensor); other forms go to TVM's converter."""
+    from tvm import relax, te
+    from tvm.relax.frontend.onnx.onnx_frontend import MatMulInteger
+
+    a, b = inputs[0], inputs[1]
+    columns = int(b.ty.shape.values[-1]) if len(b.ty.shape) == 2 else 0
+    a_zero = _zero_vector(bb, inputs[2] if len(inputs) > 2 else None, (1,))
+    b_zero = _zero_vector(bb, inputs[3] if len(inputs) > 3 else None, (1, columns))
+    if not columns or len(a.ty.shape) < 2 or a_zero is None or b_zero is None:
+        return MatMulInteger._impl_v10(bb, list(inputs), attrs, None)
+
+    def matmul(x: Any, w: Any, xz: Any, wz: Any) -> Any:
+        k = te.reduce_axis((0, w.shape[0]), "k")
+        per_column = int(wz.shape[0]) > 1
+
+        def value(*index: Any) -> Any:
+            *rows, j = index
+            wz_j = wz[j] if per_column else wz[0]
+            return te.sum((x[(*rows, k)].astype("int32") - xz[0])
+                          * (w[k, j].astype("int32") - wz_j), axis=k)
+
+        return te.compute([*x.shape[:-1], w.shape[1]], value, name="matmul_integer")
+
+    return bb.emit_te(matmul, a, b, a_zero, b_zero, primfunc_name_hint="matmul_integer")
+
+
+CONVERTERS = {"ConvInteger": convert_conv_integer, "MatMulInteger": convert_matmul_integer}

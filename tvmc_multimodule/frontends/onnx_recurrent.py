@@ -92,15 +92,19 @@ def _clip(attrs: dict) -> Callable[[Any], Any]:
 
 def lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int,
                 rev_base: int, rev_step: int, acts: Sequence[Callable[[Any], Any]],
-                clip: Callable[[Any], Any]) -> Any:
-    """ONNX LSTM (gates i, o, f, c; peepholes i, o, f), the state kept in yh / yc."""
+                clip: Callable[[Any], Any],
+                cell_clip: Callable[[Any], Any] | None = None) -> Any:
+    """ONNX LSTM (gates i, o, f, c; peepholes i, o, f), the state kept in yh / yc.
+    `cell_clip` bounds the new cell state (TFLite's cell_clip; ONNX has none)."""
     from tvm.script import tirx as T
 
-    f_, g_, h_ = acts
     G = 4 * hidden  # noqa: N806 - TVMScript shapes read best in upper case
 
     def time(s: Any, d: Any) -> Any:  # reverse directions walk the sequence backwards
         return s + (rev_base + rev_step * d) * (steps - 1 - 2 * s)
+
+    add_rows = _add_rows_macro()
+    lstm_cell = lstm_cell_macro(hidden, acts, clip, cell_clip)
 
     @T.prim_func(private=True)
     def lstm(x: T.Buffer((steps, batch, inputs), "float32"),
@@ -122,37 +126,9 @@ def lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: in
                 for s in range(steps):
                     for g in range(G):
                         gates[g] = bias[d, g]
-                    # four rows per pass: each gate is loaded and stored a quarter as often
-                    for i4 in range(inputs // 4):
-                        for g in range(G):
-                            gates[g] = gates[g] + (
-                                x[time(s, d), b, 4 * i4] * w[d, 4 * i4, g]
-                                + x[time(s, d), b, 4 * i4 + 1] * w[d, 4 * i4 + 1, g]
-                                + x[time(s, d), b, 4 * i4 + 2] * w[d, 4 * i4 + 2, g]
-                                + x[time(s, d), b, 4 * i4 + 3] * w[d, 4 * i4 + 3, g])
-                    for i in range(inputs - inputs % 4, inputs):
-                        for g in range(G):
-                            gates[g] = gates[g] + x[time(s, d), b, i] * w[d, i, g]
-                    for k4 in range(hidden // 4):
-                        for g in range(G):
-                            gates[g] = gates[g] + (
-                                yh[d, b, 4 * k4] * r[d, 4 * k4, g]
-                                + yh[d, b, 4 * k4 + 1] * r[d, 4 * k4 + 1, g]
-                                + yh[d, b, 4 * k4 + 2] * r[d, 4 * k4 + 2, g]
-                                + yh[d, b, 4 * k4 + 3] * r[d, 4 * k4 + 3, g])
-                    for k in range(hidden - hidden % 4, hidden):
-                        for g in range(G):
-                            gates[g] = gates[g] + yh[d, b, k] * r[d, k, g]
-                    for j in range(hidden):
-                        # forget gate into gates[2H + j], input gate * candidate into gates[j]
-                        gates[2 * hidden + j] = f_(clip(gates[2 * hidden + j]
-                                                        + p[d, 2 * hidden + j] * yc[d, b, j]))
-                        gates[j] = f_(clip(gates[j] + p[d, j] * yc[d, b, j])) * g_(
-                            clip(gates[3 * hidden + j]))
-                        yc[d, b, j] = gates[2 * hidden + j] * yc[d, b, j] + gates[j]
-                        yh[d, b, j] = f_(clip(gates[hidden + j] + p[d, hidden + j] * yc[d, b, j])
-                                         ) * h_(yc[d, b, j])
-                        y[time(s, d), d, b, j] = yh[d, b, j]
+                    add_rows(gates, x, time(s, d), b, w, d, inputs, G)
+                    add_rows(gates, yh, d, b, r, d, hidden, G)
+                    lstm_cell(gates, p, yc, yh, y, time(s, d), d, b)
 
     return lstm
 
@@ -170,6 +146,8 @@ def gru_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
 
     def time(s: Any, d: Any) -> Any:
         return s + (rev_base + rev_step * d) * (steps - 1 - 2 * s)
+
+    add_rows = _add_rows_macro()
 
     @T.prim_func(private=True)
     def gru(x: T.Buffer((steps, batch, inputs), "float32"),
@@ -189,26 +167,8 @@ def gru_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
                 for s in range(steps):
                     for g in range(G):
                         gates[g] = wb[d, g]
-                    for i4 in range(inputs // 4):  # four rows per pass, as in the LSTM
-                        for g in range(G):
-                            gates[g] = gates[g] + (
-                                x[time(s, d), b, 4 * i4] * w[d, 4 * i4, g]
-                                + x[time(s, d), b, 4 * i4 + 1] * w[d, 4 * i4 + 1, g]
-                                + x[time(s, d), b, 4 * i4 + 2] * w[d, 4 * i4 + 2, g]
-                                + x[time(s, d), b, 4 * i4 + 3] * w[d, 4 * i4 + 3, g])
-                    for i in range(inputs - inputs % 4, inputs):
-                        for g in range(G):
-                            gates[g] = gates[g] + x[time(s, d), b, i] * w[d, i, g]
-                    for k4 in range(hidden // 4):
-                        for g in range(H2):
-                            gates[g] = gates[g] + (
-                                yh[d, b, 4 * k4] * r[d, 4 * k4, g]
-                                + yh[d, b, 4 * k4 + 1] * r[d, 4 * k4 + 1, g]
-                                + yh[d, b, 4 * k4 + 2] * r[d, 4 * k4 + 2, g]
-                                + yh[d, b, 4 * k4 + 3] * r[d, 4 * k4 + 3, g])
-                    for k in range(hidden - hidden % 4, hidden):
-                        for g in range(H2):
-                            gates[g] = gates[g] + yh[d, b, k] * r[d, k, g]
+                    add_rows(gates, x, time(s, d), b, w, d, inputs, G)
+                    add_rows(gates, yh, d, b, r, d, hidden, H2)  # z and r; h's row below
                     for g in range(H2):
                         gates[g] = f_(clip(gates[g] + rb[d, g]))
                     for j in range(hidden):
@@ -270,6 +230,58 @@ def rnn_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
                         y[time(s, d), d, b, j] = yh[d, b, j]
 
     return rnn
+
+
+def lstm_cell_macro(hidden: int, acts: Sequence[Callable[[Any], Any]],
+                    clip: Callable[[Any], Any],
+                    cell_clip: Callable[[Any], Any] | None = None) -> Any:
+    """T.macro ``lstm_cell(gates, p, yc, yh, y, t, d, b)``: one step of the LSTM cell from
+    its summed gates (i, o, f, c; peepholes p), the new cell and hidden state into yc / yh
+    and y[t]; shared by the float and the quantised LSTM kernels. `cell_clip` bounds the new
+    cell state (TFLite's cell_clip; ONNX has none)."""
+    from tvm.script import tirx as T
+
+    f_, g_, h_ = acts
+    bound_cell = cell_clip or (lambda v: v)
+
+    @T.macro
+    def lstm_cell(gates: Any, p: Any, yc: Any, yh: Any, y: Any, t: Any, d: Any,
+                  b: Any) -> None:
+        for j in range(hidden):
+            # forget gate into gates[2H + j], input gate * candidate into gates[j]
+            gates[2 * hidden + j] = f_(clip(gates[2 * hidden + j]
+                                            + p[d, 2 * hidden + j] * yc[d, b, j]))
+            gates[j] = f_(clip(gates[j] + p[d, j] * yc[d, b, j])) * g_(
+                clip(gates[3 * hidden + j]))
+            yc[d, b, j] = bound_cell(gates[2 * hidden + j] * yc[d, b, j] + gates[j])
+            yh[d, b, j] = f_(clip(gates[hidden + j] + p[d, hidden + j] * yc[d, b, j])
+                             ) * h_(yc[d, b, j])
+            y[t, d, b, j] = yh[d, b, j]
+
+    return lstm_cell
+
+
+def _add_rows_macro() -> Any:
+    """T.macro ``add_rows(acc, vec, lead, b, mat, d, rows, cols)``: for g < cols,
+    acc[g] += sum over k < rows of vec[lead, b, k] * mat[d, k, g] (the input and recurrent
+    products of the LSTM and GRU kernels), four rows per pass so each acc[g] is loaded and
+    stored a quarter as often, then the rows left over."""
+    from tvm.script import tirx as T
+
+    @T.macro
+    def add_rows(acc: Any, vec: Any, lead: Any, b: Any, mat: Any, d: Any, rows: Any,
+                 cols: Any) -> None:
+        for k4 in range(rows // 4):
+            for g in range(cols):
+                acc[g] = acc[g] + (vec[lead, b, 4 * k4] * mat[d, 4 * k4, g]
+                                   + vec[lead, b, 4 * k4 + 1] * mat[d, 4 * k4 + 1, g]
+                                   + vec[lead, b, 4 * k4 + 2] * mat[d, 4 * k4 + 2, g]
+                                   + vec[lead, b, 4 * k4 + 3] * mat[d, 4 * k4 + 3, g])
+        for k in range(rows - rows % 4, rows):
+            for g in range(cols):
+                acc[g] = acc[g] + vec[lead, b, k] * mat[d, k, g]
+
+    return add_rows
 
 
 def _shape(expr: Any) -> list[int]:

@@ -19,7 +19,10 @@ log = logging.getLogger(__name__)
 
 HYBRID_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _STATEFUL = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
-_CONTROL_FLOW = {"WHILE", "IF", "CALL", "STABLEHLO_WHILE", "STABLEHLO_CASE"}
+# IF and WHILE compile (the runner branches and loops in C, see control_subgraphs)
+_CONTROL_FLOW = {"CALL", "STABLEHLO_WHILE", "STABLEHLO_CASE"}
+_BRANCHING = {"IF": ("IfOptions", ("ThenSubgraphIndex", "ElseSubgraphIndex")),
+              "WHILE": ("WhileOptions", ("CondSubgraphIndex", "BodySubgraphIndex"))}
 _TYPE_NAMES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool",
                7: "int16", 9: "int8", 10: "float64", 15: "uint32", 16: "uint16"}
 _UNSUPPORTED_TYPES = {5: "string", 8: "complex64", 11: "complex128",
@@ -159,6 +162,86 @@ def _init_subgraphs(model: Any) -> set[int]:
     return found
 
 
+def _control_ops(model: Any) -> list[tuple[Any, int, str, list[int]]]:
+    """(graph, operator index, IF/WHILE, its subgraph indices) of every IF and WHILE the main
+    graph runs, those in its branches, conditions and bodies included."""
+    import importlib
+
+    found: list[tuple[Any, int, str, list[int]]] = []
+    seen: set[int] = {0}
+    pending = [0]
+    while pending:
+        graph = model.Subgraphs(pending.pop())
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+            name = _op_name(model, op)[0]
+            if name not in _BRANCHING or op.BuiltinOptions() is None:
+                continue
+            table, fields = _BRANCHING[name]
+            options = getattr(importlib.import_module(f"tflite.{table}"), table)()
+            options.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
+            indices = [int(getattr(options, field)()) for field in fields]
+            found.append((graph, o, name, indices))
+            for index in indices:
+                if 0 < index < model.SubgraphsLength() and index not in seen:
+                    seen.add(index)
+                    pending.append(index)
+    return found
+
+
+def control_subgraphs(model: Any) -> list[int]:
+    """The subgraphs the main graph's IF and WHILE operators run (their branches, conditions
+    and bodies, and the subgraphs those run in turn)."""
+    return sorted({i for *_, indices in _control_ops(model) for i in indices
+                   if 0 < i < model.SubgraphsLength()})
+
+
+def _io_shapes(graph: Any, which: str) -> list[list[int]]:
+    return [_shape(graph.Tensors(t)) for t in _indices(getattr(graph, which + "AsNumpy")())]
+
+
+def control_flow_problems(model: Any) -> list[str]:
+    """What keeps an IF or WHILE from compiling with static shapes: a condition that is not
+    one bool, subgraphs whose inputs or outputs disagree with the operator's, loop values
+    whose shape changes from one iteration to the next (the runner's buffers are static)."""
+    problems = []
+    for graph, o, name, indices in _control_ops(model):
+        op = graph.Operators(o)
+        label = f"{name} operator {o} ('{tensor_name(graph, int(op.Outputs(0)))}')" \
+            if op.OutputsLength() else f"{name} operator {o}"
+        ins = [_shape(graph.Tensors(t)) for t in _indices(op.InputsAsNumpy())]
+        outs = [_shape(graph.Tensors(t)) for t in _indices(op.OutputsAsNumpy())]
+        if not all(0 < i < model.SubgraphsLength() for i in indices):
+            problems.append(f"{label} names a subgraph the file does not have")
+            continue
+        first, second = (model.Subgraphs(i) for i in indices)
+        if name == "IF":
+            cond = graph.Tensors(int(op.Inputs(0)))
+            if cond.Type() != 6 or _shape(cond):
+                problems.append(f"{label} branches on a {_TYPE_NAMES.get(cond.Type(), '?')}"
+                                f"{_shape(cond)}, not on one bool")
+            for branch in (first, second):
+                if _io_shapes(branch, "Inputs") != ins[1:] or _io_shapes(branch, "Outputs") != outs:
+                    problems.append(f"{label}: a branch's inputs or outputs differ in shape "
+                                    "from the operator's")
+                    break
+            continue
+        cond_out = [first.Tensors(t) for t in _indices(first.OutputsAsNumpy())]
+        if len(cond_out) != 1 or cond_out[0].Type() != 6 or _shape(cond_out[0]):
+            problems.append(f"{label}: its condition subgraph does not give one bool")
+        body_in, body_out = _io_shapes(second, "Inputs"), _io_shapes(second, "Outputs")
+        for k, (before, after) in enumerate(zip(body_in, body_out)):
+            if before != after:
+                problems.append(f"{label}: loop value {k} changes shape from {before} to {after} "
+                                "in one iteration (only loops whose values keep their shapes "
+                                "compile)")
+        if body_in != ins or outs != ins or _io_shapes(first, "Inputs") != ins:
+            if all(b == a for b, a in zip(body_in, body_out)):
+                problems.append(f"{label}: its condition or body subgraph's values differ in "
+                                "shape from the operator's")
+    return problems
+
+
 def stateful_operators(model: Any) -> Counter[str]:
     """The resource-variable operators of the main graph, counted."""
     graph = model.Subgraphs(0)
@@ -182,8 +265,9 @@ def unsupported_features(model: Any, allow_state: bool = False,
     stateful: Counter[str] = Counter()
     dynamic_range: Counter[str] = Counter()
     consumers = _consumers(model, graph)
-    for o in range(graph.OperatorsLength()):
-        op = graph.Operators(o)
+    branches = control_subgraphs(model)
+    for owner, op in [(g, g.Operators(o)) for g in [graph, *map(model.Subgraphs, branches)]
+                      for o in range(g.OperatorsLength())]:
         name, custom_code = _op_name(model, op)
         if custom_code is not None:
             if custom_code not in custom_ops and custom_code not in BUILTIN:
@@ -195,7 +279,7 @@ def unsupported_features(model: Any, allow_state: bool = False,
             control[name] += 1
         elif name not in supported:
             unknown[name] += 1
-        elif _is_dynamic_range(graph, op) and name not in HYBRID_OPS:
+        elif _is_dynamic_range(owner, op) and name not in HYBRID_OPS:
             dynamic_range[name] += 1
     problems = []
     if unknown:
@@ -204,7 +288,8 @@ def unsupported_features(model: Any, allow_state: bool = False,
         first = sorted(custom)[0]
         problems.append("custom operators: " + _counted(custom) + " (give each its C "
                         f"implementation: --custom-op {first}=impl.c)")
-    extra = model.SubgraphsLength() - 1 - (len(_init_subgraphs(model)) if allow_state else 0)
+    extra = (model.SubgraphsLength() - 1 - len(branches)
+             - (len(_init_subgraphs(model) - set(branches)) if allow_state else 0))
     if control or extra > 0:
         what = _counted(control) if control else f"{model.SubgraphsLength()} subgraphs"
         problems.append("control flow is not supported: " + what)
@@ -347,6 +432,11 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
     model = _load(path)
     custom_ops = dict(custom_ops or {})
     problems = unsupported_features(model, allow_state=True, custom_ops=custom_ops)
+    control = [] if problems else control_flow_problems(model)
+    if control:
+        raise UnsupportedError("control flow: " + "; ".join(control), module=name, path=path,
+                               hint="IF and WHILE compile when they branch on one bool and "
+                                    "their values keep their shapes")
     if problems:
         raise UnsupportedError("; ".join(problems), module=name, path=path,
                                hint="remove or replace these before compiling")

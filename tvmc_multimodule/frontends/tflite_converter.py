@@ -130,6 +130,25 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         result = [relax.TensorType(list(shape), dtype) for shape, dtype in out_specs]
         return relax.call_tir(gvar, args, result if len(result) > 1 else result[0])
 
+    def convert_if(self, op: Any) -> Any:
+        """IF on a constant condition: a call of the branch it selects (the other branch is
+        never converted); otherwise TVM's If over two branch functions, on which the C
+        runner branches (pipeline/control.py)."""
+        from tflite.IfOptions import IfOptions
+
+        inputs = self.get_input_tensors(op)
+        value = constant_value(self.model, inputs[0].tensor) if inputs else None
+        if value is None or value.size != 1:
+            return super().convert_if(op)
+        options = self._get_builtin_options(op, IfOptions)
+        index = int(options.ThenSubgraphIndex() if value.reshape(-1)[0]
+                    else options.ElseSubgraphIndex())
+        self._check_subgraph_interface(index, "IF", input_tensors=inputs[1:],
+                                       output_tensors=self.get_output_tensors(op))
+        branch = self._lower_subgraph_to_function(index, f"tflite_if_branch_subgraph_{index}",
+                                                  op_name="IF")
+        return relax.Call(branch, [self.get_tensor_expr(t) for t in inputs[1:]])
+
     def check_unsupported_ops(self) -> None:
         # our own check (frontends/tflite.py) ran before, with the features we add
         saved = self.get_tensors

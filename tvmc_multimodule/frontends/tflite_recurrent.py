@@ -69,8 +69,12 @@ def convert_sequence_lstm(conv: Any, op: Any, name: str) -> Any:
     options.Init(raw.Bytes, raw.Pos)
     if present:
         raise UnsupportedError(f"{node}: {' and '.join(present)} are not supported")
-    if options.CellClip() or options.ProjClip():
-        raise UnsupportedError(f"{node}: cell_clip / proj_clip are not supported")
+    cell_clip = None
+    if options.CellClip() > 0:  # proj_clip only acts on a projection, which is refused above
+        from tvm.script import tirx as T
+
+        bound = float(options.CellClip())
+        cell_clip = lambda v: T.min(T.max(v, T.float32(-bound)), T.float32(bound))  # noqa: E731
     if options.FusedActivationFunction() != TANH:
         raise UnsupportedError(f"{node}: only the TANH cell activation is supported")
     op_ = relax.op
@@ -98,7 +102,7 @@ def convert_sequence_lstm(conv: Any, op: Any, name: str) -> Any:
         peep = relax.const(np.zeros((1, 3 * hidden), np.float32))
     h0, c0 = (_initial_state(conv, tensors[i], [1, batch, hidden]) for i in (18, 19))
     kernel = lstm_kernel(steps, batch, inputs, hidden, 1, 0, 0, (sigmoid, tanh, tanh),
-                         lambda v: v)
+                         lambda v: v, cell_clip)
     gvar = bb.add_func(kernel.with_attr("op_pattern", 8), "lstm")
     outs = [relax.TensorType([steps, 1, batch, hidden], "float32")] + [
         relax.TensorType([1, batch, hidden], "float32")] * 2

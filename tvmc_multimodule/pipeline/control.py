@@ -12,8 +12,6 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
-BRANCH_ATTR = "tvmc.branch"  # marks an outlined branch (build_program walks into it)
-
 
 def has_if(mod: tvm.IRModule) -> bool:
     found = []
@@ -63,7 +61,7 @@ class _Outliner:
         inner = relax.utils.copy_with_new_vars(inner)
         name = f"{self.prefix}_{name}"
         inner = _Outliner(self.builder, name).function(inner)  # nested Ifs
-        gvar = self.builder.add_func(inner.with_attr(BRANCH_ATTR, 1), name)
+        gvar = self.builder.add_func(inner, name)
         result = relax.Var(f"{name}_result", var.ty)
         call = relax.Call(gvar, free)
         return relax.SeqExpr([relax.BindingBlock([relax.VarBinding(result, call)])], result)
@@ -83,6 +81,9 @@ def outline_branches(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.
 
 
 def branch_functions(mod: tvm.IRModule) -> dict[str, relax.Function]:
-    """The outlined branches of a lowered module, by name."""
+    """The Relax functions besides `main` that are not fused operator groups, by name: the
+    outlined branches, and TVM's TFLite importer's functions for IF (a function holding the
+    If, one per branch) and WHILE (a recursive function, its condition and its body)."""
     return {g.name_hint: f for g, f in mod.functions.items()
-            if isinstance(f, relax.Function) and f.attrs is not None and BRANCH_ATTR in f.attrs}
+            if isinstance(f, relax.Function) and g.name_hint != "main"
+            and not (f.attrs is not None and "Primitive" in f.attrs)}

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .program import Buffer, Call, Input, Output, Program, nbytes, step_locations
+from .program import (Buffer, Call, Input, Output, Program, loop_ranges, nbytes,
+                      step_locations)
 from .tir_passes import OperatorSignature
 
 WORKSPACE_ALIGN = 16
@@ -89,6 +90,19 @@ def _lifetimes(program: Program, signatures: dict[str, OperatorSignature],
         intervals[("buffer", index)] = Interval(program.buffers[index], start, last[index])
     if io_in_workspace:
         intervals.update(_io_lifetimes(program))
+    return _across_loops(program, intervals)
+
+
+def _across_loops(program: Program, intervals: dict[tuple[str, int], Interval]
+                  ) -> dict[tuple[str, int], Interval]:
+    """A buffer that lives into or out of a loop (a value read by every iteration, a
+    loop-carried value) lives through all of it: every iteration may read it again.
+    Buffers of one iteration keep their own steps."""
+    for begin, end in loop_ranges(program):  # innermost first
+        for key, v in intervals.items():
+            inside = begin <= v.first and v.last <= end
+            if not inside and v.first <= end and begin <= v.last:
+                intervals[key] = Interval(v.size, min(v.first, begin), max(v.last, end))
     return intervals
 
 

@@ -78,7 +78,26 @@ class BranchEnd:
     pass
 
 
-Step = Union[Call, Copy, BranchIf, BranchElse, BranchEnd]
+@dataclass(frozen=True)
+class LoopBegin:
+    """`while (1) {`: the steps up to the matching LoopEnd repeat until a LoopBreak leaves."""
+
+
+@dataclass(frozen=True)
+class LoopBreak:
+    """`if (*cond == 0) break;` (`exit_when` False) or `if (*cond != 0) break;` (True)."""
+
+    cond: Location
+    dtype: str
+    exit_when: bool = False
+
+
+@dataclass(frozen=True)
+class LoopEnd:
+    pass
+
+
+Step = Union[Call, Copy, BranchIf, BranchElse, BranchEnd, LoopBegin, LoopBreak, LoopEnd]
 
 
 def step_locations(step: object) -> tuple[Location, ...]:
@@ -87,9 +106,20 @@ def step_locations(step: object) -> tuple[Location, ...]:
         return step.args
     if isinstance(step, Copy):
         return (step.dst, step.src)
-    if isinstance(step, BranchIf):
+    if isinstance(step, (BranchIf, LoopBreak)):
         return (step.cond,)
     return ()
+
+
+def loop_ranges(program: "Program") -> list[tuple[int, int]]:
+    """(LoopBegin index, LoopEnd index) of every loop, innermost first."""
+    open_loops, ranges = [], []
+    for index, step in enumerate(program.steps):
+        if isinstance(step, LoopBegin):
+            open_loops.append(index)
+        elif isinstance(step, LoopEnd):
+            ranges.append((open_loops.pop(), index))
+    return ranges
 
 
 @dataclass
@@ -205,6 +235,11 @@ class _Walker:
         computes it in, the else branch's own buffer renamed to it (else a copy)."""
         steps, buffers = self.program.steps, self.program.buffers
         cond = self.resolve(value.cond)  # type: ignore[attr-defined]
+        if isinstance(cond, Constant):  # known at compile time: only its branch
+            chosen = bool(np.asarray(self.program.constants[cond.index]).reshape(-1)[0])
+            self.where[var] = self.walk(value.true_branch if chosen  # type: ignore[attr-defined]
+                                        else value.false_branch)  # type: ignore[attr-defined]
+            return
         steps.append(BranchIf(cond, str(value.cond.ty.dtype)))  # type: ignore[attr-defined]
         fresh = len(buffers)
         then_result = self.walk(value.true_branch)  # type: ignore[attr-defined]
@@ -235,10 +270,75 @@ class _Walker:
         steps.append(BranchEnd())
         self.where[var] = tuple(targets) if isinstance(then_result, tuple) else targets[0]
 
+    def _loop(self, var: object, gvar: object, callee: object, args: tuple) -> None:
+        """A tail-recursive function (TVM's form of a TFLite WHILE: the condition, then an If
+        whose one branch runs the body and calls the function again, the other returns):
+        the loop-carried values get buffers of their own, copied in before the loop and
+        overwritten with the body's results at the end of each iteration."""
+        steps, buffers = self.program.steps, self.program.buffers
+        carried = []
+        for param, arg in zip(callee.params, args):  # type: ignore[attr-defined]
+            size = nbytes(_static_shape(param.ty), str(param.ty.dtype))
+            carried.append(Buffer(len(buffers)))
+            buffers.append(size)
+            steps.append(Copy(carried[-1], self.resolve(arg), size))  # type: ignore[arg-type]
+            self.where[param] = carried[-1]
+        steps.append(LoopBegin())
+        body = callee.body  # type: ignore[attr-defined]
+        branch = None
+        for block in body.blocks:
+            for binding in block.bindings:
+                if branch is None and isinstance(binding.value, relax.If) \
+                        and _calls_function(binding.value, gvar):
+                    branch = binding
+                elif branch is None:
+                    self.bind(binding.var, binding.value)
+                else:
+                    raise UnsupportedError("a loop function computes after its recursion")
+        if branch is None:
+            raise UnsupportedError("a recursive function that is not a loop")
+        test = branch.value
+        again_on_true = _calls_function(test.true_branch, gvar)
+        steps.append(LoopBreak(self.resolve(test.cond), str(test.cond.ty.dtype),
+                               exit_when=not again_on_true))
+        again = test.true_branch if again_on_true else test.false_branch
+        self._iterate(again, gvar, carried)
+        steps.append(LoopEnd())
+        self.where[branch.var] = self.walk(test.false_branch if again_on_true
+                                           else test.true_branch)
+        self.where[var] = self.resolve(body.body)
+
+    def _iterate(self, again: object, gvar: object, carried: list) -> None:
+        """The body's steps up to the recursive call, then its arguments copied over the
+        loop-carried buffers (through a temporary where one is another's old value)."""
+        steps, buffers = self.program.steps, self.program.buffers
+        for block in again.blocks:  # type: ignore[attr-defined]
+            for binding in block.bindings:
+                value = binding.value
+                if not (isinstance(value, ir.Call) and value.op.same_as(gvar)):
+                    self.bind(binding.var, value)
+                    continue
+                nexts = [self.resolve(a) for a in value.args]
+                for i, loc in enumerate(nexts):
+                    if loc in carried and loc != carried[i]:
+                        temp = Buffer(len(buffers))
+                        buffers.append(buffers[carried[i].index])
+                        steps.append(Copy(temp, loc, buffers[temp.index]))
+                        nexts[i] = temp
+                for loc, place in zip(nexts, carried):
+                    if loc != place:
+                        steps.append(Copy(place, loc, buffers[place.index]))
+                return
+        raise UnsupportedError("a loop whose body does not call it again")
+
     def _call(self, var: object, call: ir.Call) -> None:
         op = call.op
+        if isinstance(op, ir.GlobalVar) and isinstance(self.module[op], relax.Function) \
+                and _calls_function(self.module[op].body, op):
+            self._loop(var, op, self.module[op], call.args)
+            return
         if isinstance(op, ir.GlobalVar) and isinstance(self.module[op], relax.Function):
-            # an outlined If branch (control.py): its steps where it is called
+            # an If branch (control.py, TVM's TFLite IF): its steps where it is called
             callee = self.module[op]
             for param, arg in zip(callee.params, call.args):
                 self.where[param] = self.resolve(arg)
@@ -269,6 +369,19 @@ class _Walker:
                                    "(an extern or packed call)")
 
 
+def _calls_function(expr: object, gvar: object) -> bool:
+    """`expr` calls the function `gvar` somewhere."""
+    found = []
+
+    def visit(node: object) -> None:
+        if isinstance(node, ir.Call) and isinstance(node.op, ir.GlobalVar) \
+                and node.op.same_as(gvar):
+            found.append(node)
+
+    relax.analysis.post_order_visit(expr, visit)
+    return bool(found)
+
+
 def _result_sizes(value: object) -> list[int]:
     """Bytes of each tensor an If gives."""
     ty = value.ty  # type: ignore[attr-defined]
@@ -285,6 +398,8 @@ def _renamed(step: object, renames: dict[object, object]) -> object:
         return Copy(renames.get(step.dst, step.dst), renames.get(step.src, step.src), step.nbytes)
     if isinstance(step, BranchIf):
         return BranchIf(renames.get(step.cond, step.cond), step.dtype)
+    if isinstance(step, LoopBreak):
+        return LoopBreak(renames.get(step.cond, step.cond), step.dtype, step.exit_when)
     return step
 
 
@@ -343,3 +458,17 @@ def build_program(lowered: ir.IRModule) -> Program:
         else:  # the output aliases an input, a constant, a planned tensor or another output
             program.steps.append(Copy(Output(i), loc, nbytes(shape, dtype)))  # type: ignore[arg-type]
     return program
+
+
+def called_operators_only(lowered: ir.IRModule, program: Program) -> ir.IRModule:
+    """`lowered` without the operator functions no step calls (those of an If branch a
+    constant condition never takes): no dead code in the operators' C."""
+    from tvm import tirx
+
+    called = {step.relax_name for step in program.steps if isinstance(step, Call)}
+    dead = [g for g, f in lowered.functions.items()
+            if isinstance(f, tirx.PrimFunc) and g.name_hint not in called]
+    if not dead:
+        return lowered
+    return ir.IRModule({g: f for g, f in lowered.functions.items() if g not in dead},
+                       attrs=lowered.attrs)

@@ -97,9 +97,12 @@ def _is_fuse_ops(p: Any) -> bool:
     return "FuseOps" in str(getattr(p, "info", ""))
 
 
-def _calls(mod: tvm.IRModule, func: Any) -> list[tuple[str, str]]:
+def _calls(mod: tvm.IRModule, func: Any, within: frozenset[str] = frozenset()
+           ) -> list[tuple[str, str]]:
     """(callee, name of the bound variable) of every operator call in `func`, in order; an
-    If's outlined branches (control.py) in the order the runner has them: then, else."""
+    If's branch functions (control.py) in the order the runner has them: then, else; a
+    loop's function (TFLite WHILE) once, where it is first called (`within`: the functions
+    being expanded)."""
     out = []
     branches = branch_functions(mod)
     for block in getattr(func.body, "blocks", []):
@@ -107,12 +110,15 @@ def _calls(mod: tvm.IRModule, func: Any) -> list[tuple[str, str]]:
             value = binding.value
             if isinstance(value, relax.If):
                 for branch in (value.true_branch, value.false_branch):
-                    out += _calls(mod, relax.Function([], branch))
+                    out += _calls(mod, relax.Function([], branch), within)
                 continue
             if not isinstance(value, relax.Call):
                 continue
-            if isinstance(value.op, tvm.ir.GlobalVar) and value.op.name_hint in branches:
-                out += _calls(mod, branches[value.op.name_hint])
+            name = getattr(value.op, "name_hint", None)
+            if name in branches and name not in within:
+                out += _calls(mod, branches[name], within | {name})
+            elif name in branches:
+                continue  # a loop calling itself again
             elif isinstance(value.op, tvm.ir.GlobalVar):
                 out.append((value.op.name_hint, str(binding.var.name)))
             elif getattr(value.op, "name", "") == "relax.call_tir":

@@ -85,16 +85,16 @@ static inline int16_t ${p}lstm_tanh(int16_t x, int32_t m, int32_t s) {
   r = v >= 0 ? r - (1 << 23) + (1 << 7) : -r + (1 << 23) + (1 << 7) - 1;
   return (int16_t)(r >> 8);
 }
-/* one gate's fully connected layer: int8 x int8 -> int16 (Q3.12), saturated */
-static inline void ${p}lstm_fc(const int8_t* x, int32_t x_zp, const int8_t* w,
-                               const int32_t* bias, int32_t units, int32_t depth, int32_t m,
-                               int32_t s, int16_t* out) {
+/* one gate's fully connected layer: int8 x int8 -> int16 (Q3.12), saturated; the input
+   zero point is folded into `bias` at compile time (the same integer sum) */
+static inline void ${p}lstm_fc(const int8_t* x, const int8_t* w, const int32_t* bias,
+                               int32_t units, int32_t depth, int32_t m, int32_t s,
+                               int16_t* out) {
   int32_t o, d;
   for (o = 0; o < units; ++o) {
-    int32_t acc = 0;
+    int32_t acc = bias[o];
     const int8_t* row = w + o * depth;
-    for (d = 0; d < depth; ++d) acc += (int32_t)row[d] * ((int32_t)x[d] - x_zp);
-    if (bias) acc += bias[o];
+    for (d = 0; d < depth; ++d) acc += (int32_t)row[d] * (int32_t)x[d];
     out[o] = ${p}lstm_sat16(${p}i8_mbqm(acc, m, s));
   }
 }
@@ -102,9 +102,11 @@ static inline void ${p}lstm_fc(const int8_t* x, int32_t x_zp, const int8_t* w,
 
 _LAYER = Template(r"""
 int32_t NAME(const int8_t* x, const int8_t* h_in, const int16_t* c_in, const int8_t* w,
-    const int8_t* r, const int32_t* bias, int8_t* y, int8_t* h, int16_t* c);
+    const int8_t* r, const int32_t* bias, const int32_t* r_bias, int8_t* y, int8_t* h,
+    int16_t* c);
 int32_t NAME(const int8_t* x, const int8_t* h_in, const int16_t* c_in, const int8_t* w,
-    const int8_t* r, const int32_t* bias, int8_t* y, int8_t* h, int16_t* c) {
+    const int8_t* r, const int32_t* bias, const int32_t* r_bias, int8_t* y, int8_t* h,
+    int16_t* c) {
   /* ${B} batch x ${T} steps x ${I} inputs -> ${H} units (${layout}) */
   static const int32_t fc_m[8] = {${fc_m}}, fc_s[8] = {${fc_s}};
   int16_t gates[4][${H}], tmp[${H}];
@@ -116,10 +118,10 @@ int32_t NAME(const int8_t* x, const int8_t* h_in, const int16_t* c_in, const int
     for (t = 0; t < ${T}; ++t) {
       const int8_t* xt = x + ${x_index} * ${I};
       for (g = 0; g < 4; ++g) {  /* i, f, c, o: from the previous h */
-        ${p}lstm_fc(xt, ${x_zp}, w + g * ${H} * ${I}, bias + g * ${H}, ${H}, ${I}, fc_m[g],
-                    fc_s[g], gates[g]);
-        ${p}lstm_fc(hb, ${h_zp}, r + g * ${H} * ${H}, 0, ${H}, ${H}, fc_m[4 + g], fc_s[4 + g],
-                    tmp);
+        ${p}lstm_fc(xt, w + g * ${H} * ${I}, bias + g * ${H}, ${H}, ${I}, fc_m[g], fc_s[g],
+                    gates[g]);
+        ${p}lstm_fc(hb, r + g * ${H} * ${H}, r_bias + g * ${H}, ${H}, ${H}, fc_m[4 + g],
+                    fc_s[4 + g], tmp);
         for (k = 0; k < ${H}; ++k) {
           int16_t v = ${p}lstm_sat16((int32_t)gates[g][k] + tmp[k]);
           gates[g][k] = g == 2 ? ${cell_activation} : ${p}lstm_sigmoid(v);
@@ -188,7 +190,8 @@ def _table_c() -> str:
 def lstm(spec: LstmSpec, weights: np.ndarray, recurrent: np.ndarray, bias: np.ndarray,
          helpers: CHelpers) -> Kernel:
     """(x int8, h int8 [B,H], c int16 [B,H], w int8 [4,H,I], r int8 [4,H,H], bias int32
-    [4,H]) -> (y int8, h int8 [B,H], c int16 [B,H]); gates packed i f c o."""
+    [4,H], recurrent bias int32 [4,H] (the zero points folded in)) -> (y int8, h int8 [B,H],
+    c int16 [B,H]); gates packed i f c o."""
     p = helpers.prefix
     b, t, i, h = spec.batch, spec.steps, spec.inputs, spec.hidden
     tanh_m, tanh_s = _tanh_input(spec.cell_scale_power)
@@ -200,18 +203,22 @@ def lstm(spec: LstmSpec, weights: np.ndarray, recurrent: np.ndarray, bias: np.nd
     body = _LAYER.substitute(
         p=p, B=b, T=t, I=i, H=h, layout="time major" if spec.time_major else "batch major",
         fc_m=", ".join(str(m) for m, _ in spec.fc), fc_s=", ".join(str(s) for _, s in spec.fc),
-        x_index=index, y_index=index, x_zp=spec.input_zero_point, h_zp=spec.hidden_zero_point,
+        x_index=index, y_index=index, h_zp=spec.hidden_zero_point,
         cell_activation=(f"{p}lstm_tanh(v, 3, 0)" if spec.cell_tanh else f"{p}lstm_sigmoid(v)"),
         fc_mul="%d, %d" % spec.forget_cell, ig_mul="%d, %d" % spec.input_cell,
         out_mul="%d, %d" % spec.output_hidden, tanh_m=tanh_m, tanh_s=tanh_s, clip=clip)
     name = f"{p}lstm_i8_{hashlib.sha1(body.encode()).hexdigest()[:10]}"
     x_shape = (t, b, i) if spec.time_major else (b, t, i)
     y_shape = (t, b, h) if spec.time_major else (b, t, h)
+    # sum(w * (x - zp)) + bias = sum(w * x) + (bias - zp * sum(w)): exact in int32
+    folded = bias.astype(np.int64) - spec.input_zero_point * weights.astype(np.int64).sum(2)
+    r_folded = -spec.hidden_zero_point * recurrent.astype(np.int64).sum(2)
     consts = (np.ascontiguousarray(weights, np.int8), np.ascontiguousarray(recurrent, np.int8),
-              np.ascontiguousarray(bias, np.int32))
+              folded.astype(np.int32), r_folded.astype(np.int32))
     ins = [te.placeholder(x_shape, "int8", name="x"), te.placeholder((b, h), "int8", name="h"),
            te.placeholder((b, h), "int16", name="c"),
-           *[te.placeholder(a.shape, str(a.dtype), name=n) for a, n in zip(consts, "wrb")]]
+           *[te.placeholder(a.shape, str(a.dtype), name=n)
+             for a, n in zip(consts, ("w", "r", "bias", "r_bias"))]]
     outs = te.extern([y_shape, (b, h), (b, h)], ins, lambda i_, o_: tirx.call_extern(
         "int32", name, *[a.data for a in i_], *[a.data for a in o_]),
         dtype=["int8", "int8", "int16"], name="lstm")
