@@ -146,16 +146,38 @@ def test_cmsis_nn_is_called_and_the_rest_falls_back(host_build: dict) -> None:
 
 
 def test_metadata_lists_cmsis_nn(host_build: dict) -> None:
-    with tarfile.open(host_build["archive"]) as tar:
-        metadata = json.load(tar.extractfile("./metadata.json")  # type: ignore[arg-type]
-                             if "./metadata.json" in tar.getnames()
-                             else tar.extractfile("metadata.json"))  # type: ignore[arg-type]
+    metadata = json.loads((host_build["root"] / "metadata.json").read_text())
     for name, module in metadata["modules"].items():
         (dependency,) = module["external_dependencies"]
         assert dependency["short_name"] == "CMSIS-NN"
         assert set(dependency["functions"]) == _calls(
             next(m for m in host_build["modules"] if m.name == name))
         assert module["target"] == ["cmsis-nn, c"]
+
+
+def test_sources_pass_the_strict_c_checks(host_build: dict) -> None:
+    """The calls' C keeps the generated C's rules (one declaration each, prototypes, no const
+    cast away), for the host and for the M4; and the layers declare their MACs (TIR cannot
+    count inside the C), equal to the portable kernels' count."""
+    include = host_build["root"] / "codegen" / "host" / "include"
+    flags = ["-std=c11", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-Wcast-qual",
+             "-Wmissing-prototypes", "-Wredundant-decls", "-I", str(include), "-I",
+             str(CMSIS_NN / "Include")]
+    sources = sorted((host_build["root"] / "codegen" / "host" / "src").glob("*_lib0.c"))
+    compilers = [["gcc"]] + ([["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb"]]
+                             if cbuild.have("arm-none-eabi-gcc") else [])
+    for compiler in compilers:
+        for source in sources:
+            run = subprocess.run([*compiler, *flags, str(source)], capture_output=True, text=True)
+            assert run.returncode == 0, run.stderr[:2000]
+    import tempfile
+
+    module = next(m for m in host_build["modules"] if m.name == "cmsis_nn_paths")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.tflite"
+        path.write_bytes(host_build["data"]["cmsis_nn_paths"])
+        portable = compile_model(str(path), module_name="m", strict_int8=True, target="c")
+    assert [layer.macs for layer in module.layers] == [layer.macs for layer in portable.layers]
 
 
 def test_scratch_buffers_are_in_the_workspace_plan() -> None:
@@ -355,6 +377,10 @@ def test_m4_firmware_links_cmsis_nn_dsp_code(m4_firmware: dict) -> None:
         assert re.search(rf"\b{function}\b", symbols), function
     assert not list(fw.rglob("arm_nnfunctions.h"))
     assert str(CMSIS_NN.resolve()) in (fw / "Makefile").read_text()
+    for obj in fw.rglob("*_lib0.o"):  # our int8 objects: no soft-float or division helper
+        undefined = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True,
+                                   text=True, check=True).stdout.split()
+        assert not [u for u in undefined if re.match(r"__aeabi_|__(div|mod|udiv|umod)", u)]
 
 
 def test_project_without_cmsis_nn_path_is_a_usage_error(host_build: dict,
@@ -367,3 +393,74 @@ def test_project_without_cmsis_nn_path_is_a_usage_error(host_build: dict,
     code = main(["micro", "create-project", str(tmp_path / "fw"), host_build["archive"],
                  "--board", "mps2_an386", "--cmsis-nn-path", str(tmp_path)])
     assert code == 2 and not (tmp_path / "fw").exists()
+
+
+@pytest.mark.arm
+def test_m55_helium_paths_bit_exact(tmp_path: Path) -> None:
+    """Cortex-M55 (QEMU mps3-an547, MVE): CMSIS-NN's Helium paths with their own scratch
+    sizes, and the fully connected layers' kernel sums we compute at compile time (TFLite
+    Micro computes them at start-up), 0 LSB against TFLite Micro."""
+    from tvmc_multimodule.micro import create_project, load_board
+    from tvmc_multimodule.micro.emulator import run_module
+    from tvmc_multimodule.micro.firmware import build
+
+    root_nn = _need_cmsis_nn()
+    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if not cbuild.have(t)]
+    if missing:
+        pytest.skip(f"{missing} not installed")
+    builders = _builders()
+    names = ("cmsis_nn_paths", "fully_connected", "dsp_shapes")
+    modules, data = [], {}
+    for name in names:
+        data[name] = builders[name]()
+        (tmp_path / f"{name}.tflite").write_bytes(data[name])
+        modules.append(compile_model(str(tmp_path / f"{name}.tflite"), module_name=name,
+                                     strict_int8=True, target="cmsis-nn, c -mcpu=cortex-m55"))
+    assert "const int32_t* sums" in modules[1].sources["fully_connected_lib0.c"]
+    archive = export_model_library_format(modules, str(tmp_path / "m.tar"))
+    create_project(str(tmp_path / "fw"), archive, load_board("mps3_an547"),
+                   cmsis_nn_path=str(root_nn))
+    project, elf = build(str(tmp_path / "fw"))
+    rng = np.random.default_rng(13)
+    for module in modules:
+        for k in range(2):
+            inputs = _inputs(module, k, rng)
+            got, _ = run_module(project, elf, module.name, inputs, str(tmp_path / f"io{k}"))
+            expected = references.run_tflite_micro(data[module.name], inputs)
+            for tensor, want in zip(module.outputs, expected):
+                have = got[tensor.name].reshape(-1).astype(np.int32)
+                assert np.array_equal(have, np.asarray(want).reshape(-1).astype(np.int32)), \
+                    f"{module.name} {tensor.name} set {k}"
+
+
+def test_tvmc_compile_with_cmsis_nn_options(tmp_path: Path) -> None:
+    """microTVM's command line: --target "cmsis-nn, c" --target-cmsis-nn-mcpu=cortex-m4."""
+    from tvmc_multimodule.cli.driver import main
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(tflite_int8_models.pools())
+    out = tmp_path / "m.tar"
+    assert main(["compile", str(model), "--target", "cmsis-nn, c",
+                 "--target-cmsis-nn-mcpu=cortex-m4", "-o", str(out)]) == 0
+    with tarfile.open(out) as tar:
+        name = next(n for n in tar.getnames() if n.endswith("metadata.json"))
+        metadata = json.load(tar.extractfile(name))  # type: ignore[arg-type]
+    (module,) = metadata["modules"].values()
+    assert module["target"] == ["cmsis-nn, c -mcpu=cortex-m4"]
+    assert module["external_dependencies"][0]["functions"] == ["arm_avgpool_s8",
+                                                               "arm_max_pool_s8"]
+    # the avgpool scratch (DSP: 5 channels x int32) is an operator workspace of the plan
+    workspaces = {op["function_name"]: op["workspace"][0]["workspace_size_bytes"]
+                  for op in module["memory"]["functions"]["operator_functions"]}
+    assert workspaces["tvmgen_default_avg_pool2d"] == 32
+    # tvmc run on the host builds the module with CMSIS-NN from the path given, else exit 2
+    assert main(["run", str(out), "--fill-mode", "ones"]) == 2
+    if (CMSIS_NN / "Include" / "arm_nnfunctions.h").is_file() and cbuild.have("gcc"):
+        result = tmp_path / "out.npz"
+        assert main(["run", str(out), "--fill-mode", "ones", "--cmsis-nn-path", str(CMSIS_NN),
+                     "-o", str(result)]) == 0
+        expected = references.run_tflite_micro(model.read_bytes(),
+                                               [np.ones((1, 9, 7, 5), np.int8)])
+        with np.load(result) as got:
+            for name, want in zip(("avg", "max", "max_same"), expected):
+                assert np.array_equal(got[name].reshape(-1), want.reshape(-1)), name

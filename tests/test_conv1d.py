@@ -31,6 +31,7 @@ CASES = {
     "pointwise_batch2": (24, 48, 10, 1, {}, True, False),
 }
 BATCH = {"pointwise_batch2": 2}
+SCHEDULES = ("vector", "scalar")  # hosts; Cortex-M (channel blocks of 8, unrolled)
 
 
 def conv1d_model(name: str) -> onnx.ModelProto:
@@ -59,15 +60,16 @@ def conv1d_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("conv1d")
     rng = np.random.default_rng(7)
     modules, inputs, expected = [], {}, {}
-    for name in CASES:
+    for name, schedule in [(n, s) for n in CASES for s in SCHEDULES]:
         model = conv1d_model(name)
         path = root / f"{name}.onnx"
         onnx.save(model, path)
-        module = compile_model(str(path), module_name=name, opt_level=3)
+        key = f"{name}_{schedule}"
+        module = compile_model(str(path), module_name=key, opt_level=3, schedule=schedule)
         x = references.random_array(module.inputs[0].shape, np.float32, rng)
         modules.append(module)
-        inputs[name] = [x]
-        expected[name] = references.run_onnxruntime(model, {"x": x})
+        inputs[key] = [x]
+        expected[key] = references.run_onnxruntime(model, {"x": x})
     archive = export_model_library_format(modules, str(root / "conv1d.tar"))
     extracted = cbuild.extract(archive, root / "mlf")
     outputs = cbuild.build_and_run(extracted, {m.name: (m.inputs, m.outputs) for m in modules},
@@ -75,7 +77,7 @@ def conv1d_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"outputs": outputs, "expected": expected, "root": extracted}
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", [f"{n}_{s}" for n in sorted(CASES) for s in SCHEDULES])
 def test_conv1d_matches_onnxruntime(conv1d_run: dict, name: str) -> None:
     actual, expected = conv1d_run["outputs"][name][0], np.asarray(conv1d_run["expected"][name][0])
     cbuild.assert_close(actual.reshape(expected.shape), expected, name, rtol=1e-5)
@@ -121,3 +123,28 @@ def test_conv1d_without_a_fitting_tile_keeps_a_small_accumulator(tmp_path: Path)
     mod = _scheduled(path, "stft_like")
     func = next(f for g, f in mod.functions.items() if "conv1d" in g.name_hint)
     assert ("ff_1", 43) in _loops(func)
+
+
+def test_conv_transpose1d_stores_one_copy_of_its_input(tmp_path: Path) -> None:
+    """ConvTranspose1d (stride 2, pads 1): matches onnxruntime, and of TOPI's three stored
+    copies (input dilated, then padded; kernel flipped) only the padded one is left: the
+    operator's scratch is 16 channels x 103 floats."""
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((16, 8, 4)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[2], pads=[1, 1])], "ct",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 50])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.ravel())])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(model, tmp_path / "ct.onnx")
+    module = compile_model(str(tmp_path / "ct.onnx"), module_name="ct", opt_level=3)
+    scratch = [b.size for b in module.memory_layout.buffers if b.kind == "scratch"]
+    assert scratch == [16 * 103 * 4]
+    x = references.random_array((1, 16, 50), np.float32, rng)
+    archive = export_model_library_format([module], str(tmp_path / "ct.tar"))
+    extracted = cbuild.extract(archive, tmp_path / "mlf")
+    out = cbuild.build_and_run(extracted, {"ct": (module.inputs, module.outputs)},
+                               {"ct": [x]})["ct"][0]
+    expected = np.asarray(references.run_onnxruntime(model, {"x": x})[0])
+    cbuild.assert_close(out.reshape(expected.shape), expected, "conv transpose", rtol=1e-5)

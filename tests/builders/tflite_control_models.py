@@ -27,16 +27,22 @@ def _dense(g: TFLiteGraph, rng: np.random.Generator, x: int, units: int, inputs:
     return y
 
 
-def if_model(condition: bool | None = None, seed: int = 31, hidden: int = 64) -> bytes:
+def if_model(condition: bool | None = None, seed: int = 31, hidden: int = 64,
+             computed: bool = False) -> bytes:
     """x[1,8] f32, flag bool[] -> IF(flag): then = a wide MLP (8 -> `hidden` relu -> 8),
     else = tanh(x * 0.5 + x); y[1,8]. With `condition`, the flag is a constant, not an
-    input."""
+    input; `computed`: a constant computed in the graph (LESS of two constants)."""
     rng = np.random.default_rng(seed)
     g = TFLiteGraph()
     then_sg, else_sg = g.add_subgraph("then"), g.add_subgraph("else")
     x = g.add_tensor("x", [1, WIDTH])
     if condition is None:
         flag = g.add_tensor("flag", [], "bool")
+    elif computed:
+        lo = g.add_tensor("lo", [], "int32", np.array(0 if condition else 1, np.int32))
+        hi = g.add_tensor("hi", [], "int32", np.array(1, np.int32))
+        flag = g.add_tensor("flag", [], "bool")
+        g.add_operator("LESS", [lo, hi], [flag])
     else:
         flag = g.add_tensor("flag", [], "bool", np.array(condition, np.bool_))
     y = g.add_tensor("y", [1, WIDTH])

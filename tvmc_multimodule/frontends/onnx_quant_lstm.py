@@ -16,7 +16,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import UnsupportedError
-from .onnx_recurrent import _activations, _check_sequence_lens, _clip, _directions, _shape
+from .onnx_recurrent import (_activations, _check_sequence_lens, _clip, _directions, _shape,
+                             lstm_cell_macro)
 
 
 def quantised_lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int,
@@ -27,11 +28,12 @@ def quantised_lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, dire
     r scale, bias [D, 4H], h0, c0, p) -> (y, yh, yc); the state kept in yh / yc."""
     from tvm.script import tirx as T
 
-    f_, g_, h_ = acts
     G = 4 * hidden  # noqa: N806 - TVMScript shapes read best in upper case
 
     def time(s: Any, d: Any) -> Any:  # reverse directions walk the sequence backwards
         return s + (rev_base + rev_step * d) * (steps - 1 - 2 * s)
+
+    lstm_cell = lstm_cell_macro(hidden, acts, clip)
 
     @T.prim_func(private=True)
     def qlstm(xq: T.Buffer((steps, batch, inputs), "uint8"),
@@ -90,15 +92,7 @@ def quantised_lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, dire
                             acc[g] = acc[g] + hq[k] * (T.Cast("int32", r[d, k, g]) - rz[d, g])
                     for g in range(G):
                         gates[g] = gates[g] + T.Cast("float32", acc[g]) * (hp[2] * rs[d, g])
-                    for j in range(hidden):  # as onnx_recurrent.lstm_kernel
-                        gates[2 * hidden + j] = f_(clip(gates[2 * hidden + j]
-                                                        + p[d, 2 * hidden + j] * yc[d, b, j]))
-                        gates[j] = f_(clip(gates[j] + p[d, j] * yc[d, b, j])) * g_(
-                            clip(gates[3 * hidden + j]))
-                        yc[d, b, j] = gates[2 * hidden + j] * yc[d, b, j] + gates[j]
-                        yh[d, b, j] = f_(clip(gates[hidden + j] + p[d, hidden + j] * yc[d, b, j])
-                                         ) * h_(yc[d, b, j])
-                        y[time(s, d), d, b, j] = yh[d, b, j]
+                    lstm_cell(gates, p, yc, yh, y, time(s, d), d, b)  # as the float LSTM
 
     return qlstm
 

@@ -98,15 +98,13 @@ def lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: in
     `cell_clip` bounds the new cell state (TFLite's cell_clip; ONNX has none)."""
     from tvm.script import tirx as T
 
-    bound_cell = cell_clip or (lambda v: v)
-
-    f_, g_, h_ = acts
     G = 4 * hidden  # noqa: N806 - TVMScript shapes read best in upper case
 
     def time(s: Any, d: Any) -> Any:  # reverse directions walk the sequence backwards
         return s + (rev_base + rev_step * d) * (steps - 1 - 2 * s)
 
     add_rows = _add_rows_macro()
+    lstm_cell = lstm_cell_macro(hidden, acts, clip, cell_clip)
 
     @T.prim_func(private=True)
     def lstm(x: T.Buffer((steps, batch, inputs), "float32"),
@@ -130,16 +128,7 @@ def lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: in
                         gates[g] = bias[d, g]
                     add_rows(gates, x, time(s, d), b, w, d, inputs, G)
                     add_rows(gates, yh, d, b, r, d, hidden, G)
-                    for j in range(hidden):
-                        # forget gate into gates[2H + j], input gate * candidate into gates[j]
-                        gates[2 * hidden + j] = f_(clip(gates[2 * hidden + j]
-                                                        + p[d, 2 * hidden + j] * yc[d, b, j]))
-                        gates[j] = f_(clip(gates[j] + p[d, j] * yc[d, b, j])) * g_(
-                            clip(gates[3 * hidden + j]))
-                        yc[d, b, j] = bound_cell(gates[2 * hidden + j] * yc[d, b, j] + gates[j])
-                        yh[d, b, j] = f_(clip(gates[hidden + j] + p[d, hidden + j] * yc[d, b, j])
-                                         ) * h_(yc[d, b, j])
-                        y[time(s, d), d, b, j] = yh[d, b, j]
+                    lstm_cell(gates, p, yc, yh, y, time(s, d), d, b)
 
     return lstm
 
@@ -241,6 +230,35 @@ def rnn_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
                         y[time(s, d), d, b, j] = yh[d, b, j]
 
     return rnn
+
+
+def lstm_cell_macro(hidden: int, acts: Sequence[Callable[[Any], Any]],
+                    clip: Callable[[Any], Any],
+                    cell_clip: Callable[[Any], Any] | None = None) -> Any:
+    """T.macro ``lstm_cell(gates, p, yc, yh, y, t, d, b)``: one step of the LSTM cell from
+    its summed gates (i, o, f, c; peepholes p), the new cell and hidden state into yc / yh
+    and y[t]; shared by the float and the quantised LSTM kernels. `cell_clip` bounds the new
+    cell state (TFLite's cell_clip; ONNX has none)."""
+    from tvm.script import tirx as T
+
+    f_, g_, h_ = acts
+    bound_cell = cell_clip or (lambda v: v)
+
+    @T.macro
+    def lstm_cell(gates: Any, p: Any, yc: Any, yh: Any, y: Any, t: Any, d: Any,
+                  b: Any) -> None:
+        for j in range(hidden):
+            # forget gate into gates[2H + j], input gate * candidate into gates[j]
+            gates[2 * hidden + j] = f_(clip(gates[2 * hidden + j]
+                                            + p[d, 2 * hidden + j] * yc[d, b, j]))
+            gates[j] = f_(clip(gates[j] + p[d, j] * yc[d, b, j])) * g_(
+                clip(gates[3 * hidden + j]))
+            yc[d, b, j] = bound_cell(gates[2 * hidden + j] * yc[d, b, j] + gates[j])
+            yh[d, b, j] = f_(clip(gates[hidden + j] + p[d, hidden + j] * yc[d, b, j])
+                             ) * h_(yc[d, b, j])
+            y[t, d, b, j] = yh[d, b, j]
+
+    return lstm_cell
 
 
 def _add_rows_macro() -> Any:

@@ -74,6 +74,26 @@ def _padding_producers(sch: s_tir.Schedule, block: object) -> list:
             if not _is_reduction(sch, p) and sch.get(p).name_hint.startswith("pad")]
 
 
+# TOPI's transposed convolutions store the input dilated by the stride, then padded, and the
+# kernel flipped, each whole, before the reduction
+TRANSPOSED_INLINED = ("data_dilate", "kernel", "kernel_transform")
+
+
+def _inline_transposed_inputs(sch: s_tir.Schedule, block: object) -> None:
+    """A transposed convolution: the dilation computed inside the padded copy and the
+    flipped kernel read through index arithmetic, so one copy is stored instead of three.
+    Inlining the padded copy too would put a bounds-and-stride check in the inner loop
+    (ConvTranspose1d 16x50 -> 8x100, stride 2, gcc -O3: 5.9 -> 35 us); this way 12,928 ->
+    6,592 B of scratch, 5.9 -> 5.5 us (-O2: 6.5 -> 8.6 us)."""
+    producers = [p for p in sch.get_producers(block) if not _is_reduction(sch, p)]
+    for producer in producers + [q for p in producers for q in sch.get_producers(p)]:
+        if sch.get(producer).name_hint in TRANSPOSED_INLINED:
+            try:
+                sch.compute_inline(producer)
+            except (s_tir.ScheduleError, RuntimeError, ValueError):
+                pass
+
+
 def _place_padding(sch: s_tir.Schedule, block: object, row_loop: object | None,
                    options: ScheduleOptions, tap_loop: object | None = None) -> None:
     """No full padded copy of the input: either computed inside the reduction's read
@@ -271,6 +291,7 @@ def schedule_function(func: tirx.PrimFunc, options: ScheduleOptions) -> tirx.Pri
         if not reductions:
             return _inline_intermediates(func)
         for block in reductions:
+            _inline_transposed_inputs(sch, block)
             _schedule_reduction(sch, block, options)
     except (_NotApplicable, s_tir.ScheduleError, RuntimeError, ValueError) as exc:
         # a rule that does not fit (TVM refuses it) leaves the operator unscheduled; a bug in
