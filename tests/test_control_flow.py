@@ -222,13 +222,15 @@ def test_branches_of_a_tflite_if_share_the_workspace(tflite_control: dict) -> No
 
 
 def test_tflite_while_is_a_c_loop(tflite_control: dict) -> None:
-    """WHILE becomes `while (1) { condition; break; body; loop values copied back }`: with a
-    constant trip count 5 the condition runs 6 times and the body 5 (code does not grow with
-    the trip count); with a run-time count n, n + 1 and n times (n = 0: the body never
-    runs)."""
+    """WHILE becomes `while (1) { condition; break; body; changed loop values copied back }`:
+    with a constant trip count 5 the condition runs 6 times and the body 5 (code does not
+    grow with the trip count); with a run-time count n, n + 1 and n times (n = 0: the body
+    never runs)."""
     for name in ("loop5", "loop_n"):
         source = tflite_control["sources"][name]
         assert source.count("while (1) {") == 1 and "== 0) break;" in source
+        # x, which the body passes on unchanged, is read where it is: not copied
+        assert "(float*)inputs->x" in source and "inputs->x, 32)" not in source
     for (_, trips), runs in tflite_control["runs"].items():
         for name, n in (("loop5", 5), ("loop_n", trips)):
             calls = runs[name][1]
