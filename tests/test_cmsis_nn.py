@@ -376,6 +376,8 @@ def test_m4_firmware_links_cmsis_nn_dsp_code(m4_firmware: dict) -> None:
                      "arm_convolve_1x1_s8_fast", "arm_softmax_s8", "arm_avgpool_s8"):
         assert re.search(rf"\b{function}\b", symbols), function
     assert not list(fw.rglob("arm_nnfunctions.h"))
+    link_map = (fw / "build" / "firmware.map").read_text()  # in the build, not at /
+    assert re.search(r"libcmsis-nn\.a\(arm_convolve_s8\.o\)", link_map)
     assert str(CMSIS_NN.resolve()) in (fw / "Makefile").read_text()
     for obj in fw.rglob("*_lib0.o"):  # our int8 objects: no soft-float or division helper
         undefined = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True,
