@@ -155,6 +155,31 @@ def test_metadata_lists_cmsis_nn(host_build: dict) -> None:
         assert module["target"] == ["cmsis-nn, c"]
 
 
+def test_sources_pass_the_strict_c_checks(host_build: dict) -> None:
+    """The calls' C keeps the generated C's rules (one declaration each, prototypes, no const
+    cast away), for the host and for the M4; and the layers declare their MACs (TIR cannot
+    count inside the C), equal to the portable kernels' count."""
+    include = host_build["root"] / "codegen" / "host" / "include"
+    flags = ["-std=c11", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-Wcast-qual",
+             "-Wmissing-prototypes", "-Wredundant-decls", "-I", str(include), "-I",
+             str(CMSIS_NN / "Include")]
+    sources = sorted((host_build["root"] / "codegen" / "host" / "src").glob("*_lib0.c"))
+    compilers = [["gcc"]] + ([["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb"]]
+                             if cbuild.have("arm-none-eabi-gcc") else [])
+    for compiler in compilers:
+        for source in sources:
+            run = subprocess.run([*compiler, *flags, str(source)], capture_output=True, text=True)
+            assert run.returncode == 0, run.stderr[:2000]
+    import tempfile
+
+    module = next(m for m in host_build["modules"] if m.name == "cmsis_nn_paths")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.tflite"
+        path.write_bytes(host_build["data"]["cmsis_nn_paths"])
+        portable = compile_model(str(path), module_name="m", strict_int8=True, target="c")
+    assert [layer.macs for layer in module.layers] == [layer.macs for layer in portable.layers]
+
+
 def test_scratch_buffers_are_in_the_workspace_plan() -> None:
     """On a DSP core the 5x5 depthwise and the 1x1 convolutions need CMSIS-NN scratch:
     each is an operator workspace of the plan, as large as CMSIS-NN asks (16-aligned)."""
@@ -352,6 +377,10 @@ def test_m4_firmware_links_cmsis_nn_dsp_code(m4_firmware: dict) -> None:
         assert re.search(rf"\b{function}\b", symbols), function
     assert not list(fw.rglob("arm_nnfunctions.h"))
     assert str(CMSIS_NN.resolve()) in (fw / "Makefile").read_text()
+    for obj in fw.rglob("*_lib0.o"):  # our int8 objects: no soft-float or division helper
+        undefined = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True,
+                                   text=True, check=True).stdout.split()
+        assert not [u for u in undefined if re.match(r"__aeabi_|__(div|mod|udiv|umod)", u)]
 
 
 def test_project_without_cmsis_nn_path_is_a_usage_error(host_build: dict,
@@ -424,3 +453,14 @@ def test_tvmc_compile_with_cmsis_nn_options(tmp_path: Path) -> None:
     workspaces = {op["function_name"]: op["workspace"][0]["workspace_size_bytes"]
                   for op in module["memory"]["functions"]["operator_functions"]}
     assert workspaces["tvmgen_default_avg_pool2d"] == 32
+    # tvmc run on the host builds the module with CMSIS-NN from the path given, else exit 2
+    assert main(["run", str(out), "--fill-mode", "ones"]) == 2
+    if (CMSIS_NN / "Include" / "arm_nnfunctions.h").is_file() and cbuild.have("gcc"):
+        result = tmp_path / "out.npz"
+        assert main(["run", str(out), "--fill-mode", "ones", "--cmsis-nn-path", str(CMSIS_NN),
+                     "-o", str(result)]) == 0
+        expected = references.run_tflite_micro(model.read_bytes(),
+                                               [np.ones((1, 9, 7, 5), np.int8)])
+        with np.load(result) as got:
+            for name, want in zip(("avg", "max", "max_same"), expected):
+                assert np.array_equal(got[name].reshape(-1), want.reshape(-1)), name
