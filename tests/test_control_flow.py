@@ -144,6 +144,27 @@ def test_nested_run_time_ifs(tmp_path: Path) -> None:
         assert len(calls) == (1 if a < 0 else 3 if b > 0 else 2), (a, b, calls)
 
 
+def test_convolutions_in_run_time_branches(tmp_path: Path) -> None:
+    """The passes that rewrite `main` (channels-last convolutions, numpy folding) run on
+    the branches too: each branch's convolution is NHWC between transposes, and both flag
+    values match onnxruntime."""
+    model = oc.conv_if()
+    path = tmp_path / "conv_if.onnx"
+    onnx_models.save(model, path)
+    module = compile_model(str(path), module_name="conv_if")
+    convs = [layer for layer in module.layers if layer.op.startswith("conv2d")]
+    assert len(convs) == 2 and all(layer.output_shape == (1, 8, 8, 4) for layer in convs)
+    root = build_logged(tmp_path, [module])
+    x = references.random_array([1, 3, 8, 8], "float32", np.random.default_rng(9))
+    for flag in (True, False):
+        feed = {"x": x, "flag": np.array(flag)}
+        (y,), calls = run_all(root, [module], {"conv_if": [feed[t.name] for t in module.inputs]})[
+            "conv_if"]
+        cbuild.assert_close(y, references.run_onnxruntime(model, feed)[0], f"flag={flag}",
+                            rtol=RTOL)
+        assert len(calls) == 3  # transpose, convolution, transpose: one branch's
+
+
 # ------------------------------------------------------------------ TFLite IF and WHILE
 
 X = np.linspace(-1.0, 1.0, 8, dtype=np.float32).reshape(1, 8)

@@ -47,3 +47,34 @@ def nested_if(seed: int = 41) -> onnx.ModelProto:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def conv_if(seed: int = 42) -> onnx.ModelProto:
+    """x[1,3,8,8], flag bool[] -> If(flag): then relu(conv3x3(x)), else sigmoid(conv1x1(x))
+    -> y[1,4,8,8]: convolutions inside run-time branches (channels-last there too)."""
+    rng = np.random.default_rng(seed)
+
+    def conv(name: str, k: int, activation: str) -> onnx.GraphProto:
+        w = numpy_helper.from_array((rng.standard_normal((4, 3, k, k)) * 0.3)
+                                    .astype(np.float32), f"{name}_w")
+        b = numpy_helper.from_array((rng.standard_normal(4) * 0.1).astype(np.float32),
+                                    f"{name}_b")
+        nodes = [helper.make_node("Conv", ["x", f"{name}_w", f"{name}_b"], [f"{name}_c"],
+                                  name=f"{name}_conv", pads=[k // 2] * 4),
+                 helper.make_node(activation, [f"{name}_c"], [f"{name}_y"],
+                                  name=f"{name}_act")]
+        return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(
+            f"{name}_y", F32, [1, 4, 8, 8])], [w, b])
+
+    graph = helper.make_graph(
+        [helper.make_node("If", ["flag"], ["y"], name="conv_if",
+                          then_branch=conv("wide", 3, "Relu"),
+                          else_branch=conv("point", 1, "Sigmoid"))],
+        "conv_if",
+        [helper.make_tensor_value_info("x", F32, [1, 3, 8, 8]),
+         helper.make_tensor_value_info("flag", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", F32, [1, 4, 8, 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
