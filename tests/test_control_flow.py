@@ -274,3 +274,26 @@ def test_loop_values_that_change_shape_are_one_clear_error(tmp_path: Path, capsy
                  "[1, 8]", "[1, 16]"):
         assert word in err[0], f"{word!r} missing from: {err[0]}"
     assert not (tmp_path / "out.tar").exists()
+
+
+def test_custom_operator_in_a_tflite_branch(tmp_path: Path) -> None:
+    """The branch subgraphs are converted with the module's user operators: a custom
+    operator in the then branch calls the user's C; both flags match a NumPy reference."""
+    from builders import tflite_custom_models as custom
+    from tvmc_multimodule import CustomOp
+
+    (tmp_path / "m.tflite").write_bytes(tc.if_custom())
+    op = CustomOp("ScaleShift", custom.SCALE_SHIFT_C.format(module="branch_op"), "ss.c",
+                  lambda ins: [(ins[0][0], "float32"), (ins[0][0][:-1], "int32")])
+    module = compile_model(str(tmp_path / "m.tflite"), module_name="branch_op",
+                           custom_ops={"ScaleShift": op})
+    root = build_logged(tmp_path, [module])
+    x = np.random.default_rng(3).standard_normal((1, 4, 4, 3)).astype(np.float32)
+    for flag in (True, False):
+        (y, k), calls = run_all(root, [module], {"branch_op": [x, np.array(flag)]})["branch_op"]
+        scaled = x * np.array([0.5, -2.0, 3.0], np.float32) + 1
+        expected = ((scaled, np.argmax(scaled, axis=-1)) if flag
+                    else (np.maximum(x, 0), x.max(axis=-1).astype(np.int32)))
+        np.testing.assert_allclose(y, expected[0], rtol=RTOL)
+        np.testing.assert_array_equal(k, expected[1].astype(np.int32))
+        assert len(calls) == (1 if flag else 3)

@@ -555,7 +555,8 @@ CFLAGS ?= -O2
 WARNINGS ?= -Wall -Wextra -Werror
 TVMC_CFLAGS := $(CPU_FLAGS) -std=gnu11 -ffunction-sections -fdata-sections \\
   -Imodel/codegen/host/include -Iboard -DTVMC_MICRO_CPU_HZ={project.cpu_clock_hz or 0}u
-LDFLAGS := $(CPU_FLAGS) -T board/link.ld --specs=rdimon.specs -nostartfiles \\
+# "=": $(BUILD) is set below (with ":=" the map went to /firmware.map)
+LDFLAGS = $(CPU_FLAGS) -T board/link.ld --specs=rdimon.specs -nostartfiles \\
   -Wl,--gc-sections -Wl,-Map=$(BUILD)/firmware.map
 LDLIBS := -lm
 

@@ -396,7 +396,11 @@ def _result_sizes(value: object) -> list[int]:
     """Bytes of each tensor an If gives."""
     ty = value.ty  # type: ignore[attr-defined]
     fields = list(ty.fields) if hasattr(ty, "fields") else [ty]
-    return [nbytes(_static_shape(f), str(f.dtype)) for f in fields]
+    try:
+        return [nbytes(_static_shape(f), str(f.dtype)) for f in fields]
+    except TypeError:  # Relax merged two element types into none
+        raise UnsupportedError("control flow: the branches of an If give a result different "
+                               "element types") from None
 
 
 def _renamed(step: object, renames: dict[object, object]) -> object:
