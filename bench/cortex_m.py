@@ -1,8 +1,9 @@
 """Instructions per inference, footprint and stack of our C on an emulated Cortex-M4F
-(QEMU mps2-an386), through the same project `tvmc micro` writes.
+(QEMU mps2-an386; --board: another emulated DSP core), through the project `tvmc micro` writes.
 
     python bench/cortex_m.py [--models FILE ...] [--repeat N] [--schedules scalar vector]
-                             [--profile]
+                             [--profile] [--board mps2_an500|mps2_an505|mps3_an547]
+                             [--tflm-results DIR]
 
 QEMU is not cycle-accurate, but with `-icount shift=0` its virtual clock advances 1 ns per
 executed instruction, and the core's SysTick (25 MHz on this board) then ticks once per 40
@@ -53,20 +54,23 @@ def operator_type(function: str) -> str:
     return re.sub(r"(_\d+)+$", "", name)
 
 
-def measure(path: Path, schedule: str, repeat: int, work: Path, profile: bool = False) -> dict:
+def measure(path: Path, schedule: str, repeat: int, work: Path, profile: bool = False,
+            board: str = BOARD) -> dict:
     """Instructions per inference (mean of `repeat` runs after a warm-up), the module's
     footprint, its stack peak and the firmware's .text; `profile`: also instructions per
-    operator type (from a second build that reads the timer around every operator call)."""
+    operator type (from a second build that reads the timer around every operator call).
+    `board`: an emulated board of tvmc_multimodule/micro/boards, compiled for its core."""
     from tvmc_multimodule import compile_model, export_model_library_format
     from tvmc_multimodule.micro import create_project, load_board
     from tvmc_multimodule.micro.emulator import instructions, run_module
     from tvmc_multimodule.micro.firmware import build, footprint
 
     cmsis = schedule == CMSIS
-    module = compile_model(str(path), module_name="m", target=CMSIS_TARGET if cmsis else TARGET,
+    target = (CMSIS_TARGET if cmsis else TARGET).replace("cortex-m4", load_board(board).cpu)
+    module = compile_model(str(path), module_name="m", target=target,
                            schedule="scalar" if cmsis else schedule)
     archive = export_model_library_format(module, str(work / "m.tar"))
-    project = create_project(str(work / "fw"), archive, load_board(BOARD),
+    project = create_project(str(work / "fw"), archive, load_board(board),
                              cmsis_nn_path=str(CMSIS_NN) if module.external_dependencies
                              else None)
     project, elf = build(str(work / "fw"))
@@ -117,19 +121,19 @@ TFLM_OPERATORS = {"conv2d": "CONV_2D", "dwconv2d": "DEPTHWISE_CONV_2D", "add": "
                   "softmax": "SOFTMAX", "mean": "MEAN", "max_pool2d": "MAX_POOL_2D"}
 
 
-def tflm_figures() -> tuple[dict, dict]:
-    """TFLite Micro's figures on the same emulated M4, when the reference measurement
-    (../shared/reference/tflm-m4) is present: ({(model, kernels): row}, {(model, kernels,
-    operator type): Minstr})."""
+def tflm_figures(results: Path = TFLM_RESULTS) -> tuple[dict, dict]:
+    """TFLite Micro's figures on the same emulated core, when the reference measurement
+    (../shared/reference/tflm-m4 for the M4, its scripts rebuilt for another core) is
+    present: ({(model, kernels): row}, {(model, kernels, operator type): Minstr})."""
     totals: dict = {}
     for kernels in ("ref", "cmsis_nn"):
-        path = TFLM_RESULTS / f"results_{kernels}.tsv"
+        path = results / f"results_{kernels}.tsv"
         if path.exists():
             lines = [line.split("\t") for line in path.read_text().splitlines()]
             for row in lines[1:]:
                 totals[(row[0], kernels)] = dict(zip(lines[0], row))
     per_op: dict = {}
-    profile = TFLM_RESULTS / "profile.txt"
+    profile = results / "profile.txt"
     if profile.exists():
         for line in profile.read_text().splitlines():
             parts = line.split("\t")
@@ -168,11 +172,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         choices=["scalar", "vector", "none"])
     parser.add_argument("--profile", action="store_true",
                         help="also instructions per operator type (first schedule)")
+    parser.add_argument("--board", default=BOARD,
+                        help="emulated board (its core: -mcpu): mps2_an386 (M4F), mps2_an500 "
+                             "(M7), mps2_an505 (M33), mps3_an547 (M55)")
+    parser.add_argument("--tflm-results", type=Path, default=None,
+                        help="TFLite Micro's results_{ref,cmsis_nn}.tsv for this board's core "
+                             "(default: ../shared/reference/tflm-m4/results on mps2_an386)")
     args = parser.parse_args(argv)
     first = args.schedules[0]
-    totals, per_op = tflm_figures()
+    tflm = args.tflm_results or (TFLM_RESULTS if args.board == BOARD else None)
+    totals, per_op = tflm_figures(tflm) if tflm else ({}, {})
     with_cmsis = (CMSIS_NN / "Include" / "arm_nnfunctions.h").is_file()
-    print("Minstr per inference on QEMU mps2-an386 (Cortex-M4F, -icount shift=0); "
+    from tvmc_multimodule.micro import load_board
+    board = load_board(args.board)
+    print(f"Minstr per inference on QEMU {board.qemu_machine} ({board.cpu}, -icount shift=0); "
           "scalar = the Cortex-M DSP kernels for int8, via CMSIS-NN = ours with "
           '--target "cmsis-nn, c" (int8 only), TFLM = TFLite Micro (reference kernels, '
           "CMSIS-NN)" + ("" if with_cmsis else
@@ -194,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with tempfile.TemporaryDirectory(prefix="tvmc-m4-") as tmp:
                 results[schedule] = measure(
                     path, schedule, args.repeat, Path(tmp),
-                    profile=args.profile and schedule in (first, CMSIS))
+                    profile=args.profile and schedule in (first, CMSIS), board=args.board)
         via = results.get(CMSIS)
         m, stack = results[first]["module"], results[first]["stack"]
         ref, cmsis = totals.get((path.stem, "ref"), {}), totals.get((path.stem, "cmsis_nn"), {})

@@ -155,6 +155,31 @@ def test_metadata_lists_cmsis_nn(host_build: dict) -> None:
         assert module["target"] == ["cmsis-nn, c"]
 
 
+def test_sources_pass_the_strict_c_checks(host_build: dict) -> None:
+    """The calls' C keeps the generated C's rules (one declaration each, prototypes, no const
+    cast away), for the host and for the M4; and the layers declare their MACs (TIR cannot
+    count inside the C), equal to the portable kernels' count."""
+    include = host_build["root"] / "codegen" / "host" / "include"
+    flags = ["-std=c11", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-Wcast-qual",
+             "-Wmissing-prototypes", "-Wredundant-decls", "-I", str(include), "-I",
+             str(CMSIS_NN / "Include")]
+    sources = sorted((host_build["root"] / "codegen" / "host" / "src").glob("*_lib0.c"))
+    compilers = [["gcc"]] + ([["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb"]]
+                             if cbuild.have("arm-none-eabi-gcc") else [])
+    for compiler in compilers:
+        for source in sources:
+            run = subprocess.run([*compiler, *flags, str(source)], capture_output=True, text=True)
+            assert run.returncode == 0, run.stderr[:2000]
+    import tempfile
+
+    module = next(m for m in host_build["modules"] if m.name == "cmsis_nn_paths")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.tflite"
+        path.write_bytes(host_build["data"]["cmsis_nn_paths"])
+        portable = compile_model(str(path), module_name="m", strict_int8=True, target="c")
+    assert [layer.macs for layer in module.layers] == [layer.macs for layer in portable.layers]
+
+
 def test_scratch_buffers_are_in_the_workspace_plan() -> None:
     """On a DSP core the 5x5 depthwise and the 1x1 convolutions need CMSIS-NN scratch:
     each is an operator workspace of the plan, as large as CMSIS-NN asks (16-aligned)."""
@@ -351,7 +376,13 @@ def test_m4_firmware_links_cmsis_nn_dsp_code(m4_firmware: dict) -> None:
                      "arm_convolve_1x1_s8_fast", "arm_softmax_s8", "arm_avgpool_s8"):
         assert re.search(rf"\b{function}\b", symbols), function
     assert not list(fw.rglob("arm_nnfunctions.h"))
+    link_map = (fw / "build" / "firmware.map").read_text()  # in the build, not at /
+    assert re.search(r"libcmsis-nn\.a\(arm_convolve_s8\.o\)", link_map)
     assert str(CMSIS_NN.resolve()) in (fw / "Makefile").read_text()
+    for obj in fw.rglob("*_lib0.o"):  # our int8 objects: no soft-float or division helper
+        undefined = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True,
+                                   text=True, check=True).stdout.split()
+        assert not [u for u in undefined if re.match(r"__aeabi_|__(div|mod|udiv|umod)", u)]
 
 
 def test_project_without_cmsis_nn_path_is_a_usage_error(host_build: dict,
@@ -424,3 +455,54 @@ def test_tvmc_compile_with_cmsis_nn_options(tmp_path: Path) -> None:
     workspaces = {op["function_name"]: op["workspace"][0]["workspace_size_bytes"]
                   for op in module["memory"]["functions"]["operator_functions"]}
     assert workspaces["tvmgen_default_avg_pool2d"] == 32
+    # tvmc run on the host builds the module with CMSIS-NN from the path given, else exit 2
+    assert main(["run", str(out), "--fill-mode", "ones"]) == 2
+    if (CMSIS_NN / "Include" / "arm_nnfunctions.h").is_file() and cbuild.have("gcc"):
+        result = tmp_path / "out.npz"
+        assert main(["run", str(out), "--fill-mode", "ones", "--cmsis-nn-path", str(CMSIS_NN),
+                     "-o", str(result)]) == 0
+        expected = references.run_tflite_micro(model.read_bytes(),
+                                               [np.ones((1, 9, 7, 5), np.int8)])
+        with np.load(result) as got:
+            for name, want in zip(("avg", "max", "max_same"), expected):
+                assert np.array_equal(got[name].reshape(-1), want.reshape(-1)), name
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite"
+SHARED_MODELS = ("kws_dscnn", "vww_mobilenet_v1_025", "ic_resnet8", "ad_autoencoder")
+
+
+@pytest.mark.arm
+@pytest.mark.shared_models
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/models not present")
+def test_shared_int8_models_bit_exact_on_qemu(tmp_path: Path) -> None:
+    """The MLPerf-Tiny int8 models through CMSIS-NN on QEMU's M4 against TFLite Micro: the
+    given input and a random one."""
+    from tvmc_multimodule.micro import create_project, load_board
+    from tvmc_multimodule.micro.emulator import run_module
+    from tvmc_multimodule.micro.firmware import build
+
+    root_nn = _need_cmsis_nn()
+    cbuild.need_tools("arm-none-eabi-gcc", "qemu-system-arm")
+    modules, data = [], {}
+    for name in SHARED_MODELS:
+        path = SHARED / f"{name}_int8.tflite"
+        data[name] = path.read_bytes()
+        modules.append(compile_model(str(path), module_name=name.split("_")[0],
+                                     target="cmsis-nn, c -mcpu=cortex-m4"))
+        assert modules[-1].external_dependencies
+    archive = export_model_library_format(modules, str(tmp_path / "m.tar"))
+    create_project(str(tmp_path / "fw"), archive, load_board("mps2_an386"),
+                   cmsis_nn_path=str(root_nn))
+    project, elf = build(str(tmp_path / "fw"))
+    rng = np.random.default_rng(3)
+    for name, module in zip(SHARED_MODELS, modules):
+        q = module.inputs[0].quant
+        real = np.load(SHARED / f"{name}_input.npy").astype(np.float32)
+        given = np.clip(np.round(real / q.scale[0]) + q.zero_point[0], -128, 127)
+        for k, x in enumerate([given.astype(np.int8).reshape(module.inputs[0].shape),
+                               rng.integers(-128, 128, module.inputs[0].shape).astype(np.int8)]):
+            got, _ = run_module(project, elf, module.name, [x], str(tmp_path / f"io_{name}{k}"))
+            want = references.run_tflite_micro(data[name], [x])[0]
+            have = got[module.outputs[0].name].reshape(-1).astype(np.int32)
+            assert np.array_equal(have, np.asarray(want).reshape(-1).astype(np.int32)), name

@@ -15,6 +15,7 @@ import pytest
 
 import cbuild
 import references
+from builders import onnx_control_models as oc
 from builders import onnx_models
 from builders import onnx_recurrent_models as models
 from builders import tflite_control_models as tc
@@ -122,11 +123,54 @@ def test_branches_share_the_workspace(vad_run_time: dict) -> None:
     assert module.liveness_bound_bytes <= module.workspace_bytes
 
 
+def test_nested_run_time_ifs(tmp_path: Path) -> None:
+    """An If inside a branch of an If, and branches that return the input itself (a copy
+    into the output): every sign of (a, b) matches onnxruntime and calls only its path's
+    operators (the matmul only for a > 0 and b > 0)."""
+    model = oc.nested_if()
+    path = tmp_path / "nested.onnx"
+    onnx_models.save(model, path)
+    module = compile_model(str(path), module_name="nested")
+    source = module.sources["nested_lib1.c"]
+    assert source.count("} else {") == 2 and source.count("memcpy(outputs->y, inputs->x") == 2
+    root = build_logged(tmp_path, [module])
+    x = references.random_array([2, 4], "float32", np.random.default_rng(8))
+    for a, b in ((1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)):
+        feed = {"x": x, "a": np.array(a, np.float32), "b": np.array(b, np.float32)}
+        (y,), calls = run_all(root, [module], {"nested": [feed[t.name] for t in module.inputs]})[
+            "nested"]
+        cbuild.assert_close(y, references.run_onnxruntime(model, feed)[0], f"a={a} b={b}",
+                            rtol=RTOL)
+        assert len(calls) == (1 if a < 0 else 3 if b > 0 else 2), (a, b, calls)
+
+
+def test_convolutions_in_run_time_branches(tmp_path: Path) -> None:
+    """The passes that rewrite `main` (channels-last convolutions, numpy folding) run on
+    the branches too: each branch's convolution is NHWC between transposes, and both flag
+    values match onnxruntime."""
+    model = oc.conv_if()
+    path = tmp_path / "conv_if.onnx"
+    onnx_models.save(model, path)
+    module = compile_model(str(path), module_name="conv_if")
+    convs = [layer for layer in module.layers if layer.op.startswith("conv2d")]
+    assert len(convs) == 2 and all(layer.output_shape == (1, 8, 8, 4) for layer in convs)
+    root = build_logged(tmp_path, [module])
+    x = references.random_array([1, 3, 8, 8], "float32", np.random.default_rng(9))
+    for flag in (True, False):
+        feed = {"x": x, "flag": np.array(flag)}
+        (y,), calls = run_all(root, [module], {"conv_if": [feed[t.name] for t in module.inputs]})[
+            "conv_if"]
+        cbuild.assert_close(y, references.run_onnxruntime(model, feed)[0], f"flag={flag}",
+                            rtol=RTOL)
+        assert len(calls) == 3  # transpose, convolution, transpose: one branch's
+
+
 # ------------------------------------------------------------------ TFLite IF and WHILE
 
 X = np.linspace(-1.0, 1.0, 8, dtype=np.float32).reshape(1, 8)
 TFLITE = {"branchy": lambda: tc.if_model(), "then_only": lambda: tc.if_model(True),
-          "else_only": lambda: tc.if_model(False), "loop5": lambda: tc.while_model(5),
+          "else_only": lambda: tc.if_model(False),
+          "computed_else": lambda: tc.if_model(False, computed=True), "loop5": lambda: tc.while_model(5),
           "loop_n": lambda: tc.while_model(None)}
 
 
@@ -143,13 +187,16 @@ def tflite_control(tmp_path_factory: pytest.TempPathFactory) -> dict:
                for m in modules}
 
     def run(flag: bool, trips: int) -> dict:
-        inputs = {"branchy": [X, np.array(flag)], "then_only": [X], "else_only": [X], "loop5": [X],
+        inputs = {"branchy": [X, np.array(flag)], "then_only": [X], "else_only": [X],
+                  "computed_else": [X], "loop5": [X],
                   "loop_n": [X, np.array(trips, np.int32)]}
         results = run_all(root, modules, inputs)
         return {name: (*results[name], references.run_litert(models_[name], inputs[name]))
                 for name in inputs}
 
+    operators = {m.name: m.sources[f"{m.name}_lib0.c"] for m in modules}
     return {"modules": {m.name: m for m in modules}, "sources": sources, "run": run,
+            "operators": operators,
             "runs": {(flag, trips): run(flag, trips) for flag, trips in
                      ((True, 3), (False, 0), (True, 7))}}
 
@@ -178,12 +225,15 @@ def test_tflite_if_runs_one_branch(tflite_control: dict) -> None:
 
 def test_tflite_if_on_a_constant_folds(tflite_control: dict) -> None:
     """A constant condition selects its branch at compile time: no `if`, only that
-    branch's operators, no other branch's constants."""
-    for name, calls in (("then_only", 2), ("else_only", 1)):
+    branch's operators and constants, also when the condition is computed from constants
+    (LESS(1, 1)): the other branch's operators are not even in the operators' C."""
+    for name, calls in (("then_only", 2), ("else_only", 1), ("computed_else", 1)):
         source = tflite_control["sources"][name]
         assert "if (*(" not in source and "while (" not in source
         assert len(tflite_control["runs"][(True, 3)][name][1]) == calls
-    assert "matmul" not in tflite_control["sources"]["else_only"]
+    for name in ("else_only", "computed_else"):
+        assert "matmul" not in tflite_control["sources"][name]
+        assert "matmul" not in tflite_control["operators"][name]
 
 
 def test_branches_of_a_tflite_if_share_the_workspace(tflite_control: dict) -> None:
@@ -193,13 +243,15 @@ def test_branches_of_a_tflite_if_share_the_workspace(tflite_control: dict) -> No
 
 
 def test_tflite_while_is_a_c_loop(tflite_control: dict) -> None:
-    """WHILE becomes `while (1) { condition; break; body; loop values copied back }`: with a
-    constant trip count 5 the condition runs 6 times and the body 5 (code does not grow with
-    the trip count); with a run-time count n, n + 1 and n times (n = 0: the body never
-    runs)."""
+    """WHILE becomes `while (1) { condition; break; body; changed loop values copied back }`:
+    with a constant trip count 5 the condition runs 6 times and the body 5 (code does not
+    grow with the trip count); with a run-time count n, n + 1 and n times (n = 0: the body
+    never runs)."""
     for name in ("loop5", "loop_n"):
         source = tflite_control["sources"][name]
         assert source.count("while (1) {") == 1 and "== 0) break;" in source
+        # x, which the body passes on unchanged, is read where it is: not copied
+        assert "(float*)inputs->x" in source and "inputs->x, 32)" not in source
     for (_, trips), runs in tflite_control["runs"].items():
         for name, n in (("loop5", 5), ("loop_n", trips)):
             calls = runs[name][1]
@@ -222,3 +274,26 @@ def test_loop_values_that_change_shape_are_one_clear_error(tmp_path: Path, capsy
                  "[1, 8]", "[1, 16]"):
         assert word in err[0], f"{word!r} missing from: {err[0]}"
     assert not (tmp_path / "out.tar").exists()
+
+
+def test_custom_operator_in_a_tflite_branch(tmp_path: Path) -> None:
+    """The branch subgraphs are converted with the module's user operators: a custom
+    operator in the then branch calls the user's C; both flags match a NumPy reference."""
+    from builders import tflite_custom_models as custom
+    from tvmc_multimodule import CustomOp
+
+    (tmp_path / "m.tflite").write_bytes(tc.if_custom())
+    op = CustomOp("ScaleShift", custom.SCALE_SHIFT_C.format(module="branch_op"), "ss.c",
+                  lambda ins: [(ins[0][0], "float32"), (ins[0][0][:-1], "int32")])
+    module = compile_model(str(tmp_path / "m.tflite"), module_name="branch_op",
+                           custom_ops={"ScaleShift": op})
+    root = build_logged(tmp_path, [module])
+    x = np.random.default_rng(3).standard_normal((1, 4, 4, 3)).astype(np.float32)
+    for flag in (True, False):
+        (y, k), calls = run_all(root, [module], {"branch_op": [x, np.array(flag)]})["branch_op"]
+        scaled = x * np.array([0.5, -2.0, 3.0], np.float32) + 1
+        expected = ((scaled, np.argmax(scaled, axis=-1)) if flag
+                    else (np.maximum(x, 0), x.max(axis=-1).astype(np.int32)))
+        np.testing.assert_allclose(y, expected[0], rtol=RTOL)
+        np.testing.assert_array_equal(k, expected[1].astype(np.int32))
+        assert len(calls) == (1 if flag else 3)

@@ -1,6 +1,7 @@
 """The Cortex-M DSP kernel library (kernels/cortex_m_dsp) on an emulated Cortex-M4 (QEMU
 mps2-an386, through a `tvmc micro` project): every DSP kernel (convolution, pointwise,
-depthwise with channel multipliers 1 and 2, fully connected, ADD and MUL with broadcasting)
+depthwise with channel multipliers 1 and 2, fully connected, ADD and MUL with broadcasting,
+average and max pooling)
 bit-exact with TFLite Micro on test-built models with odd channel counts, channel tails,
 padding with non-zero input zero points, per-channel weights and saturated outputs; the int8
 objects call no soft-float or division helper."""
@@ -24,7 +25,7 @@ from tvmc_multimodule.micro.firmware import build
 
 TOOLS = ("arm-none-eabi-gcc", "qemu-system-arm")
 MODELS = ("dsp_shapes", "dsp_wide_window", "dsp_gemv", "conv_same_stride2", "fully_connected",
-          "conv_dilated_depthwise", "dsp_elementwise", "add_mul")
+          "conv_dilated_depthwise", "dsp_elementwise", "add_mul", "dsp_requant_edges", "pools")
 INPUT_SETS = 4
 
 pytestmark = pytest.mark.arm
@@ -65,6 +66,12 @@ def test_library_is_chosen_for_dsp_cores(dsp_firmware: dict) -> None:
     elementwise = next(m for m in dsp_firmware["modules"] if m.name == "dsp_elementwise")
     source = elementwise.sources["dsp_elementwise_lib0.c"]
     assert source.count("_dsp_add_") >= 6 and source.count("_dsp_mul_") >= 4  # 3 + 2 kernels
+    pools = next(m for m in dsp_firmware["modules"] if m.name == "pools").sources["pools_lib0.c"]
+    assert pools.count("_dsp_avgpool_") >= 2 and pools.count("_dsp_maxpool_") >= 4
+    edges = next(m for m in dsp_firmware["modules"] if m.name == "dsp_requant_edges")
+    layers = edges.sources["dsp_requant_edges_lib0.c"].split("end of the Cortex-M DSP")[1]
+    for form in ("d_requant_small(", "d_requant_right(", "d_requant("):  # every form is used
+        assert form in layers, form
     assert "_dsp_dw_" in dsp_firmware["modules"][0].sources["dsp_shapes_lib0.c"]
     multiplier = next(m for m in dsp_firmware["modules"] if m.name == "conv_dilated_depthwise")
     assert "_dsp_dw_" in multiplier.sources["conv_dilated_depthwise_lib0.c"]  # multiplier 2
@@ -161,8 +168,8 @@ def test_dsp_layers_report_their_macs(dsp_firmware: dict) -> None:
                                  strict_int8=True, target="c")
         assert [layer.macs for layer in module.layers] == \
             [layer.macs for layer in portable.layers]
-        assert sum(layer.macs for layer in module.layers) > 0 or "add" in module.name or \
-            "elementwise" in module.name
+        weightless = ("add_mul", "dsp_elementwise", "pools")
+        assert sum(layer.macs for layer in module.layers) > 0 or module.name in weightless
 
 
 def test_requantisation_shifts_are_int8_tables(tmp_path: Path) -> None:

@@ -316,3 +316,27 @@ def test_io_in_the_workspace_has_no_harness_buffers(tmp_path: Path, capsys) -> N
                 np.testing.assert_array_equal(got[t.name], want, f"{name} vs TFLite Micro")
             else:
                 cbuild.assert_close(got[t.name], np.asarray(want), f"{name} vs {runtime}")
+
+
+def test_two_byte_output_builds(tmp_path: Path) -> None:
+    """main.c prints an output of 2 int8 values (vww's): gcc 12 must not see the buffer
+    through an inlined printer and fail -Warray-bounds on its wider types' branches."""
+    from builders.tflite_models import TFLiteGraph
+
+    cbuild.need_tools("arm-none-eabi-gcc", "make")
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 4], "int8", scale=0.1, zero_point=3)
+    w = g.add_const("w", np.array([[1, -2, 3, 4], [5, 6, -7, 8]], np.int8), scale=0.01,
+                    zero_point=0)
+    y = g.add_tensor("y", [1, 2], "int8", scale=0.05, zero_point=-4)
+    g.add_operator("FULLY_CONNECTED", [x, w, -1], [y], ("FullyConnectedOptions", {}),
+                   version=4)
+    g.set_io([x], [y])
+    model = tmp_path / "two.tflite"
+    model.write_bytes(g.to_bytes())
+    archive = tmp_path / "m.tar"
+    assert tvmc_main(["compile", str(model), "--target", "c -mcpu=cortex-m4", "-o",
+                      str(archive)]) == 0
+    assert tvmc_main(["micro", "create-project", str(tmp_path / "fw"), str(archive),
+                      "--board", "mps2_an386"]) == 0
+    assert tvmc_main(["micro", "build", str(tmp_path / "fw")]) == 0

@@ -109,6 +109,7 @@ def _compile_imported(imported: ImportedModel, spec: TargetSpec, opt_level: int,
                          hint="compile it without use_workspace_io")
     relaxed = pipeline.lower_relax(imported.relax_module, opt_level, desired_layout)
     program = pipeline.build_program(relaxed)
+    relaxed = pipeline.called_operators_only(relaxed, program)  # not a folded If's other branch
     states = _placed_states(imported.states)
     n_in, n_out = len(imported.inputs), len(imported.outputs)
     operators = _scheduled_operators(relaxed, program, f"tvmgen_{name}_", target, schedule,

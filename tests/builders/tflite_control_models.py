@@ -27,16 +27,22 @@ def _dense(g: TFLiteGraph, rng: np.random.Generator, x: int, units: int, inputs:
     return y
 
 
-def if_model(condition: bool | None = None, seed: int = 31, hidden: int = 64) -> bytes:
+def if_model(condition: bool | None = None, seed: int = 31, hidden: int = 64,
+             computed: bool = False) -> bytes:
     """x[1,8] f32, flag bool[] -> IF(flag): then = a wide MLP (8 -> `hidden` relu -> 8),
     else = tanh(x * 0.5 + x); y[1,8]. With `condition`, the flag is a constant, not an
-    input."""
+    input; `computed`: a constant computed in the graph (LESS of two constants)."""
     rng = np.random.default_rng(seed)
     g = TFLiteGraph()
     then_sg, else_sg = g.add_subgraph("then"), g.add_subgraph("else")
     x = g.add_tensor("x", [1, WIDTH])
     if condition is None:
         flag = g.add_tensor("flag", [], "bool")
+    elif computed:
+        lo = g.add_tensor("lo", [], "int32", np.array(0 if condition else 1, np.int32))
+        hi = g.add_tensor("hi", [], "int32", np.array(1, np.int32))
+        flag = g.add_tensor("flag", [], "bool")
+        g.add_operator("LESS", [lo, hi], [flag])
     else:
         flag = g.add_tensor("flag", [], "bool", np.array(condition, np.bool_))
     y = g.add_tensor("y", [1, WIDTH])
@@ -125,4 +131,38 @@ def while_growing() -> bytes:
     g.add_operator("CONCATENATION", [bv, bv], [doubled],
                    ("ConcatenationOptions", {"Axis": 1, **NONE}), subgraph=body)
     g.set_io([bv], [doubled], subgraph=body)
+    return g.to_bytes()
+
+
+def if_custom() -> bytes:
+    """x[1,4,4,3], flag bool[] -> IF(flag): then the user's CUSTOM "ScaleShift"(x, w) ->
+    (y = x * w + 1, k = argmax over channels), else (RELU(x), CAST(REDUCE_MAX(x, 3)) to
+    int32): a custom operator inside a branch subgraph."""
+    g = TFLiteGraph()
+    then_sg, else_sg = g.add_subgraph("then"), g.add_subgraph("else")
+    x = g.add_tensor("x", [1, 4, 4, 3])
+    flag = g.add_tensor("flag", [], "bool")
+    y = g.add_tensor("y", [1, 4, 4, 3])
+    k = g.add_tensor("k", [1, 4, 4], "int32")
+    g.add_operator("IF", [flag, x], [y, k],
+                   ("IfOptions", {"ThenSubgraphIndex": then_sg, "ElseSubgraphIndex": else_sg}))
+    g.set_io([x, flag], [y, k])
+    tx = g.add_tensor("x", [1, 4, 4, 3], subgraph=then_sg)
+    w = g.add_tensor("w", [3], "float32", np.array([0.5, -2.0, 3.0], np.float32),
+                     subgraph=then_sg)
+    ty = g.add_tensor("y", [1, 4, 4, 3], subgraph=then_sg)
+    tk = g.add_tensor("k", [1, 4, 4], "int32", subgraph=then_sg)
+    g.add_operator("CUSTOM", [tx, w], [ty, tk], custom_code="ScaleShift", custom_options=b"",
+                   subgraph=then_sg)
+    g.set_io([tx], [ty, tk], subgraph=then_sg)
+    ex = g.add_tensor("x", [1, 4, 4, 3], subgraph=else_sg)
+    ey = g.add_tensor("relu", [1, 4, 4, 3], subgraph=else_sg)
+    axis = g.add_tensor("axis", [1], "int32", np.array([3], np.int32), subgraph=else_sg)
+    top = g.add_tensor("top", [1, 4, 4], subgraph=else_sg)
+    ek = g.add_tensor("top_int", [1, 4, 4], "int32", subgraph=else_sg)
+    g.add_operator("RELU", [ex], [ey], subgraph=else_sg)
+    g.add_operator("REDUCE_MAX", [ex, axis], [top], ("ReducerOptions", {"KeepDims": False}),
+                   subgraph=else_sg)
+    g.add_operator("CAST", [top], [ek], subgraph=else_sg)
+    g.set_io([ex], [ey, ek], subgraph=else_sg)
     return g.to_bytes()

@@ -222,6 +222,56 @@ def add_mul() -> bytes:
     return g.to_bytes()
 
 
+def dsp_requant_edges(seed: int = 17) -> bytes:
+    """The DSP kernels' other requantisation forms: a bias of about 2^30 in one channel (the
+    accumulators' bound rules out the one-SMMULR form) in a CONV_2D 3x3, a DEPTHWISE_CONV_2D
+    and a FULLY_CONNECTED; and a CONV_2D 1x1 whose multiplier exceeds 1 (a left shift):
+    x[1,5,6,6] (zp 11) -> [1,5,6,5], [1,5,6,6], [1,5,6,4]; FC over x as [30,6] -> [30,3]."""
+    rng = np.random.default_rng(seed)
+    s_in, zp_in = 0.05, 11
+    big = (1 << 30) - (1 << 19)
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 5, 6, 6], "int8", scale=s_in, zero_point=zp_in)
+
+    def big_bias(name: str, w: np.ndarray, axis: int) -> tuple[int, int, np.ndarray]:
+        q, scales = quantize_per_channel(w, axis=axis)
+        bias = rng.integers(-2000, 2000, size=w.shape[axis]).astype(np.int32)
+        bias[0] = big
+        tw = g.add_const(f"{name}/weights", q, scale=scales, zero_point=0, axis=axis)
+        tb = g.add_const(f"{name}/bias", bias, scale=s_in * scales, zero_point=0)
+        return tw, tb, scales
+
+    w1 = rng.standard_normal((5, 3, 3, 6)).astype(np.float32) * 0.3
+    tw1, tb1, _ = big_bias("e1", w1, 0)
+    y1 = g.add_tensor("y1", [1, 5, 6, 5], "int8", scale=_out_scale(s_in, w1, 54), zero_point=-9)
+    g.add_operator("CONV_2D", [x, tw1, tb1], [y1], ("Conv2DOptions", {
+        "Padding": Padding.SAME, "StrideW": 1, "StrideH": 1, "DilationWFactor": 1,
+        "DilationHFactor": 1, "FusedActivationFunction": NONE}), version=3)
+    w2 = rng.standard_normal((1, 3, 3, 6)).astype(np.float32) * 0.4
+    tw2, tb2, _ = big_bias("e2", w2, 3)
+    y2 = g.add_tensor("y2", [1, 5, 6, 6], "int8", scale=_out_scale(s_in, w2, 9), zero_point=5)
+    g.add_operator("DEPTHWISE_CONV_2D", [x, tw2, tb2], [y2], ("DepthwiseConv2DOptions", {
+        "Padding": Padding.SAME, "StrideW": 1, "StrideH": 1, "DepthMultiplier": 1,
+        "DilationWFactor": 1, "DilationHFactor": 1, "FusedActivationFunction": NONE}),
+        version=3)
+    q3 = rng.integers(-1, 2, size=(4, 1, 1, 6)).astype(np.int8)
+    s_w3 = np.full(4, 0.01, np.float32)
+    tw3 = g.add_const("e3/weights", q3, scale=s_w3, zero_point=0, axis=0)
+    tb3 = g.add_const("e3/bias", rng.integers(-20, 20, 4).astype(np.int32),
+                      scale=s_in * s_w3, zero_point=0)
+    y3 = g.add_tensor("y3", [1, 5, 6, 4], "int8", scale=s_in * 0.01 / 1.5, zero_point=2)
+    g.add_operator("CONV_2D", [x, tw3, tb3], [y3], ("Conv2DOptions", {
+        "Padding": Padding.VALID, "StrideW": 1, "StrideH": 1, "DilationWFactor": 1,
+        "DilationHFactor": 1, "FusedActivationFunction": NONE}), version=3)
+    w4 = rng.standard_normal((3, 6)).astype(np.float32) * 0.3
+    tw4, tb4, _ = big_bias("e4", w4, 0)
+    y4 = g.add_tensor("y4", [30, 3], "int8", scale=_out_scale(s_in, w4, 6), zero_point=-1)
+    g.add_operator("FULLY_CONNECTED", [x, tw4, tb4], [y4],
+                   ("FullyConnectedOptions", {"FusedActivationFunction": NONE}), version=4)
+    g.set_io([x], [y1, y2, y3, y4])
+    return g.to_bytes()
+
+
 def dsp_elementwise() -> bytes:
     """The DSP library's ADD and MUL: a[1,8,9,9] + b (same shape, 256-entry tables, RELU);
     a + c[1,1,9,1] (broadcast, tables); a * d[9] (broadcast, a multiplier > 1: left shift,
@@ -474,6 +524,7 @@ def integer_models() -> dict[str, Callable[[], bytes]]:
         "fully_connected": fully_connected,
         "add_mul": add_mul,
         "dsp_elementwise": dsp_elementwise,
+        "dsp_requant_edges": dsp_requant_edges,
         "pools": pools,
         "mean": mean,
         "softmax": softmax,

@@ -62,6 +62,9 @@ def register_parser(subparsers: argparse._SubParsersAction) -> None:
                              "one state, each output saved with the same leading axis. "
                              "(--device micro: run N times on the same inputs, the outputs "
                              "are the last run's)")
+    parser.add_argument("--cmsis-nn-path", metavar="DIR",
+                        help="CMSIS-NN checkout to build with a module compiled with --target "
+                             "\"cmsis-nn, c\" (host: its portable C)")
     micro.add_device_options(parser)
     options.add_verbose(parser)
     parser.set_defaults(func=drive_run)
@@ -84,6 +87,7 @@ def drive_run(args: argparse.Namespace) -> int:
             raise OutputError(err.message, module=err.module, path=args.archive,
                               hint=err.hint) from None
         module = _select_module(loaded.modules, args.module, args.archive)
+        libraries = _libraries(module, getattr(args, "cmsis_nn_path", None), args.archive)
         steps = args.invokes
         try:
             arrays = (match_inputs(_load_npz(args.inputs, module.inputs, steps), module.inputs,
@@ -91,7 +95,7 @@ def drive_run(args: argparse.Namespace) -> int:
                       if args.inputs
                       else fill_inputs(module.inputs, args.fill_mode, steps))
             executable = build_runner(root, module.c_api, list(module.sources),
-                                      os.path.join(tmp, "build"), steps or 1)
+                                      os.path.join(tmp, "build"), steps or 1, libraries)
             outputs = run_runner(executable, arrays, module.outputs, os.path.join(tmp, "io"),
                                  steps)
         except TvmcError as err:
@@ -102,6 +106,21 @@ def drive_run(args: argparse.Namespace) -> int:
     if args.outputs:
         print(f"wrote {args.outputs}")
     return 0
+
+
+def _libraries(module: Any, cmsis_nn_path: str | None, archive: str) -> list[str]:
+    """Compiler arguments of the libraries the module calls: CMSIS-NN's include directory and
+    int8 sources (built with the harness); a module calling it needs --cmsis-nn-path."""
+    from ..micro.cmsis_nn import EXTERNAL_LIBRARY, check_root, int8_sources
+
+    if EXTERNAL_LIBRARY not in module.external_dependencies:
+        return []
+    if cmsis_nn_path is None:
+        raise UsageError(f"module {module.name} calls CMSIS-NN (compiled with --target "
+                         '"cmsis-nn, c"): give its sources with --cmsis-nn-path DIR',
+                         path=archive, hint="a checkout of github.com/ARM-software/CMSIS-NN")
+    root = check_root(cmsis_nn_path)
+    return ["-I", str(root / "Include"), *map(str, int8_sources(root))]
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -436,8 +455,9 @@ int main(int argc, char** argv) {{
 
 
 def build_runner(root: str, api: ModuleApi, source_files: Sequence[str],
-                 build_dir: str, steps: int = 1) -> str:
-    """Compile main.c with the module's own sources; the executable's path, or BuildError."""
+                 build_dir: str, steps: int = 1, libraries: Sequence[str] = ()) -> str:
+    """Compile main.c with the module's own sources (and `libraries`: compiler arguments of
+    the libraries it calls); the executable's path, or BuildError."""
     compiler = find_c_compiler()
     if compiler is None:
         raise BuildError("no C compiler found", hint="install gcc or clang, or set CC")
@@ -451,7 +471,7 @@ def build_runner(root: str, api: ModuleApi, source_files: Sequence[str],
                for f in source_files]
     executable = os.path.join(build_dir, "runner")
     command = [*compiler, "-std=c11", "-O2", "-I", os.path.join(root, "codegen", "host",
-               "include"), main_c, *sources, "-o", executable, "-lm"]
+               "include"), main_c, *sources, *libraries, "-o", executable, "-lm"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
                               check=False, **child_options())

@@ -114,19 +114,22 @@ def convert_matmul_integer(bb: Any, inputs: Sequence[Any], attrs: dict) -> Any:
     if not columns or len(a.ty.shape) < 2 or a_zero is None or b_zero is None:
         return MatMulInteger._impl_v10(bb, list(inputs), attrs, None)
 
-    def matmul(x: Any, w: Any, xz: Any, wz: Any) -> Any:
-        k = te.reduce_axis((0, w.shape[0]), "k")
+    def matmul(x: Any, w_t: Any, xz: Any, wz: Any) -> Any:
+        k = te.reduce_axis((0, w_t.shape[1]), "k")
         per_column = int(wz.shape[0]) > 1
 
         def value(*index: Any) -> Any:
             *rows, j = index
             wz_j = wz[j] if per_column else wz[0]
             return te.sum((x[(*rows, k)].astype("int32") - xz[0])
-                          * (w[k, j].astype("int32") - wz_j), axis=k)
+                          * (w_t[j, k].astype("int32") - wz_j), axis=k)
 
-        return te.compute([*x.shape[:-1], w.shape[1]], value, name="matmul_integer")
+        return te.compute([*x.shape[:-1], w_t.shape[0]], value, name="matmul_integer")
 
-    return bb.emit_te(matmul, a, b, a_zero, b_zero, primfunc_name_hint="matmul_integer")
+    # B transposed (folded at compile time for constant weights): the sum over k then reads
+    # both operands contiguously, where B's columns are a row length apart
+    b_t = bb.normalize(relax.op.permute_dims(b, [1, 0]))
+    return bb.emit_te(matmul, a, b_t, a_zero, b_zero, primfunc_name_hint="matmul_integer")
 
 
 CONVERTERS = {"ConvInteger": convert_conv_integer, "MatMulInteger": convert_matmul_integer}

@@ -103,7 +103,7 @@ def convert_sequence_lstm(conv: Any, op: Any, name: str) -> Any:
     h0, c0 = (_initial_state(conv, tensors[i], [1, batch, hidden]) for i in (18, 19))
     kernel = lstm_kernel(steps, batch, inputs, hidden, 1, 0, 0, (sigmoid, tanh, tanh),
                          lambda v: v, cell_clip)
-    gvar = bb.add_func(kernel.with_attr("op_pattern", 8), "lstm")
+    gvar = conv.add_function(kernel.with_attr("op_pattern", 8), "lstm")
     outs = [relax.TensorType([steps, 1, batch, hidden], "float32")] + [
         relax.TensorType([1, batch, hidden], "float32")] * 2
     result = bb.emit(relax.call_tir(gvar, [x, w, r, bias, h0, c0, peep], outs))

@@ -421,7 +421,9 @@ int32_t tvmc_micro_operator_end(int index, const char* function, int32_t status)
 }
 #endif
 
-static void print_values(const struct tensor* t) {
+/* not inlined: gcc 12 would see a small output buffer through the table and warn
+   (-Warray-bounds) about the wider element types' branches that never run for it */
+static __attribute__((noinline)) void print_values(const struct tensor* t) {
   size_t i;
 @PRINTERS@
   for (i = 0; i < t->size && i < @PRINT_VALUES@; ++i) printf(" %02x", (unsigned)t->data[i]);
@@ -553,7 +555,8 @@ CFLAGS ?= -O2
 WARNINGS ?= -Wall -Wextra -Werror
 TVMC_CFLAGS := $(CPU_FLAGS) -std=gnu11 -ffunction-sections -fdata-sections \\
   -Imodel/codegen/host/include -Iboard -DTVMC_MICRO_CPU_HZ={project.cpu_clock_hz or 0}u
-LDFLAGS := $(CPU_FLAGS) -T board/link.ld --specs=rdimon.specs -nostartfiles \\
+# "=": $(BUILD) is set below (with ":=" the map went to /firmware.map)
+LDFLAGS = $(CPU_FLAGS) -T board/link.ld --specs=rdimon.specs -nostartfiles \\
   -Wl,--gc-sections -Wl,-Map=$(BUILD)/firmware.map
 LDLIBS := -lm
 

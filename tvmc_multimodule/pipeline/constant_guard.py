@@ -12,6 +12,8 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from .control import rewrite_functions
+
 MIN_BYTES = 4096     # smaller constants are left as they are
 MIN_SHRINK = 8       # ...and so are those whose core is not this much smaller
 
@@ -86,10 +88,4 @@ def shrink_broadcast_constants(mod: tvm.IRModule, _ctx: tvm.transform.PassContex
                                ) -> tvm.IRModule:
     """Before legalisation: large repeating constant operands of broadcasting operators back
     to their cores (a frontend's Expand, a bias written out in full)."""
-    main = _ShrinkOperands(mod).visit_expr(mod["main"])
-    if main.same_as(mod["main"]):
-        return mod
-    # a new module: the pass's input (the imported model) stays as it was
-    functions = {gvar: main if gvar.name_hint == "main" else func
-                 for gvar, func in mod.functions.items()}
-    return tvm.IRModule(functions, attrs=mod.attrs)
+    return rewrite_functions(mod, _ShrinkOperands(mod))

@@ -87,3 +87,16 @@ def branch_functions(mod: tvm.IRModule) -> dict[str, relax.Function]:
     return {g.name_hint: f for g, f in mod.functions.items()
             if isinstance(f, relax.Function) and g.name_hint != "main"
             and not (f.attrs is not None and "Primitive" in f.attrs)}
+
+
+def rewrite_functions(mod: tvm.IRModule, mutator: relax.PyExprMutator) -> tvm.IRModule:
+    """`main` and the functions its control flow runs (`branch_functions`) visited by
+    `mutator` (a PyExprMutator over `mod`), with what its builder added (legalised
+    operators); `mod` itself when nothing changed."""
+    names = ["main", *branch_functions(mod)]
+    new = {name: mutator.visit_expr(mod[name]) for name in names}
+    if all(new[name].same_as(mod[name]) for name in names):
+        return mod
+    # a new module: the pass's input (the imported model) stays as it was
+    functions = {g: new.get(g.name_hint, f) for g, f in mutator.builder_.get().functions.items()}
+    return tvm.IRModule(functions, attrs=mod.attrs)

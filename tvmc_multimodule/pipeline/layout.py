@@ -13,6 +13,8 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
+from .control import rewrite_functions
+
 # Channels-last is what the schedules vectorise (channel axis innermost); ONNX graphs are NCHW.
 # Measured on the DS-CNN exported from torch: 0.52 ms NCHW -> 0.17 ms NHWC/HWIO at -O3.
 CHANNELS_LAST = {"relax.nn.conv2d": ["NHWC", "HWIO"], "relax.nn.conv1d": ["NWC", "WIO"]}
@@ -61,12 +63,10 @@ def convert_layout(layouts: dict[str, list[str]]) -> tvm.transform.Pass:
 
     @tvm.transform.module_pass(opt_level=0, name="ConvertLayoutPerOperator")
     def per_operator(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        mutator = _LegaliseUnlisted(mod)
-        main = mutator.visit_expr(mod["main"])
-        # a new module: the pass's input (the imported model) stays as it was
-        functions = {gvar: main if gvar.name_hint == "main" else func
-                     for gvar, func in mutator.builder_.get().functions.items()}
-        hidden = tvm.IRModule(functions, attrs=mod.attrs)
+        # main and its branches' functions; a new module: the pass's input stays as it was
+        hidden = rewrite_functions(mod, _LegaliseUnlisted(mod))
+        if hidden.same_as(mod):
+            hidden = tvm.IRModule(dict(mod.functions), attrs=mod.attrs)
         return relax.transform.ConvertLayout(layouts)(hidden)
 
     return per_operator

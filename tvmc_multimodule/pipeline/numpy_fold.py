@@ -16,6 +16,8 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from .control import rewrite_functions
+
 
 def _ints(values: Any) -> list[int]:
     return [int(v) for v in values]
@@ -133,10 +135,6 @@ class _FoldWithNumpy(relax.PyExprMutator):  # type: ignore[misc]
 @tvm.transform.module_pass(opt_level=0, name="FoldConstantsWithNumpy")
 def fold_constants_with_numpy(mod: tvm.IRModule, _ctx: tvm.transform.PassContext
                               ) -> tvm.IRModule:
-    """Constant permute_dims/reshape/elementwise calls -> their values (before LegalizeOps)."""
-    main = _FoldWithNumpy(mod).visit_expr(mod["main"])
-    if main.same_as(mod["main"]):
-        return mod
-    functions = {gvar: main if gvar.name_hint == "main" else func
-                 for gvar, func in mod.functions.items()}
-    return tvm.IRModule(functions, attrs=mod.attrs)
+    """Constant permute_dims/reshape/elementwise calls -> their values (before LegalizeOps),
+    in `main` and the functions of its If branches and loops."""
+    return rewrite_functions(mod, _FoldWithNumpy(mod))

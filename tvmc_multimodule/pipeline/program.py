@@ -274,15 +274,19 @@ class _Walker:
         """A tail-recursive function (TVM's form of a TFLite WHILE: the condition, then an If
         whose one branch runs the body and calls the function again, the other returns):
         the loop-carried values get buffers of their own, copied in before the loop and
-        overwritten with the body's results at the end of each iteration."""
+        overwritten with the body's results at the end of each iteration; a value the body
+        passes on unchanged (the input a recurrence reads each step) stays where it is."""
         steps, buffers = self.program.steps, self.program.buffers
-        carried = []
+        carried, origins, copies = [], [], []
         for param, arg in zip(callee.params, args):  # type: ignore[attr-defined]
             size = nbytes(_static_shape(param.ty), str(param.ty.dtype))
             carried.append(Buffer(len(buffers)))
             buffers.append(size)
-            steps.append(Copy(carried[-1], self.resolve(arg), size))  # type: ignore[arg-type]
+            origins.append(self.resolve(arg))
+            copies.append(len(steps))
+            steps.append(Copy(carried[-1], origins[-1], size))  # type: ignore[arg-type]
             self.where[param] = carried[-1]
+        begin = len(steps)
         steps.append(LoopBegin())
         body = callee.body  # type: ignore[attr-defined]
         branch = None
@@ -302,15 +306,21 @@ class _Walker:
         steps.append(LoopBreak(self.resolve(test.cond), str(test.cond.ty.dtype),
                                exit_when=not again_on_true))
         again = test.true_branch if again_on_true else test.false_branch
-        self._iterate(again, gvar, carried)
+        invariant = self._iterate(again, gvar, carried)
         steps.append(LoopEnd())
+        renames = {carried[i]: origins[i] for i in invariant}
+        for i in invariant:  # no copy (a copy onto itself, which the runner skips)
+            steps[copies[i]] = Copy(origins[i], origins[i], buffers[carried[i].index])
+            self.where[callee.params[i]] = origins[i]  # type: ignore[attr-defined]
+        steps[begin:] = [_renamed(step, renames) for step in steps[begin:]]
         self.where[branch.var] = self.walk(test.false_branch if again_on_true
                                            else test.true_branch)
         self.where[var] = self.resolve(body.body)
 
-    def _iterate(self, again: object, gvar: object, carried: list) -> None:
+    def _iterate(self, again: object, gvar: object, carried: list) -> list[int]:
         """The body's steps up to the recursive call, then its arguments copied over the
-        loop-carried buffers (through a temporary where one is another's old value)."""
+        loop-carried buffers (through a temporary where one is another's old value).
+        Returns the loop values the body passes on unchanged."""
         steps, buffers = self.program.steps, self.program.buffers
         for block in again.blocks:  # type: ignore[attr-defined]
             for binding in block.bindings:
@@ -328,7 +338,7 @@ class _Walker:
                 for loc, place in zip(nexts, carried):
                     if loc != place:
                         steps.append(Copy(place, loc, buffers[place.index]))
-                return
+                return [i for i, (loc, place) in enumerate(zip(nexts, carried)) if loc == place]
         raise UnsupportedError("a loop whose body does not call it again")
 
     def _call(self, var: object, call: ir.Call) -> None:
@@ -386,7 +396,11 @@ def _result_sizes(value: object) -> list[int]:
     """Bytes of each tensor an If gives."""
     ty = value.ty  # type: ignore[attr-defined]
     fields = list(ty.fields) if hasattr(ty, "fields") else [ty]
-    return [nbytes(_static_shape(f), str(f.dtype)) for f in fields]
+    try:
+        return [nbytes(_static_shape(f), str(f.dtype)) for f in fields]
+    except TypeError:  # Relax merged two element types into none
+        raise UnsupportedError("control flow: the branches of an If give a result different "
+                               "element types") from None
 
 
 def _renamed(step: object, renames: dict[object, object]) -> object:
@@ -458,3 +472,17 @@ def build_program(lowered: ir.IRModule) -> Program:
         else:  # the output aliases an input, a constant, a planned tensor or another output
             program.steps.append(Copy(Output(i), loc, nbytes(shape, dtype)))  # type: ignore[arg-type]
     return program
+
+
+def called_operators_only(lowered: ir.IRModule, program: Program) -> ir.IRModule:
+    """`lowered` without the operator functions no step calls (those of an If branch a
+    constant condition never takes): no dead code in the operators' C."""
+    from tvm import tirx
+
+    called = {step.relax_name for step in program.steps if isinstance(step, Call)}
+    dead = [g for g, f in lowered.functions.items()
+            if isinstance(f, tirx.PrimFunc) and g.name_hint not in called]
+    if not dead:
+        return lowered
+    return ir.IRModule({g: f for g, f in lowered.functions.items() if g not in dead},
+                       attrs=lowered.attrs)

@@ -26,6 +26,7 @@ from tvm import te, tirx
 
 from .. import fixedpoint as fx
 from ..c_helpers import CHelpers
+from ..cortex_m_dsp import MACS_ATTR
 from ..library import SCRATCH_IN_WORKSPACE_ATTR, Kernel
 from ..portable import PortableC
 from ..portable.nn import finish_func
@@ -34,7 +35,6 @@ from . import buffers
 from .buffers import ARCHES, arch_for_cpu
 from .c_source import ADD, CONV, FULLY_CONNECTED, HEADER, MUL, MUTABLE, POOL, SOFTMAX
 
-MACS_ATTR = "tvmc.macs"  # read by pipeline/layers.py (TIR cannot count inside the C)
 # metadata.json's name of the external library an archive's modules call
 EXTERNAL_LIBRARY = "CMSIS-NN"
 # the commit this library is tested with (TFLite Micro's pin)
@@ -95,8 +95,10 @@ class CmsisNN(PortableC):
     def __repr__(self) -> str:
         return f"CmsisNN({self.fallback!r}, {self.arch!r})"
 
-    def _kernel(self, helpers: CHelpers, call: tuple[str, str], func: tirx.PrimFunc,
+    @staticmethod
+    def _kernel(call: tuple[str, str], func: tirx.PrimFunc,
                 constants: tuple[np.ndarray, ...] = ()) -> Kernel:
+        """The kernel and its C: CMSIS-NN's header once per module, the layer's function."""
         name, text = call
         return Kernel(func, constants, (("cmsis_nn_header", HEADER), (name, text)))
 
@@ -139,7 +141,7 @@ class CmsisNN(PortableC):
         func = _call_kernel(call[0], [(tuple(spec.input_shape), "int8"),
                                       *[(a.shape, str(a.dtype)) for a in constants]],
                             (n, oh, ow, out_c), size, macs)
-        return self._kernel(helpers, call, func, constants)
+        return self._kernel(call, func, constants)
 
     def fully_connected(self, spec: FullyConnectedSpec, weights: np.ndarray, bias: np.ndarray,
                         mult: np.ndarray, shift: np.ndarray, helpers: CHelpers) -> Kernel:
@@ -171,7 +173,7 @@ class CmsisNN(PortableC):
         func = _call_kernel(call[0], [((spec.batch, spec.depth), "int8"),
                                       *[(a.shape, str(a.dtype)) for a in constants]],
                             (spec.batch, spec.units), 0, spec.batch * spec.depth * spec.units)
-        return self._kernel(helpers, call, func, tuple(constants))
+        return self._kernel(call, func, tuple(constants))
 
     # ---- pooling
     def _pool(self, spec: PoolSpec, helpers: CHelpers, kind: str, function: str,
@@ -183,7 +185,7 @@ class CmsisNN(PortableC):
                       PH=pt, PW=pl, OH=oh, OW=ow, lo=spec.act_min, hi=spec.act_max,
                       function=function, **_scratch(size))
         func = _call_kernel(call[0], [(tuple(spec.input_shape), "int8")], (n, oh, ow, c), size)
-        return self._kernel(helpers, call, func)
+        return self._kernel(call, func)
 
     def average_pool_kernel(self, spec: PoolSpec, helpers: CHelpers) -> Kernel:
         if not self._exact(helpers):
@@ -203,8 +205,8 @@ class CmsisNN(PortableC):
         mult, shift, diff_min = fx.softmax_params(in_scale, beta)
         call = _layer(helpers, "softmax", SOFTMAX, rows=rows, depth=depth, mult=mult,
                       shift=shift, diff_min=diff_min)
-        return self._kernel(helpers, call, _call_kernel(call[0], [((rows, depth), "int8")],
-                                                        (rows, depth), 0))
+        return self._kernel(call, _call_kernel(call[0], [((rows, depth), "int8")],
+                                               (rows, depth), 0))
 
     def add_kernel(self, a_shape: Sequence[int], b_shape: Sequence[int],
                    out_shape: Sequence[int], params: AddParams, helpers: CHelpers) -> Kernel:
@@ -218,7 +220,7 @@ class CmsisNN(PortableC):
                       zout=zout, mo=mo, so=so, lo=params.act_min, hi=params.act_max, size=size)
         func = _call_kernel(call[0], [(tuple(a_shape), "int8"), (tuple(b_shape), "int8")],
                             tuple(out_shape), 0)
-        return self._kernel(helpers, call, func)
+        return self._kernel(call, func)
 
     def mul_kernel(self, a_shape: Sequence[int], b_shape: Sequence[int],
                    out_shape: Sequence[int], zero_points: tuple[int, int, int],
@@ -232,7 +234,7 @@ class CmsisNN(PortableC):
                       shift=multiplier[1], lo=lo, hi=hi, size=int(np.prod(out_shape)))
         func = _call_kernel(call[0], [(tuple(a_shape), "int8"), (tuple(b_shape), "int8")],
                             tuple(out_shape), 0)
-        return self._kernel(helpers, call, func)
+        return self._kernel(call, func)
 
 
 def external_dependency(c_text: str) -> dict[str, object] | None:

@@ -16,6 +16,7 @@ scalar form.
 from __future__ import annotations
 
 import hashlib
+from string import Template
 from typing import Sequence
 
 import numpy as np
@@ -26,10 +27,12 @@ from ..library import Kernel
 from ..portable import PortableC, shift_table
 from ..portable.nn import finish_func
 from .. import fixedpoint as fx
-from ..records import AddParams, Conv2DSpec, FullyConnectedSpec
+from ..records import AddParams, Conv2DSpec, FullyConnectedSpec, PoolSpec
 from . import elementwise as ew
-from .c_source import BINARY, CONV, CONV_WINDOW, DEPTHWISE, GEMV, PRIMITIVES
+from .c_source import (AVG_BODY, BINARY, CONV, CONV_WINDOW, DEPTHWISE, GEMV, MAX_BODY, POOL,
+                       PRIMITIVES)
 
+MAX_POOL_SUM_TAPS = 255  # average pooling sums in 16-bit lanes: 255 x -128 still fits
 TABLE_ADD_MIN_SIZE = 512  # ADDs at least this large read 2 x 256 int32 tables (2 KB)
 WINDOW_STACK_BYTES = 2048  # convolutions copy 2 pixels' windows to the stack up to this size
 MACS_ATTR = "tvmc.macs"  # read by pipeline/layers.py (a string: no import of another stage)
@@ -177,6 +180,32 @@ class CortexMDsp(PortableC):
             func = func.with_attr(INPLACE_ATTR, [[i, 2 + len(consts)] for i in same])
         return Kernel(func, consts, (self.primitives(helpers),
                                      (name, body.replace("NAME", name))))
+
+    # ---- pooling: 4 channels per word
+    def average_pool_kernel(self, spec: PoolSpec, helpers: CHelpers) -> Kernel:
+        if spec.kernel[0] * spec.kernel[1] > MAX_POOL_SUM_TAPS:
+            return super().average_pool_kernel(spec, helpers)
+        return self._pool(spec, helpers, "avgpool", AVG_BODY, {})
+
+    def max_pool_kernel(self, spec: PoolSpec, helpers: CHelpers) -> Kernel:
+        def lanes(v: int) -> str:
+            return f"(int32_t){(v & 0xFF) * 0x01010101:#x}u"
+        return self._pool(spec, helpers, "maxpool", MAX_BODY,
+                          {"lo4": lanes(spec.act_min), "hi4": lanes(spec.act_max)})
+
+    def _pool(self, spec: PoolSpec, helpers: CHelpers, kind: str, body_text: str,
+              extra: dict[str, str]) -> Kernel:
+        n, h, w_in, c = spec.input_shape
+        (kh, kw), (sh, sw), (pt, pl) = spec.kernel, spec.stride, spec.pad_top_left
+        oh, ow = spec.output_hw
+        params = dict(N=n, H=h, W=w_in, C=c, C4=c - c % 4, OH=oh, OW=ow, KH=kh, KW=kw, SH=sh,
+                      SW=sw, PT=pt, PL=pl, lo=spec.act_min, hi=spec.act_max,
+                      p=helpers.prefix, **extra)
+        body = POOL.substitute(params, name="NAME",
+                               body=Template(body_text).substitute(params))
+        name = _name(helpers, kind, body)
+        func = _extern_kernel(name, [(tuple(spec.input_shape), "int8")], (n, oh, ow, c))
+        return Kernel(func, (), (self.primitives(helpers), (name, body.replace("NAME", name))))
 
     # ---- convolution (and fully connected)
     def _conv(self, helpers: CHelpers, kind: str, n: int, h: int, w_in: int, c: int, oh: int,

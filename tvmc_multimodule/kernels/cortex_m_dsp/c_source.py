@@ -129,6 +129,41 @@ static inline __attribute__((always_inline)) int32_t ${p}d_clamp(int32_t x, int3
   x = x < lo ? lo : x;
   return x > hi ? hi : x;
 }
+/* 4 int8 lanes' maximum / minimum (SSUB8 sets the lanes' GE flags, SEL picks by them) */
+static inline __attribute__((always_inline)) int32_t ${p}d_max4(int32_t a, int32_t b) {
+#if defined(__ARM_FEATURE_DSP)
+  (void)__ssub8((int8x4_t)a, (int8x4_t)b);
+  return (int32_t)__sel((uint8x4_t)a, (uint8x4_t)b);
+#else
+  uint32_t r = 0u;
+  for (int32_t i = 0; i < 32; i += 8) {
+    int32_t u = (int8_t)(a >> i), v = (int8_t)(b >> i);
+    r |= (uint32_t)(uint8_t)(u > v ? u : v) << i;
+  }
+  return (int32_t)r;
+#endif
+}
+static inline __attribute__((always_inline)) int32_t ${p}d_min4(int32_t a, int32_t b) {
+#if defined(__ARM_FEATURE_DSP)
+  (void)__ssub8((int8x4_t)b, (int8x4_t)a);
+  return (int32_t)__sel((uint8x4_t)a, (uint8x4_t)b);
+#else
+  uint32_t r = 0u;
+  for (int32_t i = 0; i < 32; i += 8) {
+    int32_t u = (int8_t)(a >> i), v = (int8_t)(b >> i);
+    r |= (uint32_t)(uint8_t)(u < v ? u : v) << i;
+  }
+  return (int32_t)r;
+#endif
+}
+/* average pooling's division: half away from zero (TFLite Micro's), then clamped */
+static inline __attribute__((always_inline)) int32_t ${p}d_avgdiv(int32_t sum, int32_t count,
+                                                                  int32_t lo, int32_t hi) {
+  int32_t v = sum > 0 ? (int32_t)((uint32_t)(sum + (count >> 1)) / (uint32_t)count)
+                      : -(int32_t)((uint32_t)((count >> 1) - sum) / (uint32_t)count);
+  v = v < lo ? lo : v;
+  return v > hi ? hi : v;
+}
 /* 2 pixels x 2 output channels over `c` input channels: x0 the first pixel's channels, the
    second's `step` bytes further (both constants once inlined); w the two channels' weights
    interleaved per 4 (then the c % 4 tails, one channel's after the other's); off: minus the
@@ -414,3 +449,73 @@ int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
   return 0;
 }
 """)
+
+# average / max pooling, 4 channels per word: AVERAGE sums the in-image taps in 16-bit lanes
+# (SXTAB16: channels 0 and 2, then 1 and 3 rotated; at most 255 taps, so no lane overflows),
+# divides each sum by the in-image tap count rounding half away from zero (TFLite Micro's);
+# MAX keeps 4 lanes' maxima with SSUB8 + SEL, then clamps them the same way
+POOL = Template(r"""
+int32_t ${name}(const int8_t* restrict x, int8_t* restrict y) ${p}D_LAYER;
+int32_t ${name}(const int8_t* restrict x, int8_t* restrict y) {
+  for (int32_t b = 0; b < ${N}; ++b) {
+    const int8_t* xb = x + b * ${H} * ${W} * ${C};
+    for (int32_t oy = 0; oy < ${OH}; ++oy) {
+      int32_t y0 = oy * ${SH} - ${PT}, y1 = y0 + ${KH};
+      y0 = y0 < 0 ? 0 : y0;
+      y1 = y1 > ${H} ? ${H} : y1;
+      for (int32_t ox = 0; ox < ${OW}; ++ox) {
+        int32_t x0 = ox * ${SW} - ${PL}, x1 = x0 + ${KW};
+        x0 = x0 < 0 ? 0 : x0;
+        x1 = x1 > ${W} ? ${W} : x1;
+        int8_t* yo = y + ((b * ${OH} + oy) * ${OW} + ox) * ${C};
+${body}
+      }
+    }
+  }
+  return 0;
+}
+""")
+
+AVG_BODY = r"""        int32_t count = (y1 - y0) * (x1 - x0);
+        for (int32_t c = 0; c < ${C4}; c += 4) {
+          int32_t even = 0, odd = 0;
+          for (int32_t iy = y0; iy < y1; ++iy) {
+            const int8_t* row = xb + iy * ${W} * ${C} + c;
+            for (int32_t ix = x0; ix < x1; ++ix) {
+              int32_t v = ${p}d_read4(row + ix * ${C});
+              even = ${p}d_sxtab16(even, v);
+              odd = ${p}d_sxtab16_ror8(odd, v);
+            }
+          }
+          yo[c] = (int8_t)${p}d_avgdiv((int16_t)even, count, ${lo}, ${hi});
+          yo[c + 1] = (int8_t)${p}d_avgdiv((int16_t)odd, count, ${lo}, ${hi});
+          yo[c + 2] = (int8_t)${p}d_avgdiv(even >> 16, count, ${lo}, ${hi});
+          yo[c + 3] = (int8_t)${p}d_avgdiv(odd >> 16, count, ${lo}, ${hi});
+        }
+        for (int32_t c = ${C4}; c < ${C}; ++c) {
+          int32_t sum = 0;
+          for (int32_t iy = y0; iy < y1; ++iy)
+            for (int32_t ix = x0; ix < x1; ++ix) sum += xb[(iy * ${W} + ix) * ${C} + c];
+          yo[c] = (int8_t)${p}d_avgdiv(sum, count, ${lo}, ${hi});
+        }"""
+
+MAX_BODY = r"""        for (int32_t c = 0; c < ${C4}; c += 4) {
+          int32_t m = (int32_t)0x80808080u;
+          for (int32_t iy = y0; iy < y1; ++iy) {
+            const int8_t* row = xb + iy * ${W} * ${C} + c;
+            for (int32_t ix = x0; ix < x1; ++ix) m = ${p}d_max4(m, ${p}d_read4(row + ix * ${C}));
+          }
+          m = ${p}d_max4(m, ${lo4});
+          m = ${p}d_min4(m, ${hi4});
+          __builtin_memcpy(yo + c, &m, 4);
+        }
+        for (int32_t c = ${C4}; c < ${C}; ++c) {
+          int32_t m = -128;
+          for (int32_t iy = y0; iy < y1; ++iy)
+            for (int32_t ix = x0; ix < x1; ++ix) {
+              int32_t v = xb[(iy * ${W} + ix) * ${C} + c];
+              m = v > m ? v : m;
+            }
+          m = m < ${lo} ? ${lo} : m;
+          yo[c] = (int8_t)(m > ${hi} ? ${hi} : m);
+        }"""
