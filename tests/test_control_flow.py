@@ -165,6 +165,30 @@ def test_convolutions_in_run_time_branches(tmp_path: Path) -> None:
         assert len(calls) == 3  # transpose, convolution, transpose: one branch's
 
 
+def test_onnx_loop_at_run_time(tmp_path: Path) -> None:
+    """A Loop without scan outputs whose trip count is an input, or whose condition the
+    body computes, is a C loop (not unrolled, no error): matches onnxruntime for trip counts
+    0, 1 and 5 and for the data-dependent stop; the condition runs n + 1 times."""
+    modules, models_ = [], {}
+    for name, until in (("trips", False), ("until", True)):
+        models_[name] = oc.loop_run_time(until)
+        onnx_models.save(models_[name], tmp_path / f"{name}.onnx")
+        modules.append(compile_model(str(tmp_path / f"{name}.onnx"), module_name=name))
+    for m in modules:
+        assert m.sources[f"{m.name}_lib1.c"].count("while (1) {") == 1
+    root = build_logged(tmp_path, modules)
+    x = references.random_array([1, 4], "float32", np.random.default_rng(10))
+    for n in (0, 1, 5):
+        results = run_all(root, modules, {"trips": [x, np.array(n, np.int64)], "until": [x]})
+        for name, feed in (("trips", {"x": x, "trips": np.array(n, np.int64)}),
+                           ("until", {"x": x})):
+            (acc,), calls = results[name]
+            cbuild.assert_close(acc, references.run_onnxruntime(models_[name], feed)[0],
+                                f"{name} n={n}", rtol=RTOL)
+        calls = results["trips"][1]
+        assert calls.count(min(calls)) == n + 1, calls
+
+
 # ------------------------------------------------------------------ TFLite IF and WHILE
 
 X = np.linspace(-1.0, 1.0, 8, dtype=np.float32).reshape(1, 8)

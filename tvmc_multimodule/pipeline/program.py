@@ -336,6 +336,10 @@ class _Walker:
                         steps.append(Copy(temp, loc, buffers[temp.index]))
                         nexts[i] = temp
                 for loc, place in zip(nexts, carried):
+                    if isinstance(loc, Buffer) and buffers[loc.index] != buffers[place.index]:
+                        raise UnsupportedError("control flow: a loop value changes size in an "
+                                               "iteration (only loops whose values keep "
+                                               "their shapes compile)")
                     if loc != place:
                         steps.append(Copy(place, loc, buffers[place.index]))
                 return [i for i, (loc, place) in enumerate(zip(nexts, carried)) if loc == place]
