@@ -107,6 +107,21 @@ def test_streaming_lstm_with_peepholes_like_litert(tmp_path) -> None:
     _assert_steps(ours, ["y"], litert_sequence(model, xs), "LiteRT")
 
 
+@pytest.mark.parametrize("peepholes", [False, True], ids=["cifg", "cifg_peepholes"])
+def test_streaming_cifg_lstm_carries_its_state_like_litert(tmp_path, peepholes) -> None:
+    """No input gate (CIFG: 1 - the forget gate) on our kernel: its state carried as LiteRT
+    carries it (TVM's converter started every run from zero). TFLite Micro has no CIFG LSTM
+    (its Prepare needs every gate's tensors): LiteRT only."""
+    model = _lstm(cifg=True, peepholes=peepholes, seed=3)
+    archive = _compile(tmp_path, model, "clstm")
+    xs = np.random.default_rng(8).standard_normal((STEPS, 1, 5, 6)).astype(np.float32)
+    ours = _run_sequence(tmp_path, archive, xs)
+    litert = litert_sequence(model, xs)
+    _assert_steps(ours, ["y"], litert, "LiteRT")
+    fresh = litert_sequence(model, xs[1:2])[0][0]  # the state matters
+    assert np.abs(fresh - litert[1][0]).max() > 1e-3
+
+
 def test_lstm_state_is_module_state(tmp_path, caplog) -> None:
     archive = _compile(tmp_path, _lstm(), "slstm")
     assert "starts from its initial value" not in caplog.text

@@ -11,8 +11,10 @@ TANH = 4
 
 def sequence_lstm(steps: int = 5, batch: int = 1, inputs: int = 6, hidden: int = 4,
                   time_major: bool = False, peepholes: bool = False, cell_clip: float = 0.0,
-                  seed: int = 0) -> bytes:
-    """x -> UNIDIRECTIONAL_SEQUENCE_LSTM -> y ([B,T,H], or [T,B,H] when time major)."""
+                  seed: int = 0, cifg: bool = False) -> bytes:
+    """x -> UNIDIRECTIONAL_SEQUENCE_LSTM -> y ([B,T,H], or [T,B,H] when time major).
+    `cifg`: no input gate (its weights, recurrent weights, peephole and bias absent: the
+    input gate is 1 - the forget gate)."""
     rng = np.random.default_rng(seed)
     g = TFLiteGraph()
     x_shape = [steps, batch, inputs] if time_major else [batch, steps, inputs]
@@ -22,11 +24,14 @@ def sequence_lstm(steps: int = 5, batch: int = 1, inputs: int = 6, hidden: int =
     def const(name: str, shape: tuple[int, ...]) -> int:
         return g.add_const(name, (rng.standard_normal(shape) * 0.4).astype(np.float32))
 
+    def gate(k: str, name: str, shape: tuple[int, ...]) -> int:
+        return -1 if cifg and k == "i" else const(name, shape)
+
     ins = [x]
-    ins += [const(f"w_{k}", (hidden, inputs)) for k in "ifco"]          # 1-4
-    ins += [const(f"r_{k}", (hidden, hidden)) for k in "ifco"]          # 5-8
-    ins += [const(f"p_{k}", (hidden,)) for k in "ifo"] if peepholes else [-1, -1, -1]  # 9-11
-    ins += [const(f"b_{k}", (hidden,)) for k in "ifco"]                 # 12-15
+    ins += [gate(k, f"w_{k}", (hidden, inputs)) for k in "ifco"]        # 1-4
+    ins += [gate(k, f"r_{k}", (hidden, hidden)) for k in "ifco"]        # 5-8
+    ins += [gate(k, f"p_{k}", (hidden,)) for k in "ifo"] if peepholes else [-1, -1, -1]  # 9-11
+    ins += [gate(k, f"b_{k}", (hidden,)) for k in "ifco"]               # 12-15
     ins += [-1, -1]                                                     # 16-17 projection
     ins += [g.add_tensor("h_state", [batch, hidden], variable=True),   # 18
             g.add_tensor("c_state", [batch, hidden], variable=True)]   # 19

@@ -254,11 +254,11 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         return None
 
     def convert_unidirectional_sequence_lstm(self, op: Any) -> Any:
-        """The usual form (with an input gate) on our LSTM kernel (tflite_recurrent.py)."""
-        from .tflite_recurrent import convert_sequence_lstm, has_input_gate
+        """Float, with an input gate or without (CIFG), on our LSTM kernel
+        (tflite_recurrent.py), its state carried across invokes."""
+        from .tflite_recurrent import convert_sequence_lstm
 
-        tensors = self.get_input_tensors(op)
-        if self.is_quantized(op) or not has_input_gate(tensors):
+        if self.is_quantized(op):
             return super().convert_unidirectional_sequence_lstm(op)
         out = self.get_output_tensors(op)[0]
         return convert_sequence_lstm(self, op, get_tensor_name(self.subgraph, out.tensor_idx))
