@@ -1,6 +1,6 @@
 """Where a float TFLite model's outputs drift: every operator output, ours vs LiteRT.
 
-    python bench/tflite_taps.py MODEL.tflite [--seed N] [--cflags "-O2"] [--workdir DIR]
+    python bench/tflite_taps.py MODEL.tflite [--seed N] [--cflags=-O2] [--workdir DIR] [--float64]
 
 A copy of the model whose outputs are every operator's output (DEQUANTIZE of constants
 skipped) is compiled with `tvmc compile`, built beside the bench harness and run on seeded
@@ -9,6 +9,8 @@ preserved, once with its optimised kernels (what the corpus compares with) and o
 reference kernels. One line per operator in graph order: the largest |value|, then the largest
 difference ours-optimised, reference-optimised and ours-reference, each relative to it. A
 divergence that LiteRT's two kernel sets show as well is float reassociation, not a bug.
+--float64 adds, per layer, each runtime's output against the layer recomputed in float64 from
+that runtime's own inputs (float64_ops.py): a wrong kernel shows there, rounding stays ~1e-6.
 """
 from __future__ import annotations
 
@@ -16,12 +18,14 @@ import argparse
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 import compiling
+import float64_ops
 import harness
 from timing import TimingConfig
 
@@ -37,22 +41,29 @@ def _op_names(model: object) -> list[str]:
             for op in model.subgraphs[0].operators]
 
 
-def tapped_copy(data: bytes) -> tuple[bytes, list[int], list[str], list[int]]:
-    """The model with its outputs followed by every other operator output; the tapped tensor
-    indices and their operators' names (graph order), and the copy's output order."""
+@dataclass
+class Tap:
+    """An operator whose (first) output is compared."""
+
+    tensor: int
+    kind: str
+    inputs: list[int]  # -1: an optional input left out
+    options: Any
+
+
+def tapped_copy(data: bytes) -> tuple[bytes, list[Tap], list[int]]:
+    """The model with its outputs followed by every other operator output; the taps (graph
+    order) and the copy's output order."""
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
     graph = model.subgraphs[0]
-    taps, kinds = [], []
-    for op, kind in zip(graph.operators, _op_names(model)):
-        if kind != "DEQUANTIZE":
-            taps.append(int(op.outputs[0]))
-            kinds.append(kind)
+    taps = [Tap(int(op.outputs[0]), kind, [int(i) for i in op.inputs], op.builtinOptions)
+            for op, kind in zip(graph.operators, _op_names(model)) if kind != "DEQUANTIZE"]
     declared = [int(t) for t in graph.outputs]
-    order = [*declared, *[t for t in taps if t not in declared]]
+    order = [*declared, *[t.tensor for t in taps if t.tensor not in declared]]
     graph.outputs = np.array(order, dtype=np.int32)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), taps, kinds, order
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), taps, order
 
 
 def litert_tensors(data: bytes, inputs: Sequence[np.ndarray], tensors: Sequence[int],
@@ -83,23 +94,46 @@ def our_tensors(tapped: bytes, inputs: Sequence[np.ndarray], work: Path, cflags:
     return [o.astype(np.float64) for o in outputs]
 
 
-def report(data: bytes, seed: int, cflags: str, work: Path) -> None:
+def layer_errors(tap: Tap, runs: Sequence[dict[int, np.ndarray]],
+                 fallback: dict[int, np.ndarray]) -> list[float] | None:
+    """Each run's output of `tap` against the operator recomputed in float64 from that run's
+    own inputs (constants and model inputs from `fallback`), relative to the float64 output's
+    largest magnitude: the rounding the layer itself adds. None: operator not modelled."""
+    errors = []
+    for run in runs:
+        inputs = [None if i < 0 else run.get(i, fallback[i]) for i in tap.inputs]
+        exact = float64_ops.evaluate(tap.kind, tap.options, inputs)
+        if exact is None:
+            return None
+        got = run[tap.tensor].reshape(exact.shape)
+        errors.append(float(np.abs(got - exact).max(initial=0)) / max(float(np.abs(exact).max(initial=0)), 1e-30))
+    return errors
+
+
+def report(data: bytes, seed: int, cflags: str, work: Path, float64: bool) -> None:
     from tflite.Model import Model
 
     graph = Model.GetRootAs(data, 0).Subgraphs(0)
     rng = np.random.default_rng(seed)
     inputs = [rng.uniform(-1.0, 1.0, size=tuple(graph.Tensors(graph.Inputs(i)).ShapeAsNumpy()))
               .astype(np.float32) for i in range(graph.InputsLength())]
-    tapped, taps, kinds, order = tapped_copy(data)
+    tapped, taps, order = tapped_copy(data)
     ours = dict(zip(order, our_tensors(tapped, inputs, work, cflags)))
-    optimised = litert_tensors(data, inputs, taps, reference_kernels=False)
-    reference = litert_tensors(data, inputs, taps, reference_kernels=True)
-    print(f"{'tensor':>6} {'operator':18} {'max|x|':>9} {'ours-opt':>9} {'ref-opt':>9} {'ours-ref':>9}  (relative)")
-    for tensor, kind in zip(taps, kinds):
-        a, o, r = ours[tensor].reshape(optimised[tensor].shape), optimised[tensor], reference[tensor]
+    wanted = sorted({t.tensor for t in taps} | {i for t in taps for i in t.inputs if i >= 0})
+    optimised = litert_tensors(data, inputs, wanted, reference_kernels=False)
+    reference = litert_tensors(data, inputs, wanted, reference_kernels=True)
+    header = f"{'tensor':>6} {'operator':18} {'max|x|':>9} {'ours-opt':>9} {'ref-opt':>9} {'ours-ref':>9}"
+    print(header + ("  | float64 layer: ours, opt, ref" if float64 else "") + "  (relative)")
+    for tap in taps:
+        o, r = optimised[tap.tensor], reference[tap.tensor]
+        a = ours[tap.tensor].reshape(o.shape)
         scale = max(float(np.abs(o).max(initial=0)), 1e-30)
         diffs = [float(np.abs(x - y).max(initial=0)) / scale for x, y in ((a, o), (r, o), (a, r))]
-        print(f"{tensor:6d} {kind:18} {scale:9.3g} " + " ".join(f"{d:9.2g}" for d in diffs))
+        line = f"{tap.tensor:6d} {tap.kind:18} {scale:9.3g} " + " ".join(f"{d:9.2g}" for d in diffs)
+        if float64:
+            errors = layer_errors(tap, [ours, optimised, reference], reference)
+            line += "  | " + (" ".join(f"{e:9.2g}" for e in errors) if errors else "        -")
+        print(line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,11 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="input seed (default 0, the corpus')")
     parser.add_argument("--cflags", default="-O2")
     parser.add_argument("--workdir", type=Path, help="keep the archive and build here")
+    parser.add_argument("--float64", action="store_true",
+                        help="also each layer recomputed in float64 from each runtime's own inputs "
+                             "(CONV_2D, DEPTHWISE_CONV_2D, ADD, MUL, RESIZE_BILINEAR, LOGISTIC)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tvmc-taps-") as tmp:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        report(args.model.read_bytes(), args.seed, args.cflags, work.resolve())
+        report(args.model.read_bytes(), args.seed, args.cflags, work.resolve(), args.float64)
     return 0
 
 

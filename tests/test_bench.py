@@ -202,7 +202,7 @@ def test_cortex_m_instruction_counts_are_deterministic(tmp_path: Path) -> None:
 
 def test_tflite_taps_compares_an_intermediate_tensor(tmp_path: Path) -> None:
     """x -CONV_2D-> h -LOGISTIC-> y: the tool exposes h (not a model output), and our h agrees
-    with both LiteRT kernel sets to float rounding."""
+    with both LiteRT kernel sets and with the layer in float64 (--float64) to float rounding."""
     rng = np.random.default_rng(0)
     g = TFLiteGraph()
     x = g.add_tensor("x", [1, 8, 8, 3])
@@ -217,10 +217,11 @@ def test_tflite_taps_compares_an_intermediate_tensor(tmp_path: Path) -> None:
     model = tmp_path / "two.tflite"
     model.write_bytes(g.to_bytes())
     result = subprocess.run([sys.executable, str(BENCH / "tflite_taps.py"), str(model),
-                             "--workdir", str(tmp_path / "work")], capture_output=True, text=True)
+                             "--workdir", str(tmp_path / "work"), "--float64"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    rows = {line.split()[1]: [float(v) for v in line.split()[2:]]
+    rows = {line.split()[1]: [float(v) for v in line.split()[2:] if v != "|"]
             for line in result.stdout.splitlines() if line.split()[1:2] in (["CONV_2D"], ["LOGISTIC"])}
     assert set(rows) == {"CONV_2D", "LOGISTIC"}
+    assert all(len(r) == 7 for r in rows.values())  # max |x|, 3 differences, 3 float64 errors
     assert rows["CONV_2D"][0] > 0.1  # max |h|: the conv's output really is read back
     assert all(d < 1e-5 for d in rows["CONV_2D"][1:] + rows["LOGISTIC"][1:])
