@@ -94,3 +94,25 @@ def sequence_lstm_int8(steps: int = 8, batch: int = 1, inputs: int = 6, hidden: 
                    intermediates=intermediates)
     g.set_io([x], [y])
     return g.to_bytes()
+
+
+def svdf(batch: int = 1, inputs: int = 6, units: int = 4, rank: int = 2, memory: int = 5,
+         relu: bool = False, bias: bool = True, seed: int = 0) -> bytes:
+    """x [B, I] -> SVDF (feature weights [U*R, I], time weights [U*R, M], bias [U], its
+    activation state a variable tensor [B, M*U*R]) -> y [B, U]."""
+    rng = np.random.default_rng(seed)
+    g = TFLiteGraph()
+    filters = units * rank
+    x = g.add_tensor("x", [batch, inputs])
+
+    def const(name: str, shape: tuple[int, ...]) -> int:
+        return g.add_const(name, (rng.standard_normal(shape) * 0.4).astype(np.float32))
+
+    ins = [x, const("w_feature", (filters, inputs)), const("w_time", (filters, memory)),
+           const("bias", (units,)) if bias else -1,
+           g.add_tensor("svdf_state", [batch, memory * filters], variable=True)]
+    y = g.add_tensor("y", [batch, units])
+    g.add_operator("SVDF", ins, [y], ("SVDFOptions", {"Rank": rank,
+                                                      "FusedActivationFunction": int(relu)}))
+    g.set_io([x], [y])
+    return g.to_bytes()

@@ -263,6 +263,16 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         out = self.get_output_tensors(op)[0]
         return convert_sequence_lstm(self, op, get_tensor_name(self.subgraph, out.tensor_idx))
 
+    def convert_svdf(self, op: Any) -> Any:
+        """Float SVDF with its state carried across invokes (tflite_recurrent.py); TVM's
+        converter read the state tensor as a constant and never updated it."""
+        from .tflite_recurrent import convert_svdf
+
+        if self.is_quantized(op):
+            return super().convert_svdf(op)
+        out = self.get_output_tensors(op)[0]
+        return convert_svdf(self, op, get_tensor_name(self.subgraph, out.tensor_idx))
+
     def convert_reshape(self, op: Any) -> Any:
         """A target shape computed in the graph (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE, as
         the TF converter writes a batch-preserving reshape) is a Relax call upstream cannot

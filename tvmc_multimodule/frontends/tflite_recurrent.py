@@ -134,3 +134,44 @@ def convert_sequence_lstm(conv: Any, op: Any, name: str) -> Any:
         log.warning("%s: its state starts from its initial value at every run (LiteRT and "
                     "TFLite Micro carry it across invokes)", node)
     return y
+
+
+def convert_svdf(conv: Any, op: Any, name: str) -> Any:
+    """Relax for one float SVDF, as TFLite's reference kernel computes it: the state
+    [B, F * M] (F = units * rank filters, M memory steps, a variable tensor: module state)
+    shifted one step left, the newest step x . W_feature per filter; the output
+    sum over the rank of (state . W_time per filter), plus the bias [units], activated."""
+    from tflite.SVDFOptions import SVDFOptions
+    from tvm import relax
+
+    node = f"SVDF '{name}'"
+    tensors = conv.get_input_tensors(op)
+    options = SVDFOptions()
+    raw = op.BuiltinOptions()
+    options.Init(raw.Bytes, raw.Pos)
+    rank = int(options.Rank())
+    batch, _ = (int(d) for d in conv.get_tensor_shape(tensors[0]))
+    filters, memory = (int(d) for d in conv.get_tensor_shape(tensors[2]))
+    if rank < 1 or filters % rank:
+        raise UnsupportedError(f"{node}: {filters} filters are not a multiple of rank {rank}")
+    units = filters // rank
+    key = _state_key(conv, tensors[4])
+    if key is None:
+        raise UnsupportedError(f"{node}: its state input is not a variable tensor")
+    op_ = relax.op
+    bb = conv.bb
+    x = conv.get_tensor_expr(tensors[0])
+    newest = bb.emit(op_.matmul(x, op_.permute_dims(conv.get_tensor_expr(tensors[1]))))
+    newest = op_.reshape(newest, [batch, filters, 1])
+    old = conv.state.read(key, [batch, filters, memory])
+    state = newest if memory == 1 else op_.concat(
+        [op_.strided_slice(old, axes=[2], begin=[1], end=[memory]), newest], axis=2)
+    state = bb.emit(state)
+    time_weights = op_.reshape(conv.get_tensor_expr(tensors[2]), [1, filters, memory])
+    per_filter = op_.sum(op_.multiply(state, time_weights), axis=[2])      # [B, F]
+    out = op_.sum(op_.reshape(per_filter, [batch, units, rank]), axis=[2])  # [B, U]
+    if tensors[3].tensor_idx != -1:
+        out = op_.add(out, conv.get_tensor_expr(tensors[3]))
+    out = conv.convert_fused_activation_function(bb.emit(out), options.FusedActivationFunction())
+    conv.state.write(key, op_.reshape(state, [batch, filters * memory]))
+    return out
