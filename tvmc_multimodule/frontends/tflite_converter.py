@@ -254,14 +254,24 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         return None
 
     def convert_unidirectional_sequence_lstm(self, op: Any) -> Any:
-        """The usual form (with an input gate) on our LSTM kernel (tflite_recurrent.py)."""
-        from .tflite_recurrent import convert_sequence_lstm, has_input_gate
+        """Float, with an input gate or without (CIFG), on our LSTM kernel
+        (tflite_recurrent.py), its state carried across invokes."""
+        from .tflite_recurrent import convert_sequence_lstm
 
-        tensors = self.get_input_tensors(op)
-        if self.is_quantized(op) or not has_input_gate(tensors):
+        if self.is_quantized(op):
             return super().convert_unidirectional_sequence_lstm(op)
         out = self.get_output_tensors(op)[0]
         return convert_sequence_lstm(self, op, get_tensor_name(self.subgraph, out.tensor_idx))
+
+    def convert_svdf(self, op: Any) -> Any:
+        """Float SVDF with its state carried across invokes (tflite_recurrent.py); TVM's
+        converter read the state tensor as a constant and never updated it."""
+        from .tflite_recurrent import convert_svdf
+
+        if self.is_quantized(op):
+            return super().convert_svdf(op)
+        out = self.get_output_tensors(op)[0]
+        return convert_svdf(self, op, get_tensor_name(self.subgraph, out.tensor_idx))
 
     def convert_reshape(self, op: Any) -> Any:
         """A target shape computed in the graph (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE, as

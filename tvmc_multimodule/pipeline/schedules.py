@@ -14,6 +14,10 @@ instead of loading and storing `acc[c]` at every reduction step.
 The `scalar` variant also splits the channel axis by a block of 8 and unrolls it (register
 blocking for cores without float SIMD such as Cortex-M0/M4/M7). Any rule that does not apply
 leaves the operator unscheduled: never wrong code, at worst slower code.
+1-D convolutions arrive channels-last (NWC/WIO, pipeline/layout.py) and take the same rules,
+their padding copied per kernel tap. Nothing whole is stored inside an operator: operators
+without reductions are computed in one loop nest, an epilogue read twice (SiLU) is made one,
+a transposed convolution keeps only its padded input.
 """
 from __future__ import annotations
 

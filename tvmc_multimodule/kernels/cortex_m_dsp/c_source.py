@@ -333,20 +333,21 @@ ${signature} {
   for (int32_t o = 0; o < ${O}; o += 4) {
     int32_t a0 = bias[o], a1 = bias[o + 1], a2 = bias[o + 2], a3 = bias[o + 3];
     const int8_t* xp = x;
-    for (int32_t k = ${C} >> 2; k > 0; --k) {
-      int32_t v = ${p}d_read4(xp);
-      xp += 4;
+#pragma GCC unroll 4
+    for (int32_t k = 0; k < (${C} >> 2); ++k) {  /* unrolled: constant load offsets */
+      int32_t v = ${p}d_read4(xp + 4 * k);
       int32_t p = ${p}d_sxtab16(off, v), q = ${p}d_sxtab16_ror8(off, v);
-      int32_t wv = ${p}d_read4(w);
+      int32_t wv = ${p}d_read4(w + 16 * k);
       a0 = ${p}d_smlad(p, ${p}d_sxtb16(wv), a0); a0 = ${p}d_smlad(q, ${p}d_sxtb16_ror8(wv), a0);
-      wv = ${p}d_read4(w + 4);
+      wv = ${p}d_read4(w + 16 * k + 4);
       a1 = ${p}d_smlad(p, ${p}d_sxtb16(wv), a1); a1 = ${p}d_smlad(q, ${p}d_sxtb16_ror8(wv), a1);
-      wv = ${p}d_read4(w + 8);
+      wv = ${p}d_read4(w + 16 * k + 8);
       a2 = ${p}d_smlad(p, ${p}d_sxtb16(wv), a2); a2 = ${p}d_smlad(q, ${p}d_sxtb16_ror8(wv), a2);
-      wv = ${p}d_read4(w + 12);
+      wv = ${p}d_read4(w + 16 * k + 12);
       a3 = ${p}d_smlad(p, ${p}d_sxtb16(wv), a3); a3 = ${p}d_smlad(q, ${p}d_sxtb16_ror8(wv), a3);
-      w += 16;
     }
+    xp += ${C} - ${T};
+    w += 4 * (${C} - ${T});
     for (int32_t i = 0; i < ${T}; ++i) {
       int32_t u = xp[i] - ${zin};
       a0 += u * w[i]; a1 += u * w[${T} + i]; a2 += u * w[2 * ${T} + i]; a3 += u * w[3 * ${T} + i];
