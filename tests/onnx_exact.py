@@ -202,9 +202,23 @@ class DynamicQuantizeLSTM(OpRun):
         return tuple(v.astype(np.float32) for v in (y, yh, yc))
 
 
+class DynamicQuantizeLinear(OpRun):
+    """onnx's reference, except an input whose range (widened to hold 0) is empty, all zero:
+    scale 1 as onnxruntime gives it (onnx's reference gives 1/255, its comment quoting
+    onnxruntime's 1.0f); y and the zero point are 0 in all three."""
+
+    def _run(self, x):
+        from onnx.reference.ops.op_dynamic_quantize_linear import DynamicQuantizeLinear as Ref
+
+        y, scale, zero = Ref._run(self, x)
+        if not np.any(np.asarray(x)):
+            scale = np.array(np.float32(1))
+        return y, scale, zero
+
+
 EXACT_OPS = [DequantizeLinear, QuantizeLinear, QLinearAdd, QLinearMul, QGemm,
              QLinearGlobalAveragePool, QLinearSigmoid, QLinearLeakyRelu, QLinearSoftmax,
-             QLinearConcat, DynamicQuantizeLSTM]
+             QLinearConcat, DynamicQuantizeLinear, DynamicQuantizeLSTM]
 
 
 def run_onnx_exact(model: onnx.ModelProto, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:

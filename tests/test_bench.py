@@ -195,3 +195,33 @@ def test_cortex_m_instruction_counts_are_deterministic(tmp_path: Path) -> None:
         work.mkdir()
         counts.append(cortex_m.instructions(path, "scalar", 1, work)[0])
     assert counts[0] == counts[1] > 0
+
+
+# ---------------------------------------------------------------- tflite_taps.py
+
+
+def test_tflite_taps_compares_an_intermediate_tensor(tmp_path: Path) -> None:
+    """x -CONV_2D-> h -LOGISTIC-> y: the tool exposes h (not a model output), and our h agrees
+    with both LiteRT kernel sets and with the layer in float64 (--float64) to float rounding."""
+    rng = np.random.default_rng(0)
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 8, 8, 3])
+    w = g.add_const("w", rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32))
+    b = g.add_const("b", rng.normal(0, 0.1, (4,)).astype(np.float32))
+    h = g.add_tensor("h", [1, 8, 8, 4])
+    y = g.add_tensor("y", [1, 8, 8, 4])
+    g.add_operator("CONV_2D", [x, w, b], [h], ("Conv2DOptions", {
+        "Padding": 0, "StrideW": 1, "StrideH": 1, "DilationWFactor": 1, "DilationHFactor": 1}))
+    g.add_operator("LOGISTIC", [h], [y])
+    g.set_io([x], [y])
+    model = tmp_path / "two.tflite"
+    model.write_bytes(g.to_bytes())
+    result = subprocess.run([sys.executable, str(BENCH / "tflite_taps.py"), str(model),
+                             "--workdir", str(tmp_path / "work"), "--float64"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = {line.split()[1]: [float(v) for v in line.split()[2:] if v != "|"]
+            for line in result.stdout.splitlines() if line.split()[1:2] in (["CONV_2D"], ["LOGISTIC"])}
+    assert set(rows) == {"CONV_2D", "LOGISTIC"}
+    assert all(len(r) == 7 for r in rows.values())  # max |x|, 3 differences, 3 float64 errors
+    assert rows["CONV_2D"][0] > 0.1  # max |h|: the conv's output really is read back
+    assert all(d < 1e-5 for d in rows["CONV_2D"][1:] + rows["LOGISTIC"][1:])

@@ -165,6 +165,30 @@ def test_convolutions_in_run_time_branches(tmp_path: Path) -> None:
         assert len(calls) == 3  # transpose, convolution, transpose: one branch's
 
 
+def test_onnx_loop_at_run_time(tmp_path: Path) -> None:
+    """A Loop without scan outputs whose trip count is an input, or whose condition the
+    body computes, is a C loop (not unrolled, no error): matches onnxruntime for trip counts
+    0, 1 and 5 and for the data-dependent stop; the condition runs n + 1 times."""
+    modules, models_ = [], {}
+    for name, until in (("trips", False), ("until", True)):
+        models_[name] = oc.loop_run_time(until)
+        onnx_models.save(models_[name], tmp_path / f"{name}.onnx")
+        modules.append(compile_model(str(tmp_path / f"{name}.onnx"), module_name=name))
+    for m in modules:
+        assert m.sources[f"{m.name}_lib1.c"].count("while (1) {") == 1
+    root = build_logged(tmp_path, modules)
+    x = references.random_array([1, 4], "float32", np.random.default_rng(10))
+    for n in (0, 1, 5):
+        results = run_all(root, modules, {"trips": [x, np.array(n, np.int64)], "until": [x]})
+        for name, feed in (("trips", {"x": x, "trips": np.array(n, np.int64)}),
+                           ("until", {"x": x})):
+            (acc,), calls = results[name]
+            cbuild.assert_close(acc, references.run_onnxruntime(models_[name], feed)[0],
+                                f"{name} n={n}", rtol=RTOL)
+        calls = results["trips"][1]
+        assert calls.count(min(calls)) == n + 1, calls
+
+
 # ------------------------------------------------------------------ TFLite IF and WHILE
 
 X = np.linspace(-1.0, 1.0, 8, dtype=np.float32).reshape(1, 8)
@@ -274,3 +298,26 @@ def test_loop_values_that_change_shape_are_one_clear_error(tmp_path: Path, capsy
                  "[1, 8]", "[1, 16]"):
         assert word in err[0], f"{word!r} missing from: {err[0]}"
     assert not (tmp_path / "out.tar").exists()
+
+
+def test_custom_operator_in_a_tflite_branch(tmp_path: Path) -> None:
+    """The branch subgraphs are converted with the module's user operators: a custom
+    operator in the then branch calls the user's C; both flags match a NumPy reference."""
+    from builders import tflite_custom_models as custom
+    from tvmc_multimodule import CustomOp
+
+    (tmp_path / "m.tflite").write_bytes(tc.if_custom())
+    op = CustomOp("ScaleShift", custom.SCALE_SHIFT_C.format(module="branch_op"), "ss.c",
+                  lambda ins: [(ins[0][0], "float32"), (ins[0][0][:-1], "int32")])
+    module = compile_model(str(tmp_path / "m.tflite"), module_name="branch_op",
+                           custom_ops={"ScaleShift": op})
+    root = build_logged(tmp_path, [module])
+    x = np.random.default_rng(3).standard_normal((1, 4, 4, 3)).astype(np.float32)
+    for flag in (True, False):
+        (y, k), calls = run_all(root, [module], {"branch_op": [x, np.array(flag)]})["branch_op"]
+        scaled = x * np.array([0.5, -2.0, 3.0], np.float32) + 1
+        expected = ((scaled, np.argmax(scaled, axis=-1)) if flag
+                    else (np.maximum(x, 0), x.max(axis=-1).astype(np.int32)))
+        np.testing.assert_allclose(y, expected[0], rtol=RTOL)
+        np.testing.assert_array_equal(k, expected[1].astype(np.int32))
+        assert len(calls) == (1 if flag else 3)

@@ -17,7 +17,7 @@ from builders import tflite_models
 from tvmc_multimodule import CustomOp, compile_model, export_model_library_format
 from tvmc_multimodule import load_model_library_format
 from tvmc_multimodule.cli import driver
-from tvmc_multimodule.errors import UnsupportedError
+from tvmc_multimodule.errors import UnsupportedError, UsageError
 
 NO_PLUGINS = lambda: []  # noqa: E731
 
@@ -252,3 +252,24 @@ def test_onnx_custom_op_errors(tmp_path: Path, capsys, given: str | None, code: 
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error:") and expected in err[-1], err[-1]
     assert not (tmp_path / "m.tar").exists()
+
+
+@pytest.mark.parametrize("names", [("com.example.ScaleShift", "com.example_ScaleShift"),
+                                   ("a.b", "a_b")])
+def test_two_names_with_one_c_symbol_are_refused(tmp_path: Path, capsys,
+                                                 names: tuple[str, str]) -> None:
+    """Two operator names that become one C identifier would make two user functions one
+    symbol: exit 2 naming both (no suffix: the symbol stays the name the user predicts)."""
+    onnx.save(onnx_custom.scale_shift(declared=True), tmp_path / "m.onnx")
+    c_file = _onnx_c(tmp_path, "m", "com_example_ScaleShift")
+    options = [arg for name in names for arg in ("--custom-op", f"{name}={c_file}")]
+    assert driver.main(["compile", str(tmp_path / "m.onnx"), "--module-name", "m", *options,
+                        "-o", str(tmp_path / "m.tar")], entry_point_loader=NO_PLUGINS) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    symbol = "tvmgen_<module>_custom_" + names[1].replace(".", "_")
+    assert err == [f"error: custom operator '{names[0]}' and '{names[1]}' both become the C "
+                   f"name {symbol} - rename one custom operator"], err
+    assert not (tmp_path / "m.tar").exists()
+    with pytest.raises(UsageError, match="both become the C name"):  # the Python API too
+        compile_model(str(tmp_path / "m.onnx"), module_name="m",
+                      custom_ops={name: str(c_file) for name in names})

@@ -109,3 +109,47 @@ def test_abs_and_cast_to_integer_compile(tmp_path: Path) -> None:
     a, i = _ours(model, {"x": x}, tmp_path)
     np.testing.assert_array_equal(a, np.abs(x))
     np.testing.assert_array_equal(i, np.floor(x).astype(np.int32))
+
+
+def test_dynamic_quantize_linear_of_an_all_zero_or_constant_input(tmp_path: Path) -> None:
+    """An all-zero input has no range: scale 1 (onnxruntime's), y and zero point 0, no NaN
+    (the range's (max - min) / 255 = 0 made the zero point 0 / 0); constant, one-signed and
+    random inputs as the definition gives them. Exact against onnx_exact and onnxruntime."""
+    import onnxruntime
+
+    model = models.dynamic_quantize_linear()
+    feeds = [np.zeros((2, 8), np.float32), np.full((2, 8), 3.0, np.float32),
+             np.full((2, 8), -2.0, np.float32),
+             np.random.default_rng(5).standard_normal((2, 8)).astype(np.float32),
+             np.abs(np.random.default_rng(6).standard_normal((2, 8))).astype(np.float32)]
+    ort = onnxruntime.InferenceSession(model.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+    onnx.save(model, tmp_path / "m.onnx")
+    export_model_library_format(compile_model(str(tmp_path / "m.onnx"), module_name="dq"),
+                                str(tmp_path / "dq.tar"))
+    module = load_model_library_format(str(tmp_path / "dq.tar")).modules["dq"]
+    root = cbuild.extract(tmp_path / "dq.tar", tmp_path / "x")
+    spec = {"dq": (module.inputs, module.outputs)}
+    for k, x in enumerate(feeds):
+        run = cbuild.build_and_run if k == 0 else cbuild.run_again
+        ours = run(root, spec, {"dq": [x]})["dq"]
+        for reference in (run_onnx_exact(model, {"x": x}), ort.run(None, {"x": x})):
+            for got, want in zip(ours, reference):
+                np.testing.assert_array_equal(got.reshape(np.shape(want)), want, err_msg=str(x))
+    assert float(ours[1].reshape(())) != 1.0  # (the last feed has a range)
+
+
+def test_dynamic_quantize_lstm_of_an_all_zero_input(tmp_path: Path) -> None:
+    """X all zero (silence): Y, Y_h, Y_c finite and within 1e-6 of the definition (only the
+    bias and H drive the gates). Before X's quantisation got scale 1 its q was 255 (0 / 0),
+    multiplied away by the zero scale: right by accident, this keeps it right."""
+    model = models.dynamic_quantize_lstm(initial_states=True)
+    rng = np.random.default_rng(7)
+    feeds = {"x": np.zeros((6, 1, 10), np.float32),
+             "h0": (rng.standard_normal((1, 1, 8)) * 0.5).astype(np.float32),
+             "c0": (rng.standard_normal((1, 1, 8)) * 0.5).astype(np.float32)}
+    ours = _ours(model, feeds, tmp_path)
+    want = run_onnx_exact(model, feeds)
+    for got, expected in zip(ours, want):
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)

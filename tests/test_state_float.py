@@ -107,6 +107,46 @@ def test_streaming_lstm_with_peepholes_like_litert(tmp_path) -> None:
     _assert_steps(ours, ["y"], litert_sequence(model, xs), "LiteRT")
 
 
+@pytest.mark.parametrize("peepholes", [False, True], ids=["cifg", "cifg_peepholes"])
+def test_streaming_cifg_lstm_carries_its_state_like_litert(tmp_path, peepholes) -> None:
+    """No input gate (CIFG: 1 - the forget gate) on our kernel: its state carried as LiteRT
+    carries it (TVM's converter started every run from zero). TFLite Micro has no CIFG LSTM
+    (its Prepare needs every gate's tensors): LiteRT only."""
+    model = _lstm(cifg=True, peepholes=peepholes, seed=3)
+    archive = _compile(tmp_path, model, "clstm")
+    xs = np.random.default_rng(8).standard_normal((STEPS, 1, 5, 6)).astype(np.float32)
+    ours = _run_sequence(tmp_path, archive, xs)
+    litert = litert_sequence(model, xs)
+    _assert_steps(ours, ["y"], litert, "LiteRT")
+    fresh = litert_sequence(model, xs[1:2])[0][0]  # the state matters
+    assert np.abs(fresh - litert[1][0]).max() > 1e-3
+
+
+@pytest.mark.parametrize("options", [{}, {"batch": 2, "rank": 1, "relu": True},
+                                     {"memory": 1, "seed": 4, "bias": False}],
+                         ids=["rank2", "batch2_relu", "m1_no_bias"])
+def test_svdf_carries_its_state_like_tflite_micro_and_litert(tmp_path, options) -> None:
+    """SVDF's activation state (a variable tensor) shifted by one step per invoke as TFLite's
+    kernel does it; TVM's converter failed on it (the state read as a constant). TFLite
+    Micro's float SVDF crashes without a bias: LiteRT only there."""
+    model = tflite_recurrent_models.svdf(**options)
+    archive = _compile(tmp_path, model, "svdf")
+    batch = options.get("batch", 1)
+    xs = np.random.default_rng(9).standard_normal((STEPS, batch, 6)).astype(np.float32)
+    ours = _run_sequence(tmp_path, archive, xs)
+    litert = litert_sequence(model, xs)
+    _assert_steps(ours, ["y"], litert, "LiteRT")
+    if options.get("bias", True):
+        _assert_steps(ours, ["y"], tflm_steps(model, xs, 1), "TFLite Micro")
+    module = load_model_library_format(str(archive)).modules["svdf"]
+    memory = options.get("memory", 5)
+    assert [(s.name, s.shape) for s in module.c_api.states] == [
+        ("svdf_state", (batch, memory * 4 * options.get("rank", 2)))]
+    if memory > 1:  # the state matters
+        fresh = litert_sequence(model, xs[1:2])[0][0]
+        assert np.abs(fresh - litert[1][0]).max() > 1e-3
+
+
 def test_lstm_state_is_module_state(tmp_path, caplog) -> None:
     archive = _compile(tmp_path, _lstm(), "slstm")
     assert "starts from its initial value" not in caplog.text

@@ -15,6 +15,7 @@ import numpy as np
 from . import codegen, frontends, kernels, pipeline
 from .c_api import CFunction, CParam, ModuleApi, assign_c_names
 from .errors import InternalError, TvmcError, UsageError
+from .frontends.custom_ops import check_symbols as check_custom_symbols
 from .model import (CompiledModule, CustomOp, ImportedModel, OperatorInfo, StateInfo,
                     TensorInfo)
 from .names import CText, c_text
@@ -286,6 +287,7 @@ def load_custom_ops(given: dict[str, Any] | None) -> dict[str, CustomOp]:
         import os
 
         ops[name] = CustomOp(name, text, os.path.basename(path), outputs)
+    check_custom_symbols(ops)
     return ops
 
 

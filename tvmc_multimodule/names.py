@@ -177,6 +177,19 @@ def unique_c_names(names: Iterable[str], fallback: str = "t",
     return out
 
 
+def check_distinct_identifiers(names: Iterable[str], what: str, example: str = "{}") -> None:
+    """Names that become C identifiers (`sanitize`) verbatim, so that each keeps a name the
+    user can predict: two that would become the same identifier are a UsageError naming
+    both. `example` formats the identifier as it appears in C."""
+    seen: dict[str, str] = {}
+    for name in names:
+        ident = sanitize(name)
+        if ident in seen:
+            raise UsageError(f"{what} '{seen[ident]}' and '{name}' both become the C name "
+                             f"{example.format(ident)}", hint=f"rename one {what}")
+        seen[ident] = name
+
+
 def module_name_from_path(path: str) -> str:
     """Default module name: the file stem made into a C identifier."""
     return sanitize(Path(path).stem, fallback="model")

@@ -78,3 +78,45 @@ def conv_if(seed: int = 42) -> onnx.ModelProto:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def loop_run_time(until: bool = False, seed: int = 43) -> onnx.ModelProto:
+    """x[1,4] -> Loop: acc = tanh(acc @ W + x * i) from zeros -> acc[1,4], no scan output.
+    The trip count is the int64 input `trips`; `until`: no trip count input, the loop runs
+    while sum(|acc|) < 1.5 (at most 50 iterations): a condition the body computes."""
+    rng = np.random.default_rng(seed)
+    w = numpy_helper.from_array((rng.standard_normal((4, 4)) * 0.5).astype(np.float32), "w")
+    nodes = [helper.make_node("Cast", ["i"], ["i_f"], to=F32),
+             helper.make_node("Mul", ["x", "i_f"], ["xi"]),
+             helper.make_node("MatMul", ["acc_in", "w"], ["mm"]),
+             helper.make_node("Add", ["mm", "xi"], ["pre"]),
+             helper.make_node("Tanh", ["pre"], ["acc_out"])]
+    inits = [w, numpy_helper.from_array(np.zeros((1, 4), np.float32), "acc0")]
+    if until:
+        nodes += [helper.make_node("Abs", ["acc_out"], ["mag"]),
+                  helper.make_node("ReduceSum", ["mag"], ["total"], keepdims=0),
+                  helper.make_node("Less", ["total", "limit"], ["cond_out"])]
+        inits += [numpy_helper.from_array(np.array(True), "cond0"),
+                  numpy_helper.from_array(np.array(50, np.int64), "trips")]
+        body_inits = [numpy_helper.from_array(np.array(1.5, np.float32), "limit")]
+    else:
+        nodes.append(helper.make_node("Identity", ["cond_in"], ["cond_out"]))
+        body_inits = []
+    body = helper.make_graph(
+        nodes, "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_in", F32, [1, 4])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", F32, [1, 4])], body_inits)
+    inputs = [helper.make_tensor_value_info("x", F32, [1, 4])]
+    if not until:
+        inputs.append(helper.make_tensor_value_info("trips", TensorProto.INT64, []))
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["trips", "cond0" if until else "", "acc0"], ["acc"],
+                          name="run_time_loop", body=body)],
+        "loop_run_time", inputs, [helper.make_tensor_value_info("acc", F32, [1, 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model

@@ -118,3 +118,14 @@ def matmul_integer(per_column: bool = False, rows: int = 3, depth: int = 40,
                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, depth])],
                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
                    helper.make_tensor_value_info("acc", TensorProto.INT32, None)], inits)
+
+
+def dynamic_quantize_linear(shape: tuple[int, ...] = (2, 8)) -> onnx.ModelProto:
+    """x -> DynamicQuantizeLinear -> (y uint8, scale float [], zero point uint8 [])."""
+    node = helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "scale", "zero"])
+    graph = helper.make_graph(
+        [node], "dql", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, list(shape)),
+         helper.make_tensor_value_info("scale", TensorProto.FLOAT, []),
+         helper.make_tensor_value_info("zero", TensorProto.UINT8, [])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])

@@ -132,3 +132,37 @@ def while_growing() -> bytes:
                    ("ConcatenationOptions", {"Axis": 1, **NONE}), subgraph=body)
     g.set_io([bv], [doubled], subgraph=body)
     return g.to_bytes()
+
+
+def if_custom() -> bytes:
+    """x[1,4,4,3], flag bool[] -> IF(flag): then the user's CUSTOM "ScaleShift"(x, w) ->
+    (y = x * w + 1, k = argmax over channels), else (RELU(x), CAST(REDUCE_MAX(x, 3)) to
+    int32): a custom operator inside a branch subgraph."""
+    g = TFLiteGraph()
+    then_sg, else_sg = g.add_subgraph("then"), g.add_subgraph("else")
+    x = g.add_tensor("x", [1, 4, 4, 3])
+    flag = g.add_tensor("flag", [], "bool")
+    y = g.add_tensor("y", [1, 4, 4, 3])
+    k = g.add_tensor("k", [1, 4, 4], "int32")
+    g.add_operator("IF", [flag, x], [y, k],
+                   ("IfOptions", {"ThenSubgraphIndex": then_sg, "ElseSubgraphIndex": else_sg}))
+    g.set_io([x, flag], [y, k])
+    tx = g.add_tensor("x", [1, 4, 4, 3], subgraph=then_sg)
+    w = g.add_tensor("w", [3], "float32", np.array([0.5, -2.0, 3.0], np.float32),
+                     subgraph=then_sg)
+    ty = g.add_tensor("y", [1, 4, 4, 3], subgraph=then_sg)
+    tk = g.add_tensor("k", [1, 4, 4], "int32", subgraph=then_sg)
+    g.add_operator("CUSTOM", [tx, w], [ty, tk], custom_code="ScaleShift", custom_options=b"",
+                   subgraph=then_sg)
+    g.set_io([tx], [ty, tk], subgraph=then_sg)
+    ex = g.add_tensor("x", [1, 4, 4, 3], subgraph=else_sg)
+    ey = g.add_tensor("relu", [1, 4, 4, 3], subgraph=else_sg)
+    axis = g.add_tensor("axis", [1], "int32", np.array([3], np.int32), subgraph=else_sg)
+    top = g.add_tensor("top", [1, 4, 4], subgraph=else_sg)
+    ek = g.add_tensor("top_int", [1, 4, 4], "int32", subgraph=else_sg)
+    g.add_operator("RELU", [ex], [ey], subgraph=else_sg)
+    g.add_operator("REDUCE_MAX", [ex, axis], [top], ("ReducerOptions", {"KeepDims": False}),
+                   subgraph=else_sg)
+    g.add_operator("CAST", [top], [ek], subgraph=else_sg)
+    g.set_io([ex], [ey, ek], subgraph=else_sg)
+    return g.to_bytes()

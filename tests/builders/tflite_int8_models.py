@@ -225,7 +225,8 @@ def add_mul() -> bytes:
 def dsp_requant_edges(seed: int = 17) -> bytes:
     """The DSP kernels' other requantisation forms: a bias of about 2^30 in one channel (the
     accumulators' bound rules out the one-SMMULR form) in a CONV_2D 3x3, a DEPTHWISE_CONV_2D
-    and a FULLY_CONNECTED; and a CONV_2D 1x1 whose multiplier exceeds 1 (a left shift):
+    (dilated 1x2, SAME) and a FULLY_CONNECTED; and a CONV_2D 1x1 whose multiplier exceeds 1
+    (a left shift):
     x[1,5,6,6] (zp 11) -> [1,5,6,5], [1,5,6,6], [1,5,6,4]; FC over x as [30,6] -> [30,3]."""
     rng = np.random.default_rng(seed)
     s_in, zp_in = 0.05, 11
@@ -252,7 +253,7 @@ def dsp_requant_edges(seed: int = 17) -> bytes:
     y2 = g.add_tensor("y2", [1, 5, 6, 6], "int8", scale=_out_scale(s_in, w2, 9), zero_point=5)
     g.add_operator("DEPTHWISE_CONV_2D", [x, tw2, tb2], [y2], ("DepthwiseConv2DOptions", {
         "Padding": Padding.SAME, "StrideW": 1, "StrideH": 1, "DepthMultiplier": 1,
-        "DilationWFactor": 1, "DilationHFactor": 1, "FusedActivationFunction": NONE}),
+        "DilationWFactor": 2, "DilationHFactor": 1, "FusedActivationFunction": NONE}),
         version=3)
     q3 = rng.integers(-1, 2, size=(4, 1, 1, 6)).astype(np.int8)
     s_w3 = np.full(4, 0.01, np.float32)

@@ -11,8 +11,10 @@ TANH = 4
 
 def sequence_lstm(steps: int = 5, batch: int = 1, inputs: int = 6, hidden: int = 4,
                   time_major: bool = False, peepholes: bool = False, cell_clip: float = 0.0,
-                  seed: int = 0) -> bytes:
-    """x -> UNIDIRECTIONAL_SEQUENCE_LSTM -> y ([B,T,H], or [T,B,H] when time major)."""
+                  seed: int = 0, cifg: bool = False) -> bytes:
+    """x -> UNIDIRECTIONAL_SEQUENCE_LSTM -> y ([B,T,H], or [T,B,H] when time major).
+    `cifg`: no input gate (its weights, recurrent weights, peephole and bias absent: the
+    input gate is 1 - the forget gate)."""
     rng = np.random.default_rng(seed)
     g = TFLiteGraph()
     x_shape = [steps, batch, inputs] if time_major else [batch, steps, inputs]
@@ -22,11 +24,14 @@ def sequence_lstm(steps: int = 5, batch: int = 1, inputs: int = 6, hidden: int =
     def const(name: str, shape: tuple[int, ...]) -> int:
         return g.add_const(name, (rng.standard_normal(shape) * 0.4).astype(np.float32))
 
+    def gate(k: str, name: str, shape: tuple[int, ...]) -> int:
+        return -1 if cifg and k == "i" else const(name, shape)
+
     ins = [x]
-    ins += [const(f"w_{k}", (hidden, inputs)) for k in "ifco"]          # 1-4
-    ins += [const(f"r_{k}", (hidden, hidden)) for k in "ifco"]          # 5-8
-    ins += [const(f"p_{k}", (hidden,)) for k in "ifo"] if peepholes else [-1, -1, -1]  # 9-11
-    ins += [const(f"b_{k}", (hidden,)) for k in "ifco"]                 # 12-15
+    ins += [gate(k, f"w_{k}", (hidden, inputs)) for k in "ifco"]        # 1-4
+    ins += [gate(k, f"r_{k}", (hidden, hidden)) for k in "ifco"]        # 5-8
+    ins += [gate(k, f"p_{k}", (hidden,)) for k in "ifo"] if peepholes else [-1, -1, -1]  # 9-11
+    ins += [gate(k, f"b_{k}", (hidden,)) for k in "ifco"]               # 12-15
     ins += [-1, -1]                                                     # 16-17 projection
     ins += [g.add_tensor("h_state", [batch, hidden], variable=True),   # 18
             g.add_tensor("c_state", [batch, hidden], variable=True)]   # 19
@@ -87,5 +92,27 @@ def sequence_lstm_int8(steps: int = 8, batch: int = 1, inputs: int = 6, hidden: 
                     {"FusedActivationFunction": TANH, "CellClip": cell_clip, "ProjClip": 0.0,
                      "TimeMajor": time_major, "AsymmetricQuantizeInputs": False}),
                    intermediates=intermediates)
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
+def svdf(batch: int = 1, inputs: int = 6, units: int = 4, rank: int = 2, memory: int = 5,
+         relu: bool = False, bias: bool = True, seed: int = 0) -> bytes:
+    """x [B, I] -> SVDF (feature weights [U*R, I], time weights [U*R, M], bias [U], its
+    activation state a variable tensor [B, M*U*R]) -> y [B, U]."""
+    rng = np.random.default_rng(seed)
+    g = TFLiteGraph()
+    filters = units * rank
+    x = g.add_tensor("x", [batch, inputs])
+
+    def const(name: str, shape: tuple[int, ...]) -> int:
+        return g.add_const(name, (rng.standard_normal(shape) * 0.4).astype(np.float32))
+
+    ins = [x, const("w_feature", (filters, inputs)), const("w_time", (filters, memory)),
+           const("bias", (units,)) if bias else -1,
+           g.add_tensor("svdf_state", [batch, memory * filters], variable=True)]
+    y = g.add_tensor("y", [batch, units])
+    g.add_operator("SVDF", ins, [y], ("SVDFOptions", {"Rank": rank,
+                                                      "FusedActivationFunction": int(relu)}))
     g.set_io([x], [y])
     return g.to_bytes()

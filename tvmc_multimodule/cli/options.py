@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from ..errors import ErrorGroup, OutputError, TvmcError, UsageError, raise_all
 from ..frontends import FORMATS, detect_format
+from ..frontends.custom_ops import check_symbols as check_custom_symbols
 from ..names import module_name_from_path, validate_module_names
 from ..output_paths import check_name_length, resolve_output, same_file
 from ..target import TargetSpec, parse_target
@@ -432,6 +433,7 @@ def parse_custom_ops(texts: list[str] | None) -> dict[str, CustomOpOption]:
         if not os.path.isfile(path):
             raise UsageError(f"the C file of custom operator '{name}' is not found", path=path)
         ops[name] = (path, outputs)
+    check_custom_symbols(ops)
     return ops
 
 

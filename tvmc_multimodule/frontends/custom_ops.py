@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from ..errors import ModelError, UnsupportedError
 from ..model import CustomOp
-from ..names import CText, c_text
+from ..names import CText, c_text, check_distinct_identifiers
 
 Spec = tuple[tuple[int, ...], str]
 
@@ -34,7 +34,15 @@ class CustomCall:
 
 
 def symbol(module: str, name: str) -> str:
+    """The user's C function: NAME made an identifier, verbatim otherwise (no suffix), so two
+    NAMEs with one identifier are refused (`check_symbols`) rather than renamed."""
     return f"tvmgen_{module}_custom_{c_text(name, CText.IDENTIFIER)}"
+
+
+def check_symbols(names: Iterable[str]) -> None:
+    """The given operator names map to distinct C functions (`com.a.b` and `com.a_b` would
+    both be `..._custom_com_a_b`): a UsageError otherwise."""
+    check_distinct_identifiers(names, "custom operator", "tvmgen_<module>_custom_{}")
 
 
 def output_specs(op: CustomOp, inputs: Sequence[Spec], declared: Sequence[Spec]) -> list[Spec]:

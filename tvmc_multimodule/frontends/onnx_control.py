@@ -91,8 +91,9 @@ def resolve_control_flow(model: Any) -> Any:
         node = onnx.NodeProto()
         node.CopyFrom(graph.node[index])
         replacement = _replacement(node, _Folder(graph, opset), opset, index)
-        if replacement is None:  # branches at run time: both must give the same shapes
-            _check_same_shapes(result, node, index, opset)
+        if replacement is None:  # branches or loops at run time
+            if node.op_type == "If":  # both branches must give the same shapes
+                _check_same_shapes(result, node, index, opset)
             kept.add(index)
             continue
         nodes = list(graph.node)
@@ -128,7 +129,8 @@ def _outer_names(node: Any) -> set[str]:
 
 
 def _replacement(node: Any, folder: "_Folder", opset: int, index: int) -> list[Any] | None:
-    """The nodes replacing a control-flow node, None for an If kept to branch at run time."""
+    """The nodes replacing a control-flow node, None for an If kept to branch at run time or
+    a Loop kept to loop at run time."""
     if node.op_type == "If":
         return _inline_if(node, folder)
     return _unroll_loop(node, folder, opset, index)
@@ -379,27 +381,37 @@ def _rename_in_place(graph: Any, mapping: dict[str, str]) -> None:
                 _rename_in_place(g, mapping)
 
 
-def _unroll_loop(node: Any, folder: _Folder, opset: int, position: int) -> list[Any]:
+def _unroll_loop(node: Any, folder: _Folder, opset: int, position: int) -> list[Any] | None:
     """Loop with a constant trip count: each iteration's body copied with its own names, the
-    loop-carried values chained, scan outputs stacked along a new first axis."""
+    loop-carried values chained, scan outputs stacked along a new first axis. None (a C
+    loop) for a loop without scan outputs whose trip count or condition is known only at
+    run time, or that runs more than MAX_UNROLL iterations."""
     from onnx import helper, numpy_helper
 
     label = _node_label(node)
     trip = folder.value(node.input[0]) if node.input and node.input[0] else None
+    body = _attr_graph(node, "body")
+    # without scan outputs a loop that does not unroll statically runs as a C loop
+    at_run_time = len(body.output) == len(node.input) - 1
+    if trip is None and at_run_time:
+        return None
     if trip is None:
         raise UnsupportedError(f"control flow: {label} has no constant trip count; only "
                                "loops with a static trip count are compiled",
                                hint="fix the inputs the trip count depends on with "
                                     "--input-values NAME=VALUE")
     trips = int(np.asarray(trip).reshape(-1)[0])
+    if trips > MAX_UNROLL and at_run_time:
+        return None
     if trips > MAX_UNROLL:
         raise UnsupportedError(f"control flow: {label} runs {trips} iterations (at most "
                                f"{MAX_UNROLL} are unrolled)")
-    body = _attr_graph(node, "body")
     carried = len(node.input) - 2
     scans = len(body.output) - 1 - carried
     cond_name = node.input[1] if len(node.input) > 1 else ""
     cond = True if not cond_name else folder.value(cond_name)
+    if cond is None and at_run_time:
+        return None
     if cond is None:
         raise UnsupportedError(f"control flow: {label} starts on a condition computed at run "
                                "time; only loops with a static trip count are compiled")
@@ -431,6 +443,8 @@ def _unroll_loop(node: Any, folder: _Folder, opset: int, position: int) -> list[
         for k in range(scans):
             scan_parts[k].append(iteration.output[1 + carried + k].name)
         next_cond = folder.value(iteration.output[0].name)
+        if next_cond is None and at_run_time:
+            return None
         if next_cond is None:
             raise UnsupportedError(f"control flow: {label} computes its loop condition at run "
                                    "time; only loops with a static trip count are compiled")

@@ -132,4 +132,29 @@ def convert_matmul_integer(bb: Any, inputs: Sequence[Any], attrs: dict) -> Any:
     return bb.emit_te(matmul, a, b_t, a_zero, b_zero, primfunc_name_hint="matmul_integer")
 
 
-CONVERTERS = {"ConvInteger": convert_conv_integer, "MatMulInteger": convert_matmul_integer}
+def convert_dynamic_quantize_linear(bb: Any, inputs: Sequence[Any], attrs: dict) -> Any:
+    """DynamicQuantizeLinear as TVM's converter builds it, except the scale of an input whose
+    range (widened to hold 0) is empty, an all-zero one: 1, as onnxruntime (and the reference
+    DynamicQuantizeLSTM's H(t-1)) gives it, where (max - min) / 255 = 0 made the zero point
+    0 / 0 and every output NaN or garbage. y and the zero point are 0 then, as both onnxruntime
+    and onnx's reference evaluator give (the latter's scale is 1/255)."""
+    from tvm import relax
+
+    x = inputs[0]
+    dtype = x.ty.dtype
+    zero, qmax = relax.const(0, dtype), relax.const(255, dtype)
+    x_max = bb.normalize(relax.op.maximum(zero, relax.op.max(x)))
+    x_min = bb.normalize(relax.op.minimum(zero, relax.op.min(x)))
+    spread = bb.normalize(relax.op.divide(relax.op.subtract(x_max, x_min), qmax))
+    # spread + (spread == 0): 1 for an empty range, and no new constant in the archive
+    scale = bb.normalize(relax.op.add(spread, relax.op.astype(relax.op.equal(spread, zero),
+                                                              dtype)))
+    zp_float = relax.op.subtract(zero, relax.op.divide(x_min, scale))
+    zero_point = bb.normalize(relax.op.astype(relax.op.round(relax.op.clip(zp_float, 0, 255)),
+                                              "uint8"))
+    y = bb.normalize(relax.op.quantize(x, scale, zero_point, axis=0, out_dtype="uint8"))
+    return relax.Tuple([y, scale, zero_point])
+
+
+CONVERTERS = {"ConvInteger": convert_conv_integer, "MatMulInteger": convert_matmul_integer,
+              "DynamicQuantizeLinear": convert_dynamic_quantize_linear}

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import UnsupportedError
+from .onnx_integer import convert_dynamic_quantize_linear
 from .onnx_recurrent import (_activations, _check_sequence_lens, _clip, _directions, _shape,
                              lstm_cell_macro)
 
@@ -117,7 +118,6 @@ def _per_column(bb: Any, value: Any, directions: int, columns: int, dtype: str,
 def convert_dynamic_quantize_lstm(bb: Any, inputs: Sequence[Any], attrs: dict) -> Any:
     """Relax for one DynamicQuantizeLSTM node: a Tuple (Y, Y_h, Y_c)."""
     from tvm import relax
-    from tvm.relax.frontend.onnx.onnx_frontend import DynamicQuantizeLinear
 
     node = attrs.get("tvm_custom", {}).get("name") or "DynamicQuantizeLSTM"
     inputs = list(inputs) + [None] * (12 - len(inputs))
@@ -147,7 +147,7 @@ def convert_dynamic_quantize_lstm(bb: Any, inputs: Sequence[Any], attrs: dict) -
         relax.op.strided_slice(bias, axes=[1], begin=[0], end=[columns]),
         relax.op.strided_slice(bias, axes=[1], begin=[columns], end=[2 * columns])))
     # X quantised once for the whole sequence, as the model's DynamicQuantizeLinear nodes
-    xq, x_scale, x_zero = DynamicQuantizeLinear._impl_v11(bb, [x], {}, None).fields
+    xq, x_scale, x_zero = convert_dynamic_quantize_linear(bb, [x], {}).fields
     scale = [_per_column(bb, inputs[i], directions, columns, "float32", name, node)
              for i, name in ((8, "W_scale"), (10, "R_scale"))]
     zero = [_per_column(bb, inputs[i], directions, columns, "int32", name, node)

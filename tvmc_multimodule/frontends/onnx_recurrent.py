@@ -93,18 +93,20 @@ def _clip(attrs: dict) -> Callable[[Any], Any]:
 def lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int,
                 rev_base: int, rev_step: int, acts: Sequence[Callable[[Any], Any]],
                 clip: Callable[[Any], Any],
-                cell_clip: Callable[[Any], Any] | None = None) -> Any:
+                cell_clip: Callable[[Any], Any] | None = None, coupled: bool = False) -> Any:
     """ONNX LSTM (gates i, o, f, c; peepholes i, o, f), the state kept in yh / yc.
-    `cell_clip` bounds the new cell state (TFLite's cell_clip; ONNX has none)."""
+    `cell_clip` bounds the new cell state (TFLite's cell_clip; ONNX has none). `coupled`:
+    no input gate (TFLite's CIFG): weights and bias of the gates o, f, c only ([.., 3H]), the
+    input gate is 1 - f (peephole i unused)."""
     from tvm.script import tirx as T
 
-    G = 4 * hidden  # noqa: N806 - TVMScript shapes read best in upper case
+    G = (3 if coupled else 4) * hidden  # noqa: N806 - TVMScript shapes read best in upper case
 
     def time(s: Any, d: Any) -> Any:  # reverse directions walk the sequence backwards
         return s + (rev_base + rev_step * d) * (steps - 1 - 2 * s)
 
     add_rows = _add_rows_macro()
-    lstm_cell = lstm_cell_macro(hidden, acts, clip, cell_clip)
+    lstm_cell = lstm_cell_macro(hidden, acts, clip, cell_clip, coupled)
 
     @T.prim_func(private=True)
     def lstm(x: T.Buffer((steps, batch, inputs), "float32"),
@@ -234,15 +236,19 @@ def rnn_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
 
 def lstm_cell_macro(hidden: int, acts: Sequence[Callable[[Any], Any]],
                     clip: Callable[[Any], Any],
-                    cell_clip: Callable[[Any], Any] | None = None) -> Any:
+                    cell_clip: Callable[[Any], Any] | None = None,
+                    coupled: bool = False) -> Any:
     """T.macro ``lstm_cell(gates, p, yc, yh, y, t, d, b)``: one step of the LSTM cell from
     its summed gates (i, o, f, c; peepholes p), the new cell and hidden state into yc / yh
     and y[t]; shared by the float and the quantised LSTM kernels. `cell_clip` bounds the new
-    cell state (TFLite's cell_clip; ONNX has none)."""
+    cell state (TFLite's cell_clip; ONNX has none). `coupled`: gates o, f, c only, the input
+    gate 1 - f (TFLite's CIFG, as its kernel computes it)."""
     from tvm.script import tirx as T
 
     f_, g_, h_ = acts
     bound_cell = cell_clip or (lambda v: v)
+    if coupled:
+        return _coupled_lstm_cell_macro(hidden, acts, clip, bound_cell)
 
     @T.macro
     def lstm_cell(gates: Any, p: Any, yc: Any, yh: Any, y: Any, t: Any, d: Any,
@@ -256,6 +262,29 @@ def lstm_cell_macro(hidden: int, acts: Sequence[Callable[[Any], Any]],
             yc[d, b, j] = bound_cell(gates[2 * hidden + j] * yc[d, b, j] + gates[j])
             yh[d, b, j] = f_(clip(gates[hidden + j] + p[d, hidden + j] * yc[d, b, j])
                              ) * h_(yc[d, b, j])
+            y[t, d, b, j] = yh[d, b, j]
+
+    return lstm_cell
+
+
+def _coupled_lstm_cell_macro(hidden: int, acts: Sequence[Callable[[Any], Any]],
+                             clip: Callable[[Any], Any],
+                             bound_cell: Callable[[Any], Any]) -> Any:
+    """`lstm_cell` without an input gate: gates o, f, c at 0, H, 2H; input gate 1 - f."""
+    from tvm.script import tirx as T
+
+    f_, g_, h_ = acts
+
+    @T.macro
+    def lstm_cell(gates: Any, p: Any, yc: Any, yh: Any, y: Any, t: Any, d: Any,
+                  b: Any) -> None:
+        for j in range(hidden):
+            # forget gate into gates[H + j], (1 - forget) * candidate into gates[2H + j]
+            gates[hidden + j] = f_(clip(gates[hidden + j] + p[d, 2 * hidden + j] * yc[d, b, j]))
+            gates[2 * hidden + j] = (T.float32(1) - gates[hidden + j]) * g_(
+                clip(gates[2 * hidden + j]))
+            yc[d, b, j] = bound_cell(gates[hidden + j] * yc[d, b, j] + gates[2 * hidden + j])
+            yh[d, b, j] = f_(clip(gates[j] + p[d, hidden + j] * yc[d, b, j])) * h_(yc[d, b, j])
             y[t, d, b, j] = yh[d, b, j]
 
     return lstm_cell

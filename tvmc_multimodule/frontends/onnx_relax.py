@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UnsupportedError
 from ..names import record_raw_name, sanitize, with_raw_names
 from .onnx_custom import MARK, CustomConverter
 from .onnx_integer import CONVERTERS as INTEGER_CONVERTERS
@@ -46,8 +47,9 @@ def _importer_class() -> type:
         custom: CustomConverter | None = None
 
         def _check_for_unsupported_ops(self, graph: Any) -> None:
-            kept = [n for n in graph.node
-                    if n.op_type not in CONVERTERS and not n.op_type.startswith(MARK)]
+            kept = [n for n in graph.node  # (a Loop left here runs as a C loop: _loop)
+                    if n.op_type not in CONVERTERS and not n.op_type.startswith(MARK)
+                    and n.op_type != "Loop"]
             trimmed = type(graph)()
             trimmed.node.extend(kept)
             super()._check_for_unsupported_ops(trimmed)
@@ -62,6 +64,8 @@ def _importer_class() -> type:
 
         def _convert_operator(self, op_name: str, inputs: Any, attrs: dict,
                               opset: int) -> Any:
+            if op_name == "Loop":  # one onnx_control.py kept: it loops at run time
+                return self._loop(list(inputs), attrs["body"])
             if op_name in CONVERTERS:
                 return self.bb.normalize(CONVERTERS[op_name](self.bb, inputs, attrs))
             if op_name.startswith(MARK) and self.custom is not None:
@@ -92,6 +96,65 @@ def _importer_class() -> type:
             identifier = sanitize(node_name)
             record_raw_name(self.raw_names, identifier, node_name)
             return self.bb.emit(expr, name_hint=identifier)
+
+        def _loop(self, inputs: list, body: Any) -> Any:
+            """A Loop as TVM's TFLite importer makes a WHILE, which build_program turns into
+            a C loop: a tail-recursive function F(i, [M,] [cond,] values..., outer...) that
+            runs the body and calls itself while i < M and cond, else returns the values."""
+            from tvm import relax
+
+            trips, cond, values = inputs[0], inputs[1], inputs[2:]
+            body_fn, outer = self._loop_body(body, values)
+            i = relax.Var("i", relax.TensorType([], "int64"))
+            m = relax.Var("trips", trips.ty) if trips is not None else None
+            c = relax.Var("cond", cond.ty) if cond is not None else None
+            carried = [relax.Var(f"value{k}", v.ty) for k, v in enumerate(values)]
+            kept = [relax.Var(str(v.name), v.ty) for v in outer]
+            params = [i, *([m] if m is not None else []), *([c] if c is not None else []),
+                      *carried, *kept]
+            name = f"onnx_loop_{len(self.bb.get().functions)}"
+            result = carried[0] if len(carried) == 1 else relax.Tuple(carried)
+            loop = self.bb.add_func(relax.Function(params, result, result.ty, is_pure=True),
+                                    name)
+            builder = relax.BlockBuilder()
+            with builder.function(name, params=params, private=True, pure=True):
+                go = c if c is not None else relax.const(True)
+                if m is not None:
+                    go = builder.emit(relax.op.logical_and(relax.op.less(i, m), go))
+                after = relax.Call(body_fn, [i, c if c is not None else relax.const(True),
+                                             *carried, *kept])
+                fields = [relax.TupleGetItem(after, k) for k in range(1 + len(carried))]
+                again = relax.Call(loop, [relax.op.add(i, relax.const(1, "int64")),
+                                          *([m] if m is not None else []),
+                                          *([fields[0]] if c is not None else []),
+                                          *fields[1:], *kept])
+                builder.emit_func_output(relax.If(go, again, result))
+            self.bb.update_func(loop, builder.get()[name])
+            args = [relax.const(0, "int64"), *([trips] if trips is not None else []),
+                    *([cond] if cond is not None else []), *values, *outer]
+            return self.bb.normalize(relax.Call(loop, args))
+
+        def _loop_body(self, body: Any, values: list) -> tuple:
+            """The body graph as a private function of (i, cond, values..., the outer values
+            it reads) returning (cond, values...); the outer values."""
+            from tvm import relax
+
+            if len(body.output) != 1 + len(values):
+                raise UnsupportedError("control flow: a Loop's body gives scan outputs with a "
+                                       "trip count known only at run time")
+            types = [relax.TensorType([], "int64"), relax.TensorType([], "bool"),
+                     *(v.ty for v in values)]
+            params = [relax.Var(sanitize(v.name), t) for v, t in zip(body.input, types)]
+            saved = dict(self._nodes)
+            try:
+                self._nodes.update({v.name: p for v, p in zip(body.input, params)})
+                seq = self._convert_subgraph(self.bb, body)
+            finally:
+                self._nodes = saved
+            outer = [v for v in relax.analysis.free_vars(seq) if v not in params]
+            func = relax.utils.copy_with_new_vars(
+                relax.Function(params + outer, seq, seq.body.ty, is_pure=True))
+            return self.bb.add_func(func, "onnx_loop_body"), outer
 
         def _convert_subgraph(self, bb: Any, graph: Any) -> Any:
             """An If branch as a block of its own. TVM's importer emits a branch's nodes

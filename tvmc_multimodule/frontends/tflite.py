@@ -279,7 +279,8 @@ def unsupported_features(model: Any, allow_state: bool = False,
             control[name] += 1
         elif name not in supported:
             unknown[name] += 1
-        elif _is_dynamic_range(owner, op) and name not in HYBRID_OPS:
+        elif _is_dynamic_range(owner, op) and (name not in HYBRID_OPS or owner is not graph):
+            # (LiteRT's hybrid kernels are computed for the main graph's operators only)
             dynamic_range[name] += 1
     problems = []
     if unknown:

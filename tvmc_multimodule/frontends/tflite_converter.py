@@ -62,6 +62,14 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         # filled while converting: layer identifier -> the TFLite tensor's own name
         self.raw_names = raw_names if raw_names is not None else {}
         super().__init__(model, subgraph, exp_tab, ctx, *args, **kwargs)
+        # TVM converts an IF's branches and a WHILE's condition and body with converters it
+        # makes itself (`type(self)(model, subgraph, ..., conversion_state)`): they take the
+        # main converter's user operators and names from the state they share
+        shared = self.conversion_state.setdefault("tvmc", {
+            "custom_ops": self.custom_ops, "module_name": module_name,
+            "custom_calls": self.custom_calls, "raw_names": self.raw_names})
+        self.custom_ops, self.module_name = shared["custom_ops"], shared["module_name"]
+        self.custom_calls, self.raw_names = shared["custom_calls"], shared["raw_names"]
         self.convert_map[CUSTOM] = self._convert_custom
         self._name_results(exp_tab)
 
@@ -115,7 +123,7 @@ class Converter(OperatorConverter):  # type: ignore[misc]
             out_shape = self._spec(outs[0])[0]
             func = custom_ops.convolution2d_transpose_bias(
                 self._spec(ins[0])[0], self._spec(ins[1])[0], out_shape, options)
-            gvar = self.bb.add_func(func, "conv2d_transpose_bias")
+            gvar = self.add_function(func, "conv2d_transpose_bias")
             return relax.call_tir(gvar, args, relax.TensorType(list(out_shape), "float32"))
         in_specs = [self._spec(t) for t in ins]
         out_specs = custom_ops.output_specs(self.custom_ops[name], in_specs,
@@ -126,9 +134,14 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         if [d for _, d in known.inputs + known.outputs] != [d for _, d in in_specs + out_specs]:
             raise UnsupportedError(f"custom operator {name} is called with different types")
         func = custom_ops.extern_function(symbol, in_specs, out_specs)
-        gvar = self.bb.add_func(func, f"call_custom_{c_text(name, CText.IDENTIFIER)}")
+        gvar = self.add_function(func, f"call_custom_{c_text(name, CText.IDENTIFIER)}")
         result = [relax.TensorType(list(shape), dtype) for shape, dtype in out_specs]
         return relax.call_tir(gvar, args, result if len(result) > 1 else result[0])
+
+    def add_function(self, func: Any, name: str) -> Any:
+        """`func` added to the module: through the module's builder, since a branch or loop
+        subgraph's converter builds into a builder of its own that keeps only its function."""
+        return self.conversion_state["module_builder"].add_func(func, name)
 
     def convert_if(self, op: Any) -> Any:
         """IF on a constant condition: a call of the branch it selects (the other branch is
@@ -241,14 +254,24 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         return None
 
     def convert_unidirectional_sequence_lstm(self, op: Any) -> Any:
-        """The usual form (with an input gate) on our LSTM kernel (tflite_recurrent.py)."""
-        from .tflite_recurrent import convert_sequence_lstm, has_input_gate
+        """Float, with an input gate or without (CIFG), on our LSTM kernel
+        (tflite_recurrent.py), its state carried across invokes."""
+        from .tflite_recurrent import convert_sequence_lstm
 
-        tensors = self.get_input_tensors(op)
-        if self.is_quantized(op) or not has_input_gate(tensors):
+        if self.is_quantized(op):
             return super().convert_unidirectional_sequence_lstm(op)
         out = self.get_output_tensors(op)[0]
         return convert_sequence_lstm(self, op, get_tensor_name(self.subgraph, out.tensor_idx))
+
+    def convert_svdf(self, op: Any) -> Any:
+        """Float SVDF with its state carried across invokes (tflite_recurrent.py); TVM's
+        converter read the state tensor as a constant and never updated it."""
+        from .tflite_recurrent import convert_svdf
+
+        if self.is_quantized(op):
+            return super().convert_svdf(op)
+        out = self.get_output_tensors(op)[0]
+        return convert_svdf(self, op, get_tensor_name(self.subgraph, out.tensor_idx))
 
     def convert_reshape(self, op: Any) -> Any:
         """A target shape computed in the graph (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE, as

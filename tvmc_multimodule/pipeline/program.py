@@ -336,6 +336,10 @@ class _Walker:
                         steps.append(Copy(temp, loc, buffers[temp.index]))
                         nexts[i] = temp
                 for loc, place in zip(nexts, carried):
+                    if isinstance(loc, Buffer) and buffers[loc.index] != buffers[place.index]:
+                        raise UnsupportedError("control flow: a loop value changes size in an "
+                                               "iteration (only loops whose values keep "
+                                               "their shapes compile)")
                     if loc != place:
                         steps.append(Copy(place, loc, buffers[place.index]))
                 return [i for i, (loc, place) in enumerate(zip(nexts, carried)) if loc == place]
@@ -396,7 +400,11 @@ def _result_sizes(value: object) -> list[int]:
     """Bytes of each tensor an If gives."""
     ty = value.ty  # type: ignore[attr-defined]
     fields = list(ty.fields) if hasattr(ty, "fields") else [ty]
-    return [nbytes(_static_shape(f), str(f.dtype)) for f in fields]
+    try:
+        return [nbytes(_static_shape(f), str(f.dtype)) for f in fields]
+    except TypeError:  # Relax merged two element types into none
+        raise UnsupportedError("control flow: the branches of an If give a result different "
+                               "element types") from None
 
 
 def _renamed(step: object, renames: dict[object, object]) -> object:

@@ -14,6 +14,10 @@ instead of loading and storing `acc[c]` at every reduction step.
 The `scalar` variant also splits the channel axis by a block of 8 and unrolls it (register
 blocking for cores without float SIMD such as Cortex-M0/M4/M7). Any rule that does not apply
 leaves the operator unscheduled: never wrong code, at worst slower code.
+1-D convolutions arrive channels-last (NWC/WIO, pipeline/layout.py) and take the same rules,
+their padding copied per kernel tap. Nothing whole is stored inside an operator: operators
+without reductions are computed in one loop nest, an epilogue read twice (SiLU) is made one,
+a transposed convolution keeps only its padded input.
 """
 from __future__ import annotations
 
@@ -190,6 +194,14 @@ TILES = {
 }
 
 
+def _writes_intermediate(sch: s_tir.Schedule, block: object) -> bool:
+    """The reduction accumulates into a buffer of its own (an epilogue follows), not into
+    the operator's output."""
+    writes = sch.get(block).writes
+    return len(writes) == 1 and any(writes[0].source.same_as(b) for b in
+                                    sch.get(sch.get_sblock("root")).alloc_buffers)
+
+
 def _divisor_tile(pixels: int, channels: int) -> list[tuple[int, int]]:
     """No tile of TILES divides the channels (silero-VAD's STFT, 258) and one pixel's
     accumulator would go to the workspace's scratch (>= 1 KiB): one pixel at a time,
@@ -203,7 +215,8 @@ def _divisor_tile(pixels: int, channels: int) -> list[tuple[int, int]]:
     return [(1, divisors[0])] if divisors else []
 
 
-def _register_tile(sch: s_tir.Schedule, spatial: list, reduce: list, kind: str) -> object | None:
+def _register_tile(sch: s_tir.Schedule, spatial: list, reduce: list, kind: str,
+                   block: object) -> object | None:
     """Split the pixel axis (the last before the channels) by P and the channels by F, the
     reductions between: `for rc: for p < P: for f < F: acc[p][f] += x[p][rc] * w[rc][f]`, so
     one weight load serves P pixels and gcc keeps `acc` in registers. Returns the loop the
@@ -214,7 +227,7 @@ def _register_tile(sch: s_tir.Schedule, spatial: list, reduce: list, kind: str) 
     fits = [(p, f) for p, f in TILES[kind]
             if pixels % p == 0 and (channels % f == 0 or (narrow and f == 16))]
     if not fits:
-        fits = _divisor_tile(pixels, channels)
+        fits = _divisor_tile(pixels, channels) if _writes_intermediate(sch, block) else []
     if not fits:
         return None
     p, f = fits[0]
@@ -257,7 +270,7 @@ def _schedule_reduction(sch: s_tir.Schedule, block: object, options: ScheduleOpt
             and _read_without(sch, block, -2)):
         kind = ("depthwise" if not _read_without(sch, block, -1)  # no operand shared by channels
                 else "conv" if window else "pointwise")
-        tiled = _register_tile(sch, spatial, reduce, kind)
+        tiled = _register_tile(sch, spatial, reduce, kind, block)
     if tiled is not None:
         anchor = tiled
     elif (options.variant == "scalar" and _extent(sch, inner) > factor

@@ -333,20 +333,21 @@ ${signature} {
   for (int32_t o = 0; o < ${O}; o += 4) {
     int32_t a0 = bias[o], a1 = bias[o + 1], a2 = bias[o + 2], a3 = bias[o + 3];
     const int8_t* xp = x;
-    for (int32_t k = ${C} >> 2; k > 0; --k) {
-      int32_t v = ${p}d_read4(xp);
-      xp += 4;
+#pragma GCC unroll 4
+    for (int32_t k = 0; k < (${C} >> 2); ++k) {  /* unrolled: constant load offsets */
+      int32_t v = ${p}d_read4(xp + 4 * k);
       int32_t p = ${p}d_sxtab16(off, v), q = ${p}d_sxtab16_ror8(off, v);
-      int32_t wv = ${p}d_read4(w);
+      int32_t wv = ${p}d_read4(w + 16 * k);
       a0 = ${p}d_smlad(p, ${p}d_sxtb16(wv), a0); a0 = ${p}d_smlad(q, ${p}d_sxtb16_ror8(wv), a0);
-      wv = ${p}d_read4(w + 4);
+      wv = ${p}d_read4(w + 16 * k + 4);
       a1 = ${p}d_smlad(p, ${p}d_sxtb16(wv), a1); a1 = ${p}d_smlad(q, ${p}d_sxtb16_ror8(wv), a1);
-      wv = ${p}d_read4(w + 8);
+      wv = ${p}d_read4(w + 16 * k + 8);
       a2 = ${p}d_smlad(p, ${p}d_sxtb16(wv), a2); a2 = ${p}d_smlad(q, ${p}d_sxtb16_ror8(wv), a2);
-      wv = ${p}d_read4(w + 12);
+      wv = ${p}d_read4(w + 16 * k + 12);
       a3 = ${p}d_smlad(p, ${p}d_sxtb16(wv), a3); a3 = ${p}d_smlad(q, ${p}d_sxtb16_ror8(wv), a3);
-      w += 16;
     }
+    xp += ${C} - ${T};
+    w += 4 * (${C} - ${T});
     for (int32_t i = 0; i < ${T}; ++i) {
       int32_t u = xp[i] - ${zin};
       a0 += u * w[i]; a1 += u * w[${T} + i]; a2 += u * w[2 * ${T} + i]; a3 += u * w[3 * ${T} + i];
@@ -396,6 +397,13 @@ int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
         int32_t ix0 = ox * ${SW} - ${PL};
         int8_t* yo = y + ((b * ${OH} + oy) * ${OW} + ox) * ${C} * ${M};
         int32_t inside = ${interior};
+        /* the taps inside the image: ky in [ky0, ky1), kx in [kx0, kx1) */
+        int32_t ky0 = iy0 < 0 ? (${DH} - 1 - iy0) / ${DH} : 0;
+        int32_t ky1 = (${H} - iy0 + ${DH} - 1) / ${DH};
+        int32_t kx0 = ix0 < 0 ? (${DW} - 1 - ix0) / ${DW} : 0;
+        int32_t kx1 = (${W} - ix0 + ${DW} - 1) / ${DW};
+        ky1 = ky1 > ${KH} ? ${KH} : ky1;
+        kx1 = kx1 > ${KW} ? ${KW} : kx1;
         for (int32_t m = 0; m < ${M}; ++m) {
         const int32_t* w = wp + m * ${MW};
         const int32_t* bm = bias + m * ${C};
@@ -414,16 +422,17 @@ int32_t ${name}(const int8_t* restrict x, const int32_t* restrict wp,
               a0 = ${p}d_smlabb(p, wa, a0); a2 = ${p}d_smlatt(p, wa, a2);
               a1 = ${p}d_smlabb(q, wb, a1); a3 = ${p}d_smlatt(q, wb, a3);
             }
-          } else {
-            for (int32_t t = 0; t < ${KH} * ${KW}; ++t) {
-              int32_t ky = t / ${KW}, kx = t % ${KW};
-              int32_t iy = iy0 + ky * ${DH}, ix = ix0 + kx * ${DW};
-              if (iy < 0 || iy >= ${H} || ix < 0 || ix >= ${W}) continue;
-              int32_t v = ${p}d_read4(xc + (iy * ${W} + ix) * ${C});
-              int32_t p = ${p}d_sxtab16(off, v), q = ${p}d_sxtab16_ror8(off, v);
-              int32_t wa = w[2 * t], wb = w[2 * t + 1];
-              a0 = ${p}d_smlabb(p, wa, a0); a2 = ${p}d_smlatt(p, wa, a2);
-              a1 = ${p}d_smlabb(q, wb, a1); a3 = ${p}d_smlatt(q, wb, a3);
+          } else {  /* only the taps inside the image: their ranges, no test per tap */
+            for (int32_t ky = ky0; ky < ky1; ++ky) {
+              const int8_t* xr = xc + (iy0 + ky * ${DH}) * ${W} * ${C};
+              for (int32_t kx = kx0; kx < kx1; ++kx) {
+                int32_t t = ky * ${KW} + kx;
+                int32_t v = ${p}d_read4(xr + (ix0 + kx * ${DW}) * ${C});
+                int32_t p = ${p}d_sxtab16(off, v), q = ${p}d_sxtab16_ror8(off, v);
+                int32_t wa = w[2 * t], wb = w[2 * t + 1];
+                a0 = ${p}d_smlabb(p, wa, a0); a2 = ${p}d_smlatt(p, wa, a2);
+                a1 = ${p}d_smlabb(q, wb, a1); a3 = ${p}d_smlatt(q, wb, a3);
+              }
             }
           }
           yo[c * ${M} + m] = (int8_t)${p}${requant}(a0, mm[c], sm[c], ${zout}, ${lo}, ${hi});
