@@ -7,6 +7,7 @@ so that padding has to use them.
 """
 from __future__ import annotations
 
+import zlib
 from typing import Callable
 
 import numpy as np
@@ -25,7 +26,8 @@ def _per_channel(g: TFLiteGraph, name: str, w: np.ndarray, in_scale: float, axis
     weight scales."""
     q, scales = quantize_per_channel(w, axis=axis)
     channels = w.shape[axis]
-    rng = np.random.default_rng(abs(hash(name)) % 1000)
+    # crc32, not hash(): str hashes are salted per process, so the model would change per run
+    rng = np.random.default_rng(zlib.crc32(name.encode()) % 1000)
     bias = rng.integers(-2000, 2000, size=channels).astype(np.int32)
     tw = g.add_const(f"{name}/weights", q, scale=scales, zero_point=0, axis=axis)
     tb = g.add_const(f"{name}/bias", bias, scale=in_scale * scales, zero_point=0)
