@@ -23,6 +23,7 @@ import pytest
 import cbuild
 import references
 from builders import tflite_int8_models
+from shared_int8_qemu import SHARED, assert_shared_int8_bit_exact_on_qemu
 from tvmc_multimodule import compile_model, export_model_library_format
 from tvmc_multimodule.kernels import CmsisNN, CortexMDsp, PortableC, library_for_target
 from tvmc_multimodule.kernels.cmsis_nn import buffers
@@ -468,41 +469,14 @@ def test_tvmc_compile_with_cmsis_nn_options(tmp_path: Path) -> None:
                 assert np.array_equal(got[name].reshape(-1), want.reshape(-1)), name
 
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite"
-SHARED_MODELS = ("kws_dscnn", "vww_mobilenet_v1_025", "ic_resnet8", "ad_autoencoder")
-
-
 @pytest.mark.arm
 @pytest.mark.shared_models
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/models not present")
 def test_shared_int8_models_bit_exact_on_qemu(tmp_path: Path) -> None:
     """The MLPerf-Tiny int8 models through CMSIS-NN on QEMU's M4 against TFLite Micro: the
     given input and a random one."""
-    from tvmc_multimodule.micro import create_project, load_board
-    from tvmc_multimodule.micro.emulator import run_module
-    from tvmc_multimodule.micro.firmware import build
-
     root_nn = _need_cmsis_nn()
     cbuild.need_tools("arm-none-eabi-gcc", "qemu-system-arm")
-    modules, data = [], {}
-    for name in SHARED_MODELS:
-        path = SHARED / f"{name}_int8.tflite"
-        data[name] = path.read_bytes()
-        modules.append(compile_model(str(path), module_name=name.split("_")[0],
-                                     target="cmsis-nn, c -mcpu=cortex-m4"))
-        assert modules[-1].external_dependencies
-    archive = export_model_library_format(modules, str(tmp_path / "m.tar"))
-    create_project(str(tmp_path / "fw"), archive, load_board("mps2_an386"),
-                   cmsis_nn_path=str(root_nn))
-    project, elf = build(str(tmp_path / "fw"))
-    rng = np.random.default_rng(3)
-    for name, module in zip(SHARED_MODELS, modules):
-        q = module.inputs[0].quant
-        real = np.load(SHARED / f"{name}_input.npy").astype(np.float32)
-        given = np.clip(np.round(real / q.scale[0]) + q.zero_point[0], -128, 127)
-        for k, x in enumerate([given.astype(np.int8).reshape(module.inputs[0].shape),
-                               rng.integers(-128, 128, module.inputs[0].shape).astype(np.int8)]):
-            got, _ = run_module(project, elf, module.name, [x], str(tmp_path / f"io_{name}{k}"))
-            want = references.run_tflite_micro(data[name], [x])[0]
-            have = got[module.outputs[0].name].reshape(-1).astype(np.int32)
-            assert np.array_equal(have, np.asarray(want).reshape(-1).astype(np.int32)), name
+    modules = assert_shared_int8_bit_exact_on_qemu(tmp_path, "cmsis-nn, c -mcpu=cortex-m4",
+                                                   cmsis_nn_path=str(root_nn))
+    assert all(module.external_dependencies for module in modules)

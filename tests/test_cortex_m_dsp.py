@@ -18,6 +18,7 @@ import pytest
 import cbuild
 import references
 from builders import tflite_int8_models
+from shared_int8_qemu import SHARED, assert_shared_int8_bit_exact_on_qemu
 from tvmc_multimodule import compile_model, export_model_library_format
 from tvmc_multimodule.micro import create_project, load_board
 from tvmc_multimodule.micro.emulator import run_module
@@ -111,37 +112,13 @@ def test_dsp_objects_call_no_soft_float_or_division(dsp_firmware: dict) -> None:
         assert not helpers, (obj.name, helpers)
 
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "models" / "tflite"
-SHARED_MODELS = ("kws_dscnn", "vww_mobilenet_v1_025", "ic_resnet8", "ad_autoencoder")
-
-
 @pytest.mark.shared_models
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/models not present")
 def test_shared_int8_models_bit_exact_on_qemu(tmp_path: Path) -> None:
     """The MLPerf-Tiny int8 models on the DSP kernels, on QEMU, against TFLite Micro: the
     given input and a random one."""
     _need_tools()
-    modules, data = [], {}
-    for name in SHARED_MODELS:
-        path = SHARED / f"{name}_int8.tflite"
-        data[name] = path.read_bytes()
-        modules.append(compile_model(str(path), module_name=name.split("_")[0],
-                                     target="c -mcpu=cortex-m4"))
-    archive = export_model_library_format(modules, str(tmp_path / "m.tar"))
-    project = create_project(str(tmp_path / "fw"), archive, load_board("mps2_an386"))
-    project, elf = build(str(tmp_path / "fw"))
-    rng = np.random.default_rng(3)
-    for name, module in zip(SHARED_MODELS, modules):
-        q = module.inputs[0].quant
-        real = np.load(SHARED / f"{name}_input.npy").astype(np.float32)
-        given = np.clip(np.round(real / q.scale[0]) + q.zero_point[0], -128, 127)
-        for k, x in enumerate([given.astype(np.int8).reshape(module.inputs[0].shape),
-                               rng.integers(-128, 128, module.inputs[0].shape).astype(np.int8)]):
-            got, _ = run_module(project, elf, module.name, [x], str(tmp_path / f"io_{name}{k}"))
-            want = references.run_tflite_micro(data[name], [x])[0]
-            have = got[module.outputs[0].name].reshape(-1).astype(np.int32)
-            assert have.size == np.asarray(want).size > 1
-            assert np.array_equal(have, np.asarray(want).reshape(-1).astype(np.int32)), name
+    assert_shared_int8_bit_exact_on_qemu(tmp_path, "c -mcpu=cortex-m4")
 
 
 def test_dsp_sources_pass_the_strict_c_checks(dsp_firmware: dict) -> None:

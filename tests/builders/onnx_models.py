@@ -245,6 +245,14 @@ def custom_op() -> onnx.ModelProto:
     return _model("custom_op", nodes, [_value("x", [1, 4])], [_value("y", [1, 4])], extra_opsets=opsets)
 
 
+def top_k() -> onnx.ModelProto:
+    """x[1,8] -> TopK(k=2) -> y[1,2], i[1,2]. TVM imports it but has no C lowering for it
+    (relax.topk is left after legalisation): unsupported."""
+    node = helper.make_node("TopK", ["x", "k"], ["y", "i"])
+    return _model("top_k", [node], [_value("x", [1, 8])],
+                  [_value("y", [1, 2]), _value("i", [1, 2], TensorProto.INT64)],
+                  [_const("k", np.array([2], np.int64))])
+
 def missing_initializer() -> onnx.ModelProto:
     """x[1,4] -> Add(x, "w_missing") -> y[1,4]; "w_missing" is never defined (checker rejects it)."""
     node = helper.make_node("Add", ["x", "w_missing"], ["y"])

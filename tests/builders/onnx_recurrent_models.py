@@ -249,3 +249,12 @@ CONTROL_MODELS: dict[str, Callable[[], onnx.ModelProto]] = {
     "loop_ends_early": lambda: loop_static(trips=6, stop_after=4),
     "vad_sr_initializer": lambda: vad(sr_constant=8000),
 }
+
+
+def lstm_with(**attributes: object) -> onnx.ModelProto:
+    """A forward LSTM with extra node attributes (e.g. input_forget=1, an unsupported
+    activation): an exit-4 error our converter raises inside TVM's importer."""
+    model = recurrent("LSTM", "forward", False)
+    node = model.graph.node[0]
+    node.attribute.extend(helper.make_attribute(k, v) for k, v in attributes.items())
+    return model

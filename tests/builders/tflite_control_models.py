@@ -166,3 +166,25 @@ def if_custom() -> bytes:
     g.add_operator("CAST", [top], [ek], subgraph=else_sg)
     g.set_io([ex], [ey, ek], subgraph=else_sg)
     return g.to_bytes()
+
+
+def if_int8() -> bytes:
+    """x int8[1,8], flag bool[] -> IF(flag): then = relu(x), else = x; y int8[1,8]. TVM's
+    frontend refuses a quantised IF (an exit-4 error)."""
+    g = TFLiteGraph()
+    then_sg, else_sg = g.add_subgraph("then"), g.add_subgraph("else")
+    x = g.add_tensor("x", [1, WIDTH], "int8", scale=0.1, zero_point=0)
+    flag = g.add_tensor("flag", [], "bool")
+    y = g.add_tensor("y", [1, WIDTH], "int8", scale=0.1, zero_point=0)
+    g.add_operator("IF", [flag, x], [y],
+                   ("IfOptions", {"ThenSubgraphIndex": then_sg, "ElseSubgraphIndex": else_sg}))
+    g.set_io([x, flag], [y])
+    for sg, op in ((then_sg, "RELU"), (else_sg, None)):
+        bx = g.add_tensor("x", [1, WIDTH], "int8", scale=0.1, zero_point=0, subgraph=sg)
+        if op is None:
+            g.set_io([bx], [bx], subgraph=sg)
+            continue
+        by = g.add_tensor("y", [1, WIDTH], "int8", scale=0.1, zero_point=0, subgraph=sg)
+        g.add_operator(op, [bx], [by], subgraph=sg)
+        g.set_io([bx], [by], subgraph=sg)
+    return g.to_bytes()

@@ -116,3 +116,21 @@ def svdf(batch: int = 1, inputs: int = 6, units: int = 4, rank: int = 2, memory:
                                                       "FusedActivationFunction": int(relu)}))
     g.set_io([x], [y])
     return g.to_bytes()
+
+
+def svdf_int8(inputs: int = 6, units: int = 4, rank: int = 1, memory: int = 5) -> bytes:
+    """The integer SVDF TFLite's converter writes (int8 x, y and feature weights, int16 time
+    weights and state, int32 bias): unsupported, an exit-4 error."""
+    g = TFLiteGraph()
+    filters = units * rank
+    x = g.add_tensor("x", [1, inputs], "int8", scale=0.05, zero_point=0)
+    ins = [x,
+           g.add_const("w_feature", np.ones((filters, inputs), np.int8), scale=0.01),
+           g.add_const("w_time", np.ones((filters, memory), np.int16), scale=0.001),
+           g.add_const("bias", np.zeros(units, np.int32), scale=0.0005),
+           g.add_tensor("svdf_state", [1, memory * filters], "int16", scale=0.002,
+                        variable=True)]
+    y = g.add_tensor("y", [1, units], "int8", scale=0.05, zero_point=0)
+    g.add_operator("SVDF", ins, [y], ("SVDFOptions", {"Rank": rank}))
+    g.set_io([x], [y])
+    return g.to_bytes()

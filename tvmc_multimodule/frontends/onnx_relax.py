@@ -12,6 +12,7 @@ from ..names import record_raw_name, sanitize, with_raw_names
 from .onnx_custom import MARK, CustomConverter
 from .onnx_integer import CONVERTERS as INTEGER_CONVERTERS
 from .onnx_recurrent import CONVERTERS as RECURRENT_CONVERTERS
+from .relax_blocks import blocks_ended_on_error
 
 # operators TVM's importer lacks, converted by ours
 CONVERTERS = {**RECURRENT_CONVERTERS, **INTEGER_CONVERTERS}
@@ -117,7 +118,8 @@ def _importer_class() -> type:
             loop = self.bb.add_func(relax.Function(params, result, result.ty, is_pure=True),
                                     name)
             builder = relax.BlockBuilder()
-            with builder.function(name, params=params, private=True, pure=True):
+            function = builder.function(name, params=params, private=True, pure=True)
+            with blocks_ended_on_error(builder), function:
                 go = c if c is not None else relax.const(True)
                 if m is not None:
                     go = builder.emit(relax.op.logical_and(relax.op.less(i, m), go))
@@ -239,4 +241,5 @@ def from_onnx(model: Any, shape_dict: dict[str, list[int]],
     importer = _importer_class()(shape_dict, dtype_dict, keep_params_in_input=False)
     importer.raw_names = {}
     importer.custom = custom
-    return with_raw_names(importer.from_onnx(model.graph, opset), importer.raw_names)
+    with blocks_ended_on_error(importer.bb):
+        return with_raw_names(importer.from_onnx(model.graph, opset), importer.raw_names)

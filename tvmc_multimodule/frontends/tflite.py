@@ -485,6 +485,7 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
     from tvm.relax.frontend.tflite import from_tflite
 
     from .tflite_converter import Converter
+    from .relax_blocks import blocks_ended_on_error
     from .tflite_float_state import find_state, from_tflite_with_state
 
     hybrid = hybrid_weights(model)
@@ -492,17 +493,20 @@ def import_tflite(path: str, name: str, input_shapes: dict[str, list[int]] | Non
     raw_names: dict[str, str | None] = {}
     slots = find_state(model)
 
-    def converter(*args: Any, **kwargs: Any) -> Converter:
-        return Converter(*args, hybrid_weights=hybrid, custom_ops=custom_ops,
-                         module_name=name, custom_calls=calls, raw_names=raw_names, **kwargs)
-
     shape_dict = {t.name: list(t.shape) for t in inputs}
     dtype_dict = {t.name: t.dtype for t in inputs}
-    if slots:  # resource variables, variable tensors: main's last parameters and results
-        relax_mod = from_tflite_with_state(model, shape_dict, dtype_dict, converter, slots)
-    else:
-        relax_mod = from_tflite(model, shape_dict=shape_dict, dtype_dict=dtype_dict,
-                                op_converter=converter)
+    with blocks_ended_on_error() as builders:  # each converter adds the builder it fills
+
+        def converter(*args: Any, **kwargs: Any) -> Converter:
+            return Converter(*args, hybrid_weights=hybrid, custom_ops=custom_ops,
+                             module_name=name, custom_calls=calls, raw_names=raw_names,
+                             builders=builders, **kwargs)
+
+        if slots:  # resource variables, variable tensors: main's last parameters and results
+            relax_mod = from_tflite_with_state(model, shape_dict, dtype_dict, converter, slots)
+        else:
+            relax_mod = from_tflite(model, shape_dict=shape_dict, dtype_dict=dtype_dict,
+                                    op_converter=converter)
     check_imported(relax_mod, path, "tvm.relax.frontend.tflite.from_tflite")
     relax_mod = with_raw_names(relax_mod, raw_names)
     return ImportedModel(name, path, "tflite", relax_mod, inputs, outputs,

@@ -45,13 +45,15 @@ def constant_value(model: Any, tensor: Any) -> np.ndarray | None:
 class Converter(OperatorConverter):  # type: ignore[misc]
     """`from_tflite(..., op_converter=Converter)`. `hybrid_weights`: indices of the int8
     weight tensors of dynamic-range operators, computed as LiteRT's hybrid kernels (see
-    tflite_hybrid)."""
+    tflite_hybrid). `builders`: every converter (also a branch's or loop body's) adds the
+    BlockBuilder it fills (relax_blocks.blocks_ended_on_error)."""
 
     def __init__(self, model: Any, subgraph: Any, exp_tab: Any, ctx: Any, *args: Any,
                  hybrid_weights: frozenset[int] = frozenset(),
                  custom_ops: Any = None, module_name: str = "default",
                  custom_calls: dict | None = None, state: Any = None,
-                 raw_names: dict[str, str | None] | None = None, **kwargs: Any) -> None:
+                 raw_names: dict[str, str | None] | None = None,
+                 builders: list[Any] | None = None, **kwargs: Any) -> None:
         self.hybrid_weights = hybrid_weights
         # tflite_float_state.StateValues: the module's persistent values (None: stateless)
         self.state = state
@@ -67,9 +69,13 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         # main converter's user operators and names from the state they share
         shared = self.conversion_state.setdefault("tvmc", {
             "custom_ops": self.custom_ops, "module_name": module_name,
-            "custom_calls": self.custom_calls, "raw_names": self.raw_names})
+            "custom_calls": self.custom_calls, "raw_names": self.raw_names,
+            "builders": builders if builders is not None else []})
         self.custom_ops, self.module_name = shared["custom_ops"], shared["module_name"]
         self.custom_calls, self.raw_names = shared["custom_calls"], shared["raw_names"]
+        # a subgraph's converter fills a builder of its own: its blocks are ended too when
+        # the conversion fails (relax_blocks)
+        shared["builders"].append(self.bb)
         self.convert_map[CUSTOM] = self._convert_custom
         self._name_results(exp_tab)
 

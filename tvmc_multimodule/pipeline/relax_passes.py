@@ -206,12 +206,24 @@ def lower_relax(mod: tvm.IRModule, opt_level: int = 3,
     attempts = [(opt_level, layouts, "the model keeps its own layout")] if layouts else []
     if opt_level >= 1:
         attempts.append((opt_level, None, "operators are not fused (as at -O0)"))
+    # the warnings are printed only when an attempt succeeds: when every one fails, the
+    # model's error (one line) says what is wrong, and they would only precede it
+    failures: list[tuple[str, str, str]] = []
     with tvm.target.Target("c"):
         for level, layout, fallback in attempts:
             lowered, reason = _attempt(mod, level, layout)
             if lowered is not None:
+                _warn(failures)
                 return lowered
-            what = "layout conversion" if layout else "operator fusion"
-            log.warning("%s failed (%s): %s", what, reason, fallback)
+            failures.append(("layout conversion" if layout else "operator fusion", reason,
+                             fallback))
         # -O0's own passes: their errors are the model's, raised as they are
-        return tvm.transform.Sequential(_passes(0, None))(mod)
+        lowered = tvm.transform.Sequential(_passes(0, None))(mod)
+    if not _leftover_ops(lowered):  # else an error naming the operator follows
+        _warn(failures)
+    return lowered
+
+
+def _warn(failures: list[tuple[str, str, str]]) -> None:
+    for what, reason, fallback in failures:
+        log.warning("%s failed (%s): %s", what, reason, fallback)

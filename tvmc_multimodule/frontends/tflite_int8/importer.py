@@ -17,6 +17,7 @@ from tvm import relax
 from ...errors import UnsupportedError
 from ...kernels import CHelpers, KernelLibrary, PortableC
 from ...names import record_raw_name, sanitize, with_raw_names
+from ..relax_blocks import blocks_ended_on_error
 from .context import Context, NoIntegerKernel
 from .converters import CONVERTERS, INTERNAL_CONVERTERS
 from .fallback import FloatForm
@@ -77,7 +78,7 @@ def import_int8(graph: Graph, module_name: str, input_shapes: list[tuple[int, ..
     floats: FloatFormLike | None = None
     fallbacks: list[str] = []
     raw_names: dict[str, str | None] = {}  # layer identifier -> the tensor's own name
-    with builder.function("main", params + state_params):
+    with blocks_ended_on_error(builder), builder.function("main", params + state_params):
         with builder.dataflow():
             ctx.values.update(zip(graph.inputs, params))
             # a variable tensor's value: the state at entry, then what its operator leaves
