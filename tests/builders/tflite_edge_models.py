@@ -212,6 +212,28 @@ def computed_reshape_shared_weights(seed: int = 21) -> bytes:
     return g.to_bytes()
 
 
+def reshape_to_scalar(seed: int = 22) -> bytes:
+    """x[1,8] -> FULLY_CONNECTED 1 -> LOGISTIC [1,1] -> RESHAPE to a scalar -> MUL with x ->
+    y[1,8]. The target shape of the RESHAPE is a constant of shape [0]: no elements, so its
+    buffer holds no bytes (as onnx-tf writes the Squeeze before an IF in openWakeWord's
+    hey_jarvis .tflite); it is a constant all the same, not a tensor nothing writes."""
+    rng = np.random.default_rng(seed)
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 8])
+    fc = g.add_tensor("fc", [1, 1])
+    g.add_operator("FULLY_CONNECTED", [x, g.add_const("w", _weights(rng, [1, 8])),
+                                       g.add_const("b", _weights(rng, [1], 0.1))], [fc],
+                   ("FullyConnectedOptions", NONE))
+    p = g.add_tensor("p", [1, 1])
+    g.add_operator("LOGISTIC", [fc], [p])
+    scalar = g.add_tensor("scalar", [])
+    g.add_operator("RESHAPE", [p, g.add_const("to_scalar", np.zeros([0], np.int32))], [scalar])
+    y = g.add_tensor("y", [1, 8])
+    g.add_operator("MUL", [x, scalar], [y], ("MulOptions", NONE))
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
 def _hybrid_const(g: TFLiteGraph, name: str, w: np.ndarray, axis: int,
                   per_channel: bool = True) -> int:
     if per_channel:
@@ -279,6 +301,7 @@ def edge_models() -> dict[str, Callable[[], bytes]]:
         "blaze_block": blaze_block,
         "single_output_conv": single_output_conv,
         "computed_reshape_shared_weights": computed_reshape_shared_weights,
+        "reshape_to_scalar": reshape_to_scalar,
         "hybrid_conv_dw_fc": hybrid_conv_dw_fc,
         **hybrid_variants(),
     }

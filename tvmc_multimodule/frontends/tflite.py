@@ -85,11 +85,14 @@ def _touch_everything(model: Any) -> None:
 
 def _check_dataflow(model: Any, graph: Any, s: int) -> None:
     """Every operator input is a subgraph input, a constant, a variable or an earlier
-    operator's output (a tensor with no value at all means the file is corrupt)."""
+    operator's output (a tensor with no value at all means the file is corrupt). A constant
+    with no elements (a RESHAPE to a scalar takes the shape []: a tensor of shape [0]) needs
+    no bytes, so an empty buffer is its whole value."""
     ready = set(_indices(graph.InputsAsNumpy()))
     for t in range(graph.TensorsLength()):
         tensor = graph.Tensors(t)
-        if tensor.IsVariable() or model.Buffers(tensor.Buffer()).DataLength():
+        if (tensor.IsVariable() or model.Buffers(tensor.Buffer()).DataLength()
+                or 0 in _shape(tensor)):
             ready.add(t)
     for o in range(graph.OperatorsLength()):
         op = graph.Operators(o)

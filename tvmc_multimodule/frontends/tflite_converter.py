@@ -93,6 +93,14 @@ class Converter(OperatorConverter):  # type: ignore[misc]
             return None
         return (code.CustomCode() or b"").decode(errors="replace")
 
+    def get_tensor_value(self, tensor_wrapper: Any, is_sparse: bool = False) -> Any:
+        """A constant with no elements (shape [0]: RESHAPE to a scalar) may leave its
+        buffer's data vector out altogether, which TVM's reader takes for bytes."""
+        shape, _ = self._spec(tensor_wrapper)
+        if 0 in shape and not tensor_wrapper.buffer.DataLength():
+            return np.zeros(shape, self.get_tensor_type_as_numpy(tensor_wrapper))
+        return super().get_tensor_value(tensor_wrapper, is_sparse)
+
     def _spec(self, wrapper: Any) -> tuple[tuple[int, ...], str]:
         shape = tuple(int(d) for d in wrapper.tensor.ShapeAsNumpy())
         return shape, self.get_tensor_type_str(wrapper.tensor.Type())
