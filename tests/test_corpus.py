@@ -35,6 +35,9 @@ def corpus() -> ModuleType:
      "LSTM, unsupported operator Foo, If"),
     ("error: m (a/b.tflite): custom operators: Convolution2DTransposeBias (x3)", 4,
      "custom op Convolution2DTransposeBias"),
+    ("error: m (a/model.onnx): custom operators: com.microsoft.FusedConv (x6) (give each its C "
+     "implementation: --custom-op com.microsoft.FusedConv=impl.c) - remove or replace these "
+     "before compiling", 4, "custom op FusedConv"),
     ("error: m (a/b.tflite): stateful variables are not supported: READ_VARIABLE (x4)", 4,
      "resource variables"),
     ("error: m (a/b.tflite): input 'x:0' has dynamic dim 0 - give static shapes", 3,
