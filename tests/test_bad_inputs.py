@@ -79,6 +79,7 @@ def write_models(folder: Path) -> None:
         tflite_recurrent_models.sequence_lstm_int8(per_channel=True))
     (folder / "leaky_int8.tflite").write_bytes(tflite_int8_models.with_float_operator())
     onnx_models.save(onnx_models.top_k(), folder / "top_k.onnx")
+    onnx_models.save(onnx_models.resize_half_pixel_symmetric(), folder / "resize.onnx")
     onnx_models.save(onnx_recurrent_models.lstm_with(input_forget=1), folder / "cifg.onnx")
     onnx_models.save(onnx_recurrent_models.lstm_with(activations=["Elu", "Tanh", "Tanh"]),
                      folder / "lstm_elu.onnx")
@@ -155,6 +156,9 @@ ROWS = [
     Row("tflite-strict-int8-float-op", lambda p: [p.m("leaky_int8.tflite") + ":q",
                                                   "--strict-int8"], 4,
         lambda p: ["q", p.m("leaky_int8.tflite"), "strict int8", "LEAKY_RELU"]),
+    Row("onnx-resize-mode", lambda p: [p.m("resize.onnx") + ":up"], 4,
+        lambda p: ["up", p.m("resize.onnx"), "Resize node 'y'",
+                   "coordinate_transformation_mode 'half_pixel_symmetric' is not supported"]),
     Row("onnx-lstm-input-forget", lambda p: [p.m("cifg.onnx") + ":vad"], 4,
         lambda p: ["vad", p.m("cifg.onnx"), "input_forget=1"]),
     Row("onnx-lstm-activation", lambda p: [p.m("lstm_elu.onnx") + ":vad"], 4,
@@ -320,7 +324,8 @@ REACH_TVM = {"truncated-tflite", "random-bytes-onnx", "onnx-missing-initializer"
 # ...and those refused while a Relax BlockBuilder builds, whose C++ destructor printed a
 # warning on stderr after the process had printed its error (in-process, capsys sees no fd 2)
 IN_CONVERSION = {"tflite-int8-if", "tflite-int8-svdf", "tflite-int8-lstm-per-channel",
-                 "tflite-strict-int8-float-op", "onnx-lstm-input-forget", "onnx-lstm-activation"}
+                 "tflite-strict-int8-float-op", "onnx-lstm-input-forget", "onnx-lstm-activation",
+                 "onnx-resize-mode"}
 REACH_TVM |= IN_CONVERSION | {"onnx-op-left-after-lowering"}
 SUBPROCESS_SAMPLE = {"truncated-tflite", "onnx-corrupt-initializer", "onnx-unsupported-op",
                      "input-shapes-unknown-input", *IN_CONVERSION}

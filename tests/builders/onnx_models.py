@@ -253,6 +253,17 @@ def top_k() -> onnx.ModelProto:
                   [_value("y", [1, 2]), _value("i", [1, 2], TensorProto.INT64)],
                   [_const("k", np.array([2], np.int64))])
 
+def resize_half_pixel_symmetric() -> onnx.ModelProto:
+    """x[1,1,4,4] -> Resize(linear, half_pixel_symmetric, scales 2) -> y[1,1,8,8]: valid
+    ONNX (opset 19) that TVM's Resize does not lower: unsupported."""
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear",
+                            coordinate_transformation_mode="half_pixel_symmetric")
+    graph = helper.make_graph([node], "resize", [_value("x", [1, 1, 4, 4])],
+                              [_value("y", [1, 1, 8, 8])],
+                              [_const("scales", np.array([1, 1, 2, 2], np.float32))])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9,
+                             producer_name="tvmc-tests")
+
 def missing_initializer() -> onnx.ModelProto:
     """x[1,4] -> Add(x, "w_missing") -> y[1,4]; "w_missing" is never defined (checker rejects it)."""
     node = helper.make_node("Add", ["x", "w_missing"], ["y"])

@@ -39,6 +39,26 @@ def _pairwise(bb: Any, op_name: str, inputs: list) -> Any:
     return result
 
 
+# Resize attribute values TVM's Resize lowers; others failed later, in TVM's legalisation,
+# as an internal error (with C++ warnings about the builders the failed pass left)
+RESIZE_VALUES = {
+    "mode": ("nearest", "linear", "cubic"),
+    "coordinate_transformation_mode": ("half_pixel", "pytorch_half_pixel", "align_corners",
+                                       "asymmetric", "tf_crop_and_resize"),
+    "nearest_mode": ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil"),
+}
+
+
+def _check_resize(attrs: dict) -> None:
+    for key, known in RESIZE_VALUES.items():
+        value = attrs.get(key)
+        value = value.decode(errors="replace") if isinstance(value, bytes) else value
+        if value is not None and value not in known:
+            node = attrs.get("tvm_custom", {}).get("name") or "Resize"
+            raise UnsupportedError(f"Resize node '{node}': {key} '{value}' is not supported "
+                                   f"(supported: {', '.join(known)})")
+
+
 def _importer_class() -> type:
     from tvm.relax.frontend.onnx import onnx_frontend
 
@@ -65,6 +85,8 @@ def _importer_class() -> type:
 
         def _convert_operator(self, op_name: str, inputs: Any, attrs: dict,
                               opset: int) -> Any:
+            if op_name == "Resize":
+                _check_resize(attrs)
             if op_name == "Loop":  # one onnx_control.py kept: it loops at run time
                 return self._loop(list(inputs), attrs["body"])
             if op_name in CONVERTERS:
