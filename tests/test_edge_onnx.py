@@ -30,6 +30,8 @@ CASES = {
     "conv_split_concat": edge.conv_split_concat,
     "computed_reshape": edge.computed_reshape,
     "yolo_style_head": edge.yolo_style_head,
+    "resize_opset10": edge.resize_opset10,
+    "resize_empty_scales": edge.resize_empty_scales,
     "dynamic_batch": onnx_models.dynamic_batch,
 }
 OPT_LEVELS = (3, 0)

