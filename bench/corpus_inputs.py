@@ -26,6 +26,7 @@ SHAPES: dict[str, dict[str, tuple[int, ...]]] = {
     "silero_vad_16k_sequence.onnx": {"input": (1, 576)},
     "silero_decoder_v5.onnx": {"input": (1, 128), "state": (2, 1, 128)},
     "melspectrogram.onnx": {"input": (1, 1280)},
+    "melspectrogram.tflite": {"serving_default_input:0": (1, 1280)},
     "pnet.onnx": {"input_1": (1, 48, 48, 3)},
     "320n.onnx": {"images": (1, 3, 320, 320)},
     "common.onnx": {"input1": (1, 1, 64, 160)},
@@ -126,8 +127,12 @@ def input_specs(path: Path) -> list[InputSpec]:
     specs = []
     for d in interpreter.get_input_details():
         scale, zero = d.get("quantization", (0.0, 0))
-        specs.append(InputSpec(d["name"], tuple(int(x) for x in d["shape_signature"]),
-                               tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]),
+        declared = tuple(int(x) for x in d["shape_signature"])
+        # a symbolic dimension past the batch: the placeholder shape LiteRT shows (often all
+        # ones) is not what the package feeds; SHAPES has that (the reference is resized)
+        override = _lookup(SHAPES, path, d["name"]) if any(x < 0 for x in declared[1:]) else None
+        shape = tuple(override) if override is not None else tuple(int(x) for x in d["shape"])
+        specs.append(InputSpec(d["name"], declared, shape, np.dtype(d["dtype"]),
                                (float(scale), int(zero)) if scale else None))
     return specs
 

@@ -75,10 +75,14 @@ def _tflite_output_count(model: bytes) -> int:
 
 
 def run_litert(model: bytes, inputs: Sequence[np.ndarray], config: TimingConfig) -> ReferenceRun:
-    """Time `invoke()` in LiteRT with its default delegate (XNNPACK) and one thread."""
+    """Time `invoke()` in LiteRT with its default delegate (XNNPACK) and one thread. An input
+    of another shape than the model's placeholder (a symbolic dimension) is resized to it."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model, num_threads=1)
+    for detail, value in zip(interpreter.get_input_details(), inputs):
+        if tuple(detail["shape"]) != np.shape(value):
+            interpreter.resize_tensor_input(detail["index"], list(np.shape(value)))
     interpreter.allocate_tensors()
     details = interpreter.get_input_details()
 

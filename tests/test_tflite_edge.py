@@ -18,7 +18,7 @@ from tvmc_multimodule.errors import InternalError, ModelError
 MODELS = tflite_edge_models.edge_models()
 # TFLite Micro has no float16 DEQUANTIZE, no DENSIFY and no hybrid kernels
 TFLM_RUNS = {"prelu", "expand_dims_signature", "blaze_block", "single_output_conv",
-             "computed_reshape_shared_weights", "reshape_to_scalar"}
+             "computed_reshape_shared_weights", "reshape_to_scalar", "log_mel_clip"}
 
 
 def _weights_f32_bytes(model: bytes) -> int:

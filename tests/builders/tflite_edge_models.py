@@ -234,6 +234,30 @@ def reshape_to_scalar(seed: int = 22) -> bytes:
     return g.to_bytes()
 
 
+def log_mel_clip(seed: int = 23) -> bytes:
+    """x[1,5,32] -> BATCH_MATMUL with a constant [32,32] (rank 3 against rank 2: TVM
+    broadcasts the constant) -> MINIMUM with +inf -> MAXIMUM with 1e-10 -> LOG -> MUL 10 ->
+    y[1,5,32]: the tail of openWakeWord's melspectrogram .tflite (TF's clip_by_value(x,
+    1e-10, inf) before 10*log10). The infinity constant reaches the generated C."""
+    rng = np.random.default_rng(seed)
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 5, 32])
+    mm = g.add_tensor("mel", [1, 5, 32])
+    g.add_operator("BATCH_MATMUL", [x, g.add_const("filters", _weights(rng, [32, 32]))], [mm],
+                   ("BatchMatMulOptions", {"AdjX": False, "AdjY": False}))
+    low = g.add_tensor("low", [1, 5, 32])
+    g.add_operator("MINIMUM", [mm, g.add_const("inf", np.array(np.inf, np.float32))], [low])
+    high = g.add_tensor("high", [1, 5, 32])
+    g.add_operator("MAXIMUM", [low, g.add_const("floor", np.array(1e-10, np.float32))], [high])
+    logs = g.add_tensor("log", [1, 5, 32])
+    g.add_operator("LOG", [high], [logs])
+    y = g.add_tensor("y", [1, 5, 32])
+    g.add_operator("MUL", [logs, g.add_const("ten", np.array(10.0, np.float32))], [y],
+                   ("MulOptions", NONE))
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
 def _hybrid_const(g: TFLiteGraph, name: str, w: np.ndarray, axis: int,
                   per_channel: bool = True) -> int:
     if per_channel:
@@ -302,6 +326,7 @@ def edge_models() -> dict[str, Callable[[], bytes]]:
         "single_output_conv": single_output_conv,
         "computed_reshape_shared_weights": computed_reshape_shared_weights,
         "reshape_to_scalar": reshape_to_scalar,
+        "log_mel_clip": log_mel_clip,
         "hybrid_conv_dw_fc": hybrid_conv_dw_fc,
         **hybrid_variants(),
     }

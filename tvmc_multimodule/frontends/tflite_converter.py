@@ -101,6 +101,21 @@ class Converter(OperatorConverter):  # type: ignore[misc]
             return np.zeros(shape, self.get_tensor_type_as_numpy(tensor_wrapper))
         return super().get_tensor_value(tensor_wrapper, is_sparse)
 
+    def convert_batch_matmul(self, op: Any) -> Any:
+        """TVM reads both operands as earlier results; a constant one (the DFT and mel
+        filter-bank matrices of openWakeWord's melspectrogram .tflite) is bound first."""
+        for tensor in self.get_input_tensors(op):
+            if not self.has_expr(tensor.tensor_idx):
+                # normalised: TVM reads the operand's type (`.ty.shape`)
+                self.exp_tab.set_expr(get_tensor_name(self.subgraph, tensor.tensor_idx),
+                                      self.bb.normalize(self.get_tensor_expr(tensor)))
+        return super().convert_batch_matmul(op)
+
+    def flatten_to_nd(self, x: Any, nd: int = 3) -> Any:
+        """TVM's BATCH_MATMUL passes an operand it has just broadcast (a rank-2 constant
+        against a rank-4 activation), whose type is not known until it is normalised."""
+        return super().flatten_to_nd(self.bb.normalize(x), nd)
+
     def _spec(self, wrapper: Any) -> tuple[tuple[int, ...], str]:
         shape = tuple(int(d) for d in wrapper.tensor.ShapeAsNumpy())
         return shape, self.get_tensor_type_str(wrapper.tensor.Type())
