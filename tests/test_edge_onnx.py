@@ -6,6 +6,7 @@ onnxruntime."""
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import onnx
@@ -17,6 +18,7 @@ import references
 from builders import onnx_edge_models as edge
 from builders import onnx_models
 from tvmc_multimodule import compile_model, export_model_library_format
+from tvmc_multimodule.errors import UnsupportedError
 
 CASES = {
     "conv_dropout": edge.conv_dropout,
@@ -33,6 +35,9 @@ CASES = {
     "resize_opset10": edge.resize_opset10,
     "resize_empty_scales": edge.resize_empty_scales,
     "dynamic_batch": onnx_models.dynamic_batch,
+    # antialias only changes downscaling: an upscale with it is plain linear resizing
+    "resize_antialias_upscale": lambda: edge.resize_opset18([1, 1, 2, 2], antialias=1),
+    "resize_all_axes": lambda: edge.resize_opset18([1, 1, 0.5, 0.5], axes=[0, 1, 2, 3]),
 }
 OPT_LEVELS = (3, 0)
 
@@ -105,6 +110,22 @@ def test_unconvertible_operators_keep_their_layout_behind_transposes() -> None:
     assert 'data_layout="NHWC"' in converted  # the convolution converts...
     assert "R.stack" not in converted and "call_tir" in converted  # ...stack does not
     assert "R.stack" in imported["main"].script(show_meta=False)  # input left unchanged
+
+
+@pytest.mark.parametrize("model, problem", [
+    (lambda: edge.resize_opset18([1, 1, 0.5, 0.5], antialias=1), "antialias=1 when downscaling"),
+    (lambda: edge.resize_opset18([2, 2], axes=[2, 3]), "axes [2, 3]"),
+    (lambda: edge.resize_opset18([1, 1, 2, 2], keep_aspect_ratio_policy="not_larger"),
+     "keep_aspect_ratio_policy 'not_larger'"),
+    (lambda: edge.resize_opset18([1, 2, 1, 1]), "resizing the batch or channel axis"),
+], ids=["antialias", "axes", "aspect", "channels"])
+def test_resize_attributes_tvm_would_drop_are_refused(tmp_path, model, problem) -> None:
+    """TVM's Resize converter ignores antialias, axes and keep_aspect_ratio_policy and
+    resizes the spatial axes only: such a model would compile to wrong numbers."""
+    path = tmp_path / "resize.onnx"
+    onnx.save(model(), path)
+    with pytest.raises(UnsupportedError, match=f"Resize node 'y': {re.escape(problem)} is not"):
+        compile_model(str(path), module_name="r")
 
 
 def test_shape_arithmetic_is_folded_before_import() -> None:

@@ -287,3 +287,13 @@ def conv_split_concat() -> onnx.ModelProto:
     ]
     return _model("conv_split_concat", nodes, [_value("x", [1, 3, 8, 8])],
                   [_value("y", [1, 4, 8, 8])], w.inits, opset=13)
+
+
+def resize_opset18(scales: Sequence[float], **attributes: object) -> onnx.ModelProto:
+    """x[1,2,8,8] -> Resize(linear, `scales`, opset-18 `attributes`: antialias, axes,
+    keep_aspect_ratio_policy) -> y."""
+    full = [1.0, 1.0, *scales] if len(scales) == 2 else list(scales)
+    out = [int(d * s) for d, s in zip([1, 2, 8, 8], full)]
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear", **attributes)
+    return _model("resize18", [node], [_value("x", [1, 2, 8, 8])], [_value("y", out)],
+                  [_const("scales", np.array(scales, np.float32))], opset=18)

@@ -49,14 +49,57 @@ RESIZE_VALUES = {
 }
 
 
-def _check_resize(attrs: dict) -> None:
+def _check_resize(attrs: dict, inputs: Any) -> None:
+    node = attrs.get("tvm_custom", {}).get("name") or "Resize"
     for key, known in RESIZE_VALUES.items():
-        value = attrs.get(key)
-        value = value.decode(errors="replace") if isinstance(value, bytes) else value
+        value = _text(attrs.get(key))
         if value is not None and value not in known:
-            node = attrs.get("tvm_custom", {}).get("name") or "Resize"
             raise UnsupportedError(f"Resize node '{node}': {key} '{value}' is not supported "
                                    f"(supported: {', '.join(known)})")
+    # TVM's converter ignores these (opset 18); the result would be silently wrong
+    problem = _resize_ignored_attribute(attrs, inputs)
+    if problem:
+        raise UnsupportedError(f"Resize node '{node}': {problem} is not supported")
+
+
+def _text(value: Any) -> Any:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def _resize_ignored_attribute(attrs: dict, inputs: Any) -> str | None:
+    """What of an opset-18 Resize TVM's converter would drop, or None."""
+    rank = len(inputs[0].ty.shape)
+    if attrs.get("axes") is not None and list(attrs["axes"]) not in (
+            list(range(rank)), list(range(-rank, 0))):
+        return f"axes {list(attrs['axes'])}"
+    policy = _text(attrs.get("keep_aspect_ratio_policy", "stretch"))
+    if policy != "stretch":
+        return f"keep_aspect_ratio_policy '{policy}'"
+    factors = _resize_factors(inputs)
+    if factors is not None and any(f != 1 for f in factors[:2]):
+        return "resizing the batch or channel axis"
+    downscales = factors is None or any(f < 1 for f in factors[2:])
+    if attrs.get("antialias", 0) and _text(attrs.get("mode", "nearest")) != "nearest" \
+            and downscales:
+        return "antialias=1 when downscaling"
+    return None
+
+
+def _resize_factors(inputs: Any) -> list[float] | None:
+    """Output size / input size per axis, when the scales or sizes are constants."""
+    shape = [int(d) for d in inputs[0].ty.shape]
+    for index, as_factors in ((2, lambda v: list(v)), (3, lambda v: [o / i for o, i in
+                                                                      zip(v, shape)])):
+        values = _constant_values(inputs[index]) if len(inputs) > index else None
+        if values is not None and values.size == len(shape):
+            return [float(f) for f in as_factors(values)]
+    return None
+
+
+def _constant_values(expr: Any) -> np.ndarray | None:
+    """The values of an initializer as TVM's importer passes it (GenericConst or Constant)."""
+    holder = getattr(expr, "value", None) or getattr(expr, "data", None)
+    return holder.numpy() if hasattr(holder, "numpy") else None
 
 
 def _resize_as_v11(inputs: list, attrs: dict, opset: int) -> tuple[list, dict]:
@@ -104,7 +147,7 @@ def _importer_class() -> type:
                               opset: int) -> Any:
             if op_name == "Resize":
                 inputs, attrs = _resize_as_v11(list(inputs), attrs, opset)
-                _check_resize(attrs)
+                _check_resize(attrs, inputs)
             if op_name == "Loop":  # one onnx_control.py kept: it loops at run time
                 return self._loop(list(inputs), attrs["body"])
             if op_name in CONVERTERS:
