@@ -185,8 +185,11 @@ def run_ours(archive: compiling.CompiledArchive, inputs: list[np.ndarray],
     return [ours[n] for n in output_names] if set(output_names) == set(ours) else outputs
 
 
-def compare(result: CorpusResult, ours: list[np.ndarray], reference: list[np.ndarray]) -> None:
-    """Record the largest difference; raise a match failure when an output is off."""
+def compare(result: CorpusResult, ours: list[np.ndarray], reference: list[np.ndarray],
+            steps: Sequence[float | None] = ()) -> None:
+    """Record the largest difference; raise a match failure when an output is off. `steps`:
+    per output, the quantisation step of a float output that is an int8 value dequantised
+    (its bound is then also INT_LSB steps), else None."""
     try:
         result.diff_unit, result.max_abs_diff = results.max_diff(ours, reference)
     except ValueError as exc:
@@ -200,6 +203,9 @@ def compare(result: CorpusResult, ours: list[np.ndarray], reference: list[np.nda
             bound = INT_LSB
         else:
             bound = FLOAT_ATOL + FLOAT_RTOL * float(np.abs(b64).max(initial=0))
+            step = steps[index] if index < len(steps) else None
+            if step:  # the step, and the float tolerance for the dequantising products
+                bound += INT_LSB * step
         if not worst <= bound:  # NaN fails too
             raise StageFailure("match", f"output {index} differs by {worst:.3g} (bound {bound:.3g})")
 
@@ -244,7 +250,7 @@ def _through_stages(model: corpus_sources.CorpusModel, result: CorpusResult, wor
     result.constants_bytes = archive.main.get("constants_size_bytes")
     names = ([s.name for s in specs], corpus_inputs.output_names(model.path))
     ours = run_ours(archive, inputs, names, work, cflags, timeout)
-    compare(result, ours, reference)
+    compare(result, ours, reference, corpus_inputs.output_steps(model.path))
 
 
 # ---------------------------------------------------------------- report

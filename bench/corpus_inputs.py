@@ -149,6 +149,33 @@ def output_names(path: Path) -> list[str]:
     return [d["name"] for d in Interpreter(model_path=str(path)).get_output_details()]
 
 
+def output_steps(path: Path) -> list[float | None]:
+    """Per output of a .tflite model, the quantisation step of a float output that a
+    DEQUANTIZE makes from an int8 tensor (the reference's own integer kernels may round that
+    tensor one step apart: LiteRT and TFLite Micro do on MLTK's anomaly detector); None for
+    the others and for ONNX."""
+    if path.suffix != ".tflite":
+        return []
+    from tflite.BuiltinOperator import BuiltinOperator
+    from tflite.Model import Model
+
+    model = Model.GetRootAs(path.read_bytes(), 0)
+    graph = model.Subgraphs(0)
+    writer = {}
+    for o in range(graph.OperatorsLength()):
+        op = graph.Operators(o)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) == BuiltinOperator.DEQUANTIZE:
+            writer[int(op.Outputs(0))] = int(op.Inputs(0))
+    steps: list[float | None] = []
+    for k in range(graph.OutputsLength()):
+        source = writer.get(int(graph.Outputs(k)))
+        quant = graph.Tensors(source).Quantization() if source is not None else None
+        steps.append(float(quant.Scale(0)) if quant is not None and quant.ScaleLength() == 1
+                     else None)
+    return steps
+
+
 def shape_option(specs: Sequence[InputSpec]) -> str | None:
     """`--input-shapes` text for the inputs that need it (None: no option)."""
     entries = [f"{s.name}:[{','.join(map(str, s.shape))}]" for s in specs if s.needs_shape_option]

@@ -432,6 +432,52 @@ def float_edges(seed: int = 13) -> bytes:
     return g.to_bytes()
 
 
+def computed_reshape(seed: int = 18) -> bytes:
+    """An autoencoder as TF writes MLTK's anomaly detector: x[1,5,16,1] float32 -> QUANTIZE
+    -> RESHAPE [1,80] -> FULLY_CONNECTED 16 RELU -> FULLY_CONNECTED 80 -> RESHAPE to
+    [batch, 5, 16, 1], its target computed in the graph: SHAPE -> STRIDED_SLICE (batch, shrunk)
+    -> PACK with 5, 16, 1 -> DEQUANTIZE -> y float32. The int32 shape arithmetic is folded at
+    compile time, so the graph stays on the integer kernels."""
+    rng = np.random.default_rng(seed)
+    s_in, zp_in = 0.02, -3
+    g = TFLiteGraph()
+    x = g.add_tensor("x", [1, 5, 16, 1], "float32")
+    xq = g.add_tensor("xq", [1, 5, 16, 1], "int8", scale=s_in, zero_point=zp_in)
+    g.add_operator("QUANTIZE", [x], [xq])
+    flat = g.add_tensor("flat", [1, 80], "int8", scale=s_in, zero_point=zp_in)
+    g.add_operator("RESHAPE", [xq, g.add_const("flat_shape", np.array([-1, 80], np.int32))],
+                   [flat])
+    w1 = rng.standard_normal((16, 80)).astype(np.float32) * 0.2
+    tw1, tb1, _ = _per_channel(g, "enc", w1, s_in, 0)
+    s_h = _out_scale(s_in, w1, 80)
+    h = g.add_tensor("h", [1, 16], "int8", scale=s_h, zero_point=-128)
+    g.add_operator("FULLY_CONNECTED", [flat, tw1, tb1], [h],
+                   ("FullyConnectedOptions", {"FusedActivationFunction": RELU}), version=4)
+    w2 = rng.standard_normal((80, 16)).astype(np.float32) * 0.3
+    tw2, tb2, _ = _per_channel(g, "dec", w2, s_h, 0)
+    d = g.add_tensor("dec", [1, 80], "int8", scale=_out_scale(s_h, w2, 16), zero_point=4)
+    g.add_operator("FULLY_CONNECTED", [h, tw2, tb2], [d],
+                   ("FullyConnectedOptions", {"FusedActivationFunction": NONE}), version=4)
+    shape = g.add_tensor("dec_shape", [2], "int32")
+    g.add_operator("SHAPE", [d], [shape], ("ShapeOptions", {"OutType": 2}))
+    batch = g.add_tensor("batch", [], "int32")
+    g.add_operator("STRIDED_SLICE", [shape, g.add_const("begin", np.array([0], np.int32)),
+                                     g.add_const("end", np.array([1], np.int32)),
+                                     g.add_const("strides", np.array([1], np.int32))],
+                   [batch], ("StridedSliceOptions", {"ShrinkAxisMask": 1}))
+    target = g.add_tensor("target", [4], "int32")
+    g.add_operator("PACK", [batch, *(g.add_const(f"dim{k}", np.array(v, np.int32))
+                                     for k, v in enumerate((5, 16, 1)))], [target],
+                   ("PackOptions", {"ValuesCount": 4, "Axis": 0}))
+    r = g.add_tensor("restored", [1, 5, 16, 1], "int8", scale=_out_scale(s_h, w2, 16),
+                     zero_point=4)
+    g.add_operator("RESHAPE", [d, target], [r])
+    y = g.add_tensor("y", [1, 5, 16, 1], "float32")
+    g.add_operator("DEQUANTIZE", [r], [y])
+    g.set_io([x], [y])
+    return g.to_bytes()
+
+
 def with_float_operator() -> bytes:
     """x[1,4,4,3] int8 -> ADD (integer) -> LEAKY_RELU (no integer kernel: float form)
     -> MAX_POOL_2D 2x2 -> y int8."""
@@ -535,4 +581,5 @@ def integer_models() -> dict[str, Callable[[], bytes]]:
         "data_movement": data_movement,
         "float_edges": float_edges,
         "splits": splits,
+        "computed_reshape": computed_reshape,
     }

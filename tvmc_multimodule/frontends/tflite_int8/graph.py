@@ -150,9 +150,72 @@ def read_graph(model: Any) -> Graph:
         operators.append(Operator(i, names.get(builtin, f"BUILTIN_{builtin}"),
                                   tuple(_ints(op.InputsAsNumpy())),
                                   tuple(_ints(op.OutputsAsNumpy())), op))
-    return Graph(model, graph, tensors, tuple(operators),
+    tensors, operators = _fold_shape_arithmetic(list(tensors), operators)
+    return Graph(model, graph, tuple(tensors), tuple(operators),
                  tuple(_ints(graph.InputsAsNumpy())),
                  tuple(_ints(graph.OutputsAsNumpy())))
+
+
+# integer operators TF's `reshape(x, [batch, ...])` computes its target with
+SHAPE_ARITHMETIC = frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "CONCATENATION"})
+
+
+def _fold_shape_arithmetic(tensors: list[Tensor],
+                           operators: list[Operator]) -> tuple[list[Tensor], list[Operator]]:
+    """Integer shape arithmetic on static shapes, done now: its results become constants and
+    its operators leave the graph. TF writes `reshape(x, [-1, 5, 128, 1])` in an int8 model
+    as SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE (MLTK's anomaly-detection autoencoder); the
+    int32 tensors between them are no data of the model, only a RESHAPE's target."""
+    kept = []
+    for op in operators:
+        value = _shape_value(tensors, op) if op.name in SHAPE_ARITHMETIC else None
+        if value is None:
+            kept.append(op)
+            continue
+        out = tensors[op.outputs[0]]
+        tensors[out.index] = Tensor(out.index, out.name, out.shape, out.dtype, out.scales,
+                                    out.zero_points, out.axis, value)
+    return tensors, kept
+
+
+def _shape_value(tensors: list[Tensor], op: Operator) -> Optional[np.ndarray]:
+    """The value of a SHAPE of a static shape, or of STRIDED_SLICE / PACK / CONCATENATION of
+    integer constants (1-D, without the masks that add or drop axes); None otherwise."""
+    if len(op.outputs) != 1 or tensors[op.outputs[0]].dtype not in ("int32", "int64"):
+        return None
+    out = tensors[op.outputs[0]]
+    if op.name == "SHAPE":
+        # the shape the file declares: the integer kernels are only built for those shapes
+        # (frontends/tflite.py: other --input-shapes take the float frontend's route)
+        value = np.asarray(tensors[op.inputs[0]].shape, out.dtype)
+        return value if value.shape == tuple(out.shape) else None
+    values = [tensors[i].data if i >= 0 else None for i in op.inputs]
+    if any(v is None or v.dtype.kind not in "iu" for v in values):
+        return None
+    if op.name == "PACK":
+        if op.options("PackOptions").Axis() != 0:
+            return None
+        result = np.stack(values)
+    elif op.name == "CONCATENATION":
+        options = op.options("ConcatenationOptions")
+        if options.FusedActivationFunction() != 0 or any(v.ndim != 1 for v in values):
+            return None
+        result = np.concatenate(values)
+    else:  # STRIDED_SLICE
+        options = op.options("StridedSliceOptions")
+        if (options.EllipsisMask() or options.NewAxisMask() or len(values) != 4
+                or values[0].ndim != 1 or any(v.size != 1 for v in values[1:])):
+            return None
+        begin, end, stride = (int(v.reshape(-1)[0]) for v in values[1:])
+        start = None if options.BeginMask() & 1 else begin
+        stop = None if options.EndMask() & 1 else end
+        result = values[0][start:stop:stride]
+        if options.ShrinkAxisMask() & 1:
+            if result.size != 1:
+                return None
+            result = result.reshape(())
+    result = np.asarray(result, out.dtype)
+    return result if result.shape == tuple(out.shape) else None
 
 
 LSTM_CELL_STATE = 19  # UNIDIRECTIONAL_SEQUENCE_LSTM's input holding the cell state
