@@ -272,6 +272,34 @@ def resize_empty_scales() -> onnx.ModelProto:
                   [_value("y", [1, 4, 8, 8])], w.inits, opset=11)
 
 
+def fused_conv_contrib() -> onnx.ModelProto:
+    """onnxruntime's com.microsoft.FusedConv as an optimised model file holds it (fasr's
+    MarbleNet VAD): Relu; Z residual + LeakyRelu; Clip; HardSigmoid; Tanh."""
+    w = _Weights(35)
+
+    def fused(x: str, out: str, activation: str, params: Sequence[float] = (),
+              z: str | None = None, k: int = 3) -> onnx.NodeProto:
+        conv = w.conv(x, out, 4, 4, k=k)
+        inputs = list(conv.input) + ([z] if z else [])
+        extra = {"activation_params": list(params)} if params else {}
+        return helper.make_node("FusedConv", inputs, [out], domain="com.microsoft",
+                                activation=activation, kernel_shape=[k, k], pads=[k // 2] * 4,
+                                strides=[1, 1], dilations=[1, 1], group=1, **extra)
+
+    nodes = [
+        fused("x", "a", "Relu"),
+        fused("a", "b", "LeakyRelu", [0.1], z="x"),
+        fused("b", "c", "Clip", [-0.5, 0.75], k=1),
+        fused("c", "d", "HardSigmoid", [0.2, 0.5]),
+        fused("d", "y", "Tanh"),
+    ]
+    graph = helper.make_graph(nodes, "fused_conv_contrib", [_value("x", [1, 4, 6, 6])],
+                              [_value("y", [1, 4, 6, 6])], w.inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                   helper.make_opsetid("com.microsoft", 1)],
+                             ir_version=8, producer_name="tvmc-tests")
+
+
 def conv_split_concat() -> onnx.ModelProto:
     """A YOLOv8 C2f block: Conv -> Split over channels -> Conv on one half -> Concat, and a
     Slice of the channels (the layout conversion keeps them channels-last)."""

@@ -16,6 +16,7 @@ from .onnx_custom import (CustomConverter, declared_specs, mark_custom_nodes,
                           unknown_custom_ops)
 from .onnx_control import (CONTROL_OPS, fix_input_values, has_control_flow,
                            resolve_control_flow)
+from .onnx_contrib import expand_fused_conv
 from .onnx_qoperator import rewrite_qoperators
 
 if TYPE_CHECKING:
@@ -290,6 +291,7 @@ def import_onnx(path: str, name: str, input_shapes: dict[str, list[int]] | None 
     user implements, by `DOMAIN.OP` or `OP` (see onnx_custom.py)."""
     custom_ops = dict(custom_ops or {})
     model = rewrite_qoperators(_load(path))  # QLinearConv, QGemm... -> their QDQ form
+    model = expand_fused_conv(model, custom_ops)  # onnxruntime-optimised files
     problems = unsupported_features(model, custom_ops)
     if problems:
         raise UnsupportedError("; ".join(problems), module=name, path=path,
