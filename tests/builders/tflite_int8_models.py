@@ -154,57 +154,52 @@ def dsp_wide_window(seed: int = 15) -> bytes:
     return g.to_bytes()
 
 
-def dsp_gemv(seed: int = 16) -> bytes:
-    """Batch-1 fully connected layers (the DSP library's 4-unit form): x[1,37] (zp -3)
-    -> FULLY_CONNECTED 7 per channel, RELU -> [1,7] -> FULLY_CONNECTED 6 -> [1,6]."""
-    rng = np.random.default_rng(seed)
-    s_in, zp_in = 0.04, -3
+def _two_fully_connected(rng: np.random.Generator, names: tuple[str, str], x_shape: list[int],
+                         x_quant: tuple[float, int], units: tuple[int, int],
+                         first_per_channel: bool, y_quant: tuple[float, int]) -> bytes:
+    """x -> FULLY_CONNECTED units[0] with bias, RELU (zp -128) -> FULLY_CONNECTED units[1]
+    per channel, no bias -> y. `y_quant`: (spread of the output scale, zero point)."""
+    (s_in, zp_in), (batch, inputs) = x_quant, x_shape
     g = TFLiteGraph()
-    x = g.add_tensor("x", [1, 37], "int8", scale=s_in, zero_point=zp_in)
-    w1 = rng.standard_normal((7, 37)).astype(np.float32) * 0.3
-    q1, s_w1 = quantize_per_channel(w1, axis=0)
-    tw1 = g.add_const("g1/weights", q1, scale=s_w1, zero_point=0, axis=0)
-    tb1 = g.add_const("g1/bias", rng.integers(-3000, 3000, 7).astype(np.int32),
+    x = g.add_tensor("x", x_shape, "int8", scale=s_in, zero_point=zp_in)
+    w1 = rng.standard_normal((units[0], inputs)).astype(np.float32) * 0.3
+    if first_per_channel:
+        q1, s_w1 = quantize_per_channel(w1, axis=0)
+        tw1 = g.add_const(f"{names[0]}/weights", q1, scale=s_w1, zero_point=0, axis=0)
+    else:
+        s_w1 = float(np.abs(w1).max() / 127)
+        q1 = np.clip(np.round(w1 / s_w1), -127, 127).astype(np.int8)
+        tw1 = g.add_const(f"{names[0]}/weights", q1, scale=s_w1, zero_point=0)
+    tb1 = g.add_const(f"{names[0]}/bias", rng.integers(-3000, 3000, units[0]).astype(np.int32),
                       scale=s_in * s_w1, zero_point=0)
-    s_h = _out_scale(s_in, w1, 37)
-    h = g.add_tensor("h", [1, 7], "int8", scale=s_h, zero_point=-128)
+    s_h = _out_scale(s_in, w1, inputs)
+    h = g.add_tensor("h", [batch, units[0]], "int8", scale=s_h, zero_point=-128)
     g.add_operator("FULLY_CONNECTED", [x, tw1, tb1], [h],
                    ("FullyConnectedOptions", {"FusedActivationFunction": RELU}), version=4)
-    w2 = rng.standard_normal((6, 7)).astype(np.float32) * 0.3
+    w2 = rng.standard_normal((units[1], units[0])).astype(np.float32) * 0.3
     q2, s_w2 = quantize_per_channel(w2, axis=0)
-    tw2 = g.add_const("g2/weights", q2, scale=s_w2, zero_point=0, axis=0)
-    y = g.add_tensor("y", [1, 6], "int8", scale=_out_scale(s_h, w2, 7, 0.5), zero_point=17)
+    tw2 = g.add_const(f"{names[1]}/weights", q2, scale=s_w2, zero_point=0, axis=0)
+    spread, zp_out = y_quant
+    y = g.add_tensor("y", [batch, units[1]], "int8",
+                     scale=_out_scale(s_h, w2, units[0], spread), zero_point=zp_out)
     g.add_operator("FULLY_CONNECTED", [h, tw2, -1], [y],
                    ("FullyConnectedOptions", {"FusedActivationFunction": NONE}), version=4)
     g.set_io([x], [y])
     return g.to_bytes()
+
+
+def dsp_gemv(seed: int = 16) -> bytes:
+    """Batch-1 fully connected layers (the DSP library's 4-unit form): x[1,37] (zp -3)
+    -> FULLY_CONNECTED 7 per channel, RELU -> [1,7] -> FULLY_CONNECTED 6 -> [1,6]."""
+    return _two_fully_connected(np.random.default_rng(seed), ("g1", "g2"), [1, 37], (0.04, -3),
+                                (7, 6), True, (0.5, 17))
 
 
 def fully_connected(seed: int = 12) -> bytes:
     """x[2,24] (zp 11) -> FULLY_CONNECTED 16 per-tensor weights, RELU -> [2,16]
     -> FULLY_CONNECTED 10 per-channel, no bias -> [2,10]."""
-    rng = np.random.default_rng(seed)
-    s_in, zp_in = 0.03, 11
-    g = TFLiteGraph()
-    x = g.add_tensor("x", [2, 24], "int8", scale=s_in, zero_point=zp_in)
-    w1 = rng.standard_normal((16, 24)).astype(np.float32) * 0.3
-    s_w1 = float(np.abs(w1).max() / 127)
-    q1 = np.clip(np.round(w1 / s_w1), -127, 127).astype(np.int8)
-    tw1 = g.add_const("fc1/weights", q1, scale=s_w1, zero_point=0)
-    tb1 = g.add_const("fc1/bias", rng.integers(-3000, 3000, 16).astype(np.int32),
-                      scale=s_in * s_w1, zero_point=0)
-    s_h = _out_scale(s_in, w1, 24)
-    h = g.add_tensor("h", [2, 16], "int8", scale=s_h, zero_point=-128)
-    g.add_operator("FULLY_CONNECTED", [x, tw1, tb1], [h],
-                   ("FullyConnectedOptions", {"FusedActivationFunction": RELU}), version=4)
-    w2 = rng.standard_normal((10, 16)).astype(np.float32) * 0.3
-    q2, s_w2 = quantize_per_channel(w2, axis=0)
-    tw2 = g.add_const("fc2/weights", q2, scale=s_w2, zero_point=0, axis=0)
-    y = g.add_tensor("y", [2, 10], "int8", scale=_out_scale(s_h, w2, 16, 0.6), zero_point=5)
-    g.add_operator("FULLY_CONNECTED", [h, tw2, -1], [y],
-                   ("FullyConnectedOptions", {"FusedActivationFunction": NONE}), version=4)
-    g.set_io([x], [y])
-    return g.to_bytes()
+    return _two_fully_connected(np.random.default_rng(seed), ("fc1", "fc2"), [2, 24],
+                                (0.03, 11), (16, 10), False, (0.6, 5))
 
 
 def add_mul() -> bytes:
