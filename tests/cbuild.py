@@ -117,6 +117,21 @@ def need_tools(*tools: str) -> None:
         pytest.skip(f"{missing} not installed")
 
 
+def compile_test_models(root: Path, builders: dict, names: Sequence[str], target: str,
+                        **options: object) -> tuple[list, dict, str]:
+    """Each named builder's model written under `root` and compiled for `target` (module name =
+    model name), all into one archive: (modules, model bytes by name, archive path)."""
+    from tvmc_multimodule import compile_model, export_model_library_format
+
+    modules, data = [], {}
+    for name in names:
+        data[name] = builders[name]()
+        path = root / f"{name}.tflite"
+        path.write_bytes(data[name])
+        modules.append(compile_model(str(path), module_name=name, target=target, **options))
+    return modules, data, export_model_library_format(modules, str(root / "m.tar"))
+
+
 def assert_close(actual: np.ndarray, expected: np.ndarray, what: str, rtol: float = 1e-4) -> None:
     """float32: 1e-4 relative (to the output's scale); integers: within 1 LSB."""
     assert actual.shape == tuple(expected.shape), f"{what}: shape {actual.shape} != {expected.shape}"

@@ -10,7 +10,6 @@ It is built once per session, only the sources an int8 model can call.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import tarfile
@@ -82,15 +81,8 @@ def host_build(host_cmsis_nn: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """Every test model compiled with --target "cmsis-nn, c" into one archive and ONE
     program, with the generated C under -Wall -Wextra -Werror."""
     root = tmp_path_factory.mktemp("cmsis-host")
-    builders = _builders()
-    modules, data = [], {}
-    for name in MODELS:
-        data[name] = builders[name]()
-        path = root / f"{name}.tflite"
-        path.write_bytes(data[name])
-        modules.append(compile_model(str(path), module_name=name, strict_int8=True,
-                                     target="cmsis-nn, c"))
-    archive = export_model_library_format(modules, str(root / "m.tar"))
+    modules, data, archive = cbuild.compile_test_models(root, _builders(), MODELS, "cmsis-nn, c",
+                                                        strict_int8=True)
     extracted = cbuild.extract(archive, root / "x")
     work = extracted / "harness"
     work.mkdir()
@@ -325,21 +317,10 @@ def m4_firmware(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from tvmc_multimodule.micro.firmware import build
 
     root_nn = _need_cmsis_nn()
-    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if not cbuild.have(t)]
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must have {missing} (.ci/run installs them)")
-        pytest.skip(f"{missing} not installed")
+    cbuild.need_tools("arm-none-eabi-gcc", "qemu-system-arm")
     root = tmp_path_factory.mktemp("cmsis-m4")
-    builders = _builders()
-    modules, data = [], {}
-    for name in MODELS:
-        data[name] = builders[name]()
-        path = root / f"{name}.tflite"
-        path.write_bytes(data[name])
-        modules.append(compile_model(str(path), module_name=name, strict_int8=True,
-                                     target="cmsis-nn, c -mcpu=cortex-m4"))
-    archive = export_model_library_format(modules, str(root / "m.tar"))
+    modules, data, archive = cbuild.compile_test_models(
+        root, _builders(), MODELS, "cmsis-nn, c -mcpu=cortex-m4", strict_int8=True)
     create_project(str(root / "fw"), archive, load_board("mps2_an386"),
                    cmsis_nn_path=str(root_nn))
     project, elf = build(str(root / "fw"))

@@ -7,7 +7,6 @@ padding with non-zero input zero points, per-channel weights and saturated outpu
 objects call no soft-float or division helper."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -19,7 +18,7 @@ import cbuild
 import references
 from builders import tflite_int8_models
 from shared_int8_qemu import SHARED, assert_shared_int8_bit_exact_on_qemu
-from tvmc_multimodule import compile_model, export_model_library_format
+from tvmc_multimodule import compile_model
 from tvmc_multimodule.micro import create_project, load_board
 from tvmc_multimodule.micro.emulator import run_module
 from tvmc_multimodule.micro.firmware import build
@@ -32,27 +31,12 @@ INPUT_SETS = 4
 pytestmark = pytest.mark.arm
 
 
-def _need_tools() -> None:
-    missing = [t for t in TOOLS if not cbuild.have(t)]
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must have {missing} (.ci/run installs them)")
-        pytest.skip(f"{missing} not installed")
-
-
 @pytest.fixture(scope="module")
 def dsp_firmware(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    _need_tools()
+    cbuild.need_tools(*TOOLS)
     root = tmp_path_factory.mktemp("dsp")
-    builders = tflite_int8_models.integer_models()
-    modules, data = [], {}
-    for name in MODELS:
-        data[name] = builders[name]()
-        path = root / f"{name}.tflite"
-        path.write_bytes(data[name])
-        modules.append(compile_model(str(path), module_name=name, strict_int8=True,
-                                     target="c -mcpu=cortex-m4"))
-    archive = export_model_library_format(modules, str(root / "m.tar"))
+    modules, data, archive = cbuild.compile_test_models(
+        root, tflite_int8_models.integer_models(), MODELS, "c -mcpu=cortex-m4", strict_int8=True)
     project = create_project(str(root / "fw"), archive, load_board("mps2_an386"))
     project, elf = build(str(root / "fw"))
     return {"root": root, "project": project, "elf": elf, "modules": modules, "data": data}
@@ -117,7 +101,7 @@ def test_dsp_objects_call_no_soft_float_or_division(dsp_firmware: dict) -> None:
 def test_shared_int8_models_bit_exact_on_qemu(tmp_path: Path) -> None:
     """The MLPerf-Tiny int8 models on the DSP kernels, on QEMU, against TFLite Micro: the
     given input and a random one."""
-    _need_tools()
+    cbuild.need_tools(*TOOLS)
     assert_shared_int8_bit_exact_on_qemu(tmp_path, "c -mcpu=cortex-m4")
 
 
