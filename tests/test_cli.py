@@ -935,3 +935,21 @@ def test_help_and_usage_errors_do_not_load_tvm(argv):
     done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True,
                           timeout=120)
     assert done.stderr.strip().splitlines()[-1] == "NO-TVM", done.stderr[-500:]
+
+
+@needs_cc
+def test_report_of_an_archive_does_not_load_tvm(capsys, tmp_path):
+    """`tvmc report ARCHIVE` reads metadata and measures code size with gcc: no TVM."""
+    pytest.importorskip("onnx")
+    tiny_onnx(tmp_path / "twice.onnx", 2.0)
+    archive = tmp_path / "models.tar"
+    code, _, err = tvmc(capsys, "compile-multi", f"{tmp_path}/twice.onnx:twice", "-o",
+                        str(archive))
+    assert code == 0, err
+    probe = ("import sys\nfrom tvmc_multimodule.cli import driver\n"
+             "code = driver.main(sys.argv[1:])\n"
+             "print('TVM-LOADED' if 'tvm' in sys.modules else 'NO-TVM', code, file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", probe, "report", str(archive)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.stderr.strip().splitlines()[-1] == "NO-TVM 0", done.stderr[-500:]
+    assert "twice" in done.stdout

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TextIO
 
+from ..codegen.constants import without_constant_data
 from ..model import CompiledModule, TensorInfo
 from ..processes import Finished, run_all
 
@@ -84,9 +85,6 @@ def code_sizes(modules: Sequence[CompiledModule], jobs: int = 1) -> list[int | N
 def _size_plan(module: CompiledModule, compiler: list[str],
                folder: str) -> tuple[list[list[str]], list[str]]:
     """Write the module's header and sources under `folder`: (compile commands, objects)."""
-    # imported here: the codegen package loads TVM, which `tvmc --help` should not wait for
-    from ..codegen.constants import without_constant_data
-
     include = os.path.join(folder, "include")
     os.makedirs(include)
     with open(os.path.join(include, f"tvmgen_{module.name}.h"), "w") as fh:
