@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tvmc_cli import NO_PLUGINS, tvmc
+from tvmc_cli import NO_PLUGINS, error_lines, tvmc
 from tvmc_multimodule.cli import driver, options, report, run
 from tvmc_multimodule.errors import ErrorGroup, ModelError, OutputError, UsageError
 from tvmc_multimodule.model import CompiledModule, TensorInfo
@@ -25,10 +25,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 # A file that format detection takes for TFLite: the flatbuffer identifier at bytes 4..8.
 FAKE_TFLITE = b"\x1c\x00\x00\x00TFL3" + bytes(24)
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
 def assert_one_error(stderr: str, *needles: str) -> str:

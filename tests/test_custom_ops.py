@@ -18,6 +18,7 @@ from tvmc_multimodule import CustomOp, compile_model, export_model_library_forma
 from tvmc_multimodule import load_model_library_format
 from tvmc_multimodule.cli import driver
 from tvmc_multimodule.errors import UnsupportedError, UsageError
+from tvmc_cli import error_lines
 
 NO_PLUGINS = lambda: []  # noqa: E731
 
@@ -96,9 +97,10 @@ def test_unknown_custom_operator_is_one_clear_error(tmp_path: Path, capsys) -> N
     code = driver.main(["compile", str(tmp_path / "m.tflite"), "-o", str(tmp_path / "a.tar")],
                        entry_point_loader=NO_PLUGINS)
     assert code == 4
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 or err[-1].startswith("error:")
-    assert "custom operators: MyCustom" in err[-1] and "--custom-op MyCustom=impl.c" in err[-1]
+    err = capsys.readouterr().err
+    errors = error_lines(err)
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
+    assert "custom operators: MyCustom" in errors[0] and "--custom-op MyCustom=impl.c" in errors[0]
     assert not (tmp_path / "a.tar").exists()
 
 
