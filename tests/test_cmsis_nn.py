@@ -157,6 +157,7 @@ def test_sources_pass_the_strict_c_checks(host_build: dict) -> None:
              "-Wmissing-prototypes", "-Wredundant-decls", "-I", str(include), "-I",
              str(CMSIS_NN / "Include")]
     sources = sorted((host_build["root"] / "codegen" / "host" / "src").glob("*_lib0.c"))
+    assert len(sources) == len(MODELS)
     compilers = [["gcc"]] + ([["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb"]]
                              if cbuild.have("arm-none-eabi-gcc") else [])
     for compiler in compilers:
@@ -361,7 +362,9 @@ def test_m4_firmware_links_cmsis_nn_dsp_code(m4_firmware: dict) -> None:
     link_map = (fw / "build" / "firmware.map").read_text()  # in the build, not at /
     assert re.search(r"libcmsis-nn\.a\(arm_convolve_s8\.o\)", link_map)
     assert str(CMSIS_NN.resolve()) in (fw / "Makefile").read_text()
-    for obj in fw.rglob("*_lib0.o"):  # our int8 objects: no soft-float or division helper
+    objects = list(fw.rglob("*_lib0.o"))  # our int8 objects: no soft-float or division helper
+    assert len(objects) == len(MODELS)
+    for obj in objects:
         undefined = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True,
                                    text=True, check=True).stdout.split()
         assert not [u for u in undefined if re.match(r"__aeabi_|__(div|mod|udiv|umod)", u)]
