@@ -35,6 +35,7 @@ CASES = {
     "resize_opset10": edge.resize_opset10,
     "resize_empty_scales": edge.resize_empty_scales,
     "fused_conv_contrib": edge.fused_conv_contrib,
+    "fused_conv_contrib_opset10": lambda: edge.fused_conv_contrib(opset=10),
     "dynamic_batch": onnx_models.dynamic_batch,
     # antialias only changes downscaling: an upscale with it is plain linear resizing
     "resize_antialias_upscale": lambda: edge.resize_opset18([1, 1, 2, 2], antialias=1),

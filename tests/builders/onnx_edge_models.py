@@ -272,9 +272,10 @@ def resize_empty_scales() -> onnx.ModelProto:
                   [_value("y", [1, 4, 8, 8])], w.inits, opset=11)
 
 
-def fused_conv_contrib() -> onnx.ModelProto:
+def fused_conv_contrib(opset: int = 17) -> onnx.ModelProto:
     """onnxruntime's com.microsoft.FusedConv as an optimised model file holds it (fasr's
-    MarbleNet VAD): Relu; Z residual + LeakyRelu; Clip; HardSigmoid; Tanh."""
+    MarbleNet VAD): Relu; Z residual + LeakyRelu; Clip; HardSigmoid; Tanh. Below opset 11 a
+    standard Clip takes its bounds as attributes."""
     w = _Weights(35)
 
     def fused(x: str, out: str, activation: str, params: Sequence[float] = (),
@@ -295,7 +296,7 @@ def fused_conv_contrib() -> onnx.ModelProto:
     ]
     graph = helper.make_graph(nodes, "fused_conv_contrib", [_value("x", [1, 4, 6, 6])],
                               [_value("y", [1, 4, 6, 6])], w.inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset),
                                                    helper.make_opsetid("com.microsoft", 1)],
                              ir_version=8, producer_name="tvmc-tests")
 

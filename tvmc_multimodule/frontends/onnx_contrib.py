@@ -32,8 +32,9 @@ def expand_fused_conv(model: Any, implemented: Any = ()) -> Any:
     out = onnx.ModelProto()
     out.CopyFrom(model)
     nodes, initializers = [], []
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
     for node in out.graph.node:
-        nodes += _expand(node, initializers) if _expandable(node) else [node]
+        nodes += _expand(node, initializers, opset) if _expandable(node) else [node]
     del out.graph.node[:]
     out.graph.node.extend(nodes)
     out.graph.initializer.extend(initializers)
@@ -47,7 +48,7 @@ def _expandable(node: Any) -> bool:
             >= ACTIVATIONS[_text(_attribute(node, "activation", b""))])
 
 
-def _expand(node: Any, initializers: list) -> list:
+def _expand(node: Any, initializers: list, opset: int) -> list:
     from onnx import helper, numpy_helper
 
     base = node.name or node.output[0]
@@ -71,7 +72,9 @@ def _expand(node: Any, initializers: list) -> list:
         attrs = {"alpha": params[0]}
     elif activation == "HardSigmoid":
         attrs = {"alpha": params[0], "beta": params[1]}
-    elif activation == "Clip":  # opset 11+: the bounds are inputs
+    elif activation == "Clip" and opset < 11:  # before opset 11 the bounds are attributes
+        attrs = {"min": params[0], "max": params[1]}
+    elif activation == "Clip":
         for bound, value in (("min", params[0]), ("max", params[1])):
             initializers.append(numpy_helper.from_array(np.asarray(value, np.float32),
                                                         f"{base}/clip_{bound}"))
