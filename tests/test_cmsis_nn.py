@@ -114,6 +114,7 @@ def test_host_bit_exact_with_tflite_micro(host_build: dict) -> None:
         outputs = cbuild.run_again(host_build["root"], host_build["table"], inputs)
         for m in host_build["modules"]:
             expected = references.run_tflite_micro(host_build["data"][m.name], inputs[m.name])
+            assert len(outputs[m.name]) == len(expected)
             for i, (ours, ref) in enumerate(zip(outputs[m.name], expected)):
                 diff = np.abs(ours.astype(np.int64) - ref.reshape(ours.shape)).max()
                 assert diff == 0, f"{m.name} output {i}, input set {k}: {diff} LSB off"
@@ -342,6 +343,7 @@ def test_m4_bit_exact_with_tflite_micro(m4_firmware: dict, name: str) -> None:
                               str(m4_firmware["root"] / f"io_{name}_{k}"))
         assert run.invokes and run.invokes[0].status == 0
         expected = references.run_tflite_micro(m4_firmware["data"][name], inputs)
+        assert len(module.outputs) == len(expected)
         for tensor, want in zip(module.outputs, expected):
             have = got[tensor.name].reshape(-1).astype(np.int32)
             diff = np.abs(have - np.asarray(want).reshape(-1).astype(np.int32)).max()
@@ -414,6 +416,7 @@ def test_m55_helium_paths_bit_exact(tmp_path: Path) -> None:
             inputs = _inputs(module, k, rng)
             got, _ = run_module(project, elf, module.name, inputs, str(tmp_path / f"io{k}"))
             expected = references.run_tflite_micro(data[module.name], inputs)
+            assert len(module.outputs) == len(expected)
             for tensor, want in zip(module.outputs, expected):
                 have = got[tensor.name].reshape(-1).astype(np.int32)
                 assert np.array_equal(have, np.asarray(want).reshape(-1).astype(np.int32)), \
@@ -448,6 +451,7 @@ def test_tvmc_compile_with_cmsis_nn_options(tmp_path: Path) -> None:
                      "-o", str(result)]) == 0
         expected = references.run_tflite_micro(model.read_bytes(),
                                                [np.ones((1, 9, 7, 5), np.int8)])
+        assert len(expected) == 3
         with np.load(result) as got:
             for name, want in zip(("avg", "max", "max_same"), expected):
                 assert np.array_equal(got[name].reshape(-1), want.reshape(-1)), name

@@ -92,6 +92,7 @@ def vad_run_time(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.mark.parametrize("rate", [16000, 8000])
 def test_run_time_if_matches_onnxruntime(vad_run_time: dict, rate: int) -> None:
     actual, _, expected = vad_run_time["runs"][rate]
+    assert len(actual) == len(expected)
     for i, (a, e) in enumerate(zip(actual, expected)):
         cbuild.assert_close(a, np.asarray(e), f"vad sr={rate} output {i}", rtol=RTOL)
 
@@ -227,6 +228,7 @@ def tflite_control(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def _close(result: tuple, what: str) -> None:
     actual, _, expected = result
+    assert len(actual) == len(expected)
     for i, (a, e) in enumerate(zip(actual, expected)):
         cbuild.assert_close(a, np.asarray(e), f"{what} output {i}", rtol=RTOL)
 

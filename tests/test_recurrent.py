@@ -192,6 +192,8 @@ def test_odd_sizes_use_the_remainder_rows(tmp_path: Path) -> None:
     root = cbuild.extract(archive, tmp_path / "mlf")
     outputs = cbuild.build_and_run(root, {m.name: (m.inputs, m.outputs) for m in compiled},
                                    inputs)
+    assert outputs.keys() == expected.keys()
     for name, actual in outputs.items():
+        assert len(actual) == len(expected[name])
         for i, (a, e) in enumerate(zip(actual, expected[name])):
             cbuild.assert_close(a, np.asarray(e), f"{name} output {i}", rtol=RTOL)

@@ -98,6 +98,7 @@ def test_onnx_outputs_equal_default_build_and_onnxruntime(tmp_path, workspace):
     io_archive = compile_archive(tmp_path, path, "io", *mode, *IO)
     got = run_io(io_archive, "io", xs, workspace == "shared")
     expected = references.run_onnxruntime(model, {"a": xs[0], "b": xs[1]})
+    assert len(got) == len(default) == len(expected)
     for g, d, e in zip(got, default, expected):
         assert np.array_equal(g, d)
         cbuild.assert_close(g, e, "io build vs onnxruntime")
