@@ -10,6 +10,7 @@ It is built once per session, only the sources an int8 model can call.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import tarfile
@@ -23,7 +24,7 @@ import cbuild
 import references
 from builders import tflite_int8_models
 from shared_int8_qemu import SHARED, assert_shared_int8_bit_exact_on_qemu
-from tvmc_multimodule import compile_model, export_model_library_format
+from tvmc_multimodule import compile_model
 from tvmc_multimodule.kernels import CmsisNN, CortexMDsp, PortableC, library_for_target
 from tvmc_multimodule.kernels.cmsis_nn import buffers
 from tvmc_multimodule.micro.cmsis_nn import int8_sources
@@ -41,9 +42,13 @@ def _builders() -> dict:
 
 
 def _need_cmsis_nn() -> Path:
+    """Skip the test without a CMSIS-NN checkout, fail it on CI (CI has ../shared/vendor)."""
     if not (CMSIS_NN / "Include" / "arm_nnfunctions.h").is_file():
-        pytest.skip(f"CMSIS-NN not found at {CMSIS_NN} (ARM-software/CMSIS-NN: see "
-                    "../shared/vendor/README.md)")
+        message = (f"CMSIS-NN not found at {CMSIS_NN} (ARM-software/CMSIS-NN: see "
+                   "../shared/vendor/README.md)")
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must have it: {message}")
+        pytest.skip(message)
     return CMSIS_NN
 
 
@@ -394,19 +399,11 @@ def test_m55_helium_paths_bit_exact(tmp_path: Path) -> None:
     from tvmc_multimodule.micro.firmware import build
 
     root_nn = _need_cmsis_nn()
-    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if not cbuild.have(t)]
-    if missing:
-        pytest.skip(f"{missing} not installed")
-    builders = _builders()
+    cbuild.need_tools("arm-none-eabi-gcc", "qemu-system-arm")
     names = ("cmsis_nn_paths", "fully_connected", "dsp_shapes")
-    modules, data = [], {}
-    for name in names:
-        data[name] = builders[name]()
-        (tmp_path / f"{name}.tflite").write_bytes(data[name])
-        modules.append(compile_model(str(tmp_path / f"{name}.tflite"), module_name=name,
-                                     strict_int8=True, target="cmsis-nn, c -mcpu=cortex-m55"))
+    modules, data, archive = cbuild.compile_test_models(
+        tmp_path, _builders(), names, "cmsis-nn, c -mcpu=cortex-m55", strict_int8=True)
     assert "const int32_t* sums" in modules[1].sources["fully_connected_lib0.c"]
-    archive = export_model_library_format(modules, str(tmp_path / "m.tar"))
     create_project(str(tmp_path / "fw"), archive, load_board("mps3_an547"),
                    cmsis_nn_path=str(root_nn))
     project, elf = build(str(tmp_path / "fw"))
