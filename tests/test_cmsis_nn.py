@@ -34,6 +34,22 @@ CMSIS_NN = VENDOR / "CMSIS-NN"
 MODELS = ("conv_same_stride2", "conv_dilated_depthwise", "dsp_shapes", "dsp_gemv",
           "fully_connected", "pools", "softmax", "add_mul", "cmsis_nn_paths")
 INPUT_SETS = 4
+# The CMSIS-NN functions each test model's layers should call (from the builders' docstrings)
+EXPECTED_CALLS = {
+    "conv_same_stride2": {"arm_convolve_wrapper_s8"},
+    "conv_dilated_depthwise": {"arm_convolve_wrapper_s8", "arm_depthwise_conv_wrapper_s8"},
+    "dsp_shapes": {"arm_convolve_wrapper_s8", "arm_depthwise_conv_wrapper_s8",
+                   "arm_fully_connected_per_channel_s8"},
+    "dsp_gemv": {"arm_fully_connected_per_channel_s8"},
+    "pools": {"arm_avgpool_s8", "arm_max_pool_s8"},
+    "softmax": {"arm_softmax_s8"},
+    # per-tensor weights, then per-channel ones
+    "fully_connected": {"arm_fully_connected_s8", "arm_fully_connected_per_channel_s8"},
+    "cmsis_nn_paths": {"arm_convolve_wrapper_s8", "arm_elementwise_add_s8",
+                       "arm_depthwise_conv_wrapper_s8", "arm_elementwise_mul_s8"},
+    # broadcasting ADD/MUL: our kernels (CMSIS-NN's take equal shapes only); a + a2: CMSIS-NN
+    "add_mul": {"arm_elementwise_add_s8"},
+}
 
 
 def _builders() -> dict:
@@ -132,25 +148,16 @@ def _calls(module: object) -> set[str]:
 
 def test_cmsis_nn_is_called_and_the_rest_falls_back(host_build: dict) -> None:
     calls = {m.name: _calls(m) for m in host_build["modules"]}
-    assert calls["pools"] == {"arm_avgpool_s8", "arm_max_pool_s8"}
-    assert calls["softmax"] == {"arm_softmax_s8"}
-    # per-tensor weights, then per-channel ones
-    assert calls["fully_connected"] == {"arm_fully_connected_s8",
-                                        "arm_fully_connected_per_channel_s8"}
-    assert calls["cmsis_nn_paths"] == {"arm_convolve_wrapper_s8", "arm_elementwise_add_s8",
-                                       "arm_depthwise_conv_wrapper_s8",
-                                       "arm_elementwise_mul_s8"}
-    # broadcasting ADD/MUL: our kernels (CMSIS-NN's take equal shapes only)
-    assert calls["add_mul"] == {"arm_elementwise_add_s8"}
+    assert calls == EXPECTED_CALLS
 
 
 def test_metadata_lists_cmsis_nn(host_build: dict) -> None:
     metadata = json.loads((host_build["root"] / "metadata.json").read_text())
+    assert set(metadata["modules"]) == set(EXPECTED_CALLS)
     for name, module in metadata["modules"].items():
         (dependency,) = module["external_dependencies"]
         assert dependency["short_name"] == "CMSIS-NN"
-        assert set(dependency["functions"]) == _calls(
-            next(m for m in host_build["modules"] if m.name == name))
+        assert set(dependency["functions"]) == EXPECTED_CALLS[name], name
         assert module["target"] == ["cmsis-nn, c"]
 
 
