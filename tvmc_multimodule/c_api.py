@@ -321,7 +321,7 @@ class ModuleApi:
 
     @property
     def state_bytes(self) -> int:
-        return max((s.offset + s.nbytes for s in self.states), default=0)
+        return state_size(self.states)
 
     @property
     def state_size_macro(self) -> str:

@@ -17,6 +17,7 @@ from .errors import UsageError, raise_all
 
 SUPPORTED_KIND = "c"
 CMSIS_NN = "cmsis-nn"
+CMSIS_NN_DEPENDENCY = "CMSIS-NN"  # its short_name in metadata.json's external_dependencies
 # kernel libraries a "c" target may name beside it (tvmc's BYOC kinds), with their options
 LIBRARY_KINDS = {CMSIS_NN: frozenset({"mcpu"})}
 

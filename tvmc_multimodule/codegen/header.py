@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from ..c_api import DEFAULT_ALIGNMENT, WORKSPACE_MODES, CTensor, ModuleApi
+from ..c_api import DEFAULT_ALIGNMENT, STATE_ALIGNMENT, WORKSPACE_MODES, CTensor, ModuleApi
 
 ALIGNMENT = DEFAULT_ALIGNMENT
 __all__ = ["ALIGNMENT", "WORKSPACE_MODES", "module_header"]
@@ -107,11 +107,11 @@ def _state_lines(api: ModuleApi) -> list[str]:
         "/* Persistent state (the model's variables), kept between runs:",
         *variables, "*/",
         f"#define {api.state_size_macro} {api.state_bytes}",
-        f"#define {api.state_alignment_macro} 16", "",
+        f"#define {api.state_alignment_macro} {STATE_ALIGNMENT}", "",
         f"/* Sets the module's own state to its initial value. {api.run.symbol} calls it before",
         "   its first run; call it again to start a new sequence. 0 on success. */",
         api.reset.prototype(), "",
-        f"/* The re-entrant form, for several instances (or a state kept elsewhere): each",
+        "/* The re-entrant form, for several instances (or a state kept elsewhere): each",
         f"   instance owns {api.state_size_macro} bytes aligned to {api.state_alignment_macro},",
         f"   set by {api.reset_state.symbol} before its first run. The workspace is not kept",
         "   between runs and may be shared by every instance that never runs at the same time. */",

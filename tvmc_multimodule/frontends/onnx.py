@@ -12,6 +12,7 @@ from ..errors import ModelError, UnsupportedError
 from ..model import ImportedModel, QuantParams, TensorInfo
 from ..names import unique_c_names
 from .checks import check_imported, raise_shape_problems, shape_problem
+from .onnx_custom import STANDARD_DOMAINS as _STANDARD_DOMAINS
 from .onnx_custom import (CustomConverter, declared_specs, mark_custom_nodes,
                           unknown_custom_ops)
 from .onnx_control import (CONTROL_OPS, fix_input_values, has_control_flow,
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _CONTROL_FLOW = {"Scan"}  # If and Loop: onnx_control.py makes them static or names them
-_STANDARD_DOMAINS = {"", "ai.onnx"}
 _SPARSE_TYPE = "sparse_tensor_type"
 
 

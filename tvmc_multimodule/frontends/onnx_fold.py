@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from .onnx_custom import STANDARD_DOMAINS as _STANDARD_DOMAINS
+
 log = logging.getLogger(__name__)
 
 # a folded result above this many elements is not folded: shape arithmetic is tiny, and a
 # large constant is better computed by TVM (or guarded against broadcasting, constant_guard)
 MAX_FOLDED_ELEMENTS = 4096
 MAX_ROUNDS = 16
-_STANDARD_DOMAINS = {"", "ai.onnx"}
 _NEVER_FOLDED = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "If", "Loop",
                  "Scan", "RandomNormal", "RandomNormalLike", "RandomUniform",
                  "RandomUniformLike", "Multinomial", "Bernoulli", "Dropout"}

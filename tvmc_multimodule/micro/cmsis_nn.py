@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 
 from ..errors import UsageError
+from ..target import CMSIS_NN_DEPENDENCY
 
-EXTERNAL_LIBRARY = "CMSIS-NN"  # its short_name in metadata.json's external_dependencies
+EXTERNAL_LIBRARY = CMSIS_NN_DEPENDENCY  # its short_name in metadata.json's external_dependencies
 
 # a source our calls (convolution, depthwise, fully connected, pooling, softmax, add, mul)
 # never reach: float (f16/f32), int4, int16-only, LSTM/SVDF, and the int8 operators we do not

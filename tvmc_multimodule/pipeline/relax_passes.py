@@ -97,8 +97,8 @@ def _is_fuse_ops(p: Any) -> bool:
     return "FuseOps" in str(getattr(p, "info", ""))
 
 
-def _calls(mod: tvm.IRModule, func: Any, within: frozenset[str] = frozenset()
-           ) -> list[tuple[str, str]]:
+def _calls(mod: tvm.IRModule, func: Any, within: frozenset[str] = frozenset(),
+           branches: dict | None = None) -> list[tuple[str, str]]:
     """(callee, name of the bound variable) of every operator call in `func`, in order; an
     If's branch functions (control.py) in the order the runner has them: then, else; a
     loop's function (TFLite WHILE) once, where it is first called (`within`: the functions
@@ -110,13 +110,13 @@ def _calls(mod: tvm.IRModule, func: Any, within: frozenset[str] = frozenset()
             value = binding.value
             if isinstance(value, relax.If):
                 for branch in (value.true_branch, value.false_branch):
-                    out += _calls(mod, relax.Function([], branch), within)
+                    out += _calls(mod, relax.Function([], branch), within, branches)
                 continue
             if not isinstance(value, relax.Call):
                 continue
             name = getattr(value.op, "name_hint", None)
             if name in branches and name not in within:
-                out += _calls(mod, branches[name], within | {name})
+                out += _calls(mod, branches[name], within | {name}, branches)
             elif name in branches:
                 continue  # a loop calling itself again
             elif isinstance(value.op, tvm.ir.GlobalVar):
@@ -152,9 +152,11 @@ def fused_layer_names(before: tvm.IRModule, after: tvm.IRModule
     unfused = _calls(before, before["main"])
     used = [False] * len(unfused)
     names = []
-    for callee, _ in _calls(after, after["main"]):
+    after_branches = branch_functions(after)
+    for callee, _ in _calls(after, after["main"], branches=after_branches):
         func = after[after.get_global_var(callee)]
-        inner = ([c for c, _ in _calls(after, func)] if isinstance(func, relax.Function)
+        inner = ([c for c, _ in _calls(after, func, branches=after_branches)]
+                 if isinstance(func, relax.Function)
                  else [callee])
         group = _match_group(unfused, used, inner) if inner else None
         if group is None:

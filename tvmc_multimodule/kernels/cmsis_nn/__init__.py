@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 from tvm import te, tirx
 
+from ...target import CMSIS_NN_DEPENDENCY
 from .. import fixedpoint as fx
 from ..c_helpers import CHelpers
 from ..cortex_m_dsp import MACS_ATTR
@@ -36,7 +37,7 @@ from .buffers import ARCHES, arch_for_cpu
 from .c_source import ADD, CONV, FULLY_CONNECTED, HEADER, MUL, MUTABLE, POOL, SOFTMAX
 
 # metadata.json's name of the external library an archive's modules call
-EXTERNAL_LIBRARY = "CMSIS-NN"
+EXTERNAL_LIBRARY = CMSIS_NN_DEPENDENCY
 # the commit this library is tested with (TFLite Micro's pin)
 TESTED_VERSION = "4ab83cc3cc98fb85ed6dafb55e8ca02f1628dcae"
 _CALL = re.compile(r"\b(arm_\w+_s8)\(")
@@ -169,7 +170,7 @@ class CmsisNN(PortableC):
                       out_off=spec.output_zero_point, lo=spec.act_min, hi=spec.act_max,
                       quant=quant, function=function, sums_param=sums_param, buf=buf,
                       quant_params=quant_params,
-                      size=4 * spec.units if self.arch == "mve" else 0)
+                      size=buffers.fully_connected_s8(spec.depth, spec.units, self.arch))
         func = _call_kernel(call[0], [((spec.batch, spec.depth), "int8"),
                                       *[(a.shape, str(a.dtype)) for a in constants]],
                             (spec.batch, spec.units), 0, spec.batch * spec.depth * spec.units)
