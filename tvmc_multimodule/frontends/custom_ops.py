@@ -86,6 +86,21 @@ def extern_function(name: str, inputs: Sequence[Spec], outputs: Sequence[Spec]) 
 TFLITE_PADDING_SAME, TFLITE_PADDING_VALID = 1, 2  # TfLitePadding (not the schema's Padding)
 
 
+def add_call(calls: dict, module: str, name: str, in_specs: Sequence[Spec],
+             out_specs: Sequence[Spec], add_func: Any) -> tuple[Any, list]:
+    """Record the call of the user's `name` in `calls` (one C signature per operator) and add
+    the function calling it through `add_func(func, name)`: (its GlobalVar, output types)."""
+    from tvm import relax
+
+    sym = symbol(module, name)
+    call = calls.setdefault(name, CustomCall(name, sym, tuple(in_specs), tuple(out_specs)))
+    if [d for _, d in call.inputs + call.outputs] != [d for _, d in [*in_specs, *out_specs]]:
+        raise UnsupportedError(f"custom operator {name} is called with different types")
+    gvar = add_func(extern_function(sym, in_specs, out_specs),
+                    f"call_custom_{c_text(name, CText.IDENTIFIER)}")
+    return gvar, [relax.TensorType(list(shape), dtype) for shape, dtype in out_specs]
+
+
 def transpose_conv_params(options: bytes) -> tuple[int, int, int]:
     """(padding, stride_w, stride_h) of MediaPipe's custom options: TfLiteTransposeConvParams
     as raw bytes (three int32 first)."""

@@ -13,7 +13,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import UnsupportedError
 from ..model import CustomOp
-from ..names import CText, c_text
 from . import custom_ops
 
 MARK = "tvmc.custom:"
@@ -124,14 +123,8 @@ class CustomConverter:
                 "float32[1,16] (one DTYPE[dims] per output, ';' between them)")
         placeholder = ((), "float32")
         out_specs = custom_ops.output_specs(op, in_specs, [d or placeholder for d in declared])
-        symbol = custom_ops.symbol(self.module, name)
-        call = custom_ops.CustomCall(name, symbol, tuple(in_specs), tuple(out_specs))
-        known = self.calls.setdefault(name, call)
-        if [d for _, d in known.inputs + known.outputs] != [d for _, d in in_specs + out_specs]:
-            raise UnsupportedError(f"custom operator {name} is called with different types")
-        func = custom_ops.extern_function(symbol, in_specs, out_specs)
-        gvar = bb.add_func(func, f"call_custom_{c_text(name, CText.IDENTIFIER)}")
-        types = [relax.TensorType(list(shape), dtype) for shape, dtype in out_specs]
+        gvar, types = custom_ops.add_call(self.calls, self.module, name, in_specs, out_specs,
+                                          bb.add_func)
         if len(types) == 1:
             return relax.call_tir(gvar, args, types[0])
         result = bb.emit(relax.call_tir(gvar, args, types))

@@ -14,7 +14,7 @@ from tvm.relax.frontend.tflite.tflite_frontend import (OperatorConverter, get_pa
                                                        get_tensor_name)
 
 from ..errors import UnsupportedError
-from ..names import CText, c_text, record_raw_name, sanitize
+from ..names import record_raw_name, sanitize
 from . import custom_ops
 from . import tflite_hybrid as hybrid
 from .tflite_sparse import dense_constant
@@ -157,14 +157,8 @@ class Converter(OperatorConverter):  # type: ignore[misc]
         in_specs = [self._spec(t) for t in ins]
         out_specs = custom_ops.output_specs(self.custom_ops[name], in_specs,
                                             [self._spec(t) for t in outs])
-        symbol = custom_ops.symbol(self.module_name, name)
-        call = custom_ops.CustomCall(name, symbol, tuple(in_specs), tuple(out_specs))
-        known = self.custom_calls.setdefault(name, call)
-        if [d for _, d in known.inputs + known.outputs] != [d for _, d in in_specs + out_specs]:
-            raise UnsupportedError(f"custom operator {name} is called with different types")
-        func = custom_ops.extern_function(symbol, in_specs, out_specs)
-        gvar = self.add_function(func, f"call_custom_{c_text(name, CText.IDENTIFIER)}")
-        result = [relax.TensorType(list(shape), dtype) for shape, dtype in out_specs]
+        gvar, result = custom_ops.add_call(self.custom_calls, self.module_name, name, in_specs,
+                                           out_specs, self.add_function)
         return relax.call_tir(gvar, args, result if len(result) > 1 else result[0])
 
     def add_function(self, func: Any, name: str) -> Any:
