@@ -17,7 +17,7 @@ from __future__ import annotations
 from . import fixedpoint
 from .c_helpers import CHelpers
 from .cmsis_nn import CmsisNN, arch_for_cpu, external_dependency
-from .cortex_m_dsp import DSP_CORES, CortexMDsp
+from .cortex_m_dsp import CortexMDsp
 from .library import Kernel
 from .portable import PortableC
 from .portable.lstm import lstm_spec
@@ -33,8 +33,7 @@ def library_for_target(mcpu: str | None, form: str, cmsis_nn: bool = False) -> K
     (``--target "cmsis-nn, c"``) CMSIS-NN calls in front of that library."""
     if cmsis_nn:
         return CmsisNN(library_for_target(mcpu, form), arch_for_cpu(mcpu))
-    core = (mcpu or "").lower()
-    if form == "scalar" and core.split("+")[0] in DSP_CORES and "+nodsp" not in core:
+    if form == "scalar" and arch_for_cpu(mcpu) != "none":  # the core has the DSP extension
         return CortexMDsp()
     return PortableC("scalar" if form == "scalar" else "vector")
 

@@ -10,6 +10,8 @@ buffer, gcc's does not) the larger one is taken, so any compiler may build the l
 """
 from __future__ import annotations
 
+from ..cortex_m_dsp import DSP_CORES
+
 ARCHES = ("none", "dsp", "mve")  # no DSP extension, DSP extension (SMLAD), Helium (MVE)
 CH_IN_BLOCK_MVE = 124
 
@@ -22,9 +24,7 @@ def arch_for_cpu(mcpu: str | None) -> str:
         return "none"
     if core in ("cortex-m55", "cortex-m85"):
         return "dsp" if "nomve" in features else "mve"
-    if core in ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p"):
-        return "dsp"
-    return "none"
+    return "dsp" if core in DSP_CORES else "none"
 
 
 def _is_1x1(pad: tuple[int, int], kernel: tuple[int, int], dilation: tuple[int, int]) -> bool:
