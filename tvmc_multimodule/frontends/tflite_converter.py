@@ -15,6 +15,7 @@ from tvm.relax.frontend.tflite.tflite_frontend import (OperatorConverter, get_pa
 
 from ..errors import UnsupportedError
 from ..names import record_raw_name, sanitize
+from ..relax_shapes import static_shape
 from . import custom_ops
 from . import tflite_hybrid as hybrid
 from .tflite_sparse import dense_constant
@@ -24,13 +25,6 @@ FLOAT16 = 1
 FLOAT32 = 0
 _NUMPY = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16,
           9: np.int8}
-
-
-def _static_shape(expr: Any) -> list[int] | None:
-    values = getattr(getattr(getattr(expr, "ty", None), "shape", None), "values", None)
-    if values is None or not all(isinstance(getattr(v, "value", None), int) for v in values):
-        return None
-    return [int(v.value) for v in values]
 
 
 def constant_value(model: Any, tensor: Any) -> np.ndarray | None:
@@ -305,7 +299,7 @@ class Converter(OperatorConverter):  # type: ignore[misc]
             data = self.get_tensor_expr(tensors[0])
             out = self.get_output_tensors(op)[0].tensor
             shape = [int(d) for d in out.ShapeAsNumpy()] if out.ShapeLength() else []
-            have = _static_shape(data)
+            have = static_shape(data)
             if have is not None and int(np.prod(have)) == int(np.prod(shape)):
                 return relax.op.reshape(data, shape)
         return super().convert_reshape(op)

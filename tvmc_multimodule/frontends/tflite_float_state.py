@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..model import QuantParams, StateInfo
+from ..relax_shapes import static_shape
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,7 @@ class StateValues:
 
         shape = list(self.slots[key].shape)
         value = self.bb.normalize(value)
-        values = getattr(getattr(getattr(value, "ty", None), "shape", None), "values", None)
-        if values is None or [int(getattr(d, "value", -1)) for d in values] != shape:
+        if static_shape(value) != tuple(shape):
             value = relax.op.reshape(value, shape)
         self.current[key] = value if isinstance(value, relax.Var) else self.bb.emit(value)
 

@@ -12,6 +12,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from ..relax_shapes import static_shape
 from .control import rewrite_functions
 
 MIN_BYTES = 4096     # smaller constants are left as they are
@@ -35,14 +36,6 @@ _BROADCASTING = frozenset({"relax.add", "relax.subtract", "relax.multiply", "rel
                            "relax.maximum", "relax.minimum", "relax.power"})
 
 
-def _shape(expr: relax.Expr) -> tuple[int, ...] | None:
-    shape = getattr(getattr(expr, "ty", None), "shape", None)
-    values = getattr(shape, "values", None)
-    if values is None or not all(isinstance(getattr(v, "value", None), int) for v in values):
-        return None
-    return tuple(int(v.value) for v in values)
-
-
 @relax.expr_functor.mutator
 class _ShrinkOperands(relax.PyExprMutator):  # type: ignore[misc]
     """add(x, C) with C a large constant repeating along some axes -> add(x, core of C): the
@@ -52,7 +45,7 @@ class _ShrinkOperands(relax.PyExprMutator):  # type: ignore[misc]
         call = super().visit_call_(call)
         if getattr(call.op, "name", None) not in _BROADCASTING or len(call.args) != 2:
             return call
-        out, shapes = _shape(call), [_shape(a) for a in call.args]
+        out, shapes = static_shape(call), [static_shape(a) for a in call.args]
         if out is None or None in shapes:
             return call
         args = list(call.args)
@@ -74,7 +67,7 @@ class _ShrinkOperands(relax.PyExprMutator):  # type: ignore[misc]
             if (isinstance(bound, relax.Call) and getattr(bound.op, "name", None)
                     == "relax.broadcast_to" and isinstance(bound.args[0], tvm.ir.GenericConst)):
                 small = bound.args[0].value.numpy()
-                full = _shape(arg)
+                full = static_shape(arg)
                 if full is not None and small.size * MIN_SHRINK <= int(np.prod(full)):
                     return small
             return None

@@ -16,6 +16,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from ..relax_shapes import static_dims, static_shape
 from .control import rewrite_functions
 
 
@@ -29,11 +30,8 @@ def _permute(call: relax.Call, x: np.ndarray) -> np.ndarray:
 
 
 def _reshape(call: relax.Call, x: np.ndarray) -> np.ndarray | None:
-    shape = call.args[1]
-    values = getattr(shape, "values", None)
-    if values is None or not all(isinstance(getattr(v, "value", None), int) for v in values):
-        return None
-    return x.reshape(_ints(values))
+    shape = static_dims(call.args[1])
+    return None if shape is None else x.reshape(shape)
 
 
 def _expand_dims(call: relax.Call, x: np.ndarray) -> np.ndarray:
@@ -48,10 +46,8 @@ def _squeeze(call: relax.Call, x: np.ndarray) -> np.ndarray:
 def _broadcast_to(call: relax.Call, x: np.ndarray) -> np.ndarray | None:
     # FoldConstant would store the full array too; constant_guard.py shrinks such constants
     # back where the consumer broadcasts (add, multiply...)
-    values = getattr(call.args[1], "values", None)
-    if values is None or not all(isinstance(getattr(v, "value", None), int) for v in values):
-        return None
-    return np.broadcast_to(x, _ints(values))
+    shape = static_dims(call.args[1])
+    return None if shape is None else np.broadcast_to(x, shape)
 
 
 # data movement: any dtype
@@ -97,13 +93,6 @@ def _evaluate(call: relax.Call, _constant: Callable[[relax.Expr], np.ndarray | N
     return None
 
 
-def _static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
-    values = getattr(getattr(getattr(expr, "ty", None), "shape", None), "values", None)
-    if values is None or not all(isinstance(getattr(v, "value", None), int) for v in values):
-        return None
-    return tuple(int(v.value) for v in values)
-
-
 @relax.expr_functor.mutator
 class _FoldWithNumpy(relax.PyExprMutator):  # type: ignore[misc]
     def visit_call_(self, call: relax.Call) -> relax.Expr:
@@ -118,7 +107,7 @@ class _FoldWithNumpy(relax.PyExprMutator):  # type: ignore[misc]
             return call
         value = np.array(value, order="C")  # (ascontiguousarray makes a 0-d array 1-d)
         typed = self.builder_.normalize(call)
-        if (value.shape != _static_shape(typed)
+        if (value.shape != static_shape(typed)
                 or str(value.dtype) != str(getattr(typed.ty, "dtype", ""))):
             return call  # numpy and Relax disagree on the result: Relax decides
         return relax.const(value, str(value.dtype))
