@@ -132,24 +132,24 @@ def map_legacy_options(args: argparse.Namespace) -> LegacyMapping:
         if value not in (None, False):
             out.problems.append(UsageError(f"{flag} is not supported: {reason}"))
     for name, value in getattr(args, "target_c_options", None) or []:
-        _set_target_option(out, name, value, f"--target-c-{name}")
+        _set_target_option(out, out.target_options, name, value, f"--target-c-{name}")
     for name, value in getattr(args, "target_cmsis_nn_options", None) or []:
-        options = out.library_options.setdefault(CMSIS_NN, {})
-        if options.get(name, value) != value:
-            out.problems.append(UsageError(f"--target-cmsis-nn-{name}={value} contradicts an "
-                                           f"earlier --target-cmsis-nn-{name}"))
-        options[name] = value
+        _set_target_option(out, out.library_options.setdefault(CMSIS_NN, {}), name, value,
+                           f"--target-cmsis-nn-{name}")
     _map_executor_options(args, out)
     _map_runtime_option(args, out)
     _map_layout(args, out)
     return out
 
 
-def _set_target_option(out: LegacyMapping, name: str, value: str, flag: str) -> None:
-    if name in out.target_options and out.target_options[name] != value:
+def _set_target_option(out: LegacyMapping, options: dict[str, str], name: str, value: str,
+                       flag: str) -> None:
+    """`options[name] = value` (a target's or a library's options), a problem when an earlier
+    flag gave it another value."""
+    if name in options and options[name] != value:
         out.problems.append(UsageError(f"{flag}={value} contradicts an earlier "
-                                       f"-{name}={out.target_options[name]}"))
-    out.target_options[name] = value
+                                       f"-{name}={options[name]}"))
+    options[name] = value
 
 
 def _map_executor_options(args: argparse.Namespace, out: LegacyMapping) -> None:
@@ -162,7 +162,7 @@ def _map_executor_options(args: argparse.Namespace, out: LegacyMapping) -> None:
                          ("constant_byte_alignment", "constants-byte-alignment")):
         value = getattr(args, f"executor_aot_{flag}", None)
         if value is not None:
-            _set_target_option(out, option, value,
+            _set_target_option(out, out.target_options, option, value,
                                f"--executor-aot-{flag.replace('_', '-')}")
 
 

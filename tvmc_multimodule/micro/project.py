@@ -210,22 +210,20 @@ def _archive_mcpu(modules: list[LoadedModule], archive: str) -> str | None:
 
 
 def _project_module(module: LoadedModule) -> ProjectModule:
-    header = module.header or ""
-    prefix = f"tvmgen_{module.name}_"
     api = module.c_api
-    in_workspace = api is not None and api.workspace_io
+    assert api is not None, "mlf.reader builds every loaded module's C API"
     return ProjectModule(
         name=module.name,
         sources=sorted(f for f in module.sources if f.endswith(".c")),
-        inputs=[_tensor_record(t, c.offset_macro if in_workspace else None)
-                for t, c in zip(module.inputs, api.inputs if api else module.inputs)],
-        outputs=[_tensor_record(t, c.offset_macro if in_workspace else None)
-                 for t, c in zip(module.outputs, api.outputs if api else module.outputs)],
+        inputs=[_tensor_record(t, c.offset_macro if api.workspace_io else None)
+                for t, c in zip(module.inputs, api.inputs)],
+        outputs=[_tensor_record(t, c.offset_macro if api.workspace_io else None)
+                 for t, c in zip(module.outputs, api.outputs)],
         workspace_size_bytes=module.workspace_size_bytes,
         constants_size_bytes=module.constants_size_bytes,
-        shared_workspace=f"{prefix}run_with_workspace" not in header,
-        has_state=f"{prefix}reset(" in header,
-        workspace_io=bool(module.c_api is not None and module.c_api.workspace_io))
+        shared_workspace=api.shared,
+        has_state=api.stateful,
+        workspace_io=api.workspace_io)
 
 
 def _tensor_record(tensor: TensorInfo, offset_macro: str | None = None) -> dict[str, Any]:

@@ -16,21 +16,18 @@ target would use without it (`fallback`: Cortex-M DSP or portable C).
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from string import Template
 from typing import Sequence
 
 import numpy as np
-from tvm import te, tirx
+from tvm import tirx
 
 from ...target import CMSIS_NN_DEPENDENCY
 from .. import fixedpoint as fx
 from ..c_helpers import CHelpers
-from ..cortex_m_dsp import MACS_ATTR
-from ..library import SCRATCH_IN_WORKSPACE_ATTR, Kernel
+from ..library import SCRATCH_IN_WORKSPACE_ATTR, Kernel, extern_kernel, layer_name
 from ..portable import PortableC
-from ..portable.nn import finish_func
 from ..records import AddParams, Conv2DSpec, FullyConnectedSpec, PoolSpec
 from . import buffers
 from .buffers import ARCHES, arch_for_cpu
@@ -50,24 +47,7 @@ def _call_kernel(name: str, inputs: Sequence[tuple[tuple[int, ...], str]],
                  out_shape: Sequence[int], scratch_bytes: int, macs: int = 0) -> tirx.PrimFunc:
     """A PrimFunc calling `name(inputs..., out[, scratch])`; the scratch is an allocation the
     pipeline places in the workspace (SCRATCH_IN_WORKSPACE_ATTR), however small."""
-    import tvm.s_tir.stmt as sblock
-
-    tensors = [te.placeholder(tuple(shape), dtype, name=f"in{i}")
-               for i, (shape, dtype) in enumerate(inputs)]
-    scratch = tirx.decl_buffer((scratch_bytes,), "int8", name="cmsis_nn_scratch")
-    extra = [scratch.data] if scratch_bytes else []
-    out = te.extern(tuple(out_shape), tensors, lambda ins, outs: tirx.call_extern(
-        "int32", name, *[t.data for t in ins], outs[0].data, *extra), dtype="int8", name="out")
-    func = te.create_prim_func([*tensors, out])
-    if scratch_bytes:
-        realize = func.body
-        block = realize.block
-        block = sblock.SBlock(block.iter_vars, block.reads, block.writes, block.name_hint,
-                              block.body, block.init, [scratch], block.match_buffers,
-                              block.annotations)
-        func = func.with_body(sblock.SBlockRealize(realize.iter_values, realize.predicate,
-                                                   block))
-    return (finish_func(func).with_attr(MACS_ATTR, int(macs))
+    return (extern_kernel(name, inputs, out_shape, macs, scratch_bytes)
             .with_attr(SCRATCH_IN_WORKSPACE_ATTR, True))
 
 
@@ -75,7 +55,7 @@ def _layer(helpers: CHelpers, kind: str, template: Template, **params: object) -
     """(C function name, its text): named after a hash of the text, so equal layers share
     one function."""
     text = template.substitute(params, name="NAME")
-    name = f"{helpers.prefix}cmsis_{kind}_{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+    name = layer_name(helpers.prefix, f"cmsis_{kind}", text)
     return name, text.replace("NAME", name)
 
 

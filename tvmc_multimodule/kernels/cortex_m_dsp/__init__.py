@@ -15,17 +15,15 @@ scalar form.
 """
 from __future__ import annotations
 
-import hashlib
 from string import Template
 from typing import Sequence
 
 import numpy as np
-from tvm import te, tirx
+from tvm import tirx
 
 from ..c_helpers import CHelpers
-from ..library import Kernel
+from ..library import Kernel, extern_kernel, layer_name
 from ..portable import PortableC, shift_table
-from ..portable.nn import finish_func
 from .. import fixedpoint as fx
 from ..records import AddParams, Conv2DSpec, FullyConnectedSpec, PoolSpec
 from . import elementwise as ew
@@ -35,7 +33,6 @@ from .c_source import (AVG_BODY, BINARY, CONV, CONV_WINDOW, DEPTHWISE, GEMV, MAX
 MAX_POOL_SUM_TAPS = 255  # average pooling sums in 16-bit lanes: 255 x -128 still fits
 TABLE_ADD_MIN_SIZE = 512  # ADDs at least this large read 2 x 256 int32 tables (2 KB)
 WINDOW_STACK_BYTES = 2048  # convolutions copy 2 pixels' windows to the stack up to this size
-MACS_ATTR = "tvmc.macs"  # read by pipeline/layers.py (a string: no import of another stage)
 INPLACE_ATTR = "tvmc.inplace"  # read by pipeline/inplace.py: [[input, output], ...] pairs
 DSP_CORES = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m35p", "cortex-m55", "cortex-m85")
 
@@ -48,17 +45,11 @@ def _pad_to(array: np.ndarray, length: int) -> np.ndarray:
 
 def _extern_kernel(name: str, inputs: list[tuple[tuple[int, ...], str]],
                    out_shape: tuple[int, ...], macs: int = 0) -> tirx.PrimFunc:
-    """A PrimFunc whose body is one call of the C function `name` with its buffers' pointers;
-    `macs` recorded for the layer report (TIR cannot count inside the C)."""
-    tensors = [te.placeholder(shape, dtype, name=f"in{i}") for i, (shape, dtype) in
-               enumerate(inputs)]
-    out = te.extern(out_shape, tensors, lambda ins, outs: tirx.call_extern(
-        "int32", name, *[t.data for t in ins], outs[0].data), dtype="int8", name="out")
-    return finish_func(te.create_prim_func([*tensors, out])).with_attr(MACS_ATTR, macs)
+    return extern_kernel(name, inputs, out_shape, macs)
 
 
 def _name(helpers: CHelpers, kind: str, text: str) -> str:
-    return f"{helpers.prefix}dsp_{kind}_{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+    return layer_name(helpers.prefix, f"dsp_{kind}", text)
 
 
 def _shifts(shift: np.ndarray, acc_bound: int) -> tuple[str, np.ndarray]:
