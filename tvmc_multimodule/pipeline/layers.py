@@ -104,13 +104,10 @@ def memory_layout(program: Program, signatures: dict[str, OperatorSignature],
     """Every buffer of the plan as (first step, last step, offset, size), the bytes live at
     each step (tensors only, as the liveness bound counts them) and the bound itself."""
     io = plan.io_in_workspace
-    offset_of = {"buffer": lambda i: plan.buffer_offsets[i], "scratch": plan.scratch_offsets.get,
-                 "input": lambda i: plan.input_offsets[i],
-                 "output": lambda i: plan.output_offsets[i]}
     buffers = []
     for (kind, index), interval in sorted(_lifetimes(program, signatures, io).items(),
                                           key=lambda item: (item[1].first, item[0])):
-        offset = offset_of[kind](index)
+        offset = plan.offset(kind, index)
         if offset is None:
             continue
         buffers.append(PlannedBuffer("tensor" if kind == "buffer" else kind,

@@ -49,6 +49,15 @@ class MemoryPlan:
     def io_in_workspace(self) -> bool:
         return bool(self.input_offsets or self.output_offsets)
 
+    def offset(self, kind: str, index: int) -> int | None:
+        """The workspace offset of a planned location ("buffer", "scratch" by step index,
+        "input", "output"), or None where it has none (a buffer written into an output, a
+        call without scratch)."""
+        if kind == "scratch":
+            return self.scratch_offsets.get(index)
+        return {"buffer": self.buffer_offsets, "input": self.input_offsets,
+                "output": self.output_offsets}[kind][index]
+
 
 def _io_lifetimes(program: Program) -> dict[tuple[str, int], Interval]:
     """Inputs live from step 0 to their last use (the application writes them before the
@@ -227,10 +236,7 @@ def check_plan(program: Program, signatures: dict[str, OperatorSignature],
     pairs excepted). Returns the violations found."""
     spans = []
     for key, interval in _lifetimes(program, signatures, plan.io_in_workspace).items():
-        offset = {"buffer": lambda i: plan.buffer_offsets[i],
-                  "scratch": plan.scratch_offsets.get,
-                  "input": lambda i: plan.input_offsets[i],
-                  "output": lambda i: plan.output_offsets[i]}[key[0]](key[1])
+        offset = plan.offset(*key)
         if offset is None:
             return [f"{key} has no offset"]
         if offset + interval.size > plan.workspace_bytes:
