@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from collections import Counter
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -31,6 +32,18 @@ class CustomCall:
     symbol: str                    # tvmgen_<module>_custom_<NAME>
     inputs: tuple[Spec, ...]
     outputs: tuple[Spec, ...]
+
+
+def counted(counts: Counter[str]) -> str:
+    """'Add (x2), Mul': names sorted, with their count where above one."""
+    return ", ".join(f"{name} (x{n})" if n > 1 else name for name, n in sorted(counts.items()))
+
+
+def unimplemented_custom_ops(custom: Counter[str]) -> str:
+    """The check-time problem for custom operators given no C implementation."""
+    first = sorted(custom)[0]
+    return ("custom operators: " + counted(custom) + " (give each its C implementation: "
+            f"--custom-op {first}=impl.c)")
 
 
 def symbol(module: str, name: str) -> str:

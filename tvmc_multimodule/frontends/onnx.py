@@ -12,6 +12,7 @@ from ..errors import ModelError, UnsupportedError
 from ..model import ImportedModel, QuantParams, TensorInfo
 from ..names import unique_c_names
 from .checks import check_imported, raise_shape_problems, shape_problem
+from .custom_ops import counted, unimplemented_custom_ops
 from .onnx_custom import STANDARD_DOMAINS as _STANDARD_DOMAINS
 from .onnx_custom import (CustomConverter, declared_specs, mark_custom_nodes,
                           unknown_custom_ops)
@@ -68,13 +69,11 @@ def unsupported_features(model: Any, custom_ops: Any = ()) -> list[str]:
                 counts[node.op_type] += 1
     problems = []
     if counts:
-        problems.append("unsupported operators: " + _counted(counts))
+        problems.append("unsupported operators: " + counted(counts))
     if custom:
-        first = sorted(custom)[0]
-        problems.append("custom operators: " + _counted(custom) + " (give each its C "
-                        f"implementation: --custom-op {first}=impl.c)")
+        problems.append(unimplemented_custom_ops(custom))
     if control:
-        problems.append("control flow is not supported: " + _counted(control))
+        problems.append("control flow is not supported: " + counted(control))
     if model.graph.sparse_initializer:
         problems.append(f"{len(model.graph.sparse_initializer)} sparse initializer(s)")
     for value in list(model.graph.input) + list(model.graph.output):
@@ -91,10 +90,6 @@ def _subgraphs(graph: Any) -> list[Any]:
             for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
                 found += [sub, *_subgraphs(sub)]
     return found
-
-
-def _counted(counts: Counter[str]) -> str:
-    return ", ".join(f"{name} (x{n})" if n > 1 else name for name, n in sorted(counts.items()))
 
 
 def _check_wiring(model: Any, path: str) -> None:

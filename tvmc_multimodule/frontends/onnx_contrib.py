@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .onnx_attributes import attribute_text, node_attrs
+
 CONV_ATTRIBUTES = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
 # onnxruntime's FusedConv activations and how many `activation_params` each reads
 ACTIVATIONS = {"Relu": 0, "Tanh": 0, "Sigmoid": 0, "LeakyRelu": 1, "HardSigmoid": 2,
@@ -43,9 +45,9 @@ def expand_fused_conv(model: Any, implemented: Any = ()) -> Any:
 
 def _expandable(node: Any) -> bool:
     return (node.domain == "com.microsoft" and node.op_type == "FusedConv"
-            and _text(_attribute(node, "activation", b"")) in ACTIVATIONS
-            and len(_attribute(node, "activation_params", []))
-            >= ACTIVATIONS[_text(_attribute(node, "activation", b""))])
+            and attribute_text(node_attrs(node).get("activation", b"")) in ACTIVATIONS
+            and len(node_attrs(node).get("activation_params", []))
+            >= ACTIVATIONS[attribute_text(node_attrs(node).get("activation", b""))])
 
 
 def _expand(node: Any, initializers: list, opset: int) -> list:
@@ -64,8 +66,8 @@ def _expand(node: Any, initializers: list, opset: int) -> list:
         nodes.append(helper.make_node("Add", [conv_out, node.input[3]], [summed],
                                       name=f"{base}/add"))
         conv_out = summed
-    activation = _text(_attribute(node, "activation", b""))
-    params = [float(p) for p in _attribute(node, "activation_params", [])]
+    activation = attribute_text(node_attrs(node).get("activation", b""))
+    params = [float(p) for p in node_attrs(node).get("activation_params", [])]
     attrs: dict[str, Any] = {}
     act_inputs = [conv_out]
     if activation == "LeakyRelu":
@@ -82,16 +84,3 @@ def _expand(node: Any, initializers: list, opset: int) -> list:
     nodes.append(helper.make_node(activation, act_inputs, list(node.output[:1]),
                                   name=f"{base}/{activation.lower()}", **attrs))
     return nodes
-
-
-def _attribute(node: Any, name: str, default: Any) -> Any:
-    from onnx import helper
-
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
-
-
-def _text(value: Any) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import UnsupportedError
+from .onnx_attributes import attribute_text
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 
@@ -49,13 +50,9 @@ def _activation(name: str, node: str) -> Callable[[Any], Any]:
     return table[key]
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _directions(attrs: dict, node: str) -> tuple[int, int, int]:
     """(number of directions, reverse flag of direction 0, reverse step per direction)."""
-    direction = _text(attrs.get("direction", "forward"))
+    direction = attribute_text(attrs.get("direction", "forward"))
     if direction == "forward":
         return 1, 0, 0
     if direction == "reverse":
@@ -67,7 +64,7 @@ def _directions(attrs: dict, node: str) -> tuple[int, int, int]:
 
 def _activations(attrs: dict, defaults: Sequence[str], directions: int,
                  node: str) -> list[Callable[[Any], Any]]:
-    names = [_text(a) for a in attrs.get("activations", ())] or list(defaults) * directions
+    names = [attribute_text(a) for a in attrs.get("activations", ())] or list(defaults) * directions
     if attrs.get("activation_alpha") or attrs.get("activation_beta"):
         raise UnsupportedError(f"recurrent node '{node}': activation_alpha/activation_beta "
                                "are not supported")

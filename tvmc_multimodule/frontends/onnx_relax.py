@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..names import record_raw_name, sanitize, with_raw_names
+from .onnx_attributes import attribute_text
 from .onnx_custom import MARK, CustomConverter
 from .onnx_integer import CONVERTERS as INTEGER_CONVERTERS
 from .onnx_recurrent import CONVERTERS as RECURRENT_CONVERTERS
@@ -52,7 +53,7 @@ RESIZE_VALUES = {
 def _check_resize(attrs: dict, inputs: Any) -> None:
     node = attrs.get("tvm_custom", {}).get("name") or "Resize"
     for key, known in RESIZE_VALUES.items():
-        value = _text(attrs.get(key))
+        value = attribute_text(attrs.get(key))
         if value is not None and value not in known:
             raise UnsupportedError(f"Resize node '{node}': {key} '{value}' is not supported "
                                    f"(supported: {', '.join(known)})")
@@ -62,24 +63,20 @@ def _check_resize(attrs: dict, inputs: Any) -> None:
         raise UnsupportedError(f"Resize node '{node}': {problem} is not supported")
 
 
-def _text(value: Any) -> Any:
-    return value.decode(errors="replace") if isinstance(value, bytes) else value
-
-
 def _resize_ignored_attribute(attrs: dict, inputs: Any) -> str | None:
     """What of an opset-18 Resize TVM's converter would drop, or None."""
     rank = len(inputs[0].ty.shape)
     if attrs.get("axes") is not None and list(attrs["axes"]) not in (
             list(range(rank)), list(range(-rank, 0))):
         return f"axes {list(attrs['axes'])}"
-    policy = _text(attrs.get("keep_aspect_ratio_policy", "stretch"))
+    policy = attribute_text(attrs.get("keep_aspect_ratio_policy", "stretch"))
     if policy != "stretch":
         return f"keep_aspect_ratio_policy '{policy}'"
     factors = _resize_factors(inputs)
     if factors is not None and any(f != 1 for f in factors[:2]):
         return "resizing the batch or channel axis"
     downscales = factors is None or any(f < 1 for f in factors[2:])
-    if attrs.get("antialias", 0) and _text(attrs.get("mode", "nearest")) != "nearest" \
+    if attrs.get("antialias", 0) and attribute_text(attrs.get("mode", "nearest")) != "nearest" \
             and downscales:
         return "antialias=1 when downscaling"
     return None

@@ -11,6 +11,7 @@ from ..errors import ModelError, UnsupportedError
 from ..model import ImportedModel, QuantParams, StateInfo, TensorInfo
 from ..names import unique_c_names, with_raw_names
 from .checks import MAX_TENSOR_BYTES, check_imported, raise_shape_problems, tensor_bytes
+from .custom_ops import counted, unimplemented_custom_ops
 
 if TYPE_CHECKING:
     from ..kernels import KernelLibrary
@@ -287,22 +288,20 @@ def unsupported_features(model: Any, allow_state: bool = False,
             dynamic_range[name] += 1
     problems = []
     if unknown:
-        problems.append("unsupported operators: " + _counted(unknown))
+        problems.append("unsupported operators: " + counted(unknown))
     if custom:
-        first = sorted(custom)[0]
-        problems.append("custom operators: " + _counted(custom) + " (give each its C "
-                        f"implementation: --custom-op {first}=impl.c)")
+        problems.append(unimplemented_custom_ops(custom))
     extra = (model.SubgraphsLength() - 1 - len(branches)
              - (len(_init_subgraphs(model) - set(branches)) if allow_state else 0))
     if control or extra > 0:
-        what = _counted(control) if control else f"{model.SubgraphsLength()} subgraphs"
+        what = counted(control) if control else f"{model.SubgraphsLength()} subgraphs"
         problems.append("control flow is not supported: " + what)
     if stateful:
-        problems.append("stateful variables are not supported: " + _counted(stateful))
+        problems.append("stateful variables are not supported: " + counted(stateful))
     if dynamic_range:
         problems.append("dynamic-range quantisation (float activations, int8 weights) is "
                         "supported for " + ", ".join(HYBRID_OPS) + " only, not: "
-                        + _counted(dynamic_range)
+                        + counted(dynamic_range)
                         + "; convert the model with full-integer quantisation")
     bad_types = [t for t in _unsupported_tensor_types(model, graph, consumers)
                  if not (allow_state and t == "resource")]
@@ -374,10 +373,6 @@ def _is_dynamic_range(graph: Any, op: Any) -> bool:
     if not ins or ins[0].Type() != 0:
         return False
     return any(t.Type() in (9, 3) and t.Buffer() > 0 for t in ins[1:])
-
-
-def _counted(counts: Counter[str]) -> str:
-    return ", ".join(f"{name} (x{n})" if n > 1 else name for name, n in sorted(counts.items()))
 
 
 def _quant(tensor: Any) -> QuantParams | None:

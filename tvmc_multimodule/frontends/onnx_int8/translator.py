@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from ..onnx_attributes import node_attrs
 from ..tflite_int8 import Graph, Operator, Tensor
 from ..tflite_int8.converters import TABLE
 
@@ -53,12 +54,6 @@ class Value:
     index: int                # its record
     nhwc: bool                # a 4-D tensor stored NHWC (the ONNX tensor is NCHW)
     quant: Quant
-
-
-def node_attrs(node: Any) -> dict[str, Any]:
-    from onnx import helper
-
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
 def nhwc_shape(shape: Sequence[int]) -> tuple[int, ...]:
