@@ -248,12 +248,12 @@ def write_profile_json(path: str, project: Any, module: str, operators: list) ->
     """{"<module>": {"<step>": instructions}}: the runner's step index of each operator call
     (TVMGEN_OPERATOR_CALL's index), the format `tvmc report --profile` reads."""
     from ..micro.emulator import instructions
+    from ..mlf.writer import write_atomically
 
     counts = {str(c.index): int(round(instructions(c.ticks, project.cpu_clock_hz)))
               for c in operators}
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump({module: counts}, handle, indent=1, sort_keys=True)
-        handle.write("\n")
+    text = json.dumps({module: counts}, indent=1, sort_keys=True) + "\n"
+    write_atomically(path, text.encode("utf-8"))
 
 
 def profile_table(project: Any, module: str, run: Any, operators: list, fp: Any) -> str:
