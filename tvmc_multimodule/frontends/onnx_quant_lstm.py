@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from .onnx_integer import convert_dynamic_quantize_linear
 from .onnx_recurrent import (_activations, _check_sequence_lens, _clip, _directions, _shape,
-                             lstm_cell_macro)
+                             lstm_cell_macro, start_state_macro, time_index)
 
 
 def quantised_lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int,
@@ -31,8 +31,8 @@ def quantised_lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, dire
 
     G = 4 * hidden  # noqa: N806 - TVMScript shapes read best in upper case
 
-    def time(s: Any, d: Any) -> Any:  # reverse directions walk the sequence backwards
-        return s + (rev_base + rev_step * d) * (steps - 1 - 2 * s)
+    time = time_index(steps, rev_base, rev_step)
+    start = start_state_macro(hidden, cell=True)
 
     lstm_cell = lstm_cell_macro(hidden, acts, clip)
 
@@ -60,9 +60,7 @@ def quantised_lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, dire
         hp = T.alloc_buffer((4,), "float32")
         for d in range(directions):
             for b in range(batch):
-                for j in range(hidden):
-                    yh[d, b, j] = h0[d, b, j]
-                    yc[d, b, j] = c0[d, b, j]
+                start(yh, h0, yc, c0, d, b)
                 for s in range(steps):
                     for g in range(G):
                         acc[g] = 0

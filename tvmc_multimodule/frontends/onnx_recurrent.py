@@ -99,10 +99,10 @@ def lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: in
 
     G = (3 if coupled else 4) * hidden  # noqa: N806 - TVMScript shapes read best in upper case
 
-    def time(s: Any, d: Any) -> Any:  # reverse directions walk the sequence backwards
-        return s + (rev_base + rev_step * d) * (steps - 1 - 2 * s)
+    time = time_index(steps, rev_base, rev_step)
 
     add_rows = _add_rows_macro()
+    start = start_state_macro(hidden, cell=True)
     lstm_cell = lstm_cell_macro(hidden, acts, clip, cell_clip, coupled)
 
     @T.prim_func(private=True)
@@ -119,9 +119,7 @@ def lstm_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: in
         gates = T.alloc_buffer((G,), "float32")
         for d in range(directions):
             for b in range(batch):
-                for j in range(hidden):
-                    yh[d, b, j] = h0[d, b, j]
-                    yc[d, b, j] = c0[d, b, j]
+                start(yh, h0, yc, c0, d, b)
                 for s in range(steps):
                     for g in range(G):
                         gates[g] = bias[d, g]
@@ -143,9 +141,8 @@ def gru_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
     G = 3 * hidden  # noqa: N806
     H2 = 2 * hidden  # noqa: N806
 
-    def time(s: Any, d: Any) -> Any:
-        return s + (rev_base + rev_step * d) * (steps - 1 - 2 * s)
-
+    time = time_index(steps, rev_base, rev_step)
+    start = start_state_macro(hidden)
     add_rows = _add_rows_macro()
 
     @T.prim_func(private=True)
@@ -161,8 +158,7 @@ def gru_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
         new_h = T.alloc_buffer((hidden,), "float32")
         for d in range(directions):
             for b in range(batch):
-                for j in range(hidden):
-                    yh[d, b, j] = h0[d, b, j]
+                start(yh, h0, d, b)
                 for s in range(steps):
                     for g in range(G):
                         gates[g] = wb[d, g]
@@ -199,8 +195,8 @@ def rnn_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
     """ONNX RNN: H = f(X W^T + H R^T + Wb + Rb), the state kept in yh."""
     from tvm.script import tirx as T
 
-    def time(s: Any, d: Any) -> Any:
-        return s + (rev_base + rev_step * d) * (steps - 1 - 2 * s)
+    time = time_index(steps, rev_base, rev_step)
+    start = start_state_macro(hidden)
 
     @T.prim_func(private=True)
     def rnn(x: T.Buffer((steps, batch, inputs), "float32"),
@@ -213,8 +209,7 @@ def rnn_kernel(steps: int, batch: int, inputs: int, hidden: int, directions: int
         acc = T.alloc_buffer((hidden,), "float32")
         for d in range(directions):
             for b in range(batch):
-                for j in range(hidden):
-                    yh[d, b, j] = h0[d, b, j]
+                start(yh, h0, d, b)
                 for s in range(steps):
                     for g in range(hidden):
                         acc[g] = bias[d, g]
@@ -285,6 +280,34 @@ def _coupled_lstm_cell_macro(hidden: int, acts: Sequence[Callable[[Any], Any]],
             y[t, d, b, j] = yh[d, b, j]
 
     return lstm_cell
+
+
+def time_index(steps: int, rev_base: int, rev_step: int) -> Callable[[Any, Any], Any]:
+    """``time(s, d)``: the sequence index of step s in direction d; reverse directions
+    (rev_base + rev_step * d == 1) walk the sequence backwards."""
+    def time(s: Any, d: Any) -> Any:
+        return s + (rev_base + rev_step * d) * (steps - 1 - 2 * s)
+
+    return time
+
+
+def start_state_macro(hidden: int, cell: bool = False) -> Any:
+    """T.macro ``start(yh, h0, d, b)`` (with `cell`: ``start(yh, h0, yc, c0, d, b)``): the
+    kept state of direction d, batch b set to its initial value before the first step."""
+    from tvm.script import tirx as T
+
+    @T.macro
+    def start(yh: Any, h0: Any, d: Any, b: Any) -> None:
+        for j in range(hidden):
+            yh[d, b, j] = h0[d, b, j]
+
+    @T.macro
+    def start_with_cell(yh: Any, h0: Any, yc: Any, c0: Any, d: Any, b: Any) -> None:
+        for j in range(hidden):
+            yh[d, b, j] = h0[d, b, j]
+            yc[d, b, j] = c0[d, b, j]
+
+    return start_with_cell if cell else start
 
 
 def _add_rows_macro() -> Any:
